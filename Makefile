@@ -1,0 +1,60 @@
+# DataHub's commands. `make demo` and `make test` set up everything they need on a fresh
+# machine (Debian packages, a Python venv, the npm proxy, Trino from Maven Central).
+
+# The venv lives outside the checkout so that users' system accounts (jupyter-<name>)
+# can run their servers from it; it is built on Debian's Python for the same reason.
+DATAHUB_HOME ?= /opt/datahub
+VENV ?= $(DATAHUB_HOME)/venv
+PYTHON ?= /usr/bin/python3.11
+BIN := $(VENV)/bin
+APT_PACKAGES := slapd ldap-utils python3.11-venv maven nodejs npm
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint format clean
+
+help:
+	@echo "make demo    install everything and run DataHub with demo users"
+	@echo "make test    install everything, start the services and run the whole suite"
+	@echo "make lint    ruff check and format check"
+
+install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
+	@echo "==> Installing DataHub and its Python dependencies into $(VENV)"
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet ".[test,bench]"
+	# Always replace the installed package with this checkout's code.
+	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+
+.make/apt:
+	@echo "==> Installing Debian packages: $(APT_PACKAGES)"
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "    already installed"; else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); fi
+	@mkdir -p .make && touch $@
+
+$(BIN)/python:
+	@echo "==> Creating the Python environment $(VENV)"
+	mkdir -p $(DATAHUB_HOME)
+	$(PYTHON) -m venv $(VENV)
+	chmod 755 $(DATAHUB_HOME)
+
+node_modules/.bin/configurable-http-proxy: package.json package-lock.json
+	@echo "==> Installing configurable-http-proxy (npm, pinned by package-lock.json)"
+	npm ci --no-audit --no-fund
+	@touch $@
+
+demo: install
+	$(BIN)/datahub up --state-dir .datahub
+
+test: install
+	@echo "==> Running the test suite (starts slapd, Trino and JupyterHub once)"
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .make build *.egg-info node_modules .datahub

@@ -1,0 +1,82 @@
+"""The `datahub` command.
+
+    datahub up     start slapd, Trino and JupyterHub (with the gateway) on this machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .stack import demo
+from .stack.process import Progress
+
+
+def _up(args: argparse.Namespace) -> int:
+    from .stack.local import LocalStack
+
+    progress = Progress()
+    stack = LocalStack(
+        args.state_dir, args.config, progress=progress, hub_port=args.port or None
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(
+            f"\nDataHub is running at {stack.hub_url}/\n\n"
+            "Sign in with one of the demo accounts:\n"
+            + "\n".join(
+                f"  {p.uid:<6} {p.password:<11} {p.full_name} ({', '.join(p.groups)})"
+                for p in demo.PEOPLE
+            )
+            + f"\n\nState and logs: {stack.state_dir}\nPress Ctrl-C to stop everything.",
+            flush=True,
+        )
+        stopping.wait()
+    finally:
+        progress.step("Stopping DataHub")
+        stack.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="datahub", description="DataHub: a Jupyter-centric self-service data hub."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser(
+        "up",
+        help="run the whole DataHub on this machine (slapd, Trino, JupyterHub, gateway)",
+        description="Start the local DataHub stack with demo users; Ctrl-C stops all of it.",
+    )
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".datahub"),
+        help="directory for data, settings and logs (default: ./.datahub)",
+    )
+    up.add_argument(
+        "--config",
+        type=Path,
+        default=Path("jupyterhub_config.py"),
+        help="the hub configuration file (default: ./jupyterhub_config.py)",
+    )
+    up.add_argument("--port", type=int, default=8000, help="hub port (default 8000; 0 = any)")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return _up(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

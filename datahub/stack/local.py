@@ -1,0 +1,202 @@
+"""The whole DataHub on one machine: slapd, Trino, and JupyterHub with the gateway service.
+
+`make demo` (through `datahub up`) and the test suite's session fixtures use this. Each
+part gets free ports on 127.0.0.1 and its own directory under one state directory; the
+settings the hub and the gateway need (ports, URLs, service-account secrets) are written
+to ``stack.json`` there (mode 0600), which `jupyterhub_config.py` reads through the
+`DATAHUB_STACK_FILE` environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import demo
+from .ldap import Slapd
+from .process import ManagedProcess, Progress, free_port
+from .trino import TrinoServer
+
+STACK_FILE_ENV = "DATAHUB_STACK_FILE"
+
+
+def load_stack_settings(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The local stack's settings, or ``{}`` when not running under the local stack.
+
+    Reads the file named by `DATAHUB_STACK_FILE` unless ``path`` is given.
+    """
+    path = path or os.environ.get(STACK_FILE_ENV)
+    if not path:
+        return {}
+    return json.loads(Path(path).read_text())
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _load_or_create_json(path: Path, create) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    value = create()
+    path.write_text(json.dumps(value, indent=2))
+    os.chmod(path, 0o600)
+    return value
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        return response.status == 200
+
+
+class LocalStack:
+    """Starts and stops slapd, Trino and JupyterHub (which starts the proxy and gateway)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        config_file: Path,
+        *,
+        progress: Progress | None = None,
+        hub_port: int | None = None,
+        trino_cache: Path | None = None,
+    ) -> None:
+        self.state_dir = _private_dir(Path(state_dir).resolve())
+        self.config_file = Path(config_file).resolve()
+        self.progress = progress or Progress()
+        self.hub_port = hub_port or free_port()
+        self.trino_cache = trino_cache
+        self.secrets = _load_or_create_json(
+            self.state_dir / "secrets.json",
+            lambda: {
+                "services": demo.new_service_secrets(),
+                "gateway_hmac": secrets.token_hex(32),
+                "ops_token": secrets.token_hex(32),
+            },
+        )
+        self.slapd: Slapd | None = None
+        self.trino: TrinoServer | None = None
+        self.hub: ManagedProcess | None = None
+        self.settings: dict[str, Any] = {}
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    def start(self) -> LocalStack:
+        """Start every part, in dependency order; on failure stop what was started."""
+        try:
+            self._start_ldap()
+            self._start_trino()
+            self._write_settings()
+            self._start_hub()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_ldap(self) -> None:
+        self.progress.step("Starting the LDAP directory (slapd)")
+        self.slapd = Slapd(self.state_dir / "ldap", self.secrets["services"])
+        self.slapd.start()
+
+    def _start_trino(self) -> None:
+        self.progress.step("Starting Trino (first run downloads it from Maven Central)")
+        self.trino = TrinoServer(
+            self.state_dir / "trino",
+            name="trino",
+            ldap_url=self.slapd.url,
+            secrets=self.secrets["services"],
+            groups=demo.group_members(),
+            cache_dir=self.trino_cache,
+            progress=self.progress,
+        )
+        self.trino.start()
+
+    def _write_settings(self) -> None:
+        gateway_port = free_port()
+        self.settings = {
+            "state_dir": str(self.state_dir),
+            "hub_port": self.hub_port,
+            "gateway_port": gateway_port,
+            "gateway_url": f"http://127.0.0.1:{gateway_port}",
+            "gateway_hmac": self.secrets["gateway_hmac"],
+            "ops_token": self.secrets["ops_token"],
+            "proxy_command": self._proxy_command(),
+            "ldap": {
+                "host": "127.0.0.1",
+                "port": self.slapd.port,
+                "base_dn": demo.BASE_DN,
+                "people_dn": demo.PEOPLE_DN,
+                "groups_dn": demo.GROUPS_DN,
+                "search_user_dn": demo.service_dn(demo.HUB_SERVICE_ACCOUNT),
+                "search_password": self.secrets["services"][demo.HUB_SERVICE_ACCOUNT],
+                "allowed_groups": [demo.group_dn(demo.ALLOWED_GROUP)],
+                "admin_groups": [demo.group_dn(demo.ADMIN_GROUP)],
+            },
+            "clusters": [
+                {
+                    "name": "trino",
+                    "url": self.trino.url,
+                    "ca_file": str(self.trino.ca_file),
+                    "user": demo.TRINO_SERVICE_ACCOUNT,
+                    "password": self.secrets["services"][demo.TRINO_SERVICE_ACCOUNT],
+                }
+            ],
+        }
+        self.stack_file.write_text(json.dumps(self.settings, indent=2))
+        os.chmod(self.stack_file, 0o600)
+
+    def _proxy_command(self) -> str:
+        """configurable-http-proxy from the checkout's npm install, else from PATH."""
+        local = self.config_file.parent / "node_modules" / ".bin" / "configurable-http-proxy"
+        if local.exists():
+            return str(local)
+        found = shutil.which("configurable-http-proxy")
+        if not found:
+            raise RuntimeError(
+                "configurable-http-proxy is not installed; run `npm ci` in the checkout "
+                "(the Makefile does this)."
+            )
+        return found
+
+    def _start_hub(self) -> None:
+        self.progress.step(f"Starting JupyterHub on {self.hub_url}")
+        hub_dir = _private_dir(self.state_dir / "hub")
+        jupyterhub = Path(sys.executable).with_name("jupyterhub")
+        env = {
+            **os.environ,
+            STACK_FILE_ENV: str(self.stack_file),
+            "PATH": os.pathsep.join([str(jupyterhub.parent), os.environ.get("PATH", "")]),
+        }
+        self.hub = ManagedProcess(
+            "jupyterhub",
+            [jupyterhub, "-f", self.config_file],
+            log_file=self.state_dir / "logs" / "jupyterhub.log",
+            env=env,
+            cwd=hub_dir,
+        )
+        self.hub.start()
+        self.hub.wait_ready(lambda: _http_ok(f"{self.hub_url}/hub/api/"), 90, "the hub API")
+        self.progress.step("Waiting for the DataHub gateway service")
+        self.hub.wait_ready(
+            lambda: _http_ok(f"{self.settings['gateway_url']}/v1/info"), 60, "the gateway"
+        )
+
+    def stop(self) -> None:
+        """Stop everything that was started (the hub stops the proxy, servers, gateway)."""
+        for part in (self.hub, self.trino, self.slapd):
+            if part is not None:
+                part.stop()

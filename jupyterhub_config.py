@@ -1,0 +1,87 @@
+"""DataHub's JupyterHub configuration, read by the hub and by the DataHub service.
+
+Under the local stack (`make demo`, `make test`) the addresses and service-account
+secrets come from the stack's settings file (`DATAHUB_STACK_FILE`, written by
+`datahub up`). In production, replace the `stack[...]` values with your own: your LDAP
+servers, your Trino clusters, and secrets from your secret store.
+"""
+
+import sys
+from pathlib import Path
+
+from datahub.stack.local import STACK_FILE_ENV, load_stack_settings
+
+c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
+
+stack = load_stack_settings()
+if not stack:
+    raise SystemExit(
+        f"Set {STACK_FILE_ENV} (as `datahub up` does) or edit jupyterhub_config.py "
+        "with your own LDAP, Trino and gateway settings."
+    )
+state_dir = Path(stack["state_dir"])
+here = Path(__file__).resolve().parent
+
+# --- The hub -----------------------------------------------------------------------
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = stack["hub_port"]
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.db_url = f"sqlite:///{state_dir / 'hub' / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state_dir / "hub" / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(state_dir / "hub" / "jupyterhub.pid")
+c.ConfigurableHTTPProxy.command = [stack["proxy_command"]]
+c.ConfigurableHTTPProxy.pid_file = str(state_dir / "hub" / "proxy.pid")
+c.JupyterHub.template_paths = [str(here / "templates")]
+c.JupyterHub.cleanup_servers = True
+
+# --- Sign-in: the company LDAP directory ------------------------------------------------
+ldap = stack["ldap"]
+c.JupyterHub.authenticator_class = "datahub-ldap"
+c.DataHubLDAPAuthenticator.server_address = ldap["host"]
+c.DataHubLDAPAuthenticator.server_port = ldap["port"]
+# The demo directory speaks plain LDAP on loopback; use "before_bind" (StartTLS) or
+# "on_connect" (LDAPS) against a real directory.
+c.DataHubLDAPAuthenticator.tls_strategy = "insecure"
+c.DataHubLDAPAuthenticator.lookup_dn = True
+c.DataHubLDAPAuthenticator.lookup_dn_search_user = ldap["search_user_dn"]
+c.DataHubLDAPAuthenticator.lookup_dn_search_password = ldap["search_password"]
+c.DataHubLDAPAuthenticator.user_search_base = ldap["people_dn"]
+c.DataHubLDAPAuthenticator.user_attribute = "uid"
+c.DataHubLDAPAuthenticator.lookup_dn_user_dn_attribute = "uid"
+c.DataHubLDAPAuthenticator.group_search_base = ldap["groups_dn"]
+c.DataHubLDAPAuthenticator.allowed_groups = ldap["allowed_groups"]
+c.DataHubLDAPAuthenticator.admin_groups = ldap["admin_groups"]
+
+# --- Users' servers ------------------------------------------------------------------
+c.JupyterHub.spawner_class = "datahub-local"
+c.DataHubLocalSpawner.gateway_url = stack["gateway_url"]
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 90
+
+# --- The DataHub service: gateway, pages, API -----------------------------------------
+c.JupyterHub.services = [
+    {
+        "name": "datahub",
+        "url": stack["gateway_url"],
+        "command": [sys.executable, "-m", "datahub.gateway", "-f", str(Path(__file__).resolve())],
+        "environment": {STACK_FILE_ENV: str(state_dir / "stack.json")},
+        "oauth_no_confirm": True,
+        "display": False,
+    },
+    {
+        # The local stack's operator token (tests, `datahub` CLI); not in production.
+        "name": "datahub-ops",
+        "api_token": stack["ops_token"],
+    },
+]
+c.JupyterHub.load_roles = [
+    # Every user may use the gateway; their servers' tokens get this scope (see the
+    # spawner's server_token_scopes) and nothing beyond their own server.
+    {"name": "user", "scopes": ["self", "access:services!service=datahub"]},
+    {"name": "datahub-ops", "scopes": ["admin:users", "admin:servers", "tokens", "read:hub",
+                                        "admin:groups", "access:servers", "access:services"],
+     "services": ["datahub-ops"]},
+]
+
+c.DataHubService.clusters = stack["clusters"]
+c.DataHubService.secret = stack["gateway_hmac"]

@@ -1,0 +1,194 @@
+"""Shared fixtures: the real local stack (slapd, Trino, JupyterHub, proxy, gateway), once
+per test session, and small clients to drive it as a person and as a kernel would.
+
+A service that cannot start fails the tests that need it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from datahub.stack import demo
+from datahub.stack.local import LocalStack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The whole DataHub, started once for the session."""
+    state = tmp_path_factory.mktemp("datahub-stack")
+    local = LocalStack(state, REPO / "jupyterhub_config.py", hub_port=0)
+    local.start()
+    yield local
+    local.stop()
+
+
+class Hub:
+    """The hub's REST API with the local stack's operator token."""
+
+    def __init__(self, stack: LocalStack):
+        self.url = stack.hub_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {stack.settings['ops_token']}"
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, f"{self.url}/hub/api{path}", timeout=60, **kwargs)
+
+    def user(self, name: str) -> dict:
+        r = self.api("GET", f"/users/{name}")
+        r.raise_for_status()
+        return r.json()
+
+    def token_for(self, name: str) -> str:
+        r = self.api("POST", f"/users/{name}/tokens", json={"note": "tests", "expires_in": 7200})
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def start_server(self, name: str, timeout: float = 120) -> dict:
+        r = self.api("POST", f"/users/{name}/server")
+        assert r.status_code in (201, 202, 400), r.text  # 400: already running
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.user(name)["servers"].get("")
+            if server and server.get("ready"):
+                return server
+            time.sleep(0.5)
+        raise AssertionError(f"{name}'s server did not become ready in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def hub(stack) -> Hub:
+    return Hub(stack)
+
+
+def login(hub_url: str, username: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Sign in through the hub's login form, as a browser would."""
+    session = requests.Session()
+    page = session.get(f"{hub_url}/hub/login", timeout=30)
+    page.raise_for_status()
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    response = session.post(
+        f"{hub_url}/hub/login",
+        data={"username": username, "password": password, "_xsrf": xsrf},
+        allow_redirects=False,
+        timeout=60,
+    )
+    return session, response
+
+
+@pytest.fixture(scope="session")
+def sign_in(stack):
+    """``sign_in(username, password) -> (session, response)`` through the login form."""
+    return lambda username, password: login(stack.hub_url, username, password)
+
+
+class Kernel:
+    """A kernel in a user's server, driven through the proxy like JupyterLab drives it."""
+
+    def __init__(self, hub_url: str, user: str, token: str):
+        self.base = f"{hub_url}/user/{user}"
+        self.headers = {"Authorization": f"token {token}"}
+        r = requests.post(
+            f"{self.base}/api/kernels", json={"name": "python3"}, headers=self.headers, timeout=60
+        )
+        r.raise_for_status()
+        self.id = r.json()["id"]
+        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
+        self.ws = websocket.create_connection(
+            ws_url, header=[f"Authorization: token {token}"], timeout=120
+        )
+
+    def execute(self, code: str, timeout: float = 180) -> dict:
+        """Run ``code``; return its outputs, the reply status and any error."""
+        msg_id = uuid.uuid4().hex
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": "tests",
+                        "session": uuid.uuid4().hex,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {"code": code, "silent": False, "store_history": True,
+                                "user_expressions": {}, "allow_stdin": False},
+                }
+            )
+        )
+        result = {"outputs": [], "status": None, "stdout": "", "stderr": ""}
+        idle = False
+        deadline = time.monotonic() + timeout
+        while not (idle and result["status"]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"kernel did not finish within {timeout}s: {code[:80]}")
+            msg = json.loads(self.ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                idle = True
+            elif kind == "execute_reply":
+                result["status"] = content["status"]
+                result["reply"] = content
+            elif kind == "stream":
+                result[content["name"]] += content["text"]
+            elif kind in ("display_data", "execute_result", "update_display_data", "error"):
+                result["outputs"].append({"type": kind, **content})
+        return result
+
+    def value(self, expression: str):
+        """Evaluate a Python expression in the kernel and return it through JSON."""
+        out = self.execute(f"import json as _j; print(_j.dumps({expression}, default=str))")
+        assert out["status"] == "ok", out
+        return json.loads(out["stdout"].strip().splitlines()[-1])
+
+    def close(self) -> None:
+        self.ws.close()
+        requests.delete(f"{self.base}/api/kernels/{self.id}", headers=self.headers, timeout=30)
+
+
+class Users:
+    """Signs demo users in (through the form) and starts their servers, once each."""
+
+    def __init__(self, stack: LocalStack, hub: Hub):
+        self.stack, self.hub = stack, hub
+        self.tokens: dict[str, str] = {}
+        self.kernels: dict[str, Kernel] = {}
+
+    def token(self, name: str) -> str:
+        if name not in self.tokens:
+            session, response = login(self.stack.hub_url, name, demo.demo_password(name))
+            assert response.status_code == 302, response.text[:500]
+            self.hub.start_server(name)
+            self.tokens[name] = self.hub.token_for(name)
+        return self.tokens[name]
+
+    def kernel(self, name: str) -> Kernel:
+        if name not in self.kernels:
+            self.kernels[name] = Kernel(self.stack.hub_url, name, self.token(name))
+        return self.kernels[name]
+
+    def close(self) -> None:
+        for kernel in self.kernels.values():
+            kernel.close()
+
+
+@pytest.fixture(scope="session")
+def users(stack, hub):
+    registry = Users(stack, hub)
+    yield registry
+    registry.close()
