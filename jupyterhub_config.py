@@ -26,6 +26,8 @@ here = Path(__file__).resolve().parent
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = stack["hub_port"]
 c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = stack["hub_api_port"]
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{stack['proxy_api_port']}"
 c.JupyterHub.db_url = f"sqlite:///{state_dir / 'hub' / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state_dir / "hub" / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(state_dir / "hub" / "jupyterhub.pid")
@@ -78,9 +80,19 @@ c.JupyterHub.load_roles = [
     # Every user may use the gateway; their servers' tokens get this scope (see the
     # spawner's server_token_scopes) and nothing beyond their own server.
     {"name": "user", "scopes": ["self", "access:services!service=datahub"]},
-    {"name": "datahub-ops", "scopes": ["admin:users", "admin:servers", "tokens", "read:hub",
-                                        "admin:groups", "access:servers", "access:services"],
-     "services": ["datahub-ops"]},
+    {
+        "name": "datahub-ops",
+        "scopes": [
+            "admin:users",
+            "admin:servers",
+            "tokens",
+            "read:hub",
+            "admin:groups",
+            "access:servers",
+            "access:services",
+        ],
+        "services": ["datahub-ops"],
+    },
 ]
 
 c.DataHubService.clusters = stack["clusters"]

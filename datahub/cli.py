@@ -1,6 +1,6 @@
 """The `datahub` command.
 
-    datahub up     start slapd, Trino and JupyterHub (with the gateway) on this machine
+datahub up     start slapd, Trino and JupyterHub (with the gateway) on this machine
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ def _up(args: argparse.Namespace) -> int:
     from .stack.local import LocalStack
 
     progress = Progress()
-    stack = LocalStack(
-        args.state_dir, args.config, progress=progress, hub_port=args.port or None
-    )
+    stack = LocalStack(args.state_dir, args.config, progress=progress, hub_port=args.port or None)
     stopping = threading.Event()
 
     def on_signal(signum, frame):

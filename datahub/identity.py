@@ -106,8 +106,7 @@ def parse_authorization(header: str | None) -> Credentials:
         username, sep, token = decoded.partition(":")
         if not sep or not token:
             raise AuthError(
-                "No token in the password field; use your JupyterHub API token as the "
-                "password."
+                "No token in the password field; use your JupyterHub API token as the password."
             )
         return Credentials(token=token, username=username, via="basic")
     raise AuthError(
@@ -175,9 +174,17 @@ class IdentityResolver(LoggingConfigurable):
         except HTTPError as e:
             self.log.error("Could not check a token with the hub: %s", e.log_message)
             raise IdentityUnavailable(
-                "The hub could not check your token right now; try again shortly or ask "
-                "an admin."
+                "The hub could not check your token right now; try again shortly or ask an admin."
             ) from None
+
+    def _has_required_scope(self, model: dict[str, Any]) -> bool:
+        scopes = set(model.get("scopes") or ())
+        try:
+            return bool(check_scopes(set(self.required_scopes), scopes))
+        except ValueError as e:
+            # The hub sends expanded scopes; anything unparsable grants nothing.
+            self.log.warning("Unparsable scopes for %s: %s", model.get("name"), e)
+            return False
 
     async def resolve(self, authorization: str | None) -> Identity:
         """The Identity for an ``Authorization`` header value.
@@ -205,8 +212,7 @@ class IdentityResolver(LoggingConfigurable):
                 f"The token does not belong to {credentials.username!r}; sign in with "
                 "your own user name and token."
             )
-        scopes = set(model.get("scopes") or ())
-        if self.required_scopes and not check_scopes(set(self.required_scopes), scopes):
+        if self.required_scopes and not self._has_required_scope(model):
             needed = " or ".join(sorted(self.required_scopes))
             raise AuthError(
                 f"Your token is not allowed to use the DataHub gateway (it needs {needed}); "

@@ -70,8 +70,16 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
             home = os.path.join(self.home_root, name)
             self.log.info("Creating system account %s for hub user %s", name, self.user.name)
             subprocess.run(
-                ["useradd", "--create-home", "--home-dir", home, "--shell", "/bin/bash",
-                 "--user-group", name],
+                [
+                    "useradd",
+                    "--create-home",
+                    "--home-dir",
+                    home,
+                    "--shell",
+                    "/bin/bash",
+                    "--user-group",
+                    name,
+                ],
                 check=True,
                 capture_output=True,
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from traitlets import Unicode, default
+from traitlets.config import LoggingConfigurable
 
 import datahub
 
@@ -25,8 +26,12 @@ WELCOME_NOTEBOOK = Path(__file__).parent / "welcome.ipynb"
 SAFE_ENV_KEEP = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH"]
 
 
-class DataHubSpawnerMixin:
-    """Gateway address, SQL kernel and welcome notebook for a user's server."""
+class DataHubSpawnerMixin(LoggingConfigurable):
+    """Gateway address, SQL kernel and welcome notebook for a user's server.
+
+    A traitlets class itself, so its options are configurable on any spawner it is mixed
+    into (``c.DataHubLocalSpawner.gateway_url``).
+    """
 
     gateway_url = Unicode(
         "",
@@ -67,6 +72,8 @@ class DataHubSpawnerMixin:
         return [
             "users:activity!user",
             "access:servers!server",
+            # The gateway reads the user's hub groups from the token (routing, quotas).
+            "read:users:groups!user",
             f"access:services!service={self.gateway_service_name}",
         ]
 

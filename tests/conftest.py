@@ -86,6 +86,27 @@ def login(hub_url: str, username: str, password: str) -> tuple[requests.Session,
 
 
 @pytest.fixture(scope="session")
+def trino_query_info(stack):
+    """``trino_query_info(query_id) -> dict``: Trino's own record of a query, read with
+    the service account (which may view every query), waiting until it has ended."""
+    trino_server = stack.trino
+    session = trino_server.http_session()
+    session.auth = (trino_server.service_user, trino_server.service_password)
+
+    def info(query_id: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            r = session.get(f"{trino_server.url}/v1/query/{query_id}", timeout=30)
+            r.raise_for_status()
+            body = r.json()
+            if body["state"] in ("FINISHED", "FAILED") or time.monotonic() > deadline:
+                return body
+            time.sleep(0.2)
+
+    return info
+
+
+@pytest.fixture(scope="session")
 def sign_in(stack):
     """``sign_in(username, password) -> (session, response)`` through the login form."""
     return lambda username, password: login(stack.hub_url, username, password)
@@ -124,8 +145,13 @@ class Kernel:
                     "parent_header": {},
                     "metadata": {},
                     "channel": "shell",
-                    "content": {"code": code, "silent": False, "store_history": True,
-                                "user_expressions": {}, "allow_stdin": False},
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
                 }
             )
         )

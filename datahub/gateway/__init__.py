@@ -1,0 +1,1 @@
+"""The DataHub gateway: Trino protocol in, hub identity checked, Trino clusters out."""

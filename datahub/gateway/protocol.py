@@ -244,6 +244,15 @@ def _has_traversal(path: str) -> bool:
     return any(segment in (".", "..") for segment in path.split("/")) or "//" in path
 
 
+_QUERY_ID_RE = re.compile(r"^/v1/statement/(?:queued|executing)/(?:partialCancel/)?(\w+)/")
+
+
+def query_id_from_path(path: str) -> str | None:
+    """The query id in a Trino statement path (``/v1/statement/executing/ID/...``)."""
+    match = _QUERY_ID_RE.match(path)
+    return match.group(1) if match else None
+
+
 # -------------------------------------------------------------------- result pages
 
 #: Top-level QueryResults keys holding URIs to rewrite.
@@ -534,7 +543,9 @@ GENERIC_USER_ERROR = ("GENERIC_USER_ERROR", "USER_ERROR", 1)
 PERMISSION_DENIED = ("PERMISSION_DENIED", "USER_ERROR", 4)
 NOT_FOUND = ("NOT_FOUND", "USER_ERROR", 44)
 GENERIC_INTERNAL_ERROR = ("GENERIC_INTERNAL_ERROR", "INTERNAL_ERROR", 65536)
-CLUSTER_UNREACHABLE = ("CLUSTER_UNREACHABLE", "EXTERNAL", 131072 + 100)
+# The gateway's own EXTERNAL errors, in Trino's EXTERNAL code range (from 0x0100_0000).
+CLUSTER_UNREACHABLE = ("CLUSTER_UNREACHABLE", "EXTERNAL", 0x0100_DA01)
+HUB_UNAVAILABLE = ("HUB_UNAVAILABLE", "EXTERNAL", 0x0100_DA02)
 
 
 def trino_error_body(

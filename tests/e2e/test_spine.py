@@ -3,6 +3,7 @@ Trino as that employee → DataFrame, table and Plotly chart."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -15,25 +16,11 @@ from datahub.stack import demo
 PLOTLY = "application/vnd.plotly.v1+json"
 
 
-def trino_as(stack, user: str):
-    """A direct connection to the test Trino as the service account, impersonating ``user``."""
-    cluster = stack.settings["clusters"][0]
-    host, port = cluster["url"].removeprefix("https://").split(":")
-    return trino.dbapi.connect(
-        host=host,
-        port=int(port),
-        http_scheme="https",
-        user=user,
-        auth=trino.auth.BasicAuthentication(cluster["user"], cluster["password"]),
-        verify=cluster["ca_file"],
-    )
-
-
 # --- Sign-in --------------------------------------------------------------------------
 
 
 def test_alice_signs_in_with_her_ldap_password(sign_in):
-    _, response = sign_in( "alice", demo.demo_password("alice"))
+    _, response = sign_in("alice", demo.demo_password("alice"))
     assert response.status_code == 302
     assert "/login" not in response.headers["Location"]
 
@@ -49,25 +36,34 @@ def test_alice_signs_in_with_her_ldap_password(sign_in):
         ("*", "x", messages.INVALID_USERNAME),
         ("alice)(uid=*", "x", messages.INVALID_USERNAME),
     ],
-    ids=["wrong-password", "empty-password", "blank-password", "unknown-user",
-         "outside-allowed-group", "wildcard", "filter-injection"],
+    ids=[
+        "wrong-password",
+        "empty-password",
+        "blank-password",
+        "unknown-user",
+        "outside-allowed-group",
+        "wildcard",
+        "filter-injection",
+    ],
 )
 def test_refused_sign_ins_say_why_on_the_login_page(sign_in, username, password, message):
-    _, response = sign_in( username, password)
+    _, response = sign_in(username, password)
     assert response.status_code == 403
-    assert message in response.text
-    assert "DataHub" in response.text  # our branded login page
+    page = html.unescape(response.content.decode())
+    assert message in page
+    assert "Sign in · DataHub" in page  # our branded login page
 
 
 def test_login_page_is_datahub_branded(stack):
     page = requests.get(f"{stack.hub_url}/hub/login", timeout=30)
-    assert "Sign in · DataHub" in page.text
-    assert "company (LDAP) account" in page.text
+    text = page.content.decode()
+    assert "Sign in · DataHub" in text
+    assert "company (LDAP) account" in text
 
 
 def test_admin_group_makes_hub_admins_and_ldap_groups_become_hub_groups(sign_in, hub):
     for name in ("alice", "carol"):
-        _, response = sign_in( name, demo.demo_password(name))
+        _, response = sign_in(name, demo.demo_password(name))
         assert response.status_code == 302
     carol, alice = hub.user("carol"), hub.user("alice")
     assert carol["admin"] is True
@@ -88,13 +84,12 @@ def test_sql_cell_runs_as_the_signed_in_employee(users):
 
 def test_aggregation_gives_typed_dataframe_table_and_plotly_chart(stack, users):
     sql = (
-        "SELECT returnflag, sum(quantity) AS quantity FROM tpch.tiny.lineitem "
-        "GROUP BY 1 ORDER BY 1"
+        "SELECT returnflag, sum(quantity) AS quantity FROM tpch.tiny.lineitem GROUP BY 1 ORDER BY 1"
     )
     kernel = users.kernel("alice")
     out = kernel.execute(f"%%sql -o flags\n{sql}")
     assert out["status"] == "ok", out
-    cursor = trino_as(stack, "alice").cursor()
+    cursor = stack.trino.connect(user="alice").cursor()
     cursor.execute(sql)
     expected = [[flag, float(qty)] for flag, qty in cursor.fetchall()]
     got = kernel.value("[[f, float(q)] for f, q in flags.itertuples(index=False)]")
@@ -135,10 +130,33 @@ def gateway_connection(stack, token: str | None, **kwargs):
 
 def test_client_identity_headers_are_ignored(stack, users):
     token = users.token("alice")
-    conn = gateway_connection(stack, token, user="bob", http_headers={"X-Trino-User": "bob"})
-    cursor = conn.cursor()
+    # The trino client sends X-Trino-User: bob; the gateway must run the query as alice.
+    cursor = gateway_connection(stack, token, user="bob").cursor()
     cursor.execute("SELECT current_user")
     assert cursor.fetchall() == [["alice"]]
+    # Raw protocol, with every identity header a client could try.
+    response = requests.post(
+        f"{stack.settings['gateway_url']}/v1/statement",
+        data="SELECT current_user",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Trino-User": "bob",
+            "X-Trino-Original-User": "carol",
+            "X-Presto-User": "bob",
+        },
+        timeout=30,
+    )
+    rows = []
+    while True:
+        page = response.json()
+        rows += page.get("data", [])
+        assert "error" not in page, page
+        if "nextUri" not in page:
+            break
+        response = requests.get(
+            page["nextUri"], headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    assert rows == [["alice"]]
 
 
 @pytest.mark.parametrize("token", [None, "not-a-real-token"], ids=["no-token", "wrong-token"])

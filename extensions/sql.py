@@ -1,0 +1,551 @@
+"""The ``%%sql`` / ``%sql`` IPython magic: SQL through the DataHub gateway to Trino.
+
+Load it with ``%load_ext datahub.extensions.sql``; configure it with ``%config SqlMagic.x = …``.
+
+A cell's value is the result as a typed pandas DataFrame (so ``_`` and ``Out`` hold it). It
+is shown as a compact table (first rows, row count, elapsed time, query id), with a Plotly
+chart when the data suits one, and live progress while the query runs. Ctrl-C / kernel
+interrupt cancels the query on the server. Query errors are one message, never a traceback.
+
+The pure pieces (option splitting, ``--limit`` wrapping, error messages) are plain functions
+here; running the query is :mod:`datahub.extensions.query`, the type mapping
+:mod:`datahub.results`, the charts :mod:`datahub.charts`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import html
+import os
+import re
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+import trino
+from datahub.extensions.progress import Progress, format_summary, human_seconds
+from datahub.extensions.query import QueryCancelled, QueryResult, run_query
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Bool, Integer, Unicode, default, validate
+from traitlets.config import Configurable
+
+from datahub import charts
+
+__all__ = [
+    "ROUTING_HEADER",
+    "PLOTLY_MIMETYPE",
+    "SqlError",
+    "SqlMagic",
+    "format_query_error",
+    "load_ipython_extension",
+    "split_options",
+    "strip_sql",
+    "wrap_limit",
+]
+
+#: Header the gateway reads to pick a routing group (cluster) for the query.
+ROUTING_HEADER = "X-DataHub-Routing-Group"
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+CHART_CHOICES = ("none", "auto", *charts.CHART_KINDS)
+
+# --------------------------------------------------------------------------- errors
+
+
+class SqlError(Exception):
+    """A query problem shown to the user as its message alone, without a traceback.
+
+    IPython calls ``_render_traceback_`` instead of formatting a traceback (the jupysql
+    approach), so the cell fails with exactly these lines.
+    """
+
+    def __init__(self, message: str, query_id: str | None = None):
+        super().__init__(message)
+        self.message = message
+        #: Trino's id of the failed or cancelled query, when it got one.
+        self.query_id = query_id
+
+    def _render_traceback_(self) -> list[str]:
+        return self.message.splitlines()
+
+
+class _Secret(str):
+    """A string whose repr hides it: ``%config SqlMagic`` prints trait values with repr."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'" if self else "''"
+
+
+_LOCATION_PREFIX = re.compile(r"^line \d+:\d+: ")
+
+
+def format_query_error(
+    error_name: str | None,
+    message: str,
+    sql: str,
+    location: tuple[int, int] | None = None,
+    line_offset: int = 0,
+) -> str:
+    """One message for a Trino query error; with a location, the SQL line and a caret.
+
+    ``location`` is Trino's 1-based (line, column) in the statement that was sent, which
+    starts ``line_offset`` lines before the user's ``sql`` (``--limit`` wraps it).
+    """
+    message = _LOCATION_PREFIX.sub("", message.strip())
+    if error_name == "PERMISSION_DENIED":
+        return message
+    lines = sql.splitlines()
+    if location is not None:
+        line, column = location[0] - line_offset, location[1]
+        if 1 <= line <= len(lines):
+            src = lines[line - 1]
+            # Keep tabs so the caret lines up under the same column.
+            pad = "".join("\t" if ch == "\t" else " " for ch in src[: max(column - 1, 0)])
+            head = "Syntax error" if error_name == "SYNTAX_ERROR" else _title(error_name)
+            where = f"line {line}, column {column}"
+            return f"{head} at {where}: {message}\n    {src}\n    {pad}^"
+    if error_name == "SYNTAX_ERROR":
+        return f"Syntax error: {message}"
+    return f"{_title(error_name)}: {message}" if error_name else message
+
+
+def _title(error_name: str | None) -> str:
+    return (error_name or "Query failed").replace("_", " ").capitalize()
+
+
+_HTTP_STATUS = re.compile(r"error (\d{3})(?::\s*(.*))?", re.S)
+
+
+def _gateway_error(err: Exception, gateway_url: str) -> str:
+    """A sentence for transport-level failures (HTTP status, unreachable gateway)."""
+    text = str(err)
+    m = _HTTP_STATUS.search(text)
+    if m:
+        status = int(m.group(1))
+        body = (m.group(2) or "").strip()
+        if body.startswith(("b'", 'b"')):
+            body = body[2:-1]
+        if status == 401:
+            return (
+                "The DataHub gateway refused your token; restart your server from the hub "
+                "home page (File → Hub Control Panel → Stop My Server, then Start)."
+            )
+        detail = f": {body[:300]}" if body else "."
+        if status == 403:
+            return f"The DataHub gateway refused the query (HTTP 403){detail}"
+        return f"The DataHub gateway answered HTTP {status}{detail}"
+    if isinstance(err, trino.exceptions.TrinoConnectionError):
+        return (
+            f"Cannot reach the DataHub gateway at {gateway_url}; check SqlMagic.gateway_url "
+            "or ask your DataHub admin whether the service is up."
+        )
+    return f"Query failed: {text}"
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+_QUERY_START = re.compile(
+    r"^(?:\s|--[^\n]*\n|/\*.*?\*/)*(select|with|values|table|\()", re.I | re.S
+)
+
+
+def strip_sql(sql: str) -> str:
+    """Drop surrounding whitespace and trailing semicolons (Trino takes one statement)."""
+    sql = sql.strip()
+    while sql.endswith(";"):
+        sql = sql[:-1].rstrip()
+    return sql
+
+
+def wrap_limit(sql: str, limit: int) -> tuple[str, int]:
+    """Apply ``LIMIT limit`` on the server by wrapping a query.
+
+    Returns the statement to send and how many lines it adds before the user's SQL (so
+    error locations can be mapped back). The user's SQL sits on its own lines so a trailing
+    ``-- comment`` cannot swallow the closing parenthesis. Only queries can be wrapped.
+    """
+    if limit < 0:
+        raise UsageError("--limit must be zero or more")
+    sql = strip_sql(sql)
+    if not _QUERY_START.match(sql):
+        raise UsageError("--limit works only on queries (SELECT, WITH, VALUES, TABLE)")
+    # The user's own SQL runs either way; wrapping adds nothing they could not type.
+    return f"SELECT * FROM (\n{sql}\n) LIMIT {int(limit)}", 1  # noqa: S608
+
+
+def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tuple[str, str]:
+    """Split a magic line into its leading options and the SQL after them.
+
+    ``flags`` take no value, ``valued`` take one (``--x col`` or ``--x=col``). Options stop
+    at the first token that is not one of them, so the SQL's own quoting is left alone.
+    """
+    flags, valued = set(flags), set(valued)
+    pos = 0
+    opts: list[str] = []
+    token = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|\S+)")
+    while True:
+        m = token.match(line, pos)
+        if not m:
+            break
+        word = m.group(1)
+        name = word.split("=", 1)[0]
+        if name in flags:
+            opts.append(word)
+            pos = m.end()
+        elif name in valued:
+            opts.append(word)
+            pos = m.end()
+            if "=" not in word:
+                v = token.match(line, pos)
+                if not v:
+                    raise UsageError(f"{name} needs a value")
+                opts.append(v.group(1))
+                pos = v.end()
+        else:
+            break
+    return " ".join(opts), line[pos:].strip()
+
+
+def _y_columns(values: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(part.strip() for part in v.split(",") if part.strip())
+    return out
+
+
+# --------------------------------------------------------------------------- display
+
+#: Frames returned by the magic, by id, with what their compact display shows. Only these
+#: get the compact table; any other DataFrame keeps pandas' own display.
+_RESULTS: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+
+
+def _remember(df: pd.DataFrame, info: dict[str, Any]) -> None:
+    key = id(df)
+    _RESULTS[key] = (weakref.ref(df, lambda _ref, key=key: _RESULTS.pop(key, None)), info)
+
+
+def _info_for(df: pd.DataFrame) -> dict[str, Any] | None:
+    entry = _RESULTS.get(id(df))
+    if entry is None or entry[0]() is not df:
+        return None
+    return entry[1]
+
+
+def _footer(df: pd.DataFrame, info: dict[str, Any]) -> str:
+    shown = min(info["display_rows"], len(df))
+    total = len(df)
+    rows = f"{total:,} row{'s' if total != 1 else ''}"
+    if shown < total:
+        rows = f"showing {shown:,} of {rows}"
+    parts = [rows, f"{len(df.columns)} column{'s' if len(df.columns) != 1 else ''}"]
+    parts.append(human_seconds(info["elapsed"]))
+    if info.get("query_id"):
+        parts.append(f"query {info['query_id']}")
+    return " · ".join(parts)
+
+
+def result_mimebundle(df: pd.DataFrame, include: Any = None, exclude: Any = None) -> dict | None:
+    """The compact table for a magic result; ``None`` (pandas' own display) otherwise."""
+    info = _info_for(df)
+    if info is None:
+        return None
+    head = df.head(info["display_rows"])
+    footer = _footer(df, info)
+    table = head.to_html(max_cols=50, border=0, classes="datahub-sql-result")
+    return {
+        "text/html": (
+            f'{table}<div class="datahub-sql-footer"><small>{html.escape(footer)}</small></div>'
+        ),
+        "text/plain": f"{head.to_string(max_cols=50)}\n{footer}",
+    }
+
+
+# --------------------------------------------------------------------------- the magic
+
+
+def _env_default(name: str) -> str:
+    return os.environ.get(name, "")
+
+
+@magics_class
+class SqlMagic(Magics, Configurable):
+    """Run SQL on Trino through the DataHub gateway and get pandas DataFrames back."""
+
+    gateway_url = Unicode(
+        help="""URL of the DataHub gateway, which speaks the Trino protocol.
+
+        Defaults to the environment variable DATAHUB_GATEWAY_URL, which the DataHub
+        spawner sets for every server, else http://127.0.0.1:8765 (the local stack).
+        Example: %config SqlMagic.gateway_url = "http://127.0.0.1:8765"
+        """,
+    ).tag(config=True)
+
+    @default("gateway_url")
+    def _default_gateway_url(self) -> str:
+        return os.environ.get("DATAHUB_GATEWAY_URL") or "http://127.0.0.1:8765"
+
+    token = Unicode(
+        help="""Token sent to the gateway as a bearer token (JWT authentication).
+
+        Defaults to the environment variable JUPYTERHUB_API_TOKEN, the server's hub token,
+        which the gateway resolves to your hub user. It is never displayed. Empty sends no
+        Authorization header (a plain Trino without authentication, as in tests).
+        """,
+    ).tag(config=True)
+
+    @default("token")
+    def _default_token(self) -> str:
+        return _Secret(_env_default("JUPYTERHUB_API_TOKEN"))
+
+    @validate("token")
+    def _hide_token(self, proposal: Any) -> str:
+        return _Secret(proposal["value"] or "")
+
+    user = Unicode(
+        help="""User name sent as X-Trino-User. The gateway ignores it and sets the user
+        from the token; it matters only against a Trino without the gateway. Defaults to
+        the environment variable JUPYTERHUB_USER, else the login name.""",
+    ).tag(config=True)
+
+    @default("user")
+    def _default_user(self) -> str:
+        return _env_default("JUPYTERHUB_USER") or getpass.getuser()
+
+    display_rows = Integer(
+        10, help="How many rows the result table shows; the DataFrame always has them all."
+    ).tag(config=True)
+    catalog = Unicode(
+        None,
+        allow_none=True,
+        help="Default catalog for queries (e.g. 'tpch'); --catalog overrides.",
+    ).tag(config=True)
+    schema = Unicode(
+        None, allow_none=True, help="Default schema for queries (e.g. 'tiny'); --schema overrides."
+    ).tag(config=True)
+    chart_point_budget = Integer(
+        10_000,
+        help="""Most points a chart sends to the browser. Larger results are binned,
+        aggregated or downsampled (the chart title says so), so a million-row result still
+        draws quickly and the notebook stays small.""",
+    ).tag(config=True)
+    source = Unicode(
+        "datahub-sql",
+        help="Trino 'source' of the queries; Trino resource groups and query history use it.",
+    ).tag(config=True)
+    show_progress = Bool(
+        True, help="Show live progress (state, splits, rows, bytes, time) while a query runs."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any):
+        Configurable.__init__(self, config=shell.config if shell is not None else None, **kwargs)
+        Magics.__init__(self, shell=shell)
+        # Makes "%config SqlMagic.x = ..." reach this instance.
+        if shell is not None:
+            self.shell.configurables.append(self)
+        self._connections: dict[tuple, trino.dbapi.Connection] = {}
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connection(
+        self, catalog: str | None = None, schema: str | None = None
+    ) -> trino.dbapi.Connection:
+        """A client connection to the gateway; reused while the settings are the same so
+        session state (``USE``, ``SET SESSION``) carries from cell to cell."""
+        catalog = catalog or self.catalog
+        schema = schema or self.schema
+        token = str(self.token)
+        key = (self.gateway_url, self.user, token, self.source, catalog, schema)
+        conn = self._connections.get(key)
+        if conn is None:
+            url = urlparse(
+                self.gateway_url if "//" in self.gateway_url else f"http://{self.gateway_url}"
+            )
+            if not url.hostname:
+                raise UsageError(f"SqlMagic.gateway_url {self.gateway_url!r} is not a URL")
+            scheme = url.scheme or "http"
+            conn = trino.dbapi.connect(
+                host=url.hostname,
+                port=url.port or (443 if scheme == "https" else 80),
+                http_scheme=scheme,
+                user=self.user,
+                auth=trino.auth.JWTAuthentication(token) if token else None,
+                # The gateway may run on plain HTTP on the loopback or inside the cluster.
+                allow_insecure_auth=scheme == "http",
+                source=self.source,
+                catalog=catalog,
+                schema=schema,
+            )
+            self._connections[key] = conn
+        return conn
+
+    # -- the magic ----------------------------------------------------------------------
+
+    @no_var_expand
+    @line_cell_magic
+    @magic_arguments()
+    @argument("-o", "--out", metavar="NAME", help="Also store the DataFrame in this variable.")
+    @argument(
+        "--chart",
+        choices=CHART_CHOICES,
+        default=None,
+        help="Chart to draw: auto (default for %%%%sql) picks one that suits the data; "
+        "none draws none (default for the %%sql line form).",
+    )
+    @argument("--x", metavar="COL", help="Column on the chart's x axis.")
+    @argument(
+        "--y",
+        metavar="COL",
+        action="append",
+        help="Column(s) on the y axis; repeat or give a comma list.",
+    )
+    @argument("--color", metavar="COL", help="Column that splits the chart into coloured series.")
+    @argument("--no-display", action="store_true", help="Show no table or chart, only the summary.")
+    @argument("--catalog", help="Catalog for this query (default SqlMagic.catalog).")
+    @argument("--schema", help="Schema for this query (default SqlMagic.schema).")
+    @argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="Return at most N rows, applied by Trino (the query is wrapped in a LIMIT).",
+    )
+    @argument("--cluster", metavar="GROUP", help="Routing group (cluster) the gateway should use.")
+    @argument("-h", "--help", action="store_true", help="Show this help.")
+    def sql(self, line: str = "", cell: str | None = None) -> pd.DataFrame | None:
+        """Run SQL through the DataHub gateway; the value is a pandas DataFrame.
+
+        Cell form: ``%%sql [options]`` and the SQL below. Line form:
+        ``df = %sql [options] SELECT ...``.
+        """
+        parser = self.sql.parser
+        flags, valued = _option_names(parser)
+        opt_text, rest = split_options(line, flags, valued)
+        args = parse_argstring(self.sql, opt_text)
+        if args.help:
+            print(parser.format_help())
+            return None
+        if cell is None:
+            sql_text, chart_default = rest, "none"
+        else:
+            sql_text, chart_default = f"{rest}\n{cell}" if rest else cell, "auto"
+        user_sql = strip_sql(sql_text)
+        if not user_sql:
+            raise UsageError("No SQL given. Write the query after %sql, or below %%sql.")
+        statement, line_offset = user_sql, 0
+        if args.limit is not None:
+            statement, line_offset = wrap_limit(user_sql, args.limit)
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, not {args.out!r}")
+
+        result = self._run(statement, user_sql, line_offset, args)
+        df = result.frame
+        if result.update_type and len(df.columns) == 0:
+            return None  # DDL and the like: the summary line said it all
+        if args.out:
+            self.shell.user_ns[args.out] = df
+        if args.no_display:
+            return None
+        self._show_chart(df, args, args.chart or chart_default)
+        _remember(
+            df,
+            {
+                "display_rows": self.display_rows,
+                "elapsed": result.elapsed,
+                "query_id": result.query_id,
+            },
+        )
+        return df
+
+    def _run(self, statement: str, user_sql: str, line_offset: int, args: Any) -> QueryResult:
+        conn = self.connection(args.catalog, args.schema)
+        progress = Progress(jupyter=self._in_jupyter(), enabled=self.show_progress)
+        headers = {ROUTING_HEADER: args.cluster} if args.cluster else None
+        try:
+            result = run_query(conn, statement, stats_callback=progress, http_headers=headers)
+        except QueryCancelled as cancelled:
+            progress.clear()
+            raise SqlError("Query cancelled", cancelled.query_id) from None
+        except trino.exceptions.TrinoQueryError as err:
+            progress.clear()
+            msg = format_query_error(
+                err.error_name, err.message, user_sql, err.error_location, line_offset
+            )
+            raise self._error(msg, err.query_id) from None
+        except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError) as err:
+            progress.clear()
+            raise self._error(_gateway_error(err, self.gateway_url)) from None
+        summary = format_summary(len(result.frame), result.elapsed, result.query_id, result.stats)
+        if result.update_type:
+            summary = summary.replace("✔ ", f"✔ {result.update_type} · ", 1)
+        progress.done(summary)
+        return result
+
+    def _error(self, message: str, query_id: str | None = None) -> SqlError:
+        token = str(self.token)
+        if token:
+            message = message.replace(token, "<token>")
+        return SqlError(message, query_id)
+
+    def _show_chart(self, df: pd.DataFrame, args: Any, kind: str) -> None:
+        if kind == "none" or len(df.columns) == 0:
+            return
+        explicit = kind != "auto" or args.x or args.y or args.color
+        try:
+            spec = charts.complete_spec(df, kind, args.x, _y_columns(args.y), args.color)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if spec is None:
+            if explicit:
+                print("No chart: the result has no columns that suit one.")
+            return
+        try:
+            fig = charts.build_figure(df, spec, self.chart_point_budget)
+        except (ValueError, TypeError, KeyError) as err:
+            if explicit:
+                raise UsageError(f"Cannot draw a {spec.kind} chart of this result: {err}") from None
+            return  # an automatic chart is a nicety; the table is still shown
+        title = re.sub(r"<[^>]+>", " ", fig["layout"]["title"]["text"])
+        display({PLOTLY_MIMETYPE: fig, "text/plain": f"<{spec.kind} chart: {title}>"}, raw=True)
+
+    def _in_jupyter(self) -> bool:
+        return getattr(self.shell, "kernel", None) is not None
+
+
+def _option_names(parser: Any) -> tuple[set[str], set[str]]:
+    flags: set[str] = set()
+    valued: set[str] = set()
+    for action in parser._actions:
+        (flags if action.nargs == 0 else valued).update(action.option_strings)
+    return flags, valued
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register the magic and the compact display of its results (``%load_ext``)."""
+    ip.register_magics(SqlMagic(ip))
+    formatter = ip.display_formatter.mimebundle_formatter
+    previous = formatter.lookup_by_type(pd.DataFrame) if _has_printer(formatter) else None
+    if previous is _show_dataframe:
+        return
+
+    ip.display_formatter.mimebundle_formatter.for_type(pd.DataFrame, _show_dataframe)
+    _show_dataframe.previous = previous  # type: ignore[attr-defined]
+
+
+def _has_printer(formatter: Any) -> bool:
+    try:
+        formatter.lookup_by_type(pd.DataFrame)
+        return True
+    except KeyError:
+        return False
+
+
+def _show_dataframe(df: pd.DataFrame, *args: Any, **kwargs: Any) -> dict | None:
+    bundle = result_mimebundle(df)
+    if bundle is not None:
+        return bundle
+    previous = getattr(_show_dataframe, "previous", None)
+    return previous(df) if previous is not None else None

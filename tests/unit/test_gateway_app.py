@@ -1,0 +1,72 @@
+"""The gateway application: configuration from jupyterhub_config.py and the environment."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from traitlets import TraitError
+
+from datahub.gateway.app import DataHubService
+
+
+@pytest.fixture
+def service_env(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://10.0.0.5:10123/")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_NAME", "gw")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/gw/")
+
+
+def test_the_hubs_config_file_configures_the_gateway(tmp_path, monkeypatch, service_env):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c = get_config()\n"
+        "c.JupyterHub.ip = '0.0.0.0'\n"
+        "c.DataHubService.clusters = [{'name': 'main', 'url': 'http://trino:8080'}]\n"
+        "c.DataHubService.read_timeout = 30\n"
+    )
+    service = DataHubService()
+    service.initialize(["-f", str(config)])
+    assert list(service.cluster_map) == ["main"]
+    assert service.read_timeout == 30
+    assert (service.ip, service.port) == ("10.0.0.5", 10123)
+    assert service.service_name == "gw"
+    assert service.identity_resolver.required_scopes == {"access:services!service=gw"}
+    assert service.service_prefix == "/services/gw/"
+
+
+def test_the_signing_secret_file_is_created_private_and_reused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = DataHubService(clusters=[])
+    first.init()
+    secret_file = tmp_path / "datahub_gateway_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    second = DataHubService(clusters=[])
+    second.init()
+    sig = first.signer.sign("c", "u", "/v1/statement/x")
+    assert second.signer.verify("c", "u", "/v1/statement/x", sig)
+
+
+def test_a_bad_cluster_entry_fails_at_configuration_time():
+    with pytest.raises(TraitError, match="needs a url"):
+        DataHubService(clusters=[{"name": "main", "url": "trino:8080"}])
+
+
+def test_a_missing_config_file_named_on_the_command_line_is_an_error(tmp_path):
+    with pytest.raises(SystemExit):
+        DataHubService().initialize(["-f", str(tmp_path / "nope.py")])
+
+
+def test_the_secret_may_be_given_as_hex_as_the_local_stack_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    service = DataHubService(clusters=[], secret="ab" * 32)
+    service.init()
+    assert service.secret == b"\xab" * 32
+    assert not (tmp_path / "datahub_gateway_secret").exists()
+
+
+@pytest.mark.parametrize("secret", ["not hex", b"short"])
+def test_an_unusable_secret_is_refused(secret):
+    with pytest.raises(TraitError, match="DataHubService.secret"):
+        DataHubService(secret=secret)

@@ -1,0 +1,346 @@
+"""The gateway's pure protocol logic: headers, signed follow-ups, page rewriting, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trino.client import TrinoRequest
+from trino.exceptions import TrinoExternalError, TrinoUserError
+
+from datahub.gateway import protocol
+from datahub.gateway.protocol import FollowupError, FollowupSigner, ResultRewriter
+
+CLUSTER = "https://127.0.0.1:8443"
+GATEWAY = "http://gw:10101"
+SIGNER = FollowupSigner(b"0123456789abcdef0123456789abcdef")
+
+
+def rewrite(uri: str) -> str:
+    return SIGNER.gateway_uri(GATEWAY, "main", "alice", uri)
+
+
+def trino_page(**overrides) -> dict:
+    """A QueryResults page in Trino's key order."""
+    qid = "20260101_000000_00001_abcde"
+    page = {
+        "id": qid,
+        "infoUri": f"{CLUSTER}/ui/query.html?{qid}",
+        "partialCancelUri": f"{CLUSTER}/v1/statement/executing/partialCancel/{qid}/0/yslug/3",
+        "nextUri": f"{CLUSTER}/v1/statement/executing/{qid}/yslug/3",
+        "columns": [{"name": "m", "type": "map(varchar, varchar)"}],
+        "data": [[{"nextUri": "https://evil", "stats": "x"}], [{"infoUri": "https://evil/ui"}]],
+        "stats": {"state": "RUNNING", "processedRows": 42, "cpuTimeMillis": 7},
+        "warnings": [],
+    }
+    page.update(overrides)
+    return {k: v for k, v in page.items() if v is not None}
+
+
+def compact(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+# ------------------------------------------------------------------------- headers
+
+
+def test_session_headers_pass_and_identity_headers_are_replaced():
+    client = [
+        ("X-Trino-Catalog", "tpch"),
+        ("X-Trino-Schema", "tiny"),
+        ("X-Trino-Session", "a=1"),
+        ("X-Trino-Session", "b=2"),
+        ("X-Trino-Role", "hive=ROLE{analyst}"),
+        ("X-Trino-Client-Tags", "x,y"),
+        ("X-Trino-Prepared-Statement", "p=SELECT+1"),
+        ("X-Trino-Transaction-Id", "NONE"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("User-Agent", "Trino Python Client/0.340"),
+        ("Authorization", "Bearer hub-token"),
+        ("X-Trino-User", "bob"),
+        ("x-trino-original-user", "bob"),
+        ("X-Trino-Original-Roles", "system=ROLE{admin}"),
+        ("X-Trino-Extra-Credential", "k=v"),
+        ("X-Presto-User", "bob"),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("Cookie", "jupyterhub-session=secret"),
+        ("Connection", "keep-alive"),
+        ("Accept-Encoding", "gzip"),
+        ("X-Trino-Query-Data-Encoding", "json+zstd"),
+        ("X-Trino-Something-New", "?"),
+    ]
+    headers = protocol.upstream_request_headers(client, "alice", "Basic c3ZjOnB3")
+    assert headers == [
+        ("X-Trino-Catalog", "tpch"),
+        ("X-Trino-Schema", "tiny"),
+        ("X-Trino-Session", "a=1"),
+        ("X-Trino-Session", "b=2"),
+        ("X-Trino-Role", "hive=ROLE{analyst}"),
+        ("X-Trino-Client-Tags", "x,y"),
+        ("X-Trino-Prepared-Statement", "p=SELECT+1"),
+        ("X-Trino-Transaction-Id", "NONE"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("User-Agent", "Trino Python Client/0.340"),
+        ("X-Trino-User", "alice"),
+        ("Accept-Encoding", "identity"),
+        ("Authorization", "Basic c3ZjOnB3"),
+    ]
+
+
+def test_no_authorization_is_sent_to_a_cluster_without_a_service_password():
+    headers = dict(protocol.upstream_request_headers([("Authorization", "x")], "alice", None))
+    assert "Authorization" not in headers
+    assert headers["X-Trino-User"] == "alice"
+
+
+def test_the_spooling_encoding_is_forwarded_only_when_allowed():
+    client = [("X-Trino-Query-Data-Encoding", "json")]
+    assert ("X-Trino-Query-Data-Encoding", "json") not in protocol.upstream_request_headers(
+        client, "a", None
+    )
+    assert ("X-Trino-Query-Data-Encoding", "json") in protocol.upstream_request_headers(
+        client, "a", None, allow_spooling=True
+    )
+
+
+def test_response_headers_keep_session_updates_but_not_authorization_switches():
+    upstream = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", "123"),
+        ("Transfer-Encoding", "chunked"),
+        ("X-Trino-Set-Catalog", "tpch"),
+        ("X-Trino-Set-Session", "a=1"),
+        ("X-Trino-Set-Session", "b=2"),
+        ("X-Trino-Set-Authorization-User", "bob"),
+        ("X-Trino-Reset-Authorization-User", "true"),
+        ("Set-Cookie", "x=y"),
+    ]
+    assert protocol.client_response_headers(upstream) == [
+        ("Content-Type", "application/json"),
+        ("X-Trino-Set-Catalog", "tpch"),
+        ("X-Trino-Set-Session", "a=1"),
+        ("X-Trino-Set-Session", "b=2"),
+    ]
+
+
+def test_basic_authorization():
+    assert protocol.basic_authorization("svc", "pw") == "Basic c3ZjOnB3"
+
+
+# ---------------------------------------------------------------- follow-up URIs
+
+
+def test_a_rewritten_uri_carries_cluster_and_signature_and_parses_back():
+    uri = rewrite(f"{CLUSTER}/v1/statement/executing/QID/yslug/3")
+    assert uri.startswith(f"{GATEWAY}/v1/dh/main/")
+    path = uri[len(GATEWAY) :]
+    followup = protocol.parse_followup(path)
+    assert followup.cluster == "main"
+    assert followup.path == "/v1/statement/executing/QID/yslug/3"
+    assert SIGNER.verify("main", "alice", followup.path, followup.signature)
+
+
+def test_a_signature_binds_user_cluster_and_path():
+    sig = SIGNER.sign("main", "alice", "/v1/statement/executing/Q/s/1")
+    assert not SIGNER.verify("main", "bob", "/v1/statement/executing/Q/s/1", sig)
+    assert not SIGNER.verify("other", "alice", "/v1/statement/executing/Q/s/1", sig)
+    assert not SIGNER.verify("main", "alice", "/v1/statement/executing/Q/s/2", sig)
+    assert not FollowupSigner(b"another secret of 32 bytes......").verify(
+        "main", "alice", "/v1/statement/executing/Q/s/1", sig
+    )
+
+
+def test_the_uri_host_from_trino_is_dropped():
+    uri = rewrite("https://attacker.example/v1/statement/executing/Q/s/1")
+    assert "attacker" not in uri
+
+
+def test_a_query_string_is_signed_and_kept():
+    uri = rewrite(f"{CLUSTER}/ui/query.html?QID")
+    path, _, query = uri[len(GATEWAY) :].partition("?")
+    assert query == "QID"
+    with pytest.raises(FollowupError, match="Only Trino statement URIs"):
+        protocol.parse_followup(path, query)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA/v1/query/QID",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA/v1/node",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA/v1/statement/../query/QID",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA/v1/statement/%2e%2e/query",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA/v1/statement%2f..%2fquery",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA//v1/statement/x",
+        "/v1/dh/main/AAAAAAAAAAAAAAAAAAAAAA",
+        "/v1/dh/ma.in/AAAAAAAAAAAAAAAAAAAAAA/v1/statement/x",
+        "/v1/dh/main/short/v1/statement/x",
+        "/v1/statement",
+    ],
+)
+def test_follow_ups_outside_statement_paths_or_malformed_are_refused(path):
+    with pytest.raises(FollowupError):
+        protocol.parse_followup(path)
+
+
+def test_stage_and_partial_cancel_paths_are_allowed():
+    for path in ("/v1/stage/Q.1", "/v1/statement/executing/partialCancel/Q/0/s/1"):
+        uri = rewrite(CLUSTER + path)
+        assert protocol.parse_followup(uri[len(GATEWAY) :]).path == path
+
+
+def test_query_id_from_path():
+    assert protocol.query_id_from_path("/v1/statement/executing/20260101_0_1_ab/y/1") == (
+        "20260101_0_1_ab"
+    )
+    assert protocol.query_id_from_path("/v1/statement/queued/Q1/y/1") == "Q1"
+    assert protocol.query_id_from_path("/v1/statement/executing/partialCancel/Q2/0/y/1") == "Q2"
+    assert protocol.query_id_from_path("/v1/stage/x") is None
+
+
+def test_a_short_secret_is_refused():
+    with pytest.raises(ValueError, match="16 bytes"):
+        FollowupSigner(b"short")
+
+
+# ------------------------------------------------------------------- result pages
+
+
+def test_uris_in_the_head_are_rewritten_and_the_rest_is_untouched():
+    page = trino_page()
+    body = compact(page)
+    out = protocol.rewrite_page(body, rewrite)
+    doc = json.loads(out)
+    for key in ("infoUri", "partialCancelUri", "nextUri"):
+        assert doc[key] == rewrite(page[key])
+    # data holding look-alike keys is passed through byte for byte
+    tail = body[body.index(b',"columns"') :]
+    assert out.endswith(tail)
+    assert doc["data"] == page["data"]
+
+
+def test_look_alike_uris_inside_data_of_a_last_page_are_not_rewritten():
+    page = trino_page(partialCancelUri=None, nextUri=None)
+    page["data"] = [['"nextUri":"https://evil"', {"nextUri": "https://evil"}]]
+    body = compact(page)
+    out = protocol.rewrite_page(body, rewrite)
+    doc = json.loads(out)
+    assert "nextUri" not in doc
+    assert doc["data"] == page["data"]
+    assert out[out.index(b',"columns"') :] == body[body.index(b',"columns"') :]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 7, 64, 333, 100_000])
+def test_the_rewrite_is_the_same_however_the_body_is_chunked(chunk_size):
+    body = compact(trino_page())
+    expected = protocol.rewrite_page(body, rewrite)
+    rewriter = ResultRewriter(rewrite)
+    out = b"".join(rewriter.feed(body[i : i + chunk_size]) for i in range(0, len(body), chunk_size))
+    out += rewriter.finish()
+    assert out == expected
+    assert rewriter.size_delta == len(out) - len(body)
+    facts = rewriter.facts()
+    assert facts.query_id == "20260101_000000_00001_abcde"
+    assert facts.has_next
+    assert facts.state == "RUNNING"
+    assert facts.stats["processedRows"] == 42
+
+
+def test_strings_with_escapes_in_the_head_are_handled():
+    body = (
+        b'{"id":"q\\"1","infoUri":"http:\\/\\/c\\/ui\\/query.html?q",'
+        b'"nextUri":"http://c/v1/statement/queued/q/s/1","stats":{"state":"QUEUED"}}'
+    )
+    doc = json.loads(protocol.rewrite_page(body, rewrite))
+    assert doc["id"] == 'q"1'
+    assert doc["infoUri"] == rewrite("http://c/ui/query.html?q")
+    assert doc["nextUri"] == rewrite("http://c/v1/statement/queued/q/s/1")
+
+
+def test_whitespace_between_tokens_is_tolerated():
+    body = b'{ "id" : "q1" ,\n "nextUri" : "http://c/v1/statement/queued/q1/s/1" , "stats":{}}'
+    doc = json.loads(protocol.rewrite_page(body, rewrite))
+    assert doc["nextUri"] == rewrite("http://c/v1/statement/queued/q1/s/1")
+
+
+def test_a_page_in_another_key_order_is_rewritten_by_the_general_path():
+    # nextUri after an unknown non-string key: the head scan cannot vouch for the rest.
+    body = compact({"id": "q", "extra": {"a": 1}, "nextUri": "http://c/v1/statement/x/q/s/1"})
+    rewriter = ResultRewriter(rewrite)
+    out = rewriter.feed(body) + rewriter.finish()
+    doc = json.loads(out)
+    assert doc["nextUri"] == rewrite("http://c/v1/statement/x/q/s/1")
+    assert rewriter.facts().has_next
+
+
+def test_a_body_that_is_not_json_passes_unchanged():
+    for body in (b"Query not found", b"<html>502</html>", b"[1,2]"):
+        assert protocol.rewrite_page(body, rewrite) == body
+
+
+def test_tail_facts_find_the_real_stats_after_data_with_look_alikes():
+    page = trino_page(
+        data=[[{"stats": {"state": "FAKE"}}]],
+        stats={"state": "FAILED", "cpuTimeMillis": 3},
+        error={"message": "boom", "errorName": "X", "errorType": "USER_ERROR"},
+    )
+    stats, error = protocol.tail_facts(compact(page))
+    assert stats["state"] == "FAILED"
+    assert error["message"] == "boom"
+
+
+def test_facts_of_a_large_page_come_from_the_tail_window():
+    page = trino_page(data=[[i, "x" * 100] for i in range(20_000)])  # about 2.5 MB
+    body = compact(page)
+    rewriter = ResultRewriter(rewrite)
+    for i in range(0, len(body), 65536):
+        rewriter.feed(body[i : i + 65536])
+    rewriter.finish()
+    facts = rewriter.facts()
+    assert facts.state == "RUNNING"
+    assert facts.has_next
+
+
+# -------------------------------------------------------------------------- errors
+
+
+class _Response:
+    """Just enough of requests.Response for TrinoRequest.process."""
+
+    ok = True
+    status_code = 200
+    headers: dict = {}
+
+    def __init__(self, body: bytes) -> None:
+        self.text = body.decode()
+        self.encoding = "utf-8"
+
+
+def _process(body: bytes):
+    return TrinoRequest.process(TrinoRequest.__new__(TrinoRequest), _Response(body))
+
+
+def test_a_user_error_body_raises_trino_user_error_with_our_message():
+    body = protocol.trino_error_body("Pick a catalog first.", *protocol.GENERIC_USER_ERROR)
+    with pytest.raises(TrinoUserError) as raised:
+        _process(body)
+    assert raised.value.message == "Pick a catalog first."
+    assert raised.value.error_name == "GENERIC_USER_ERROR"
+
+
+def test_an_external_error_body_raises_trino_external_error():
+    body = protocol.trino_error_body(
+        "Cluster a is unreachable; try again shortly or ask an admin.",
+        *protocol.CLUSTER_UNREACHABLE,
+        query_id="q1",
+    )
+    with pytest.raises(TrinoExternalError) as raised:
+        _process(body)
+    assert raised.value.query_id == "q1"
+    doc = json.loads(body)
+    assert doc["stats"]["state"] == "FAILED"
+    assert doc["error"]["failureInfo"]["stack"] == []
+
+
+def test_http_reason_is_a_single_printable_line():
+    assert protocol.http_reason("a\r\nb\u00e9") == "a  b "
