@@ -7,7 +7,7 @@ DATAHUB_HOME ?= /opt/datahub
 VENV ?= $(DATAHUB_HOME)/venv
 PYTHON ?= /usr/bin/python3.11
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils python3.11-venv maven nodejs npm
+APT_PACKAGES := slapd ldap-utils python3.11-venv maven
 PYTEST_ARGS ?=
 
 .PHONY: help install demo test lint format clean
@@ -28,6 +28,10 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@echo "==> Installing Debian packages: $(APT_PACKAGES)"
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "    already installed"; else \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); fi
+	@# Node may come from elsewhere (NodeSource) and conflict with Debian's npm: only add it
+	@# when there is none.
+	@command -v npm >/dev/null || (apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
 	@mkdir -p .make && touch $@
 
 $(BIN)/python:

@@ -21,6 +21,7 @@ from typing import Any
 from . import demo
 from .ldap import Slapd
 from .process import ManagedProcess, Progress, free_port
+from .tls import write_self_signed_certificate
 from .trino import TrinoServer
 
 STACK_FILE_ENV = "DATAHUB_STACK_FILE"
@@ -125,8 +126,18 @@ class LocalStack:
         )
         self.trino.start()
 
+    def _gateway_certificate(self) -> tuple[Path, Path]:
+        """The gateway's HTTPS certificate for external clients (kept across restarts)."""
+        directory = _private_dir(self.state_dir / "gateway")
+        pem, ca = directory / "gateway.pem", directory / "ca.pem"
+        if not pem.exists():
+            write_self_signed_certificate(pem, ca, "DataHub gateway")
+        return pem, ca
+
     def _write_settings(self) -> None:
         gateway_port = free_port()
+        gateway_https_port = free_port()
+        gateway_pem, gateway_ca = self._gateway_certificate()
         self.settings = {
             "state_dir": str(self.state_dir),
             "hub_port": self.hub_port,
@@ -134,6 +145,10 @@ class LocalStack:
             "proxy_api_port": free_port(),
             "gateway_port": gateway_port,
             "gateway_url": f"http://127.0.0.1:{gateway_port}",
+            "gateway_https_port": gateway_https_port,
+            "gateway_https_url": f"https://127.0.0.1:{gateway_https_port}",
+            "gateway_certfile": str(gateway_pem),
+            "gateway_ca_file": str(gateway_ca),
             "gateway_hmac": self.secrets["gateway_hmac"],
             "ops_token": self.secrets["ops_token"],
             "proxy_command": self._proxy_command(),

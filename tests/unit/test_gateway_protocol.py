@@ -70,17 +70,9 @@ def test_session_headers_pass_and_identity_headers_are_replaced():
         ("X-Trino-Something-New", "?"),
     ]
     headers = protocol.upstream_request_headers(client, "alice", "Basic c3ZjOnB3")
+    session_headers = client[:10]  # the first ten pass through unchanged, in order
     assert headers == [
-        ("X-Trino-Catalog", "tpch"),
-        ("X-Trino-Schema", "tiny"),
-        ("X-Trino-Session", "a=1"),
-        ("X-Trino-Session", "b=2"),
-        ("X-Trino-Role", "hive=ROLE{analyst}"),
-        ("X-Trino-Client-Tags", "x,y"),
-        ("X-Trino-Prepared-Statement", "p=SELECT+1"),
-        ("X-Trino-Transaction-Id", "NONE"),
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("User-Agent", "Trino Python Client/0.340"),
+        *session_headers,
         ("X-Trino-User", "alice"),
         ("Accept-Encoding", "identity"),
         ("Authorization", "Basic c3ZjOnB3"),
