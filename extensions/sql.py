@@ -25,8 +25,6 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import trino
-from datahub.extensions.progress import Progress, format_summary, human_seconds
-from datahub.extensions.query import QueryCancelled, QueryResult, run_query
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -35,6 +33,8 @@ from traitlets import Bool, Integer, Unicode, default, validate
 from traitlets.config import Configurable
 
 from datahub import charts
+from datahub.extensions.progress import Progress, format_summary, human_seconds
+from datahub.extensions.query import QueryCancelled, QueryResult, run_query
 
 __all__ = [
     "ROUTING_HEADER",

@@ -9,9 +9,10 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from datahub.extensions.sql import PLOTLY_MIMETYPE, SqlError
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
+
+from datahub.extensions.sql import PLOTLY_MIMETYPE, SqlError
 
 
 @pytest.fixture(scope="module")

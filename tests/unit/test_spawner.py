@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from datahub.spawners.local import system_username
 from datahub.spawners.mixin import SHARE_DIR, WELCOME_NOTEBOOK
 

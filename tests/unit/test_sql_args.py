@@ -1,6 +1,8 @@
 """The %%sql magic's pure helpers: options, --limit wrapping, error messages."""
 
 import pytest
+from IPython.core.error import UsageError
+
 from datahub.extensions.progress import format_progress, format_summary
 from datahub.extensions.sql import (
     SqlError,
@@ -13,7 +15,6 @@ from datahub.extensions.sql import (
     strip_sql,
     wrap_limit,
 )
-from IPython.core.error import UsageError
 
 FLAGS, VALUED = _option_names(SqlMagic.sql.parser)
 
