@@ -7,7 +7,7 @@ DATAHUB_HOME ?= /opt/datahub
 VENV ?= $(DATAHUB_HOME)/venv
 PYTHON ?= /usr/bin/python3.11
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils python3.11-venv maven
+APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql
 PYTEST_ARGS ?=
 
 .PHONY: help install demo test lint format clean

@@ -18,6 +18,8 @@ import websocket
 
 from datahub.stack import demo
 from datahub.stack.local import LocalStack
+from datahub.stack.postgres import PostgresServer
+from datahub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +32,37 @@ def stack(tmp_path_factory):
     local.start()
     yield local
     local.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server, started once for the session."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """An empty, migrated store on SQLite and on PostgreSQL (each test runs on both)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'datahub.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+        _drop_everything(url)
+    db = Store(url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _drop_everything(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
 
 
 class Hub:
