@@ -65,7 +65,7 @@ c.JupyterHub.services = [
     {
         "name": "datahub",
         "url": stack["gateway_url"],
-        "command": [sys.executable, "-m", "datahub.gateway", "-f", str(Path(__file__).resolve())],
+        "command": [sys.executable, "-m", "datahub.service", "-f", str(Path(__file__).resolve())],
         "environment": {STACK_FILE_ENV: str(state_dir / "stack.json")},
         "oauth_no_confirm": True,
         "display": False,

@@ -20,9 +20,9 @@ import requests
 import trino
 from trino.auth import BasicAuthentication, JWTAuthentication
 
-from datahub.gateway.app import DataHubService
 from datahub.gateway.protocol import FollowupSigner
 from datahub.identity import IdentityResolver
+from datahub.service.app import DataHubService
 
 SECRET = b"integration-test-secret-0123456789"
 SCOPE = "access:services!service=datahub"

@@ -7,7 +7,7 @@ import stat
 import pytest
 from traitlets import TraitError
 
-from datahub.gateway.app import DataHubService
+from datahub.service.app import DataHubService
 
 
 @pytest.fixture

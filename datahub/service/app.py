@@ -1,8 +1,10 @@
-"""The DataHub gateway: a JupyterHub managed service speaking the Trino protocol.
+"""The DataHub service: a JupyterHub managed service that is the Trino gateway (the Trino
+protocol at the root of its listener) and serves DataHub's REST API and pages under its
+service prefix.
 
 Start it as a managed service from jupyterhub_config.py, or by hand::
 
-    python -m datahub.gateway -f jupyterhub_config.py
+    python -m datahub.service -f jupyterhub_config.py
 
 It reads the same configuration file as the hub (``c.DataHubService.*``,
 ``c.IdentityResolver.*``, ``c.HubAuth.*``) and the ``JUPYTERHUB_*`` environment the hub
@@ -12,6 +14,7 @@ gives its services.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jupyterhub.services.auth import HubAuth
+from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets import (
@@ -43,11 +46,21 @@ from traitlets import (
 from traitlets.config import Application, catch_config_error
 
 from .. import __version__
+from ..gateway.clusters import ClusterConfigError, load_clusters
+from ..gateway.handlers import NotFoundHandler
+from ..gateway.handlers import default_handlers as gateway_handlers
+from ..gateway.protocol import FollowupSigner
+from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
-from .clusters import ClusterConfigError, load_clusters
-from .handlers import NotFoundHandler, default_handlers
-from .protocol import FollowupSigner
-from .upstream import Upstream
+from ..web.base import oauth_handlers, template_environment
+from ..web.pages import default_handlers as page_handlers
+
+# Service pages load nothing from elsewhere and run no inline script.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'; "
+    "form-action 'self'"
+)
 
 
 def _service_url() -> Any:
@@ -68,14 +81,14 @@ class DataHubService(Application):
         "port": "DataHubService.port",
         "log-level": "Application.log_level",
     }
-    classes = [IdentityResolver, HubAuth]
+    classes = [IdentityResolver, HubAuth, HubOAuth]
 
     config_file = Unicode(
         "jupyterhub_config.py",
         help="""The configuration file to load: the hub's own jupyterhub_config.py, so
         the hub and the gateway are configured in one place.
 
-        Example: python -m datahub.gateway -f /etc/datahub/jupyterhub_config.py
+        Example: python -m datahub.service -f /etc/datahub/jupyterhub_config.py
         """,
     ).tag(config=True)
 
@@ -318,7 +331,8 @@ class DataHubService(Application):
             )
         for cluster in self.cluster_map.values():
             self.log.info("Cluster %s at %s as %s", cluster.name, cluster.url, cluster.user)
-        self.signer = FollowupSigner(self._load_secret())
+        self._secret_bytes = self._load_secret()
+        self.signer = FollowupSigner(self._secret_bytes)
         self.identity_resolver = self.identity_resolver_class(
             parent=self, service_name=self.service_name
         )
@@ -343,11 +357,30 @@ class DataHubService(Application):
         self.log.info("Wrote a new gateway secret to %s", path)
         return secret
 
+    @property
+    def prefix(self) -> str:
+        """The service prefix as a path with slashes at both ends (``/services/datahub/``)."""
+        inner = self.service_prefix.strip("/")
+        return f"/{inner}/" if inner else "/"
+
     def make_app(self) -> web.Application:
-        """The tornado application serving the gateway's routes."""
+        """The tornado application: the Trino protocol at the root, pages and the REST
+        API under the service prefix."""
+        prefix = self.prefix
+        handlers = [
+            *gateway_handlers(prefix),
+            *oauth_handlers(prefix),
+            *page_handlers(prefix),
+        ]
         return web.Application(
-            default_handlers(self.service_prefix),
+            handlers,
             datahub_service=self,
+            hub_auth=HubOAuth(parent=self, cache_max_age=60),
+            jinja_env=template_environment(),
+            page_csp=PAGE_CSP,
+            # Shared by every process of the service, like the follow-up signatures.
+            cookie_secret=hashlib.sha256(b"datahub-cookies\0" + self._secret_bytes).digest(),
+            xsrf_cookies=True,
             default_handler_class=NotFoundHandler,
             log_function=self._log_request,
         )
@@ -408,5 +441,5 @@ class DataHubService(Application):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m datahub.gateway``."""
+    """Entry point of ``python -m datahub.service``."""
     DataHubService.launch_instance(argv)

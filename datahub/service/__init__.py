@@ -1,0 +1,1 @@
+"""The DataHub service (gateway, REST API, pages), run by JupyterHub as a managed service."""

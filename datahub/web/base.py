@@ -1,0 +1,161 @@
+"""Base handlers for the DataHub service's pages and REST API.
+
+Both authenticate with the hub (`HubOAuth`): pages through the hub's OAuth flow and its
+cookie, the API by `Authorization: token|Bearer <hub token>` or the same cookie (then with
+JupyterHub's XSRF check on writes). Identity always comes from the hub, never from the
+request. Admin-only handlers use `@admin_only`, the one place that rule lives.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+
+import datahub.templates
+
+from ..identity import normalize_username
+from . import NAV_LINKS
+
+TEMPLATES = Path(datahub.templates.__file__).parent / "service"
+
+
+def template_environment() -> jinja2.Environment:
+    """Jinja environment for service pages (autoescaped: user content is never markup)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Common to pages and API: the hub user, the service, templates."""
+
+    @property
+    def hub_auth(self) -> HubOAuth:
+        return self.settings["hub_auth"]
+
+    @property
+    def service(self) -> Any:
+        """The running `DataHubService` (store, clusters, configuration)."""
+        return self.settings["datahub_service"]
+
+    async def prepare(self) -> None:
+        # Resolve the user without blocking the event loop; get_current_user then reads
+        # the cached result.
+        model = await self.hub_auth.get_user(self, sync=False)
+        if model is None:
+            self._hub_auth_user_cache = None
+            return
+        try:
+            self._hub_auth_user_cache = self.check_hub_user(model)
+        except Exception:  # not allowed: behave as anonymous (403/redirect below)
+            self._hub_auth_user_cache = None
+
+    @property
+    def user_name(self) -> str:
+        return normalize_username(self.current_user["name"])
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.current_user and self.current_user.get("admin"))
+
+    @property
+    def user_groups(self) -> list[str]:
+        return list((self.current_user or {}).get("groups") or [])
+
+
+def admin_only(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Only hub admins may call this handler method; everyone else gets 403."""
+
+    @functools.wraps(method)
+    @web.authenticated
+    async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_admin:
+            raise web.HTTPError(403, "Only DataHub administrators may do this.")
+        return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class PageHandler(BaseHandler):
+    """An HTML page in the hub's look (templates/service/page.html)."""
+
+    def render_page(self, template: str, **context: Any) -> None:
+        env = self.settings["jinja_env"]
+        prefix = self.service.prefix
+        html = env.get_template(template).render(
+            user=self.current_user,
+            is_admin=self.is_admin,
+            prefix=prefix,
+            hub_prefix="/hub/",
+            xsrf_token=self.xsrf_token.decode("ascii"),
+            nav_links=NAV_LINKS,
+            **{"active": None, **context},
+        )
+        self.set_header("Content-Security-Policy", self.settings["page_csp"])
+        self.finish(html)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message % exc.args if exc.args else exc.log_message
+        try:
+            self.render_page("error.html", status_code=status_code, message=reason)
+        except Exception:  # never fail while reporting a failure
+            self.finish(f"{status_code}: {reason}")
+
+
+class APIHandler(BaseHandler):
+    """A JSON endpoint. Errors are ``{"status": code, "message": "…"}``, never HTML."""
+
+    def get_login_url(self) -> str:
+        # An API caller without credentials gets 403, not a redirect to a login page.
+        raise web.HTTPError(403, "Send a hub API token: Authorization: token <token>.")
+
+    def check_xsrf_cookie(self) -> None:
+        # Token-authenticated calls need no XSRF token; cookie ones go through the hub's check.
+        if self.request.headers.get("Authorization"):
+            return
+        return super().check_xsrf_cookie()
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(value, default=str))
+
+    def body_json(self) -> Any:
+        """The request body as JSON; a clear 400 when it is not."""
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as e:
+            raise web.HTTPError(400, f"The request body is not valid JSON: {e}") from None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code == 500:
+            message = "Internal error in the DataHub service; it has been logged."
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+def oauth_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The OAuth callback every HubOAuth service registers."""
+
+    class CallbackHandler(HubOAuthCallbackHandler):
+        @property
+        def hub_auth(self) -> HubOAuth:
+            return self.settings["hub_auth"]
+
+    return [(prefix + "oauth_callback", CallbackHandler)]

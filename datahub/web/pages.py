@@ -1,0 +1,34 @@
+"""The service's own pages and API: its overview and who-am-I."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from .base import APIHandler, PageHandler
+
+
+class HomePage(PageHandler):
+    """``{prefix}``: who you are and which clusters serve your queries."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.render_page(
+            "home.html",
+            active="",
+            groups=self.user_groups,
+            clusters=list(self.service.cluster_map.values()),
+        )
+
+
+class MeAPI(APIHandler):
+    """``GET {prefix}api/me``: the identity the service sees for this token or cookie."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.write_json(
+            {"name": self.user_name, "groups": self.user_groups, "admin": self.is_admin}
+        )
+
+
+def default_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    return [(prefix, HomePage), (prefix + "api/me", MeAPI)]
