@@ -97,6 +97,7 @@ c.JupyterHub.load_roles = [
 
 c.DataHubService.clusters = stack["clusters"]
 c.DataHubService.secret = stack["gateway_hmac"]
+c.DataHubService.store_url = stack["store_url"]
 # HTTPS for external clients (Trino CLI, JDBC, the trino client on a laptop): username +
 # hub token as password. Kernels use the plain listener on the internal network.
 c.DataHubService.https_port = stack["gateway_https_port"]

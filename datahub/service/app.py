@@ -46,12 +46,16 @@ from traitlets import (
 from traitlets.config import Application, catch_config_error
 
 from .. import __version__
+from ..audit.handlers import default_handlers as audit_handlers
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
 from ..gateway.protocol import FollowupSigner
 from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
+from ..quotas.handlers import default_handlers as quota_handlers
+from ..sharing.handlers import default_handlers as sharing_handlers
+from ..store import Store
 from ..web.base import oauth_handlers, template_environment
 from ..web.pages import default_handlers as page_handlers
 
@@ -277,6 +281,16 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    store_url = Unicode(
+        "sqlite:///datahub.sqlite",
+        help="""Database of the query audit, quota policies and usage, and shared
+        notebooks (SQLAlchemy URL). SQLite suits one machine; use PostgreSQL when the
+        service runs in several processes or at scale. The service migrates it on start.
+
+        Example: c.DataHubService.store_url = "postgresql+psycopg://datahub:…@db/datahub"
+        """,
+    ).tag(config=True)
+
     identity_resolver_class = Type(
         IdentityResolver,
         klass=IdentityResolver,
@@ -304,6 +318,7 @@ class DataHubService(Application):
     signer = Instance(FollowupSigner)
     upstream = Instance(Upstream)
     cluster_map = Dict()
+    store = Instance(Store)
     started_at = Float()
 
     @catch_config_error
@@ -324,6 +339,8 @@ class DataHubService(Application):
         self.started_at = time.monotonic()
         # httpx logs every request URL at INFO; follow-up URLs carry Trino's tokens.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.store = Store(self.store_url)
+        self.store.migrate()
         self.cluster_map = load_clusters(self.clusters)
         if not self.cluster_map:
             self.log.warning(
@@ -371,6 +388,9 @@ class DataHubService(Application):
             *gateway_handlers(prefix),
             *oauth_handlers(prefix),
             *page_handlers(prefix),
+            *audit_handlers(prefix),
+            *quota_handlers(prefix),
+            *sharing_handlers(prefix),
         ]
         return web.Application(
             handlers,

@@ -69,12 +69,14 @@ class LocalStack:
         progress: Progress | None = None,
         hub_port: int | None = None,
         trino_cache: Path | None = None,
+        store_url: str | None = None,
     ) -> None:
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.config_file = Path(config_file).resolve()
         self.progress = progress or Progress()
         self.hub_port = hub_port or free_port()
         self.trino_cache = trino_cache
+        self.store_url = store_url
         self.secrets = _load_or_create_json(
             self.state_dir / "secrets.json",
             lambda: {
@@ -151,6 +153,7 @@ class LocalStack:
             "gateway_ca_file": str(gateway_ca),
             "gateway_hmac": self.secrets["gateway_hmac"],
             "ops_token": self.secrets["ops_token"],
+            "store_url": self.store_url or f"sqlite:///{self.state_dir / 'datahub.sqlite'}",
             "proxy_command": self._proxy_command(),
             "ldap": {
                 "host": "127.0.0.1",

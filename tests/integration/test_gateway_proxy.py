@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -71,6 +72,7 @@ class RunningGateway:
 
     def __init__(self, clusters: list[dict[str, Any]], **traits: Any) -> None:
         self.port = _free_port()
+        traits.setdefault("store_url", f"sqlite:///{tempfile.mkdtemp()}/gateway.sqlite")
         self.service = DataHubService(
             clusters=clusters,
             ip="127.0.0.1",

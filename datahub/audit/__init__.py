@@ -1,0 +1,1 @@
+"""Query audit: every query's submitted and finished events, history, metrics (issue 4)."""

@@ -1,0 +1,1 @@
+"""Shared query notebooks: publish, version, share, view safely, open a copy (issue 6)."""
