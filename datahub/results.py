@@ -54,6 +54,8 @@ import pandas as pd
 import pyarrow as pa
 
 __all__ = [
+    "ColumnBuilder",
+    "ResultBuilder",
     "TrinoType",
     "parse_type",
     "pandas_dtype",
@@ -336,49 +338,125 @@ def _object_array(values: Sequence[Any], conv: Callable[[Any], Any]) -> np.ndarr
     return out
 
 
+def _object_values(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+class ColumnBuilder:
+    """Builds one typed column from the pages of a result, page by page.
+
+    Each page's raw JSON values are converted to a compact array (Arrow or numpy) as it
+    arrives, so the decoded JSON of a page can be freed at once: memory stays about the
+    size of the typed result rather than the size of a million rows of Python objects.
+    :meth:`finish` joins the pieces into the pandas array of the column's dtype.
+    """
+
+    def __init__(self, t: TrinoType | str | dict):
+        self.type = _as_type(t)
+        name = self.type.name
+        self._chunks: list[Any] = []
+        if name in _INT_DTYPES:
+            self._kind = "int"
+        elif name in _FLOAT_DTYPES or name == "double precision":
+            self._kind = "float"
+        elif name == "boolean":
+            self._kind = "boolean"
+        elif name == "decimal":
+            self._kind = "decimal"
+        elif name == "date":
+            self._kind = "date"
+        elif name == "timestamp":
+            self._kind = "timestamp"
+        elif name == "timestamp with time zone":
+            self._kind = "timestamp_tz"
+        elif name == "interval day to second":
+            self._kind = "interval"
+        elif name in _OBJECT_TYPES:
+            self._kind = "object"
+            self._convert = value_converter(self.type)
+        else:
+            # Text-like types (varchar, char, json, uuid, ipaddress, ...): strings as sent.
+            self._kind = "string"
+
+    def add(self, values: Sequence[Any]) -> None:
+        """Convert one page's values (a list of raw JSON values) and keep the result."""
+        kind = self._kind
+        if kind == "raw":
+            self._chunks.append(_object_values(values))
+        elif kind == "int":
+            self._chunks.append(pa.array(values, type=_INT_DTYPES[self.type.name][0]))
+        elif kind == "float":
+            try:
+                arr = pa.array(values, type=pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                # NaN / Infinity arrive as strings; only then pay for a Python pass.
+                arr = pa.array([_to_float(v) for v in values], type=pa.float64())
+            np_type = _FLOAT_DTYPES.get(self.type.name, np.float64)
+            self._chunks.append(arr.to_numpy(zero_copy_only=False).astype(np_type, copy=False))
+        elif kind == "boolean":
+            self._chunks.append(pa.array(values, type=pa.bool_()))
+        elif kind == "decimal":
+            try:
+                # map() with the C constructor is several times faster than a comprehension.
+                self._chunks.append(_object_values(list(map(Decimal, values))))
+            except TypeError:  # a None somewhere
+                self._chunks.append(_object_array(values, value_converter(self.type)))
+        elif kind == "date":
+            self._chunks.append(pa.array(values, type=pa.string()).cast(pa.date32()))
+        elif kind == "timestamp":
+            self._chunks.append(_timestamps(values, _time_unit(self.type)))
+        elif kind == "timestamp_tz":
+            # Zones may differ between pages; decided once in finish().
+            self._chunks.append(pa.array(values, type=pa.string()))
+        elif kind == "interval":
+            deltas = [None if v is None else _parse_interval_day(v) for v in values]
+            self._chunks.append(pd.to_timedelta(deltas).as_unit("ns").to_numpy())
+        elif kind == "object":
+            self._chunks.append(_object_array(values, self._convert))
+        else:
+            try:
+                self._chunks.append(pa.array(values, type=pa.string()))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                # Not all strings (a type we do not know): keep Python values as they are.
+                self._chunks = [_object_values(c.to_pylist()) for c in self._chunks]
+                self._chunks.append(_object_values(values))
+                self._kind = "raw"
+
+    def finish(self) -> Any:
+        """The whole column as a pandas-ready array (see the module's type table)."""
+        kind, chunks = self._kind, self._chunks
+        self._chunks = []
+        if kind == "int":
+            pa_type, dtype = _INT_DTYPES[self.type.name]
+            return dtype.__from_arrow__(pa.chunked_array(chunks, type=pa_type))
+        if kind == "boolean":
+            return pd.BooleanDtype().__from_arrow__(pa.chunked_array(chunks, type=pa.bool_()))
+        if kind == "date":
+            joined = pa.chunked_array(chunks, type=pa.date32()).cast(pa.timestamp("s"))
+            return joined.to_numpy()
+        if kind == "timestamp_tz":
+            return _timestamps_tz(pa.chunked_array(chunks, type=pa.string()), _time_unit(self.type))
+        if kind == "string":
+            return STRING_DTYPE.__from_arrow__(
+                pa.chunked_array(chunks, type=pa.string()).combine_chunks()
+            )
+        if not chunks:
+            return _empty(self.type)
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _empty(t: TrinoType) -> np.ndarray:
+    dtype = pandas_dtype(t)
+    return np.empty(0, dtype=dtype if isinstance(dtype, np.dtype) else object)
+
+
 def convert_column(values: Sequence[Any], t: TrinoType | str) -> Any:
     """Convert one column of raw JSON values of Trino type ``t`` to a pandas array."""
-    t = _as_type(t)
-    name = t.name
-    n = len(values)
-    if name in _INT_DTYPES:
-        pa_type, dtype = _INT_DTYPES[name]
-        return dtype.__from_arrow__(pa.array(values, type=pa_type))
-    if name in _FLOAT_DTYPES or name == "double precision":
-        np_type = _FLOAT_DTYPES.get(name, np.float64)
-        try:
-            arr = pa.array(values, type=pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # NaN / Infinity arrive as strings; only then pay for a Python pass.
-            arr = pa.array([_to_float(v) for v in values], type=pa.float64())
-        return arr.to_numpy(zero_copy_only=False).astype(np_type, copy=False)
-    if name == "boolean":
-        return pd.BooleanDtype().__from_arrow__(pa.array(values, type=pa.bool_()))
-    if name == "decimal":
-        try:
-            # map() with the C constructor is several times faster than a comprehension.
-            out = np.empty(n, dtype=object)
-            out[:] = list(map(Decimal, values))
-            return out
-        except TypeError:  # a None somewhere
-            return _object_array(values, value_converter(t))
-    if name == "date":
-        arr = pa.array(values, type=pa.string()).cast(pa.date32())
-        return arr.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False)
-    if name == "timestamp":
-        return _timestamps(values, _time_unit(t))
-    if name == "timestamp with time zone":
-        return _timestamps_tz(values, _time_unit(t))
-    if name == "interval day to second":
-        deltas = [None if v is None else _parse_interval_day(v) for v in values]
-        return pd.to_timedelta(deltas).as_unit("ns").to_numpy()
-    if name in _OBJECT_TYPES:
-        return _object_array(values, value_converter(t))
-    # Text-like types (varchar, char, json, uuid, ipaddress, ...): strings as they come.
-    try:
-        return STRING_DTYPE.__from_arrow__(pa.array(values, type=pa.string()))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _object_array(values, lambda v: v)
+    builder = ColumnBuilder(t)
+    builder.add(values)
+    return builder.finish()
 
 
 def _timestamps(values: Sequence[Any], unit: str) -> np.ndarray:
@@ -400,12 +478,14 @@ def _trim_fraction(v: str) -> str:
     return _FRACTION.sub(r"\1", v)
 
 
-def _timestamps_tz(values: Sequence[Any], unit: str) -> Any:
-    s = pd.Series(pd.array(values, dtype=STRING_DTYPE))
+def _timestamps_tz(values: pa.ChunkedArray | Sequence[Any], unit: str) -> Any:
+    if not isinstance(values, pa.ChunkedArray | pa.Array):
+        values = pa.array(values, type=pa.string())
+    s = pd.Series(STRING_DTYPE.__from_arrow__(values))
     parts = s.str.rsplit(" ", n=1, expand=True)
     if parts.shape[1] < 2:  # no value at all (empty or all NULL): UTC by convention
         return pd.array(
-            np.full(len(values), np.datetime64("NaT", unit)), dtype=f"datetime64[{unit}, UTC]"
+            np.full(len(s), np.datetime64("NaT", unit)), dtype=f"datetime64[{unit}, UTC]"
         )
     local = pd.Series(_timestamps(parts[0].to_numpy(dtype=object, na_value=None), unit))
     zones = parts[1].dropna().unique()
@@ -428,16 +508,39 @@ def _localize(local: pd.Series, tz: dt.tzinfo) -> pd.Series:
     )
 
 
+class ResultBuilder:
+    """Builds a typed DataFrame from a result's pages as they arrive.
+
+    ``columns`` as the protocol sends them (dicts with ``name`` and ``type``); call
+    :meth:`add` with each page's rows (decoded JSON lists) and :meth:`frame` at the end.
+    """
+
+    def __init__(self, columns: Sequence[dict[str, Any]]):
+        self.names = [c["name"] for c in columns]
+        self._builders = [ColumnBuilder(c["type"]) for c in columns]
+        self.rows = 0
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Convert one page of rows, column by column."""
+        if not rows:
+            return
+        for i, builder in enumerate(self._builders):
+            # map(itemgetter) transposes in C, about 3x faster than zip(*rows) on wide pages.
+            builder.add(list(map(itemgetter(i), rows)))
+        self.rows += len(rows)
+
+    def frame(self) -> pd.DataFrame:
+        """The DataFrame of every row added so far (the builder is emptied)."""
+        data = {i: builder.finish() for i, builder in enumerate(self._builders)}
+        df = pd.DataFrame(data, copy=False)
+        # Duplicate names (SELECT 1, 1) are legal SQL; set them after building by position.
+        df.columns = self.names
+        return df
+
+
 def to_dataframe(columns: Sequence[dict[str, Any]], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """Build a typed DataFrame from a Trino result: ``columns`` as the protocol sends them
     (dicts with ``name`` and ``type``) and ``rows`` as decoded JSON lists."""
-    names = [c["name"] for c in columns]
-    types = [parse_type(c["type"]) for c in columns]
-    data = {}
-    for i, t in enumerate(types):
-        # map(itemgetter) transposes in C, about 3x faster than zip(*rows) on wide results.
-        data[i] = convert_column(list(map(itemgetter(i), rows)), t)
-    df = pd.DataFrame(data, copy=False)
-    # Duplicate names (SELECT 1, 1) are legal SQL; set them after building by position.
-    df.columns = names
-    return df
+    builder = ResultBuilder(columns)
+    builder.add(rows)
+    return builder.frame()
