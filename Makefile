@@ -7,7 +7,7 @@ DATAHUB_HOME ?= /opt/datahub
 VENV ?= $(DATAHUB_HOME)/venv
 PYTHON ?= /usr/bin/python3.11
 BIN := $(VENV)/bin
-APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql
+APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql chromium fonts-dejavu-core
 PYTEST_ARGS ?=
 
 .PHONY: help install demo test lint format clean
@@ -23,6 +23,11 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	$(BIN)/pip install --quiet ".[test,bench]"
 	# Always replace the installed package with this checkout's code.
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+	# JupySQL is here only to be benchmarked against; keep its JupyterLab plugin out of
+	# users' JupyterLab, and keep JupyterLab from asking users about news from the web.
+	$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin >/dev/null
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .make/apt:
 	@echo "==> Installing Debian packages: $(APT_PACKAGES)"

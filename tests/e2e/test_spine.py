@@ -208,3 +208,4 @@ def test_bob_cannot_read_alices_files_or_her_servers_environment(users):
     paths += [f"/proc/{pid}/environ" for pid in alice_pids]
     for path in paths:
         assert bob.value(f"_can_read({path!r})") is False, f"bob could read {path}"
+    alice.execute(f"__import__('os').remove({alice_home!r} + '/secret.txt')")

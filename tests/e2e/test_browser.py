@@ -1,0 +1,94 @@
+"""What a person does in a browser, in a real browser: Debian's Chromium driven by Playwright.
+
+Screenshots of each step go to docs/screenshots/ (they illustrate the README).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from datahub.stack import demo
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# Chromium reaches for Google's services at start; this machine has no such network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def sign_in(page, stack, username: str, password: str) -> None:
+    page.goto(f"{stack.hub_url}/hub/login")
+    page.get_by_label("Company username:").fill(username)
+    page.get_by_label("Password:").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_wrong_password_is_explained_on_the_login_page(page, stack):
+    sign_in(page, stack, "alice", "wrong")
+    expect(page.locator(".login_error")).to_have_text("Invalid username or password.")
+    shot(page, "login-error")
+
+
+def test_sign_in_opens_jupyterlab_and_a_sql_cell_shows_table_and_chart(page, stack):
+    page.goto(f"{stack.hub_url}/hub/login")
+    expect(page.get_by_role("heading", name="Welcome to DataHub")).to_be_visible()
+    shot(page, "login")
+    sign_in(page, stack, "alice", demo.demo_password("alice"))
+    # The hub starts her server and JupyterLab opens on the welcome notebook.
+    page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
+    tab = page.get_by_role("tab", name=re.compile("Welcome to DataHub"))
+    expect(tab).to_be_visible(timeout=120_000)
+    expect(page.locator(".jp-Notebook")).to_be_visible()
+    # Run the first SQL example (the third cell) with Shift+Enter.
+    notebook = page.locator(".jp-Notebook").first
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+        timeout=120_000
+    )
+    cells = notebook.locator(".jp-Cell")
+    cells.nth(2).click()
+    page.keyboard.press("Shift+Enter")
+    expect(cells.nth(2).locator(".jp-OutputArea")).to_contain_text("alice", timeout=120_000)
+    # The aggregation example: a table and an interactive Plotly chart.
+    cells.nth(4).click()
+    page.keyboard.press("Shift+Enter")
+    output = cells.nth(4).locator(".jp-OutputArea")
+    expect(output.locator(".js-plotly-plot")).to_be_visible(timeout=120_000)
+    expect(output.locator("table")).to_be_visible()
+    expect(output).to_contain_text("rows")
+    cells.nth(4).scroll_into_view_if_needed()
+    shot(page, "jupyterlab-sql")
