@@ -636,6 +636,11 @@ class DataHubLDAPAuthenticator(LDAPAuthenticator):
         sign-in, which will say why), and True when the directory cannot be asked: people
         already signed in carry on while the directory is down.
         """
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1's BaseHandler.refresh_auth reads this attribute when we return
+            # False, but only token-authenticated requests set it: a cookie request would
+            # fail with AttributeError (a 500 on /hub/spawn) instead of going to the login.
+            handler._token_authenticated = False
         try:
             account = await asyncio.to_thread(self.lookup_account, user.name)
         except (DirectoryUnavailable, DirectoryError) as e:

@@ -25,6 +25,8 @@ from tornado.web import HTTPError
 from traitlets import Instance, Set, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .names import normalize_username  # noqa: F401 - re-exported for the gateway
+
 Via = Literal["token", "basic"]
 
 
@@ -113,11 +115,6 @@ def parse_authorization(header: str | None) -> Credentials:
         f"Authentication scheme {scheme!r} is not supported; use Bearer <token> or "
         "Basic with your JupyterHub API token as the password."
     )
-
-
-def normalize_username(name: str) -> str:
-    """The comparable form of a user name (JupyterHub lowercases user names)."""
-    return name.strip().lower()
 
 
 class IdentityResolver(LoggingConfigurable):
