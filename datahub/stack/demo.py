@@ -208,7 +208,7 @@ def render_ldif(
                 ("ou", ou),
             )
         )
-    for p in PEOPLE:
+    for p in people:
         given, _, surname = p.full_name.partition(" ")
         entries.append(
             _entry(
