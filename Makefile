@@ -20,7 +20,7 @@ help:
 install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@echo "==> Installing DataHub and its Python dependencies into $(VENV)"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet ".[test,bench]"
+	$(BIN)/pip install --quiet ".[test,bench,kubernetes]"
 	# Always replace the installed package with this checkout's code.
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
 	# JupySQL is here only to be benchmarked against; keep its JupyterLab plugin out of

@@ -41,9 +41,15 @@ ldap = stack["ldap"]
 c.JupyterHub.authenticator_class = "datahub-ldap"
 c.DataHubLDAPAuthenticator.server_address = ldap["host"]
 c.DataHubLDAPAuthenticator.server_port = ldap["port"]
-# The demo directory speaks plain LDAP on loopback; use "before_bind" (StartTLS) or
-# "on_connect" (LDAPS) against a real directory.
-c.DataHubLDAPAuthenticator.tls_strategy = "insecure"
+# Certificates are verified by default. The local stack's slapd speaks plain LDAP on
+# loopback unless it has a CA ("ca_file"). Against a real directory list your servers, in
+# failover order, e.g. servers = ["ldaps://ldap1.example.com", "ldaps://ldap2.example.com"],
+# with tls_ca_file = your company CA.
+if ldap.get("ca_file"):
+    c.DataHubLDAPAuthenticator.tls_strategy = "before_bind"  # StartTLS
+    c.DataHubLDAPAuthenticator.tls_ca_file = ldap["ca_file"]
+else:
+    c.DataHubLDAPAuthenticator.tls_strategy = "insecure"
 c.DataHubLDAPAuthenticator.lookup_dn = True
 c.DataHubLDAPAuthenticator.lookup_dn_search_user = ldap["search_user_dn"]
 c.DataHubLDAPAuthenticator.lookup_dn_search_password = ldap["search_password"]
@@ -53,6 +59,9 @@ c.DataHubLDAPAuthenticator.lookup_dn_user_dn_attribute = "uid"
 c.DataHubLDAPAuthenticator.group_search_base = ldap["groups_dn"]
 c.DataHubLDAPAuthenticator.allowed_groups = ldap["allowed_groups"]
 c.DataHubLDAPAuthenticator.admin_groups = ldap["admin_groups"]
+# Group changes, removed admins, disabled and deleted accounts reach signed-in people within
+# this many seconds (and before every spawn: refresh_pre_spawn is on by default).
+c.DataHubLDAPAuthenticator.auth_refresh_age = 300
 
 # --- Users' servers ------------------------------------------------------------------
 c.JupyterHub.spawner_class = "datahub-local"
@@ -68,6 +77,14 @@ c.JupyterHub.services = [
         "command": [sys.executable, "-m", "datahub.service", "-f", str(Path(__file__).resolve())],
         "environment": {STACK_FILE_ENV: str(state_dir / "stack.json")},
         "oauth_no_confirm": True,
+        # What the service may do for a signed-in user with the OAuth token behind its
+        # page cookie: only on that user's own server (list notebooks to publish, start
+        # it and write "Open a copy" into it). The service itself gets no such power.
+        "oauth_client_allowed_scopes": [
+            "read:servers!user",
+            "start:servers!user",
+            "access:servers!user",
+        ],
         "display": False,
     },
     {
@@ -80,6 +97,12 @@ c.JupyterHub.load_roles = [
     # Every user may use the gateway; their servers' tokens get this scope (see the
     # spawner's server_token_scopes) and nothing beyond their own server.
     {"name": "user", "scopes": ["self", "access:services!service=datahub"]},
+    {
+        # Sharing notebooks checks that the users and groups named exist on the hub.
+        "name": "datahub-sharing",
+        "scopes": ["read:users:name", "read:groups:name"],
+        "services": ["datahub"],
+    },
     {
         "name": "datahub-ops",
         "scopes": [
@@ -96,8 +119,26 @@ c.JupyterHub.load_roles = [
 ]
 
 c.DataHubService.clusters = stack["clusters"]
+# --- Routing across the Trino clusters ---------------------------------------------------
+# Queries go to the routing group of the first matching rule, else the one a cell asks for
+# (%%sql --cluster NAME), else the default; within a routing group, to the healthy cluster
+# with the fewest queued, then running, queries.
+c.DataHubService.default_routing_group = "default"
+if any(cluster.get("routing_group") == "etl" for cluster in stack["clusters"]):
+    # With an "etl" cluster (LocalStack(trino_routing_groups=("default", "etl"))):
+    # scheduled jobs and batch-tagged queries go there; people may ask for it only if
+    # they are DataHub admins.
+    c.DataHubService.routing_rules = [
+        {"name": "scheduled jobs", "source": "airflow|dbt.*|cron", "routing_group": "etl"},
+        {"name": "batch tag", "client_tags": ["batch"], "routing_group": "etl"},
+    ]
+    c.DataHubService.routing_group_access = {"etl": {"groups": ["datahub-admins"]}}
+# One JSON line per query event, for a log shipper (Fluent Bit, Vector) to carry to Kafka.
+c.DataHubService.event_log_file = str(state_dir / "logs" / "query-events.jsonl")
 c.DataHubService.secret = stack["gateway_hmac"]
 c.DataHubService.store_url = stack["store_url"]
+# The service writes "Open a copy" into users' servers through the hub's proxy.
+c.SharedNotebooks.hub_url = f"http://127.0.0.1:{stack['hub_port']}"
 # HTTPS for external clients (Trino CLI, JDBC, the trino client on a laptop): username +
 # hub token as password. Kernels use the plain listener on the internal network.
 c.DataHubService.https_port = stack["gateway_https_port"]

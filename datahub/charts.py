@@ -9,8 +9,10 @@ The figure is built from column arrays directly rather than with ``plotly.expres
 express validates and copies every row, which is far too slow for a million-row result, and
 the payload would grow with the data. Here the number of points sent is bounded by a
 *point budget* whatever the row count: histograms are binned in numpy, bar charts are
-aggregated per category, and line/scatter data is downsampled evenly; the title says so.
-Large traces use WebGL (``scattergl``).
+aggregated per category, lines keep the lowest and highest point of each of evenly spaced
+buckets (so spikes survive), scatter data is sampled evenly; the title says so. Large
+traces use WebGL (``scattergl``). As a last guard the figure's JSON is measured and, if it
+is above ``max_bytes`` (long labels, many series), rebuilt with half the points.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 
 __all__ = [
@@ -42,6 +45,8 @@ MAX_SERIES = 5
 HISTOGRAM_BINS = 50
 #: Above this many points a trace switches to WebGL.
 WEBGL_THRESHOLD = 1000
+#: Default bound on the figure's JSON size.
+MAX_BYTES = 2_000_000
 
 
 @dataclass
@@ -76,7 +81,9 @@ def column_kind(s: pd.Series) -> Literal["time", "number", "category", "other"]:
 
 
 def _few_values(s: pd.Series, limit: int = MAX_CATEGORIES) -> bool:
-    # nunique on a million rows is a hash pass; cheap next to the fetch.
+    # A sample settles most columns (ids, free text) without hashing a million values.
+    if len(s) > 10 * limit and s.iloc[: 10 * limit].nunique(dropna=False) > limit:
+        return False
     return s.nunique(dropna=False) <= limit
 
 
@@ -167,7 +174,15 @@ def _json_values(s: pd.Series) -> list[Any]:
         if getattr(s.dtype, "tz", None) is not None:
             # Plotly.js ignores offsets; show the wall-clock time of the column's zone.
             s = s.dt.tz_localize(None)
-        return [None if v is None else v for v in s.dt.strftime("%Y-%m-%d %H:%M:%S.%f").tolist()]
+        valid = s.dropna()
+        # Dates as dates, times without a zero fraction: shorter payload, same axis.
+        if len(valid) and (valid == valid.dt.normalize()).all():
+            fmt = "%Y-%m-%d"
+        elif len(valid) and (valid.dt.microsecond == 0).all() and (valid.dt.nanosecond == 0).all():
+            fmt = "%Y-%m-%d %H:%M:%S"
+        else:
+            fmt = "%Y-%m-%d %H:%M:%S.%f"
+        return [None if v is None or v is pd.NA else v for v in s.dt.strftime(fmt).tolist()]
     if s.dtype == object:
         return [_scalar(v) for v in s.tolist()]
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
@@ -203,6 +218,26 @@ def _even_sample(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, num=k).round().astype(np.int64))
 
 
+def _min_max_sample(values: np.ndarray, k: int) -> np.ndarray:
+    """At most ``k`` row positions: the lowest and highest value of each of about ``k // 2``
+    equal buckets of consecutive rows, in order — a line through them keeps every spike and
+    dip that even sampling would skip. Missing values are never picked over present ones."""
+    n = len(values)
+    buckets = max((k - 2) // 2, 1)  # two points each, plus the first and the last row
+    size = -(-n // buckets)  # ceil: rows per bucket
+    buckets = -(-n // size)
+    pad = buckets * size - n
+    missing = np.isnan(values)
+    # One reshape and one argmin/argmax per bucket row, all in numpy: no sort needed.
+    low = np.concatenate([np.where(missing, np.inf, values), np.full(pad, np.inf)])
+    high = np.concatenate([np.where(missing, -np.inf, values), np.full(pad, -np.inf)])
+    starts = np.arange(buckets) * size
+    lows = starts + low.reshape(buckets, size).argmin(axis=1)
+    highs = starts + high.reshape(buckets, size).argmax(axis=1)
+    picked = np.concatenate([lows, highs, [0, n - 1]])
+    return np.unique(picked[picked < n])
+
+
 def _color_groups(
     df: pd.DataFrame, color: str | None
 ) -> tuple[list[tuple[Any, pd.DataFrame]], str]:
@@ -228,14 +263,28 @@ def _label(key: Any) -> str:
     )
 
 
-def build_figure(df: pd.DataFrame, spec: ChartSpec, point_budget: int = 10_000) -> dict[str, Any]:
+def build_figure(
+    df: pd.DataFrame,
+    spec: ChartSpec,
+    point_budget: int = 10_000,
+    max_bytes: int = MAX_BYTES,
+) -> dict[str, Any]:
     """Build a Plotly figure dict for ``df`` as described by ``spec``.
 
     At most about ``point_budget`` points are sent in total, so the payload stays bounded
-    (well under 2 MB) whatever the row count; when data was binned, aggregated or
-    downsampled the title says how.
+    whatever the row count; when data was binned, aggregated or downsampled the title says
+    how. If the figure's JSON is still above ``max_bytes`` it is rebuilt with half the
+    points until it fits.
     """
     point_budget = max(int(point_budget), 100)
+    while True:
+        fig = _build_figure(df, spec, point_budget)
+        if point_budget <= 100 or len(orjson.dumps(fig, default=str)) <= max_bytes:
+            return fig
+        point_budget //= 2
+
+
+def _build_figure(df: pd.DataFrame, spec: ChartSpec, point_budget: int) -> dict[str, Any]:
     builders = {
         "line": _line_or_scatter,
         "scatter": _line_or_scatter,
@@ -263,7 +312,8 @@ def _line_or_scatter(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[li
     assert spec.x is not None
     notes: list[str] = []
     work = df[[c for c in dict.fromkeys([spec.x, *spec.y, spec.color]) if c is not None]]
-    if spec.kind == "line":
+    if spec.kind == "line" and not work[spec.x].is_monotonic_increasing:
+        # Often already sorted (ORDER BY); checking is one pass, sorting several.
         work = work.sort_values(spec.x, kind="stable")
     groups, note = _color_groups(work, spec.color)
     if note:
@@ -273,29 +323,38 @@ def _line_or_scatter(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[li
     total = len(work)
     shown = 0
     traces = []
+    method = "evenly sampled"
     for key, g in groups:
-        if len(g) > per_series:
-            g = g.iloc[_even_sample(len(g), per_series)]
-        x = _json_values(g[spec.x])
+        even = g.iloc[_even_sample(len(g), per_series)] if len(g) > per_series else g
+        x = _json_values(even[spec.x])
         for ycol in spec.y:
-            y = _json_values(_numeric(g[ycol]))
-            shown += len(y)
+            y_all = _numeric(g[ycol])
+            if len(g) <= per_series:
+                xs, ys = x, _json_values(y_all)
+            elif spec.kind == "line":
+                values = pd.Series(y_all).to_numpy(dtype="float64", na_value=np.nan)
+                picked = g.iloc[_min_max_sample(values, per_series)]
+                xs, ys = _json_values(picked[spec.x]), _json_values(_numeric(picked[ycol]))
+                method = "lowest and highest point per bucket"
+            else:
+                xs, ys = x, _json_values(_numeric(even[ycol]))
+            shown += len(ys)
             name = (
                 ycol
                 if spec.color is None
                 else (_label(key) if len(spec.y) == 1 else f"{_label(key)} {ycol}")
             )
             trace = {
-                "type": "scattergl" if len(g) > WEBGL_THRESHOLD else "scatter",
+                "type": "scattergl" if len(ys) > WEBGL_THRESHOLD or len(g) > budget else "scatter",
                 "mode": "lines" if spec.kind == "line" else "markers",
                 "name": name,
-                "x": x,
-                "y": y,
+                "x": xs,
+                "y": ys,
             }
             traces.append(trace)
     points = total * len(spec.y)
     if shown < points:
-        notes.insert(0, f"downsampled to {shown:,} of {points:,} points")
+        notes.insert(0, f"downsampled to {shown:,} of {points:,} points ({method})")
     what = ", ".join(spec.y)
     title = f"{what} over {spec.x}" if spec.kind == "line" else f"{what} vs {spec.x}"
     return traces, title, notes

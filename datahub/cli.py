@@ -1,6 +1,8 @@
 """The `datahub` command.
 
-datahub up     start slapd, Trino and JupyterHub (with the gateway) on this machine
+datahub up                     start slapd, Trino and JupyterHub (with the gateway) here
+datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
+                               hub token); see datahub.quotas.cli
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .quotas import cli as quota_cli
 from .stack import demo
 from .stack.process import Progress
 
@@ -69,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the hub configuration file (default: ./jupyterhub_config.py)",
     )
     up.add_argument("--port", type=int, default=8000, help="hub port (default 8000; 0 = any)")
+    quota_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "up":
         return _up(args)
+    if args.command == "quota":
+        return quota_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -5,6 +5,10 @@ Pure functions, no I/O. The input is what the Trino protocol sends: the ``column
 ``row(a integer, b varchar)``) and the rows as decoded JSON (lists of str/int/float/bool/
 None, nested lists and dicts). Whole columns are converted at once with pyarrow/numpy,
 because this is the hot path: a million-row result must not pay for a Python call per value.
+:class:`ResultBuilder` converts each page as it arrives (a page is transposed by numpy in
+one pass, each column becomes an Arrow/numpy piece) so the decoded JSON can be dropped at
+once; memory stays about the size of the typed result. Text columns keep the pages' Arrow
+chunks without copying them.
 
 Type mapping (one column dtype per Trino type, the same on every query):
 
@@ -314,6 +318,7 @@ def pandas_dtype(t: TrinoType | str) -> Any:
     return STRING_DTYPE
 
 
+_NESTED_TYPES = frozenset({"array", "map", "row"})
 _OBJECT_TYPES = {
     "decimal",
     "time",
@@ -439,9 +444,8 @@ class ColumnBuilder:
         if kind == "timestamp_tz":
             return _timestamps_tz(pa.chunked_array(chunks, type=pa.string()), _time_unit(self.type))
         if kind == "string":
-            return STRING_DTYPE.__from_arrow__(
-                pa.chunked_array(chunks, type=pa.string()).combine_chunks()
-            )
+            # Zero-copy: the pandas string column keeps the pages' Arrow chunks.
+            return STRING_DTYPE.__from_arrow__(pa.chunked_array(chunks, type=pa.string()))
         if not chunks:
             return _empty(self.type)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
@@ -518,15 +522,26 @@ class ResultBuilder:
     def __init__(self, columns: Sequence[dict[str, Any]]):
         self.names = [c["name"] for c in columns]
         self._builders = [ColumnBuilder(c["type"]) for c in columns]
+        # Without array/map/row columns every value is a JSON scalar, and numpy can
+        # transpose a page in one C pass.
+        self._scalars_only = all(b.type.name not in _NESTED_TYPES for b in self._builders)
         self.rows = 0
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         """Convert one page of rows, column by column."""
         if not rows:
             return
-        for i, builder in enumerate(self._builders):
-            # map(itemgetter) transposes in C, about 3x faster than zip(*rows) on wide pages.
-            builder.add(list(map(itemgetter(i), rows)))
+        width = len(self._builders)
+        table = np.array(rows, dtype=object) if self._scalars_only else None
+        if table is not None and table.shape == (len(rows), width):
+            # Column views of one 2-D object array: about 3x faster than picking each
+            # column out of the row lists.
+            for i, builder in enumerate(self._builders):
+                builder.add(table[:, i])
+        else:
+            for i, builder in enumerate(self._builders):
+                # map(itemgetter) transposes in C, faster than zip(*rows) on wide pages.
+                builder.add(list(map(itemgetter(i), rows)))
         self.rows += len(rows)
 
     def frame(self) -> pd.DataFrame:

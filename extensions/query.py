@@ -1,35 +1,90 @@
-"""Run one SQL statement through the ``trino`` client and fetch its result fast.
+"""Run one SQL statement on Trino (through the gateway) and build its DataFrame fast.
 
-The dbapi cursor maps every value through a Python function and hands rows out one
-``fetchone()`` at a time; for a million-row result that costs more than the transfer. Here
-the statement runs as a low-level :class:`trino.client.TrinoQuery` with
-``legacy_primitive_types=True`` (the client's no-op row mapper), pages of raw JSON rows are
-collected as they arrive, and :func:`datahub.results.to_dataframe` converts whole columns.
-Authentication, retries, session headers and the protocol loop stay the client's own.
+The ``trino`` dbapi maps every value through a Python function and hands rows out one at
+a time, then ``pandas.DataFrame(rows)`` copies them again: for a million rows that costs
+more than Trino takes to produce them, and a million rows of Python objects take five to
+ten times the memory of the typed result. Here:
+
+* the connection's own request object (auth, session headers, retries, keep-alive HTTP
+  session) sends the statement and follows ``nextUri``;
+* a fetch thread downloads and decodes (``orjson``) the next page while the main thread
+  converts the previous one, so conversion hides behind Trino's production of pages; the
+  queue between them holds a few pages, so a slow consumer slows the download rather than
+  filling memory;
+* every page is turned into typed column pieces at once
+  (:class:`datahub.results.ResultBuilder`) and its Python rows are dropped, so memory is
+  about the size of the typed result.
+
+Session changes a statement makes (``USE``, ``SET SESSION``, roles, …) are applied with the
+client's own code, so they carry over to the next cell like with the dbapi. A
+``KeyboardInterrupt`` (kernel interrupt, Ctrl-C) at any point — queued, running, or while
+rows stream — cancels the query on the server (``DELETE nextUri``: Trino records
+``USER_CANCELED``) and raises :class:`QueryCancelled`.
 """
 
 from __future__ import annotations
 
-import itertools
+import logging
+import queue
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pandas as pd
+import requests
 import trino
+import trino.client
+import trino.constants
+import trino.mapper
 
-from datahub.results import to_dataframe
+from datahub.results import ResultBuilder
 
-__all__ = ["QueryCancelled", "QueryResult", "run_query"]
+__all__ = ["QueryCancelled", "QueryResult", "cluster_from_uri", "run_query"]
+
+log = logging.getLogger(__name__)
+
+#: The gateway's follow-up URIs name the cluster: ``/v1/dh/{cluster}/{signature}/v1/…``.
+_CLUSTER_IN_URI = re.compile(r"/v1/dh/([A-Za-z0-9_-]{1,64})/")
+
+#: Response headers that change the client's session; rare, so the client's own (slower)
+#: processing runs only when one is present.
+_SESSION_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        trino.constants.HEADER_SET_SESSION,
+        trino.constants.HEADER_CLEAR_SESSION,
+        trino.constants.HEADER_SET_CATALOG,
+        trino.constants.HEADER_SET_SCHEMA,
+        trino.constants.HEADER_SET_ROLE,
+        trino.constants.HEADER_ADDED_PREPARE,
+        trino.constants.HEADER_DEALLOCATED_PREPARE,
+        trino.constants.HEADER_SET_AUTHORIZATION_USER,
+        trino.constants.HEADER_RESET_AUTHORIZATION_USER,
+    )
+)
+
+#: Decoded pages waiting for the main thread: enough to keep both threads busy.
+PREFETCH_PAGES = 3
+
+
+def cluster_from_uri(uri: str | None) -> str | None:
+    """The cluster named in a gateway follow-up URI (``None`` straight to Trino)."""
+    m = _CLUSTER_IN_URI.search(uri or "")
+    return m.group(1) if m else None
 
 
 class QueryCancelled(Exception):
     """The user interrupted the query; it was cancelled on the server."""
 
-    def __init__(self, query_id: str | None):
+    def __init__(self, query_id: str | None, rows_fetched: int = 0):
         super().__init__("Query cancelled")
         self.query_id = query_id
+        #: Rows that had arrived when the interrupt came.
+        self.rows_fetched = rows_fetched
 
 
 @dataclass
@@ -43,6 +98,9 @@ class QueryResult:
     update_type: str | None = None
     update_count: int | None = None
     columns: list[dict[str, Any]] = field(default_factory=list)
+    #: The cluster that ran it, from the gateway's URIs (``None`` straight to Trino).
+    cluster: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_query(
@@ -54,52 +112,194 @@ def run_query(
 ) -> QueryResult:
     """Execute ``sql`` on ``connection`` and return its typed result.
 
-    ``stats_callback`` is called with Trino's stats after submit and after every page.
-    ``http_headers`` go on the submitting request only (the gateway routes on it; the
-    follow-up ``nextUri`` already names the cluster). A ``KeyboardInterrupt`` while the query
-    runs or streams cancels it on the server (Trino records USER_CANCELED) and raises
-    :class:`QueryCancelled`; Trino errors propagate as the client's exceptions.
+    ``stats_callback`` is called on the calling thread after every page with Trino's
+    stats plus ``queryId``, ``cluster`` and ``fetchedRows``. ``http_headers`` go on the
+    submitting request only (the gateway routes on them; follow-up URIs name the cluster).
+    Trino errors raise the client's exceptions (``TrinoQueryError`` …), HTTP failures
+    ``HttpError``/``TrinoConnectionError``.
     """
     start = time.perf_counter()
-    # The connection's request carries its auth, session and HTTP session; the dbapi has no
-    # public way to run a TrinoQuery on it, which is the one private call we make.
+    # The dbapi has no public way to run a statement on a connection's session; this
+    # private call gives exactly what its cursors use.
     request = connection._create_request()
-    query = trino.client.TrinoQuery(
-        request, query=sql, legacy_primitive_types=True, stats_callback=stats_callback
-    )
-    pages: list[Any] = []
+    stream = _PageStream(request, sql, http_headers)
+    builder: ResultBuilder | None = None
+    columns: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
+    update_type = update_count = None
+    warnings: list[dict[str, Any]] = []
     try:
-        result = query.execute(additional_http_headers=http_headers)
-        pages.append(result.rows)
-        while not query.finished and not query.cancelled:
-            pages.append(query.fetch())
+        for page in stream:
+            if builder is None and page.get("columns"):
+                columns = page["columns"]
+                builder = ResultBuilder(columns)
+            data = page.get("data")
+            if data:
+                if isinstance(data, dict):  # the spooling protocol
+                    data = _spooled_rows(request, data)
+                if builder is None:  # rows before any column list: untyped
+                    columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(data[0]))]
+                    builder = ResultBuilder(columns)
+                builder.add(data)
+            stats = page.get("stats") or stats
+            update_type = page.get("updateType") or update_type
+            if page.get("updateCount") is not None:
+                update_count = page["updateCount"]
+            warnings.extend(page.get("warnings") or ())
+            if stats_callback is not None:
+                stats_callback(
+                    {
+                        **stats,
+                        "queryId": stream.query_id,
+                        "cluster": stream.cluster,
+                        "fetchedRows": builder.rows if builder else 0,
+                    }
+                )
     except KeyboardInterrupt:
-        _cancel(query)
-        raise QueryCancelled(query.query_id) from None
-    # Spooled pages arrive as iterators of rows; inline ones as lists.
-    rows = list(itertools.chain.from_iterable(pages))
-    columns = query.columns or []
-    if not columns and query.update_type is None and rows:
-        columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(rows[0]))]
-    frame = to_dataframe(columns, rows)
+        stream.cancel()
+        raise QueryCancelled(stream.query_id, builder.rows if builder else 0) from None
+    finally:
+        stream.close()
+    frame = builder.frame() if builder is not None else pd.DataFrame()
     return QueryResult(
         frame=frame,
-        query_id=query.query_id,
+        query_id=stream.query_id,
         elapsed=time.perf_counter() - start,
-        stats=dict(query.stats),
-        update_type=query.update_type,
-        update_count=query.update_count,
+        stats=stats,
+        update_type=update_type,
+        update_count=update_count,
         columns=list(columns),
+        cluster=stream.cluster,
+        warnings=warnings,
     )
 
 
-def _cancel(query: trino.client.TrinoQuery) -> None:
-    # A second Ctrl-C while the DELETE is in flight must not leave the query running.
-    for _ in range(3):
+def _spooled_rows(request: trino.client.TrinoRequest, data: dict[str, Any]) -> list[list[Any]]:
+    """Rows of a spooled-protocol page, decoded by the client (the gateway normally
+    disables spooling, but a direct connection may get it)."""
+    segments = trino.client.TrinoQuery(request, query="")._to_segments(data)
+    mapper = trino.mapper.RowMapperFactory.NO_OP_ROW_MAPPER
+    return list(trino.client.SegmentIterator(segments, mapper))
+
+
+def read_page(request: trino.client.TrinoRequest, response: requests.Response) -> dict[str, Any]:
+    """One protocol page as a dict; raises the client's exceptions for errors."""
+    if response.status_code != 200:
+        request.raise_response_error(response)
+    body = response.content
+    if not body.strip():
+        raise trino.exceptions.TrinoConnectionError(
+            "received empty response from server (status 200)"
+        )
+    page = orjson.loads(body)
+    error = page.get("error")
+    if error:
+        raise trino.client.TrinoRequest._process_error(error, page.get("id"))
+    if not _SESSION_HEADERS.isdisjoint(h.lower() for h in response.headers):
+        request.process(response)  # applies the session changes to the connection
+    return page
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+class _PageStream:
+    """Submits the statement and follows ``nextUri`` on a thread, handing decoded pages
+    to the caller through a small queue."""
+
+    def __init__(
+        self,
+        request: trino.client.TrinoRequest,
+        sql: str,
+        headers: dict[str, str] | None,
+        depth: int = PREFETCH_PAGES,
+    ):
+        self._request = request
+        self._sql = sql
+        self._headers = headers
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.query_id: str | None = None
+        self.next_uri: str | None = None
+        self.cluster: str | None = None
+        self._thread = threading.Thread(target=self._run, name="datahub-sql-pages", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            item = self._queue.get()  # interruptible: Ctrl-C lands here while waiting
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+    def _run(self) -> None:
         try:
-            query.cancel()
+            try:
+                response = self._request.post(self._sql, self._headers)
+            except requests.exceptions.RequestException as e:
+                raise trino.exceptions.TrinoConnectionError(f"failed to execute: {e}") from e
+            page = read_page(self._request, response)
+            self.query_id = page.get("id")
+            self.cluster = cluster_from_uri(page.get("nextUri") or page.get("infoUri"))
+            while True:
+                self.next_uri = page.get("nextUri")
+                if self._stop.is_set() or not self._put(page):
+                    # Interrupted while this request was in flight: cancel what it started.
+                    self._delete(self.next_uri)
+                    return
+                if self.next_uri is None:
+                    break
+                try:
+                    response = self._request.get(self.next_uri)
+                except requests.exceptions.RequestException as e:
+                    raise trino.exceptions.TrinoConnectionError(f"failed to fetch: {e}") from e
+                page = read_page(self._request, response)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
+            self._put(_Failure(e))
+        self._put(_END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _delete(self, uri: str | None) -> None:
+        if uri is None:
             return
-        except KeyboardInterrupt:
-            continue
-        except trino.exceptions.TrinoConnectionError:
-            return
+        try:
+            response = self._request.delete(uri)
+            if response.status_code not in (200, 204):
+                status = response.status_code
+                log.info("Cancelling query %s answered HTTP %s", self.query_id, status)
+        except requests.exceptions.RequestException as e:
+            log.warning("Could not cancel query %s: %r", self.query_id, e)
+
+    def cancel(self) -> None:
+        """Cancel on the server and wait (a little) for the fetch thread to stop."""
+        self._stop.set()
+        uri = self.next_uri
+        # A second Ctrl-C while the DELETE is in flight must not leave the query running.
+        for _ in range(3):
+            try:
+                self._delete(uri)
+                # Until the thread is done, it may hold a newer nextUri (the submit was
+                # still in flight); it cancels that one itself.
+                self._thread.join(timeout=10)
+                return
+            except KeyboardInterrupt:
+                continue
+
+    def close(self) -> None:
+        """Stop the fetch thread if the caller stops early (an error, an interrupt)."""
+        self._stop.set()

@@ -7,9 +7,11 @@ is shown as a compact table (first rows, row count, elapsed time, query id), wit
 chart when the data suits one, and live progress while the query runs. Ctrl-C / kernel
 interrupt cancels the query on the server. Query errors are one message, never a traceback.
 
-The pure pieces (option splitting, ``--limit`` wrapping, error messages) are plain functions
-here; running the query is :mod:`datahub.extensions.query`, the type mapping
-:mod:`datahub.results`, the charts :mod:`datahub.charts`.
+The pieces: parameters :mod:`datahub.extensions.params`, the statement sent and its source
+map :mod:`datahub.extensions.statement`, running it :mod:`datahub.extensions.query`,
+progress :mod:`datahub.extensions.progress`, history and clusters
+:mod:`datahub.extensions.history`, the type mapping :mod:`datahub.results`, the charts
+:mod:`datahub.charts`. This module holds the magic and its error messages.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import html
 import os
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,8 +35,17 @@ from traitlets import Bool, Integer, Unicode, default, validate
 from traitlets.config import Configurable
 
 from datahub import charts
+from datahub.extensions import history, quota
+from datahub.extensions.params import bind
 from datahub.extensions.progress import Progress, format_summary, human_seconds
 from datahub.extensions.query import QueryCancelled, QueryResult, run_query
+from datahub.extensions.statement import (
+    SentStatement,
+    line_and_column,
+    prepare,
+    strip_sql,
+    wrap_limit,
+)
 
 __all__ = [
     "ROUTING_HEADER",
@@ -63,11 +74,13 @@ class SqlError(Exception):
     approach), so the cell fails with exactly these lines.
     """
 
-    def __init__(self, message: str, query_id: str | None = None):
+    def __init__(self, message: str, query_id: str | None = None, rows_fetched: int = 0):
         super().__init__(message)
         self.message = message
         #: Trino's id of the failed or cancelled query, when it got one.
         self.query_id = query_id
+        #: For a cancelled query: how many rows had arrived when it was interrupted.
+        self.rows_fetched = rows_fetched
 
     def _render_traceback_(self) -> list[str]:
         return self.message.splitlines()
@@ -81,33 +94,45 @@ class _Secret(str):
 
 
 _LOCATION_PREFIX = re.compile(r"^line \d+:\d+: ")
+#: Errors whose message is already a sentence for the user, shown as it is: Trino's access
+#: rules, and the gateway's own refusals (quotas, routing, cluster health).
+SENTENCE_ERRORS = frozenset(
+    {
+        "PERMISSION_DENIED",
+        "QUOTA_EXCEEDED",
+        "ROUTING_GROUP_NOT_ALLOWED",
+        "INVALID_ROUTING_GROUP",
+        "NO_CLUSTER_AVAILABLE",
+        "CLUSTER_UNREACHABLE",
+        "HUB_UNAVAILABLE",
+        "QUERY_LOST",
+    }
+)
 
 
 def format_query_error(
     error_name: str | None,
     message: str,
     sql: str,
-    location: tuple[int, int] | None = None,
-    line_offset: int = 0,
+    offset: int | None = None,
 ) -> str:
     """One message for a Trino query error; with a location, the SQL line and a caret.
 
-    ``location`` is Trino's 1-based (line, column) in the statement that was sent, which
-    starts ``line_offset`` lines before the user's ``sql`` (``--limit`` wraps it).
+    ``offset`` is where in the user's ``sql`` the error is (Trino's location mapped back
+    through what the magic added, see :meth:`SentStatement.locate`). Permission and quota
+    errors are shown as Trino (or the gateway) worded them.
     """
     message = _LOCATION_PREFIX.sub("", message.strip())
-    if error_name == "PERMISSION_DENIED":
+    if error_name in SENTENCE_ERRORS:
         return message
-    lines = sql.splitlines()
-    if location is not None:
-        line, column = location[0] - line_offset, location[1]
-        if 1 <= line <= len(lines):
-            src = lines[line - 1]
-            # Keep tabs so the caret lines up under the same column.
-            pad = "".join("\t" if ch == "\t" else " " for ch in src[: max(column - 1, 0)])
-            head = "Syntax error" if error_name == "SYNTAX_ERROR" else _title(error_name)
-            where = f"line {line}, column {column}"
-            return f"{head} at {where}: {message}\n    {src}\n    {pad}^"
+    if offset is not None and 0 <= offset <= len(sql):
+        line, column = line_and_column(sql, offset)
+        src = sql.splitlines()[line - 1] if sql.splitlines()[line - 1 :] else ""
+        # Keep tabs so the caret lines up under the same column.
+        pad = "".join("\t" if ch == "\t" else " " for ch in src[: max(column - 1, 0)])
+        head = "Syntax error" if error_name == "SYNTAX_ERROR" else _title(error_name)
+        where = f"line {line}, column {column}"
+        return f"{head} at {where}: {message}\n    {src}\n    {pad}^"
     if error_name == "SYNTAX_ERROR":
         return f"Syntax error: {message}"
     return f"{_title(error_name)}: {message}" if error_name else message
@@ -147,34 +172,6 @@ def _gateway_error(err: Exception, gateway_url: str) -> str:
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-_QUERY_START = re.compile(
-    r"^(?:\s|--[^\n]*\n|/\*.*?\*/)*(select|with|values|table|\()", re.I | re.S
-)
-
-
-def strip_sql(sql: str) -> str:
-    """Drop surrounding whitespace and trailing semicolons (Trino takes one statement)."""
-    sql = sql.strip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    return sql
-
-
-def wrap_limit(sql: str, limit: int) -> tuple[str, int]:
-    """Apply ``LIMIT limit`` on the server by wrapping a query.
-
-    Returns the statement to send and how many lines it adds before the user's SQL (so
-    error locations can be mapped back). The user's SQL sits on its own lines so a trailing
-    ``-- comment`` cannot swallow the closing parenthesis. Only queries can be wrapped.
-    """
-    if limit < 0:
-        raise UsageError("--limit must be zero or more")
-    sql = strip_sql(sql)
-    if not _QUERY_START.match(sql):
-        raise UsageError("--limit works only on queries (SELECT, WITH, VALUES, TABLE)")
-    # The user's own SQL runs either way; wrapping adds nothing they could not type.
-    return f"SELECT * FROM (\n{sql}\n) LIMIT {int(limit)}", 1  # noqa: S608
 
 
 def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tuple[str, str]:
@@ -217,19 +214,46 @@ def _y_columns(values: Sequence[str] | None) -> list[str]:
     return out
 
 
+_SUBCOMMAND = re.compile(
+    r"^(?:(?P<history>history)(?:\s+(?P<n>\S+))?|(?P<clusters>clusters)|(?P<quota>quota))$",
+    re.I,
+)
+
+
+def parse_subcommand(rest: str, cell: str | None) -> tuple[str, int | None] | None:
+    """``("history", N)`` / ``("clusters", None)`` / ``("quota", None)`` for
+    ``%sql history [N]`` / ``%sql clusters`` / ``%sql quota``; ``None`` for SQL (no SQL
+    statement starts with these words)."""
+    if cell is not None and cell.strip():
+        return None
+    m = _SUBCOMMAND.match(rest.strip())
+    if m is None:
+        return None
+    if m.group("clusters"):
+        return "clusters", None
+    if m.group("quota"):
+        return "quota", None
+    n = m.group("n")
+    if n is None:
+        return "history", None
+    if not n.isdigit() or int(n) < 1:
+        raise UsageError(f"%sql history takes a number of queries, not {n!r}")
+    return "history", int(n)
+
+
 # --------------------------------------------------------------------------- display
 
-#: Frames returned by the magic, by id, with what their compact display shows. Only these
-#: get the compact table; any other DataFrame keeps pandas' own display.
-_RESULTS: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+#: Frames returned by the magic, by id, with how to show them. Only these get the compact
+#: display; any other DataFrame keeps pandas' own.
+_RESULTS: dict[int, tuple[weakref.ref, Callable[[pd.DataFrame], dict]]] = {}
 
 
-def _remember(df: pd.DataFrame, info: dict[str, Any]) -> None:
+def _remember(df: pd.DataFrame, render: Callable[[pd.DataFrame], dict]) -> None:
     key = id(df)
-    _RESULTS[key] = (weakref.ref(df, lambda _ref, key=key: _RESULTS.pop(key, None)), info)
+    _RESULTS[key] = (weakref.ref(df, lambda _ref, key=key: _RESULTS.pop(key, None)), render)
 
 
-def _info_for(df: pd.DataFrame) -> dict[str, Any] | None:
+def _renderer_for(df: pd.DataFrame) -> Callable[[pd.DataFrame], dict] | None:
     entry = _RESULTS.get(id(df))
     if entry is None or entry[0]() is not df:
         return None
@@ -244,16 +268,14 @@ def _footer(df: pd.DataFrame, info: dict[str, Any]) -> str:
         rows = f"showing {shown:,} of {rows}"
     parts = [rows, f"{len(df.columns)} column{'s' if len(df.columns) != 1 else ''}"]
     parts.append(human_seconds(info["elapsed"]))
+    if info.get("cluster"):
+        parts.append(f"cluster {info['cluster']}")
     if info.get("query_id"):
         parts.append(f"query {info['query_id']}")
     return " · ".join(parts)
 
 
-def result_mimebundle(df: pd.DataFrame, include: Any = None, exclude: Any = None) -> dict | None:
-    """The compact table for a magic result; ``None`` (pandas' own display) otherwise."""
-    info = _info_for(df)
-    if info is None:
-        return None
+def _table_bundle(df: pd.DataFrame, info: dict[str, Any]) -> dict[str, str]:
     head = df.head(info["display_rows"])
     footer = _footer(df, info)
     table = head.to_html(max_cols=50, border=0, classes="datahub-sql-result")
@@ -262,6 +284,19 @@ def result_mimebundle(df: pd.DataFrame, include: Any = None, exclude: Any = None
             f'{table}<div class="datahub-sql-footer"><small>{html.escape(footer)}</small></div>'
         ),
         "text/plain": f"{head.to_string(max_cols=50)}\n{footer}",
+    }
+
+
+def result_mimebundle(df: pd.DataFrame, include: Any = None, exclude: Any = None) -> dict | None:
+    """The compact display of a frame the magic returned; ``None`` (pandas' own) otherwise."""
+    render = _renderer_for(df)
+    return None if render is None else render(df)
+
+
+def _plan_bundle(plan: str) -> dict[str, str]:
+    return {
+        "text/plain": plan,
+        "text/html": f'<pre class="datahub-sql-plan">{html.escape(plan)}</pre>',
     }
 
 
@@ -288,6 +323,16 @@ class SqlMagic(Magics, Configurable):
     @default("gateway_url")
     def _default_gateway_url(self) -> str:
         return os.environ.get("DATAHUB_GATEWAY_URL") or "http://127.0.0.1:8765"
+
+    api_url = Unicode(
+        help="""Base URL of the DataHub service's REST API, which serves `%sql history`
+        and `%sql clusters`. Defaults to the gateway URL plus /services/datahub/api (the
+        service is the JupyterHub service named "datahub").""",
+    ).tag(config=True)
+
+    @default("api_url")
+    def _default_api_url(self) -> str:
+        return self.gateway_url.rstrip("/") + "/services/datahub/api"
 
     token = Unicode(
         help="""Token sent to the gateway as a bearer token (JWT authentication).
@@ -333,12 +378,22 @@ class SqlMagic(Magics, Configurable):
         aggregated or downsampled (the chart title says so), so a million-row result still
         draws quickly and the notebook stays small.""",
     ).tag(config=True)
+    chart_max_bytes = Integer(
+        2_000_000,
+        help="""Upper bound on a chart's JSON size in bytes. A chart whose points would be
+        bigger (long text labels, many series) is drawn with fewer points.""",
+    ).tag(config=True)
+    history_rows = Integer(
+        20, help="How many queries `%sql history` lists when no number is given."
+    ).tag(config=True)
     source = Unicode(
         "datahub-sql",
         help="Trino 'source' of the queries; Trino resource groups and query history use it.",
     ).tag(config=True)
     show_progress = Bool(
-        True, help="Show live progress (state, splits, rows, bytes, time) while a query runs."
+        True,
+        help="""Show live progress (state, splits, rows, bytes, time, cluster, query id) while
+        a query runs; it becomes the one-line summary when the query ends.""",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any):
@@ -413,13 +468,37 @@ class SqlMagic(Magics, Configurable):
         metavar="N",
         help="Return at most N rows, applied by Trino (the query is wrapped in a LIMIT).",
     )
-    @argument("--cluster", metavar="GROUP", help="Routing group (cluster) the gateway should use.")
+    @argument(
+        "--cluster",
+        "--routing-group",
+        dest="cluster",
+        metavar="GROUP",
+        help="Routing group (cluster) the gateway should send the query to.",
+    )
+    @argument(
+        "--explain",
+        action="store_true",
+        help="Show Trino's plan for the query (EXPLAIN) instead of running it.",
+    )
     @argument("-h", "--help", action="store_true", help="Show this help.")
     def sql(self, line: str = "", cell: str | None = None) -> pd.DataFrame | None:
-        """Run SQL through the DataHub gateway; the value is a pandas DataFrame.
+        """Run SQL on Trino through the DataHub gateway; the value is a pandas DataFrame.
 
         Cell form: ``%%sql [options]`` and the SQL below. Line form:
         ``df = %sql [options] SELECT ...``.
+
+        Parameters: ``{{ name }}`` binds the value of the notebook variable ``name`` (Trino
+        receives it as a value, never as SQL text); ``{{ ident(name) }}`` inserts it as a
+        quoted table/column name (a tuple gives "catalog"."schema"."table"). Markers inside
+        strings and comments are left alone.
+
+        A plan (``--explain``, or a typed ``EXPLAIN``) is shown as text; ``-o`` keeps it
+        as a string. Also: ``%sql history [N]`` lists your last N queries,
+        ``%sql clusters`` the clusters and their health, ``%sql quota`` your quota and
+        today's usage. Defaults:
+        ``%config SqlMagic.display_rows``, ``.catalog``, ``.schema``,
+        ``.chart_point_budget``, ``.history_rows``.
+        Interrupt the kernel to cancel a running query.
         """
         parser = self.sql.parser
         flags, valued = _option_names(parser)
@@ -428,6 +507,11 @@ class SqlMagic(Magics, Configurable):
         if args.help:
             print(parser.format_help())
             return None
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, not {args.out!r}")
+        sub = parse_subcommand(rest, cell)
+        if sub is not None:
+            return self._subcommand(*sub, args)
         if cell is None:
             sql_text, chart_default = rest, "none"
         else:
@@ -435,14 +519,21 @@ class SqlMagic(Magics, Configurable):
         user_sql = strip_sql(sql_text)
         if not user_sql:
             raise UsageError("No SQL given. Write the query after %sql, or below %%sql.")
-        statement, line_offset = user_sql, 0
+        stmt = bind(user_sql, self.shell.user_ns if self.shell is not None else {})
         if args.limit is not None:
-            statement, line_offset = wrap_limit(user_sql, args.limit)
-        if args.out is not None and not args.out.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.out!r}")
+            stmt = wrap_limit(stmt, args.limit)
+        conn = self.connection(args.catalog, args.schema)
+        sent = prepare(stmt, conn.cursor()._format_prepared_param, explain_plan=args.explain)
 
-        result = self._run(statement, user_sql, line_offset, args)
+        result = self._run(sent, user_sql, args)
         df = result.frame
+        if args.explain or _is_plan(df):
+            plan = "\n".join(str(v) for v in df.iloc[:, 0]) if len(df) else ""
+            if args.out:
+                self.shell.user_ns[args.out] = plan
+            if not args.no_display:
+                display(_plan_bundle(plan), raw=True)
+            return None
         if result.update_type and len(df.columns) == 0:
             return None  # DDL and the like: the summary line said it all
         if args.out:
@@ -450,39 +541,71 @@ class SqlMagic(Magics, Configurable):
         if args.no_display:
             return None
         self._show_chart(df, args, args.chart or chart_default)
-        _remember(
-            df,
-            {
-                "display_rows": self.display_rows,
-                "elapsed": result.elapsed,
-                "query_id": result.query_id,
-            },
-        )
+        info = {
+            "display_rows": self.display_rows,
+            "elapsed": result.elapsed,
+            "query_id": result.query_id,
+            "cluster": result.cluster,
+        }
+        _remember(df, lambda frame: _table_bundle(frame, info))
         return df
 
-    def _run(self, statement: str, user_sql: str, line_offset: int, args: Any) -> QueryResult:
+    def _run(self, sent: SentStatement, user_sql: str, args: Any) -> QueryResult:
         conn = self.connection(args.catalog, args.schema)
         progress = Progress(jupyter=self._in_jupyter(), enabled=self.show_progress)
         headers = {ROUTING_HEADER: args.cluster} if args.cluster else None
         try:
-            result = run_query(conn, statement, stats_callback=progress, http_headers=headers)
+            result = run_query(conn, sent.text, stats_callback=progress, http_headers=headers)
         except QueryCancelled as cancelled:
             progress.clear()
-            raise SqlError("Query cancelled", cancelled.query_id) from None
+            raise SqlError(
+                "Query cancelled", cancelled.query_id, rows_fetched=cancelled.rows_fetched
+            ) from None
         except trino.exceptions.TrinoQueryError as err:
             progress.clear()
-            msg = format_query_error(
-                err.error_name, err.message, user_sql, err.error_location, line_offset
-            )
+            offset = None
+            if err.error_location:
+                line, column = err.error_location
+                offset = sent.locate(line, column, syntax_error=err.error_name == "SYNTAX_ERROR")
+            msg = format_query_error(err.error_name, err.message, user_sql, offset)
             raise self._error(msg, err.query_id) from None
         except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError) as err:
             progress.clear()
             raise self._error(_gateway_error(err, self.gateway_url)) from None
-        summary = format_summary(len(result.frame), result.elapsed, result.query_id, result.stats)
-        if result.update_type:
-            summary = summary.replace("✔ ", f"✔ {result.update_type} · ", 1)
+        what = "EXPLAIN" if args.explain else result.update_type
+        summary = format_summary(
+            None if args.explain else len(result.frame),
+            result.elapsed,
+            result.query_id,
+            result.stats,
+            cluster=result.cluster,
+            what=what,
+        )
         progress.done(summary)
         return result
+
+    def _subcommand(self, name: str, n: int | None, args: Any) -> pd.DataFrame | None:
+        if name == "quota":
+            try:
+                display(quota.show_quota(self.gateway_url, str(self.token)), raw=True)
+            except quota.QuotaLookupError as err:
+                raise self._error(err.message) from None
+            return None
+        try:
+            if name == "history":
+                df = history.fetch_history(self.api_url, str(self.token), n or self.history_rows)
+                render = history.render_history
+            else:
+                df = history.fetch_clusters(self.api_url, str(self.token))
+                render = history.render_clusters
+        except history.GatewayApiError as err:
+            raise self._error(str(err)) from None
+        if args.out:
+            self.shell.user_ns[args.out] = df
+        if args.no_display:
+            return None
+        _remember(df, render)
+        return df
 
     def _error(self, message: str, query_id: str | None = None) -> SqlError:
         token = str(self.token)
@@ -503,7 +626,9 @@ class SqlMagic(Magics, Configurable):
                 print("No chart: the result has no columns that suit one.")
             return
         try:
-            fig = charts.build_figure(df, spec, self.chart_point_budget)
+            fig = charts.build_figure(
+                df, spec, self.chart_point_budget, max_bytes=self.chart_max_bytes
+            )
         except (ValueError, TypeError, KeyError) as err:
             if explicit:
                 raise UsageError(f"Cannot draw a {spec.kind} chart of this result: {err}") from None
@@ -513,6 +638,11 @@ class SqlMagic(Magics, Configurable):
 
     def _in_jupyter(self) -> bool:
         return getattr(self.shell, "kernel", None) is not None
+
+
+def _is_plan(df: pd.DataFrame) -> bool:
+    """A typed-in ``EXPLAIN …``: one text column named "Query Plan"."""
+    return list(df.columns) == ["Query Plan"]
 
 
 def _option_names(parser: Any) -> tuple[set[str], set[str]]:

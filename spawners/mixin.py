@@ -6,17 +6,24 @@ machine, `KubeSpawner` at scale). It gives the user's server:
 - `DATAHUB_GATEWAY_URL`, where `%%sql` sends queries; the server's own
   `JUPYTERHUB_API_TOKEN` (scoped to use the gateway) is the only credential it holds;
 - a default Python kernel with the DataHub SQL extension loaded (through `JUPYTER_PATH`);
-- a welcome notebook with working examples in a new user's workspace.
+- a welcome notebook with working examples in a new user's workspace;
+- the CPU and memory limits of the user's quota (`mem_limit`, `cpu_limit`), looked up in
+  the DataHub store when the server starts. The spawner underneath enforces them
+  (`DataHubLocalSpawner` with cgroups or rlimits, `DataHubKubeSpawner` as pod limits).
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 import datahub
+from datahub.quotas.manager import QuotaManager
+from datahub.quotas.policy import EffectivePolicy, effective_policy
+from datahub.store import Store
 
 SHARE_DIR = Path(datahub.__file__).parent / "share" / "jupyter"
 WELCOME_NOTEBOOK = Path(__file__).parent / "welcome.ipynb"
@@ -59,6 +66,20 @@ class DataHubSpawnerMixin(LoggingConfigurable):
         help="File name of the welcome notebook in the user's workspace.",
     ).tag(config=True)
 
+    store_url = Unicode(
+        help="""The DataHub store, where the quota policies that set servers' CPU and
+        memory limits live (SQLAlchemy URL).
+
+        Defaults to c.DataHubService.store_url from the same configuration file, so the
+        hub and the service read the same store. Example:
+        c.DataHubLocalSpawner.store_url = "postgresql+psycopg://datahub:…@db/datahub"
+        """,
+    ).tag(config=True)
+
+    @default("store_url")
+    def _store_url_default(self) -> str:
+        return self.config.get("DataHubService", {}).get("store_url") or "sqlite:///datahub.sqlite"
+
     @default("env_keep")
     def _env_keep_default(self):
         return list(SAFE_ENV_KEEP)
@@ -88,8 +109,64 @@ class DataHubSpawnerMixin(LoggingConfigurable):
         env["JUPYTER_PATH"] = ":".join(jupyter_path)
         return env
 
+    def quota_manager(self) -> QuotaManager:
+        """The quota manager on the store (one engine per store URL in the hub)."""
+        store = _STORES.get(self.store_url)
+        if store is None:
+            store = _STORES[self.store_url] = Store(self.store_url)
+        return QuotaManager(config=self.config, store=store, log=self.log)
+
+    async def quota_policy(self) -> EffectivePolicy:
+        """The user's effective quota policy, read from the store.
+
+        If the store cannot be read, the configured defaults apply (logged), so a store
+        outage neither blocks spawning nor lifts the limits.
+        """
+        manager = self.quota_manager()
+        name = self.user.name
+        groups = [group.name for group in self.user.groups]
+        try:
+            return await asyncio.to_thread(manager.effective, name, groups)
+        except Exception:
+            self.log.exception(
+                "Could not read the quota of %s from the store; using the configured defaults",
+                name,
+            )
+            return effective_policy(name, groups, [], manager.configured_limits)
+
+    async def apply_quota_limits(self) -> None:
+        """Set mem_limit and cpu_limit from the user's quota (limits the quota leaves
+        unlimited keep the spawner's own configuration)."""
+        policy = await self.quota_policy()
+        # The spawner object outlives a server: start from its own configuration each
+        # time, so a limit removed from the quota is really gone at the next start.
+        if not hasattr(self, "_configured_limits"):
+            self._configured_limits = (self.mem_limit, self.cpu_limit)
+        own_memory, own_cpu = self._configured_limits
+        memory, cpu = policy["server_memory"], policy["server_cpu"]
+        #: What the quota says (None: it leaves the limit to the spawner's configuration).
+        self._quota_server_limits = (memory, cpu)
+        self.mem_limit = own_memory if memory is None else int(memory)
+        self.cpu_limit = own_cpu if cpu is None else float(cpu)
+        self.log.info(
+            "Quota of %s: server memory %s (%s), CPU %s (%s)",
+            self.user.name,
+            self.mem_limit or "unlimited",
+            policy.sources["server_memory"],
+            self.cpu_limit or "unlimited",
+            policy.sources["server_cpu"],
+        )
+
+    async def start(self):
+        await self.apply_quota_limits()
+        return await super().start()
+
     def welcome_notebook_bytes(self) -> bytes | None:
         """The welcome notebook's content, or None when none is configured."""
         if not self.welcome_notebook:
             return None
         return Path(self.welcome_notebook).read_bytes()
+
+
+#: Store engines by URL, shared by every spawner of the hub process.
+_STORES: dict[str, Store] = {}

@@ -7,7 +7,9 @@ A service that cannot start fails the tests that need it; nothing is skipped.
 from __future__ import annotations
 
 import json
+import pwd
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -24,14 +26,59 @@ from datahub.store import Store
 REPO = Path(__file__).resolve().parents[1]
 
 
+def reset_demo_workspaces() -> None:
+    """Empty the demo users' workspaces left by earlier runs (their system accounts
+    outlive a test session), so every session starts from a new user's workspace."""
+    for person in demo.PEOPLE:
+        try:
+            home = Path(pwd.getpwnam(f"jupyter-{person.uid}").pw_dir)
+        except KeyError:
+            continue
+        for child in home.iterdir() if home.is_dir() else []:
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The whole DataHub, started once for the session."""
+    reset_demo_workspaces()
     state = tmp_path_factory.mktemp("datahub-stack")
     local = LocalStack(state, REPO / "jupyterhub_config.py", hub_port=0)
     local.start()
     yield local
     local.stop()
+
+
+# Debian's Chromium, driven by Playwright. One browser per test module: Playwright's sync
+# API cannot run twice at once in a process, and while it runs it holds an asyncio loop
+# in the main thread, which other tests' asyncio.run() must not meet.
+CHROMIUM = "/usr/bin/chromium"
+# Chromium reaches for Google's services at start; this machine has no such network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

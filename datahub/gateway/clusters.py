@@ -1,15 +1,14 @@
-"""Trino clusters behind the gateway, and which one a query goes to."""
+"""Trino clusters behind the gateway, their status, and which one takes a new query."""
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..identity import Identity
 from .protocol import basic_authorization, is_valid_cluster_name
 
 
@@ -107,15 +106,97 @@ def load_clusters(entries: Sequence[Mapping[str, Any]]) -> dict[str, Cluster]:
     return clusters
 
 
-def choose_cluster(
-    identity: Identity, clusters: Mapping[str, Cluster], headers: Mapping[str, str]
-) -> Cluster:
-    """Pick the cluster for a new query.
+@dataclass
+class ClusterStatus:
+    """What one gateway process knows of a cluster's health, drain flag and load.
 
-    The one place routing decisions are made: today the first configured cluster;
-    routing groups, health and load will be decided here, from the identity (user,
-    groups) and the request headers (client tags, source).
+    ``healthy`` is None until the first check. ``running``/``queued`` come from the last
+    health check; ``submitted`` counts queries this process sent since then, so a burst
+    spreads over the clusters instead of piling onto the one that looked idle.
     """
-    if not clusters:
-        raise LookupError("No Trino cluster is configured; ask an admin.")
-    return next(iter(clusters.values()))
+
+    name: str
+    routing_group: str
+    index: int
+    healthy: bool | None = None
+    draining: bool = False
+    running: int = 0
+    queued: int = 0
+    submitted: int = 0
+    last_error: str | None = None
+    checked_at: float | None = None
+    #: Monotonic time the cluster was last found unhealthy, while it still is.
+    unhealthy_since: float | None = None
+
+    def record_success(self, running: int, queued: int, now: float) -> bool:
+        """A health check passed; returns True if the cluster was unhealthy until now."""
+        recovered = self.healthy is False
+        self.healthy = True
+        self.running, self.queued, self.submitted = running, queued, 0
+        self.last_error = None
+        self.checked_at = now
+        self.unhealthy_since = None
+        return recovered
+
+    def record_failure(self, error: str, now: float) -> bool:
+        """A check (or a request) failed; returns True if the cluster was not unhealthy."""
+        changed = self.healthy is not False
+        self.healthy = False
+        self.last_error = error
+        self.checked_at = now
+        if self.unhealthy_since is None:
+            self.unhealthy_since = now
+        return changed
+
+    @property
+    def available(self) -> bool:
+        """Whether the cluster takes new queries (not known unhealthy, not draining)."""
+        return self.healthy is not False and not self.draining
+
+    def sort_key(self) -> tuple[bool, int, int, int]:
+        # Known-healthy before not-yet-checked; then fewest queued, then running.
+        return (self.healthy is None, self.queued + self.submitted, self.running, self.index)
+
+
+def rank_clusters(
+    statuses: Iterable[ClusterStatus], routing_group: str, pinned: str | None = None
+) -> list[ClusterStatus]:
+    """The clusters that may take a new query of *routing_group*, best first.
+
+    Within the group: available clusters (healthy, not draining), fewest queued then
+    running queries first. The rest of the list is the failover order. With *pinned*,
+    only that cluster (if available).
+    """
+    candidates = [
+        s
+        for s in statuses
+        if s.routing_group == routing_group and s.available and (pinned is None or s.name == pinned)
+    ]
+    return sorted(candidates, key=ClusterStatus.sort_key)
+
+
+def unavailable_message(
+    statuses: Iterable[ClusterStatus], routing_group: str, pinned: str | None = None
+) -> str:
+    """The user's sentence when `rank_clusters` found no cluster."""
+    group = [s for s in statuses if s.routing_group == routing_group]
+    if pinned:
+        status = next((s for s in group if s.name == pinned), None)
+        if status is not None and status.draining:
+            return (
+                f"Cluster {pinned} is drained for maintenance; run the query without "
+                f"naming it, or try again later."
+            )
+        return (
+            f"Cluster {pinned} is not healthy right now; run the query without naming it, "
+            "or try again shortly."
+        )
+    if not group:
+        return f"No cluster serves routing group {routing_group!r}; ask an admin."
+    states = ", ".join(
+        f"{s.name} {'drained' if s.draining else 'unhealthy'}" for s in group if not s.available
+    )
+    return (
+        f"No cluster of routing group {routing_group!r} is available right now ({states}); "
+        "try again shortly or ask an admin."
+    )

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-import httpx
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__
 from ..identity import AuthError, Identity, IdentityUnavailable
 from . import protocol
-from .clusters import Cluster, choose_cluster
-from .upstream import ClusterUnreachable
+from .clusters import Cluster
+from .hooks import Admission, QueryRefused, Submission
+from .pages import default_handlers as cluster_pages
+from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
+from .tracker import ActiveQuery, stop_message
+from .upstream import ClusterUnreachable, UpstreamResponse
 
 if TYPE_CHECKING:
-    from .app import DataHubService
+    from ..service.app import DataHubService
 
 
 class GatewayHandler(web.RequestHandler):
@@ -112,8 +118,38 @@ class GatewayHandler(web.RequestHandler):
             return None
 
 
+@dataclass
+class Relayed:
+    """What relaying one cluster response to the client came to."""
+
+    #: Facts of the Trino page the client received (None if it was no Trino page).
+    facts: protocol.PageFacts | None = None
+    #: Set when the gateway answered with its own error instead: the message and error.
+    failure: str | None = None
+    error: tuple[str, str, int] | None = None
+    #: The cluster broke off in the middle of the page (it died, or the network did).
+    broken: bool = False
+    #: Set instead of answering: the page carried nothing for the client, follow this
+    #: (the cluster's own nextUri) on its behalf.
+    follow: str | None = None
+
+
+def lost_message(cluster: Cluster) -> str:
+    """The user's sentence when *cluster* went away under a running query."""
+    return (
+        f"Cluster {cluster.name} became unreachable while your query ran; its outcome is "
+        "unknown. Run it again."
+    )
+
+
+def upstream_path(uri: str) -> str:
+    """The path and query of a cluster URI (follow-ups always go to the configured URL)."""
+    parts = urlsplit(uri)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
 class TrinoProxyHandler(GatewayHandler):
-    """Forwards one Trino protocol request and streams the answer back."""
+    """Forwards Trino protocol requests and streams the answers back."""
 
     def base_url(self) -> str:
         """Where clients reach this gateway: configured, or as the client addressed it."""
@@ -121,45 +157,40 @@ class TrinoProxyHandler(GatewayHandler):
             return self.service.public_url
         return f"{self.request.protocol}://{self.request.host}"
 
-    async def proxy(
+    async def send(
         self,
         identity: Identity,
         cluster: Cluster,
         method: str,
         path: str,
         body: bytes | None = None,
-    ) -> protocol.PageFacts | None:
-        """Forward to *cluster* and stream the rewritten response; return page facts."""
+    ) -> UpstreamResponse:
+        """Send the client's request on to *cluster* as the service account, impersonating
+        the hub user. Raises ClusterUnreachable."""
         headers = protocol.upstream_request_headers(
             self.request.headers.get_all(),
             identity.name,
             cluster.authorization,
             allow_spooling=self.service.allow_spooling,
         )
-        try:
-            response = await self.service.upstream.send(cluster, method, path, headers, body)
-        except ClusterUnreachable as e:
-            self.log.warning(
-                "Cluster %s unreachable for %s of query %s (user %s): %r",
-                cluster.name,
-                method,
-                protocol.query_id_from_path(path) or "(new)",
-                identity.name,
-                e.cause,
-            )
-            self.write_trino_error(
-                f"Cluster {cluster.name} is unreachable; try again shortly or ask an admin.",
-                protocol.CLUSTER_UNREACHABLE,
-            )
-            return None
-        try:
-            return await self._relay(identity, cluster, response)
-        finally:
-            await response.aclose()
+        return await self.service.upstream.send(cluster, method, path, headers, body)
 
-    async def _relay(
-        self, identity: Identity, cluster: Cluster, response: httpx.Response
-    ) -> protocol.PageFacts | None:
+    async def relay(
+        self,
+        identity: Identity,
+        cluster: Cluster,
+        response: UpstreamResponse,
+        before_finish: Callable[[protocol.PageFacts], None] | None = None,
+        *,
+        collapse: bool = False,
+    ) -> Relayed:
+        """Stream *response* to the client with its URIs rewritten.
+
+        *before_finish* is called with the page's facts just before the client can
+        have the whole page (so the query is known before the client can follow it).
+        With *collapse*, a page that carries nothing for the client (see
+        `protocol.carries_nothing`) is not sent: the result says which URI to follow.
+        """
         status = response.status_code
         if status == 401:
             self.log.error(
@@ -167,32 +198,31 @@ class TrinoProxyHandler(GatewayHandler):
                 cluster.name,
                 cluster.user,
             )
-            self.write_trino_error(
-                f"Cluster {cluster.name} refused the DataHub service account; ask an admin.",
-                protocol.CLUSTER_UNREACHABLE,
-            )
-            return None
+            message = f"Cluster {cluster.name} refused the DataHub service account; ask an admin."
+            self.write_trino_error(message, protocol.CLUSTER_UNREACHABLE)
+            return Relayed(failure=message, error=protocol.CLUSTER_UNREACHABLE)
         if status == 403:
             # Impersonation or access denied for this user: Trino's text says which.
-            text = (await response.aread()).decode("utf-8", "replace").strip()
-            self.write_trino_error(
-                text or f"Cluster {cluster.name} denied access to {identity.name}.",
-                protocol.PERMISSION_DENIED,
-            )
-            return None
+            text = (await response.read()).decode("utf-8", "replace").strip()
+            message = text or f"Cluster {cluster.name} denied access to {identity.name}."
+            self.write_trino_error(message, protocol.PERMISSION_DENIED)
+            return Relayed(failure=message, error=protocol.PERMISSION_DENIED)
 
-        self.clear_header("Content-Type")
-        self.set_status(status)
-        for name, value in protocol.client_response_headers(response.headers.multi_items()):
-            self.add_header(name, value)
         if status != 200 or not response.headers.get("content-type", "").startswith(
             "application/json"
         ):
-            # 204 after DELETE, 404 for a finished query, 503 overload...: small
-            # bodies that carry no URIs.
-            body = await response.aread()
+            # 204 after DELETE, 404/410 for a forgotten query, 400 for an empty
+            # statement...: small bodies that carry no URIs.
+            body = await response.read()
+            self._answer_with(response)
             self.finish(body or None)  # tornado refuses even b"" with a 204
-            return None
+            if status >= 400:
+                text = body.decode("utf-8", "replace").strip()[:500]
+                return Relayed(
+                    failure=f"Cluster {cluster.name} answered HTTP {status}: {text}",
+                    error=protocol.GENERIC_USER_ERROR,
+                )
+            return Relayed()
 
         base = self.base_url()
         signer = self.service.signer
@@ -202,9 +232,29 @@ class TrinoProxyHandler(GatewayHandler):
 
         rewriter = protocol.ResultRewriter(rewrite_uri)
         upstream_length = response.headers.get("content-length")
+        if collapse and upstream_length and int(upstream_length) <= protocol.SMALL_PAGE:
+            # A small page (queued, planning): read it whole, and skip it if it carries
+            # nothing for the client.
+            try:
+                body = await response.read()
+            except ClusterUnreachable as e:
+                return self._broken_off(identity, cluster, e, started=False)
+            out = rewriter.feed(body) + rewriter.finish()
+            facts = rewriter.facts()
+            if protocol.carries_nothing(body, response.header_items()):
+                if before_finish is not None:
+                    before_finish(facts)
+                return Relayed(facts=facts, follow=facts.next_uri)
+            if before_finish is not None:
+                before_finish(facts)
+            self._answer_with(response)
+            self.set_header("Content-Length", len(out))
+            self.finish(out)
+            return Relayed(facts=facts)
+        self._answer_with(response)
         started = False
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.chunks():
                 out = rewriter.feed(chunk)
                 if out:
                     if not started and upstream_length and rewriter.size_delta is not None:
@@ -215,80 +265,330 @@ class TrinoProxyHandler(GatewayHandler):
                     self.write(out)
                     await self.flush()
             out = rewriter.finish()
-        except httpx.HTTPError as e:
-            self.log.warning(
-                "Cluster %s broke off a result page for %s: %r", cluster.name, identity.name, e
-            )
-            if started:
-                # Too late for an error body: close so the client sees a failed read
-                # rather than a truncated page.
-                self.request.connection.stream.close()
-                return None
-            self.write_trino_error(
-                f"Cluster {cluster.name} is unreachable; try again shortly or ask an admin.",
-                protocol.CLUSTER_UNREACHABLE,
-            )
-            return None
+        except ClusterUnreachable as e:
+            return self._broken_off(identity, cluster, e, started=started)
         except StreamClosedError:
             self.log.debug("Client went away during a result page for %s", identity.name)
-            return None
+            return Relayed()
+        facts = rewriter.facts()
+        if before_finish is not None:
+            before_finish(facts)
         if not started:
             self.set_header("Content-Length", len(out))
         self.finish(out)
-        return rewriter.facts()
+        return Relayed(facts=facts)
 
-    def log_page(
-        self, identity: Identity, cluster: Cluster, facts: protocol.PageFacts | None
-    ) -> None:
-        """Log the end of a query (user, cluster, id, final state) once, on its last page."""
-        if facts is None or facts.has_next:
-            return
-        stats = facts.stats
-        error = facts.error or {}
-        self.log.info(
-            "Query %s ended user=%s cluster=%s state=%s rows=%s cpu_ms=%s elapsed_ms=%s%s",
-            facts.query_id,
-            identity.name,
+    def _answer_with(self, response: UpstreamResponse) -> None:
+        """Take the cluster's status and the response headers a client may see."""
+        self.clear_header("Content-Type")
+        self.set_status(response.status_code)
+        for name, value in protocol.client_response_headers(response.header_items()):
+            self.add_header(name, value)
+
+    def _broken_off(
+        self, identity: Identity, cluster: Cluster, error: ClusterUnreachable, *, started: bool
+    ) -> Relayed:
+        self.log.warning(
+            "Cluster %s broke off a result page for %s: %s",
             cluster.name,
-            facts.state,
-            stats.get("processedRows"),
-            stats.get("cpuTimeMillis"),
-            stats.get("elapsedTimeMillis"),
-            f" error={error.get('errorName')}" if error else "",
+            identity.name,
+            error.reason,
         )
+        self.service.monitor.mark_unreachable(cluster.name, f"broke off a page: {error.reason}")
+        message = lost_message(cluster)
+        if started:
+            # Too late for an error body: close so the client sees a failed read
+            # rather than a truncated page.
+            self.request.connection.stream.close()
+        else:
+            self.write_trino_error(message, protocol.QUERY_LOST)
+        return Relayed(failure=message, error=protocol.QUERY_LOST, broken=True)
+
+    async def pages(
+        self,
+        identity: Identity,
+        cluster: Cluster,
+        active: ActiveQuery,
+        relayed: Relayed,
+        deadline: float,
+    ) -> None:
+        """Tell the tracker about the page *relayed*, and while pages carry nothing for
+        the client (and *deadline* has not passed), follow them on its behalf."""
+        tracker = self.service.tracker
+        while True:
+            if relayed.broken:
+                tracker.lost(active, relayed.failure or "")
+                return
+            if relayed.facts is not None:
+                await tracker.page(active, relayed.facts, delivered=relayed.follow is None)
+            if relayed.follow is None:
+                return
+            if active.stop_reason:
+                self.write_trino_error(
+                    stop_message(active.query_id, active.stop_reason),
+                    protocol.QUOTA_EXCEEDED,
+                    query_id=active.query_id,
+                )
+                return
+            try:
+                response = await self.send(identity, cluster, "GET", upstream_path(relayed.follow))
+            except ClusterUnreachable as e:
+                self.unreachable(identity, cluster, "GET", active.query_id, e)
+                tracker.lost(active, lost_message(cluster))
+                return
+            try:
+                relayed = await self.relay(
+                    identity, cluster, response, collapse=time.monotonic() < deadline
+                )
+            finally:
+                await response.aclose()
+
+    def unreachable(
+        self,
+        identity: Identity,
+        cluster: Cluster,
+        method: str,
+        query_id: str | None,
+        error: ClusterUnreachable,
+    ) -> None:
+        """Answer that *cluster* went away during a follow-up of *query_id*."""
+        self.log.warning(
+            "Cluster %s unreachable for %s of query %s (user %s): %s",
+            cluster.name,
+            method,
+            query_id or "(stage)",
+            identity.name,
+            error.reason,
+        )
+        self.service.monitor.mark_unreachable(cluster.name, error.reason)
+        self.write_trino_error(lost_message(cluster), protocol.QUERY_LOST, query_id=query_id)
 
 
 class StatementHandler(TrinoProxyHandler):
-    """``POST /v1/statement``: submit a query to the chosen cluster as the hub user."""
+    """``POST /v1/statement``: route, admit and submit a query as the hub user."""
 
     async def post(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self._post()
+        finally:
+            self.service.metrics.request_duration.labels("submit").observe(
+                time.perf_counter() - started
+            )
+
+    async def _post(self) -> None:
         identity = await self.identify()
         if identity is None:
             return
+        service = self.service
+        headers = self.request.headers
+        sql = self.request.body.decode("utf-8", "replace")
+        source = headers.get("X-Trino-Source")
+        client_tags = parse_client_tags(headers.get_list("X-Trino-Client-Tags"))
+        tags = tuple(sorted(client_tags))
+        request = RoutingRequest(
+            user=identity.name,
+            groups=identity.groups,
+            source=source,
+            client_tags=client_tags,
+            hint=headers.get(ROUTING_HEADER),
+            sql=sql,
+            catalog=headers.get("X-Trino-Catalog"),
+        )
         try:
-            cluster = choose_cluster(identity, self.service.cluster_map, self.request.headers)
-        except LookupError as e:
-            self.write_trino_error(str(e), protocol.CLUSTER_UNREACHABLE)
+            decision = service.router.route(request)
+        except RoutingError as e:
+            self._refuse(identity, sql, source, tags, None, None, e.message, e.error, "routing")
             return
-        started = time.monotonic()
-        facts = await self.proxy(identity, cluster, "POST", "/v1/statement", self.request.body)
-        if facts is not None:
-            self.log.info(
-                "Query %s submitted user=%s via=%s cluster=%s source=%s (%.0f ms)",
-                facts.query_id,
+        except Exception:
+            self.log.exception("Routing failed for a query of %s", identity.name)
+            message = "DataHub could not route the query (an internal error); ask an admin."
+            self._refuse(
+                identity, sql, source, tags, None, None, message,
+                protocol.GENERIC_INTERNAL_ERROR, "internal",
+            )  # fmt: skip
+            return
+        submission = Submission(
+            sql=sql,
+            source=source,
+            client_tags=tags,
+            catalog=headers.get("X-Trino-Catalog"),
+            schema=headers.get("X-Trino-Schema"),
+            routing_hint=request.hint,
+            routing_group=decision.routing_group,
+            routing_reason=decision.reason,
+            cluster=decision.cluster,
+        )
+        try:
+            admission = await service.hooks.admit(identity, submission)
+        except QueryRefused as e:
+            error = (e.error_name, e.error_type, e.error_code)
+            self._refuse(
+                identity, sql, source, tags, decision.routing_group, decision.reason,
+                e.message, error, "quota",
+            )  # fmt: skip
+            return
+        except Exception:
+            self.log.exception("A query hook failed to admit a query of %s", identity.name)
+            message = "DataHub could not admit the query (an internal error); ask an admin."
+            self._refuse(
+                identity, sql, source, tags, decision.routing_group, decision.reason,
+                message, protocol.GENERIC_INTERNAL_ERROR, "internal",
+            )  # fmt: skip
+            return
+        # Admitted: from here on the query ends exactly once, whatever happens.
+        await self._submit(identity, submission, admission)
+
+    def _refuse(
+        self,
+        identity: Identity,
+        sql: str,
+        source: str | None,
+        tags: tuple[str, ...],
+        routing_group: str | None,
+        routing_reason: str | None,
+        message: str,
+        error: tuple[str, str, int],
+        reason: str,
+    ) -> None:
+        query_id = self.service.tracker.rejected(
+            identity,
+            sql=sql,
+            source=source,
+            client_tags=tags,
+            routing_group=routing_group,
+            routing_reason=routing_reason,
+            message=message,
+            error=error,
+            reason=reason,
+        )
+        self.write_trino_error(message, error, query_id=query_id)
+
+    async def _submit(
+        self, identity: Identity, submission: Submission, admission: Admission
+    ) -> None:
+        service = self.service
+        tracker = service.tracker
+        candidates = service.monitor.rank(submission.routing_group, submission.cluster)
+        tried: list[str] = []
+        response = None
+        cluster = None
+        for status in candidates:
+            cluster = service.cluster_map[status.name]
+            try:
+                response = await self.send(
+                    identity, cluster, "POST", "/v1/statement", self.request.body
+                )
+            except ClusterUnreachable as e:
+                service.monitor.mark_unreachable(cluster.name, e.reason)
+                if not e.not_sent:
+                    # It may have the query: never run it twice.
+                    message = (
+                        f"Cluster {cluster.name} stopped answering while taking the query; "
+                        "run it again."
+                    )
+                    await self._fail(identity, submission, admission, cluster, message)
+                    return
+                tried.append(f"{cluster.name} unreachable")
+            else:
+                if response.status_code not in (502, 503, 504):
+                    break
+                # Starting, shutting down, or a load balancer without a backend.
+                await response.aclose()
+                service.monitor.mark_unreachable(cluster.name, f"HTTP {response.status_code}")
+                tried.append(f"{cluster.name} answered HTTP {response.status_code}")
+                response = None
+            self.log.warning(
+                "Query of %s not taken by cluster %s (%s); trying the next one",
                 identity.name,
-                identity.via,
                 cluster.name,
-                self.request.headers.get("X-Trino-Source", ""),
-                (time.monotonic() - started) * 1000,
+                tried[-1],
             )
-        self.log_page(identity, cluster, facts)
+            service.metrics.failovers.labels(cluster.name).inc()
+        if response is None or cluster is None:
+            if tried:
+                message = (
+                    f"No cluster of routing group {submission.routing_group!r} could take the "
+                    f"query ({', '.join(tried)}); try again shortly or ask an admin."
+                )
+            else:
+                message = service.monitor.unavailable_message(
+                    submission.routing_group, submission.cluster
+                )
+            await self._fail(identity, submission, admission, None, message)
+            return
+        service.monitor.note_submitted(cluster.name)
+        followed: list[ActiveQuery] = []
+
+        def register(facts: protocol.PageFacts) -> None:
+            if facts.query_id:
+                followed.append(tracker.submitted(identity, submission, admission, cluster, facts))
+
+        deadline = time.monotonic() + service.page_collapse_seconds
+        try:
+            relayed = await self.relay(
+                identity,
+                cluster,
+                response,
+                before_finish=register,
+                collapse=service.page_collapse_seconds > 0,
+            )
+        finally:
+            await response.aclose()
+        if not followed:
+            # No query came into being: the cluster refused the account, the user or
+            # the request itself (the client has the cluster's answer).
+            message = relayed.failure or f"Cluster {cluster.name} did not start the query."
+            await tracker.failed(
+                identity,
+                submission,
+                admission,
+                cluster,
+                message,
+                relayed.error or protocol.GENERIC_USER_ERROR,
+            )
+            return
+        active = followed[0]
+        self.log.info(
+            "Query %s submitted user=%s via=%s cluster=%s group=%s reason=%s source=%s",
+            active.query_id,
+            identity.name,
+            identity.via,
+            cluster.name,
+            submission.routing_group,
+            submission.routing_reason,
+            submission.source or "",
+        )
+        await self.pages(identity, cluster, active, relayed, deadline)
+
+    async def _fail(
+        self,
+        identity: Identity,
+        submission: Submission,
+        admission: Admission,
+        cluster: Cluster | None,
+        message: str,
+    ) -> None:
+        error = protocol.NO_CLUSTER_AVAILABLE if cluster is None else protocol.CLUSTER_UNREACHABLE
+        query_id = await self.service.tracker.failed(
+            identity, submission, admission, cluster, message, error
+        )
+        self.write_trino_error(message, error, query_id=query_id)
 
 
 class FollowupHandler(TrinoProxyHandler):
     """GET/DELETE on a signed follow-up URI: ``/v1/dh/{cluster}/{sig}/v1/statement/...``."""
 
     async def _followup(self, method: str) -> None:
+        started = time.perf_counter()
+        try:
+            await self._follow(method)
+        finally:
+            self.service.metrics.request_duration.labels("followup").observe(
+                time.perf_counter() - started
+            )
+
+    async def _follow(self, method: str) -> None:
         identity = await self.identify()
         if identity is None:
             return
@@ -320,15 +620,48 @@ class FollowupHandler(TrinoProxyHandler):
                 status=404,
             )
             return
+        query_id = protocol.query_id_from_path(followup.path)
+        tracker = service.tracker
+        active = await tracker.lookup(query_id, identity, cluster.name) if query_id else None
+        if active is not None and active.stop_reason:
+            # A hook stopped it (and cancelled it on the cluster): say why.
+            if method == "DELETE":
+                self.set_status(204)
+                self.finish()
+            else:
+                self.write_trino_error(
+                    stop_message(active.query_id, active.stop_reason),
+                    protocol.QUOTA_EXCEEDED,
+                    query_id=active.query_id,
+                )
+            return
+        following = active is not None and not active.closed
+        deadline = time.monotonic() + service.page_collapse_seconds
+        try:
+            response = await self.send(identity, cluster, method, followup.path)
+        except ClusterUnreachable as e:
+            self.unreachable(identity, cluster, method, query_id, e)
+            if following:
+                tracker.lost(active, lost_message(cluster))
+            return
+        collapse = following and method == "GET" and service.page_collapse_seconds > 0
+        try:
+            relayed = await self.relay(identity, cluster, response, collapse=collapse)
+        finally:
+            await response.aclose()
+        if not following:
+            return
         if method == "DELETE":
-            self.log.info(
-                "Query %s cancelled user=%s cluster=%s",
-                protocol.query_id_from_path(followup.path),
-                identity.name,
-                cluster.name,
-            )
-        facts = await self.proxy(identity, cluster, method, followup.path)
-        self.log_page(identity, cluster, facts)
+            if "/partialCancel/" not in followup.path:
+                self.log.info(
+                    "Query %s cancelled user=%s cluster=%s",
+                    query_id,
+                    identity.name,
+                    cluster.name,
+                )
+                tracker.cancelled(active)
+            return
+        await self.pages(identity, cluster, active, relayed, deadline)
 
     async def get(self, *args: str) -> None:
         await self._followup("GET")
@@ -363,6 +696,18 @@ class HealthHandler(GatewayHandler):
         self.finish(json.dumps({"status": "ok", "clusters": sorted(self.service.cluster_map)}))
 
 
+class MetricsHandler(web.RequestHandler):
+    """``GET /metrics``: Prometheus metrics (no user names or SQL; see metrics.py)."""
+
+    def compute_etag(self) -> None:
+        return None
+
+    def get(self) -> None:
+        metrics = self.settings["datahub_service"].metrics
+        self.set_header("Content-Type", metrics.content_type)
+        self.finish(metrics.render())
+
+
 class NotFoundHandler(GatewayHandler):
     """Any other path: a Trino-format 404, so clients print a sentence, not HTML."""
 
@@ -382,5 +727,7 @@ def default_handlers(service_prefix: str) -> list[tuple[str, type[web.RequestHan
         (r"/v1/statement", StatementHandler),
         (r"/v1/dh/.*", FollowupHandler),
         (r"/v1/info", InfoHandler),
+        (r"/metrics", MetricsHandler),
         (prefix + r"api/health", HealthHandler),
+        *cluster_pages(prefix),
     ]

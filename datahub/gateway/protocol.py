@@ -386,6 +386,8 @@ class PageFacts:
 
     query_id: str | None = None
     has_next: bool = False
+    #: The cluster's own nextUri (before the rewrite), to cancel the query there.
+    next_uri: str | None = None
     state: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -439,6 +441,7 @@ class ResultRewriter:
         self._tail_size = 0
         self._head: Head | None = None
         self._doc: dict[str, Any] | None = None
+        self._next_uri: str | None = None
         #: Bytes added by the rewrite (new length minus old length), once known.
         self.size_delta: int | None = None
 
@@ -492,6 +495,8 @@ class ResultRewriter:
         if not isinstance(doc, dict):
             self.size_delta = 0
             return body
+        next_uri = doc.get("nextUri")
+        self._next_uri = next_uri if isinstance(next_uri, str) else None
         self._doc = rewrite_document(doc, self._rewrite_uri)
         out = json.dumps(self._doc, separators=(",", ":")).encode()
         self.size_delta = len(out) - len(body)
@@ -515,6 +520,7 @@ class ResultRewriter:
             return PageFacts(
                 query_id=doc.get("id"),
                 has_next=bool(doc.get("nextUri")),
+                next_uri=self._next_uri,
                 state=stats.get("state"),
                 stats=stats,
                 error=doc.get("error") if isinstance(doc.get("error"), dict) else None,
@@ -524,10 +530,44 @@ class ResultRewriter:
         return PageFacts(
             query_id=values.get("id"),
             has_next="nextUri" in values,
+            next_uri=values.get("nextUri"),
             state=stats.get("state"),
             stats=stats,
             error=error,
         )
+
+
+#: Pages up to this size may be read whole to see whether they carry anything (queued and
+#: planning pages are a few hundred bytes; data pages are streamed).
+SMALL_PAGE = 16 * 1024
+
+#: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
+#: them on every later page, the one with the first rows included.
+_PROGRESS_KEYS = frozenset(
+    {"id", "infoUri", "partialCancelUri", "nextUri", "columns", "stats", "warnings"}
+)
+
+
+def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether a page only says "not yet": no data, error, update or warning, no session
+    change in its headers, and a nextUri to go on with.
+
+    The gateway follows such pages on the client's behalf (for a short while), so a short
+    query costs the client one or two round trips instead of five or six; the client loses
+    nothing but intermediate progress numbers.
+    """
+    if any(name.lower().startswith("x-trino-") for name, _ in headers):
+        return False
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(page, dict)
+        and isinstance(page.get("nextUri"), str)
+        and not page.get("warnings")
+        and _PROGRESS_KEYS.issuperset(page)
+    )
 
 
 def rewrite_page(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:
@@ -546,6 +586,12 @@ GENERIC_INTERNAL_ERROR = ("GENERIC_INTERNAL_ERROR", "INTERNAL_ERROR", 65536)
 # The gateway's own EXTERNAL errors, in Trino's EXTERNAL code range (from 0x0100_0000).
 CLUSTER_UNREACHABLE = ("CLUSTER_UNREACHABLE", "EXTERNAL", 0x0100_DA01)
 HUB_UNAVAILABLE = ("HUB_UNAVAILABLE", "EXTERNAL", 0x0100_DA02)
+NO_CLUSTER_AVAILABLE = ("NO_CLUSTER_AVAILABLE", "EXTERNAL", 0x0100_DA03)
+QUERY_LOST = ("QUERY_LOST", "EXTERNAL", 0x0100_DA04)
+# The gateway's own user errors, in Trino's USER_ERROR range (below 0x0001_0000).
+QUOTA_EXCEEDED = ("QUOTA_EXCEEDED", "USER_ERROR", 0xDA10)
+ROUTING_GROUP_NOT_ALLOWED = ("ROUTING_GROUP_NOT_ALLOWED", "USER_ERROR", 0xDA11)
+INVALID_ROUTING_GROUP = ("INVALID_ROUTING_GROUP", "USER_ERROR", 0xDA12)
 
 
 def trino_error_body(

@@ -1,28 +1,92 @@
-"""HTTP clients for the Trino clusters: pooled, keep-alive, with each cluster's CA."""
+"""HTTP clients for the Trino clusters: pooled, keep-alive, with each cluster's CA.
+
+aiohttp (already a JupyterHub dependency) rather than httpx: a result page passes through
+here several times per query, and aiohttp's C-accelerated parsing costs a fraction of
+httpx's pure-Python request building and h11 parsing (see benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
 
-import httpx
+import aiohttp
 
 from .clusters import Cluster
 
+#: Failures that happen before the request reaches the cluster: retrying the request
+#: elsewhere cannot run a query twice. (A pooled keep-alive connection the cluster had
+#: closed fails with ServerDisconnectedError before any answer; a cluster that crashed
+#: after taking the query has lost the query anyway.)
+NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    ConnectionRefusedError,
+)
+
 
 class ClusterUnreachable(Exception):
-    """A cluster did not accept a connection or did not answer in time."""
+    """A cluster did not accept a connection or did not answer in time.
 
-    def __init__(self, cluster: Cluster, cause: Exception) -> None:
+    ``not_sent`` is True when the request surely never reached the cluster (no
+    connection), so a new query may fail over to another cluster.
+    """
+
+    def __init__(self, cluster: Cluster, cause: BaseException) -> None:
         super().__init__(f"Cluster {cluster.name} is unreachable: {type(cause).__name__}")
         self.cluster = cluster
         self.cause = cause
+        self.not_sent = isinstance(cause, NOT_SENT)
+
+    @property
+    def reason(self) -> str:
+        """A short description of the cause, for logs and status pages."""
+        return f"{type(self.cause).__name__}: {self.cause}"[:200]
+
+
+class UpstreamResponse:
+    """A cluster's answer with its body unread: status, headers, and the body as chunks.
+
+    Errors while reading the body raise ClusterUnreachable.
+    """
+
+    def __init__(self, cluster: Cluster, response: aiohttp.ClientResponse) -> None:
+        self.cluster = cluster
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.headers  # case-insensitive, repeated headers kept
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair, repeated headers included."""
+        return list(self.headers.items())
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise ClusterUnreachable(self.cluster, e) from e
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise ClusterUnreachable(self.cluster, e) from e
+
+    async def aclose(self) -> None:
+        """Give the connection back (or drop it, if the body was not read to the end)."""
+        self._response.release()
 
 
 class Upstream:
-    """One ``httpx.AsyncClient`` per cluster (each may trust a different CA).
+    """One aiohttp session per cluster (each may trust a different CA).
 
     Connections are kept alive between the many requests of a query, and bounded so a
-    burst of queries cannot exhaust the gateway's or the cluster's sockets.
+    burst of queries cannot exhaust the gateway's or the cluster's sockets. Sessions are
+    made on first use, inside the event loop that serves the gateway.
     """
 
     def __init__(
@@ -33,22 +97,33 @@ class Upstream:
         read_timeout: float,
         max_connections: int,
     ) -> None:
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+        self._clusters = dict(clusters)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=read_timeout
         )
-        self._clients = {
-            name: httpx.AsyncClient(
-                verify=cluster.ssl_verify(),
-                timeout=timeout,
-                limits=limits,
-                # Never follow a redirect to somewhere the signature does not cover.
-                follow_redirects=False,
-                # Proxy settings from the environment are for people, not for this hop.
+        self._max_connections = max_connections
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def _session(self, cluster: Cluster) -> aiohttp.ClientSession:
+        session = self._sessions.get(cluster.name)
+        if session is None or session.closed:
+            verify = cluster.ssl_verify()
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=self._max_connections,
+                ssl=verify,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                # The gateway rewrites bodies byte for byte; never decompress, never add
+                # headers the client did not send, never take proxies from the environment.
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
                 trust_env=False,
             )
-            for name, cluster in clusters.items()
-        }
+            self._sessions[cluster.name] = session
+        return session
 
     async def send(
         self,
@@ -57,22 +132,62 @@ class Upstream:
         path: str,
         headers: Iterable[tuple[str, str]],
         body: bytes | None = None,
-    ) -> httpx.Response:
+        *,
+        timeout: float | None = None,
+    ) -> UpstreamResponse:
         """Send a request to *cluster* and return the response with its body unread.
 
         The caller must ``aclose()`` the response. Raises ClusterUnreachable if no
-        answer arrives (connection refused, TLS failure, timeout).
+        answer arrives (connection refused, TLS failure, timeout). *timeout* bounds the
+        whole request instead of the configured timeouts (health checks use a short one).
         """
-        client = self._clients[cluster.name]
-        request = client.build_request(
-            method, cluster.url + path, headers=list(headers), content=body
-        )
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
-            return await client.send(request, stream=True)
-        except (httpx.TransportError, OSError) as e:
+            response = await self._session(cluster).request(
+                method,
+                cluster.url + path,
+                headers=list(headers),
+                data=body,
+                allow_redirects=False,  # never follow where the signature does not cover
+                **extra,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise ClusterUnreachable(cluster, e) from e
+        return UpstreamResponse(cluster, response)
+
+    async def call(
+        self,
+        cluster: Cluster,
+        method: str,
+        path: str,
+        *,
+        user: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
+        """A small request of the gateway's own, as the service account (impersonating
+        *user*, if given): returns the status and the JSON body (None if not JSON).
+
+        Raises ClusterUnreachable if the cluster does not answer.
+        """
+        headers = [("Accept-Encoding", "identity")]
+        if cluster.authorization:
+            headers.append(("Authorization", cluster.authorization))
+        if user:
+            headers.append(("X-Trino-User", user))
+        response = await self.send(cluster, method, path, headers, timeout=timeout)
+        try:
+            body = await response.read()
+        finally:
+            await response.aclose()
+        try:
+            return response.status_code, json.loads(body) if body else None
+        except ValueError:
+            return response.status_code, None
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        for client in self._clients.values():
-            await client.aclose()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

@@ -31,6 +31,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import (
     Bool,
     Bytes,
+    Callable,
     Dict,
     Float,
     Instance,
@@ -46,14 +47,23 @@ from traitlets import (
 from traitlets.config import Application, catch_config_error
 
 from .. import __version__
+from ..audit import records
+from ..audit.events import EventLogFile
 from ..audit.handlers import default_handlers as audit_handlers
+from ..audit.log import AuditLog
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
+from ..gateway.health import ClusterMonitor
+from ..gateway.hooks import HookChain, QueryHooks
+from ..gateway.metrics import GatewayMetrics
 from ..gateway.protocol import FollowupSigner
+from ..gateway.routing import Access, Router, RoutingConfigError, RoutingRule
+from ..gateway.tracker import QueryTracker
 from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
 from ..quotas.handlers import default_handlers as quota_handlers
+from ..quotas.hooks import QuotaHooks
 from ..sharing.handlers import default_handlers as sharing_handlers
 from ..store import Store
 from ..web.base import oauth_handlers, template_environment
@@ -102,15 +112,21 @@ class DataHubService(Application):
 
         Each entry: name (letters, digits, - or _; it appears in follow-up URIs), url,
         user and password (or password_file) of the DataHub service account, which Trino
-        must allow to impersonate employees; ca_file (the PEM of the cluster's CA or
-        self-signed certificate) or verify=False (development only); routing_group.
+        must allow to impersonate employees (and to view and kill every query, for health
+        checks, final statistics and the reconciler); ca_file (the PEM of the cluster's CA
+        or self-signed certificate) or verify=False (development only); routing_group
+        (default "default"): the clusters of one routing group are interchangeable, and a
+        query goes to the healthy one with the fewest queued, then running, queries.
         Example::
 
-            c.DataHubService.clusters = [{
-                "name": "main", "url": "https://trino.example.com:8443",
-                "user": "datahub", "password_file": "/etc/datahub/trino-password",
-                "ca_file": "/etc/datahub/trino-ca.pem",
-            }]
+            c.DataHubService.clusters = [
+                {"name": "adhoc-1", "url": "https://trino-a.example.com:8443",
+                 "user": "datahub", "password_file": "/etc/datahub/trino-password",
+                 "ca_file": "/etc/datahub/trino-ca.pem", "routing_group": "adhoc"},
+                {"name": "etl-1", "url": "https://trino-e.example.com:8443",
+                 "user": "datahub", "password_file": "/etc/datahub/trino-password",
+                 "ca_file": "/etc/datahub/trino-ca.pem", "routing_group": "etl"},
+            ]
         """,
     ).tag(config=True)
 
@@ -121,6 +137,160 @@ class DataHubService(Application):
         except (ClusterConfigError, OSError) as e:
             raise TraitError(str(e)) from e
         return proposal["value"]
+
+    default_routing_group = Unicode(
+        "default",
+        help="""The routing group of queries that no routing rule (and no hint) sends
+        elsewhere. It needs at least one cluster.
+
+        Example: c.DataHubService.default_routing_group = "adhoc"
+        """,
+    ).tag(config=True)
+
+    routing_rules = List(
+        Dict(),
+        help="""Ordered routing rules: the first whose conditions all hold sends the query
+        to its routing_group. Conditions (any subset, at least one):
+
+        - users: user names; groups: hub groups (any of them);
+        - source: a regex the whole Trino source must match (X-Trino-Source; the %%sql
+          cells send "datahub-sql", Airflow "airflow", the CLI "trino-cli");
+        - client_tags: tags that must all be present (X-Trino-Client-Tags);
+        - hint: the routing hint a cell sends (%%sql --cluster NAME, the
+          X-DataHub-Routing-Group header), one name or a list;
+        - catalogs: catalogs of which the SQL references a table (parsed with sqlglot;
+          unqualified tables count in the session catalog), any of them.
+
+        Rules come after a routing_hook and before the plain hint and the default routing
+        group. Example::
+
+            c.DataHubService.routing_rules = [
+                {"name": "scheduled jobs", "source": "airflow|dbt.*", "routing_group": "etl"},
+                {"name": "contractors", "groups": ["contractors"], "routing_group": "sandbox"},
+                {"name": "lake", "catalogs": ["hive", "iceberg"], "routing_group": "etl"},
+                {"name": "batch tag", "client_tags": ["batch"], "routing_group": "etl"},
+            ]
+        """,
+    ).tag(config=True)
+
+    @validate("routing_rules")
+    def _validate_routing_rules(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            for i, entry in enumerate(proposal["value"]):
+                RoutingRule.from_config(entry, i)
+        except RoutingConfigError as e:
+            raise TraitError(str(e)) from e
+        return proposal["value"]
+
+    routing_group_access = Dict(
+        help="""Who may ask for a routing group with a hint (%%sql --cluster NAME):
+        routing group -> {"users": [...], "groups": [...]}. Routing groups not listed are
+        open to everyone. Asking for a routing group one may not use is refused with a
+        sentence listing the ones one may use. (Routing rules are the admins' own choice
+        and are not restricted by this.)
+
+        Example: c.DataHubService.routing_group_access = {
+            "etl": {"groups": ["data-engineers"], "users": ["carol"]}}
+        """,
+    ).tag(config=True)
+
+    @validate("routing_group_access")
+    def _validate_routing_group_access(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        try:
+            for group, entry in proposal["value"].items():
+                Access.from_config(group, entry)
+        except RoutingConfigError as e:
+            raise TraitError(str(e)) from e
+        return proposal["value"]
+
+    routing_hook = Callable(
+        None,
+        allow_none=True,
+        help="""A Python function for routing decisions the rules cannot express. It gets
+        a datahub.gateway.routing.RoutingRequest (user, groups, source, client_tags,
+        hint, sql, catalog) and returns a routing group, or None to let the rules decide.
+        It runs on the event loop for every query: keep it fast and free of I/O.
+
+        Example::
+
+            def route_big_joins(request):
+                return "etl" if request.sql.upper().count(" JOIN ") > 5 else None
+            c.DataHubService.routing_hook = route_big_joins
+        """,
+    ).tag(config=True)
+
+    health_check_interval = Float(
+        5.0,
+        help="""Seconds between health checks of each cluster (GET /v1/info and the
+        running and queued queries of GET /v1/query?state=...). A failed check (or a request that
+        cannot reach the cluster) takes it out of routing at once; a passing one brings it
+        back. Also how often each process re-reads the drain flags.
+
+        Example: c.DataHubService.health_check_interval = 10
+        """,
+    ).tag(config=True)
+
+    health_check_timeout = Float(
+        3.0,
+        help="""Seconds a health check (and the gateway's own small requests to a cluster:
+        final statistics, cancels, the reconciler) may take before counting as failed.
+
+        Example: c.DataHubService.health_check_timeout = 5
+        """,
+    ).tag(config=True)
+
+    reconcile_interval = Float(
+        30.0,
+        help="""Seconds between runs of the reconciler, which closes queries left without
+        a finished event (their cluster or gateway process died, or the client went away):
+        with Trino's final state if the cluster has one, as LOST if the cluster no longer
+        knows the query or stayed unreachable for lost_after seconds. Queries are checked
+        once they are this old. 0 turns it off.
+
+        Example: c.DataHubService.reconcile_interval = 60
+        """,
+    ).tag(config=True)
+
+    lost_after = Float(
+        30.0,
+        help="""Seconds a cluster must stay unreachable before the reconciler gives up on
+        its open queries and records them as LOST.
+
+        Example: c.DataHubService.lost_after = 120
+        """,
+    ).tag(config=True)
+
+    fetch_final_stats = Bool(
+        True,
+        help="""After a query ends, ask its cluster for Trino's query info (one small
+        request, after the client has its last page) for what the result pages lack: the
+        number of output rows, and the SQL of queries whose submitted event was lost.
+
+        Example: c.DataHubService.fetch_final_stats = False (fewer requests to Trino)
+        """,
+    ).tag(config=True)
+
+    event_log_file = Unicode(
+        "",
+        help="""A file that gets one JSON line per query event (query_submitted,
+        query_finished, query_rejected) for a log shipper (Fluent Bit, Vector, a Singer
+        tap) to carry to Kafka or a warehouse. Created mode 0600 (it holds SQL); opened
+        per batch, so rotating it needs no signal. Empty turns it off.
+
+        Example: c.DataHubService.event_log_file = "/var/log/datahub/query-events.jsonl"
+        """,
+    ).tag(config=True)
+
+    query_hooks = List(
+        Instance(QueryHooks),
+        help="""Hooks called around every query, in order: admit (may queue or refuse),
+        on_progress (may stop a query), finished (exactly once per admitted query). See
+        datahub.gateway.hooks. Features register theirs in DataHubService.init with
+        self.query_hooks.append(...).
+
+        Example: c.DataHubService.query_hooks = [MyHooks()]
+        """,
+    ).tag(config=True)
 
     ip = Unicode(
         help="""The address the gateway listens on for the Trino protocol.
@@ -272,6 +442,20 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    page_collapse_seconds = Float(
+        0.25,
+        help="""While a query is queued or planning, Trino answers each poll with a page
+        that carries nothing but "not yet". The gateway follows such pages for the client,
+        for up to this many seconds per client request, so a short query costs the client
+        one or two round trips instead of five or six (it saves the most where the client
+        is far from the gateway). Clients see fewer intermediate progress numbers; pages
+        with data, errors, warnings, updates or session changes always reach them (the
+        columns come with the first rows). 0 turns it off.
+
+        Example: c.DataHubService.page_collapse_seconds = 0.5
+        """,
+    ).tag(config=True)
+
     allow_spooling = Bool(
         False,
         help="""Forward X-Trino-Query-Data-Encoding, letting Trino answer with the
@@ -320,6 +504,12 @@ class DataHubService(Application):
     cluster_map = Dict()
     store = Instance(Store)
     started_at = Float()
+    router = Instance(Router)
+    monitor = Instance(ClusterMonitor)
+    audit = Instance(AuditLog)
+    metrics = Instance(GatewayMetrics)
+    hooks = Instance(HookChain)
+    tracker = Instance(QueryTracker)
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -359,6 +549,64 @@ class DataHubService(Application):
             read_timeout=self.read_timeout,
             max_connections=self.max_connections,
         )
+        self._init_gateway()
+        self.query_hooks.append(QuotaHooks.for_service(self))
+
+    def _init_gateway(self) -> None:
+        """Routing, health, audit, metrics, hooks and the query tracker."""
+        self.router = Router.from_config(
+            {name: c.routing_group for name, c in self.cluster_map.items()},
+            self.routing_rules,
+            self.default_routing_group,
+            self.routing_group_access,
+            self.routing_hook,
+        )
+        if self.cluster_map:
+            for warning in self.router.config_warnings():
+                self.log.warning("%s", warning)
+        self.audit = AuditLog(
+            self.store,
+            event_log=EventLogFile(self.event_log_file) if self.event_log_file else None,
+            log=self.log,
+        )
+        self.monitor = ClusterMonitor(
+            self.cluster_map,
+            self.upstream,
+            interval=self.health_check_interval,
+            timeout=self.health_check_timeout,
+            log=self.log,
+            load_draining=self._load_draining,
+        )
+        # The list itself, so hooks appended later in init (by features) are called too.
+        self.hooks = HookChain(self.query_hooks, self.log)
+        self.metrics = GatewayMetrics(
+            lambda: self.monitor.statuses.values(), lambda: len(self.tracker.active)
+        )
+        self.tracker = QueryTracker(
+            audit=self.audit,
+            hooks=self.hooks,
+            metrics=self.metrics,
+            monitor=self.monitor,
+            upstream=self.upstream,
+            clusters=self.cluster_map,
+            log=self.log,
+            fetch_final_stats=self.fetch_final_stats,
+            request_timeout=self.health_check_timeout,
+            reconcile_interval=self.reconcile_interval,
+            lost_after=self.lost_after,
+        )
+
+    async def _load_draining(self) -> set[str]:
+        return await self.audit.run(records.draining_clusters)
+
+    async def set_draining(self, name: str, draining: bool, by: str) -> None:
+        """Drain a cluster (no new queries; running ones finish) or bring it back, in
+        every gateway process (they re-read the flag with each health check)."""
+        if name not in self.cluster_map:
+            raise KeyError(name)
+        await self.audit.run(lambda db: records.set_draining(db, name, draining, by))
+        self.monitor.set_draining(name, draining)
+        self.log.info("Cluster %s %s by %s", name, "drained" if draining else "brought back", by)
 
     def _load_secret(self) -> bytes:
         if self.secret:
@@ -437,13 +685,20 @@ class DataHubService(Application):
             self.log.info(
                 "DataHub gateway listening on https://%s:%d", self.https_ip, self.https_port
             )
+        self.audit.start()
+        self.monitor.start()
+        self.tracker.start()
         return servers
 
     async def stop(self, servers: list[HTTPServer]) -> None:
-        """Stop listening and close the connections to the clusters."""
+        """Stop listening, let the queries being closed reach the audit, close the
+        connections to the clusters."""
         for server in servers:
             server.stop()
+        await self.tracker.stop()
+        await self.monitor.stop()
         await self.upstream.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
 
     async def _run(self) -> None:
         servers = await self.serve()

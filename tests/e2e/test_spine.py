@@ -209,3 +209,11 @@ def test_bob_cannot_read_alices_files_or_her_servers_environment(users):
     for path in paths:
         assert bob.value(f"_can_read({path!r})") is False, f"bob could read {path}"
     alice.execute(f"__import__('os').remove({alice_home!r} + '/secret.txt')")
+
+
+def test_sql_quota_shows_my_own_quota_in_a_cell(users):
+    out = users.kernel("alice").execute("%sql quota")
+    assert out["status"] == "ok", out
+    (bundle,) = [o["data"] for o in out["outputs"] if "text/plain" in o.get("data", {})]
+    assert bundle["text/plain"].startswith("Quota of alice")
+    assert "<table>" in bundle["text/html"]

@@ -118,3 +118,30 @@ def test_nulls_and_infinities_become_json_nulls():
     fig = build_figure(df, ChartSpec("scatter", x="x", y=["y"]))
     assert fig["data"][0]["x"] == [1.0, 2.0, None]
     assert fig["data"][0]["y"] == [None, None, 1.0]
+
+
+def test_downsampled_lines_keep_spikes_and_dips(rng):
+    n = 1_000_000
+    y = rng.normal(size=n)
+    y[123_457], y[876_543] = 1000.0, -1000.0
+    df = pd.DataFrame({"t": pd.date_range("2020", periods=n, freq="s"), "y": y})
+    fig = build_figure(df, ChartSpec("line", x="t", y=["y"]), point_budget=2000)
+    trace = fig["data"][0]
+    assert trace["type"] == "scattergl" and len(trace["y"]) <= 2000
+    assert max(trace["y"]) == 1000.0 and min(trace["y"]) == -1000.0
+    assert trace["x"] == sorted(trace["x"])  # still in time order
+    assert "lowest and highest point per bucket" in fig["layout"]["title"]["text"]
+
+
+def test_payload_stays_under_the_byte_bound_even_with_long_labels(rng):
+    n = 50_000
+    df = pd.DataFrame({"label": [f"{i:08d}" + "x" * 200 for i in range(n)], "v": rng.random(n)})
+    fig = build_figure(df, ChartSpec("scatter", x="label", y=["v"]), max_bytes=500_000)
+    assert len(json.dumps(fig)) <= 500_000
+    assert "downsampled" in fig["layout"]["title"]["text"]
+
+
+def test_dates_are_sent_without_a_time_of_day():
+    df = pd.DataFrame({"d": pd.to_datetime(["2020-01-01", "2020-01-02"]), "v": [1.0, 2.0]})
+    fig = build_figure(df, ChartSpec("line", x="d", y=["v"]))
+    assert fig["data"][0]["x"] == ["2020-01-01", "2020-01-02"]

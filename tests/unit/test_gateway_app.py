@@ -70,3 +70,50 @@ def test_the_secret_may_be_given_as_hex_as_the_local_stack_does(tmp_path, monkey
 def test_an_unusable_secret_is_refused(secret):
     with pytest.raises(TraitError, match="DataHubService.secret"):
         DataHubService(secret=secret)
+
+
+def test_routing_is_configured_in_the_hubs_config_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c = get_config()\n"
+        "c.DataHubService.clusters = [\n"
+        "    {'name': 'a', 'url': 'http://a:8080', 'routing_group': 'adhoc'},\n"
+        "    {'name': 'e', 'url': 'http://e:8080', 'routing_group': 'etl'},\n"
+        "]\n"
+        "c.DataHubService.default_routing_group = 'adhoc'\n"
+        "c.DataHubService.routing_rules = [{'source': 'airflow', 'routing_group': 'etl'}]\n"
+        "c.DataHubService.routing_group_access = {'etl': {'groups': ['engineers']}}\n"
+        "c.DataHubService.routing_hook = lambda request: None\n"
+        "c.DataHubService.event_log_file = 'events.jsonl'\n"
+    )
+    service = DataHubService()
+    service.initialize(["-f", str(config)])
+    assert service.router.routing_groups == ["adhoc", "etl"]
+    assert service.router.allowed_groups("bob", ()) == ["adhoc"]
+    assert service.audit.event_log.path.name == "events.jsonl"
+    assert list(service.monitor.statuses) == ["a", "e"]
+
+
+@pytest.mark.parametrize(
+    ("trait", "value", "message"),
+    [
+        ("routing_rules", [{"source": "x"}], "needs a routing_group"),
+        ("routing_rules", [{"sorce": "x", "routing_group": "g"}], "unknown condition"),
+        ("routing_group_access", {"etl": ["engineers"]}, "must be a dict"),
+    ],
+)
+def test_bad_routing_settings_fail_at_configuration_time(trait, value, message):
+    with pytest.raises(TraitError, match=message):
+        DataHubService(**{trait: value})
+
+
+def test_features_register_query_hooks_after_the_service_is_built(tmp_path, monkeypatch):
+    from datahub.gateway.hooks import QueryHooks
+
+    monkeypatch.chdir(tmp_path)
+    service = DataHubService(clusters=[])
+    service.init()
+    hook = QueryHooks()
+    service.query_hooks.append(hook)
+    assert service.hooks.hooks[-1] is hook

@@ -1,11 +1,17 @@
-"""Cluster configuration and the routing choice."""
+"""Cluster configuration, status, and the choice of a cluster within a routing group."""
 
 from __future__ import annotations
 
 import pytest
 
-from datahub.gateway.clusters import Cluster, ClusterConfigError, choose_cluster, load_clusters
-from datahub.identity import Identity
+from datahub.gateway.clusters import (
+    Cluster,
+    ClusterConfigError,
+    ClusterStatus,
+    load_clusters,
+    rank_clusters,
+    unavailable_message,
+)
 
 
 def test_a_cluster_entry_becomes_a_cluster_without_showing_its_password(tmp_path):
@@ -43,11 +49,62 @@ def test_duplicate_cluster_names_are_refused():
         load_clusters([{"name": "a", "url": "http://t"}, {"name": "a", "url": "http://u"}])
 
 
-def test_the_first_configured_cluster_is_chosen():
-    clusters = load_clusters([{"name": "a", "url": "http://t"}, {"name": "b", "url": "http://u"}])
-    assert choose_cluster(Identity("alice"), clusters, {}).name == "a"
+def status(name, group="default", index=0, **kwargs):
+    return ClusterStatus(name=name, routing_group=group, index=index, **kwargs)
 
 
-def test_no_cluster_is_a_clear_error():
-    with pytest.raises(LookupError, match="No Trino cluster is configured"):
-        choose_cluster(Identity("alice"), {}, {})
+def test_the_healthy_cluster_with_fewest_queued_then_running_queries_comes_first():
+    statuses = [
+        status("busy", index=0, healthy=True, running=5),
+        status("queueing", index=1, healthy=True, queued=1),
+        status("idle", index=2, healthy=True),
+        status("other-group", group="etl", index=3, healthy=True),
+    ]
+    assert [s.name for s in rank_clusters(statuses, "default")] == ["idle", "busy", "queueing"]
+
+
+def test_queries_sent_since_the_last_check_count_as_queued():
+    a = status("a", index=0, healthy=True)
+    b = status("b", index=1, healthy=True)
+    assert rank_clusters([a, b], "default")[0].name == "a"
+    a.submitted += 1
+    assert rank_clusters([a, b], "default")[0].name == "b"
+    a.record_success(running=0, queued=0, now=1.0)
+    assert a.submitted == 0
+
+
+def test_unhealthy_and_drained_clusters_get_no_new_queries_and_unchecked_ones_come_last():
+    statuses = [
+        status("down", index=0, healthy=False),
+        status("drained", index=1, healthy=True, draining=True),
+        status("unknown", index=2, healthy=None),
+        status("up", index=3, healthy=True, running=9),
+    ]
+    assert [s.name for s in rank_clusters(statuses, "default")] == ["up", "unknown"]
+
+
+def test_a_pinned_cluster_is_the_only_candidate():
+    statuses = [status("a", index=0, healthy=True), status("b", index=1, healthy=True, running=3)]
+    assert [s.name for s in rank_clusters(statuses, "default", pinned="b")] == ["b"]
+
+
+def test_a_cluster_turns_unhealthy_at_once_and_comes_back_with_a_passing_check():
+    s = status("a", healthy=True)
+    assert s.record_failure("ConnectError", now=10.0) is True
+    assert s.record_failure("ConnectError", now=11.0) is False  # already unhealthy
+    assert (s.healthy, s.unhealthy_since, s.available) == (False, 10.0, False)
+    assert s.record_success(running=1, queued=2, now=12.0) is True
+    assert (s.healthy, s.unhealthy_since, s.running, s.queued) == (True, None, 1, 2)
+
+
+def test_why_no_cluster_is_available_is_one_sentence_per_case():
+    statuses = [status("a", healthy=False), status("b", index=1, healthy=True, draining=True)]
+    assert unavailable_message(statuses, "default") == (
+        "No cluster of routing group 'default' is available right now (a unhealthy, b drained); "
+        "try again shortly or ask an admin."
+    )
+    assert "no cluster serves routing group 'etl'" in unavailable_message(statuses, "etl").lower()
+    assert "Cluster b is drained for maintenance" in unavailable_message(
+        statuses, "default", pinned="b"
+    )
+    assert "Cluster a is not healthy" in unavailable_message(statuses, "default", pinned="a")

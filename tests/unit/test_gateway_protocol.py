@@ -336,3 +336,43 @@ def test_an_external_error_body_raises_trino_external_error():
 
 def test_http_reason_is_a_single_printable_line():
     assert protocol.http_reason("a\r\nb\u00e9") == "a  b "
+
+
+# ------------------------------------------------------------------ pages that say "not yet"
+
+
+def test_a_queued_page_carries_nothing_for_the_client():
+    page = json.dumps(
+        {
+            "id": "q1",
+            "infoUri": "https://t/ui/query.html?q1",
+            "nextUri": "https://t/v1/statement/queued/q1/x/1",
+            "stats": {"state": "QUEUED"},
+            "warnings": [],
+        }
+    ).encode()
+    assert protocol.carries_nothing(page, [("Content-Type", "application/json")])
+    # Columns alone come again with the first rows.
+    columns = {**json.loads(page), "columns": [{"name": "x", "type": "integer"}]}
+    assert protocol.carries_nothing(json.dumps(columns).encode(), [])
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers"),
+    [
+        ({"data": [[1]]}, []),
+        ({"error": {"message": "boom"}}, []),
+        ({"updateType": "SET SESSION"}, []),
+        ({"warnings": [{"message": "deprecated"}]}, []),
+        ({}, [("X-Trino-Set-Session", "a=1")]),
+    ],
+)
+def test_pages_with_anything_for_the_client_are_always_delivered(extra, headers):
+    page = {"id": "q1", "nextUri": "https://t/v1/statement/executing/q1/x/2", "stats": {}}
+    assert not protocol.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
+
+
+def test_a_final_page_is_never_skipped():
+    final = json.dumps({"id": "q1", "stats": {"state": "FINISHED"}}).encode()
+    assert not protocol.carries_nothing(final, [])
+    assert not protocol.carries_nothing(b"not json", [])

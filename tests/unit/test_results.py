@@ -7,7 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datahub.results import TrinoType, convert_column, pandas_dtype, parse_type, to_dataframe
+from datahub.results import (
+    ColumnBuilder,
+    ResultBuilder,
+    TrinoType,
+    convert_column,
+    pandas_dtype,
+    parse_type,
+    to_dataframe,
+)
 
 
 def col(values, type_):
@@ -210,3 +218,55 @@ def test_pandas_dtype_matches_convert_column():
         ("decimal(3,1)", ["1.0"]),
     ]:
         assert pd.Series(convert_column(values, type_)).dtype == pandas_dtype(type_), type_
+
+
+def test_result_builder_joins_pages_into_one_typed_frame():
+    columns = [
+        {"name": "k", "type": "bigint"},
+        {"name": "x", "type": "double"},
+        {"name": "s", "type": "varchar"},
+        {"name": "d", "type": "date"},
+        {"name": "t", "type": "timestamp(3) with time zone"},
+        {"name": "m", "type": "decimal(5,2)"},
+    ]
+    builder = ResultBuilder(columns)
+    builder.add([[1, 1.5, "a", "2020-01-01", "2020-01-01 00:00:00.000 UTC", "1.00"]])
+    builder.add([])  # pages without rows (stats only) change nothing
+    builder.add([[None, "NaN", None, None, "2020-06-01 12:00:00.000 Europe/Berlin", None]])
+    assert builder.rows == 2
+    df = builder.frame()
+    assert [str(t) for t in df.dtypes] == [
+        "Int64",
+        "float64",
+        "string",
+        "datetime64[s]",
+        "datetime64[us, UTC]",  # zones differ between pages: normalised to UTC
+        "object",
+    ]
+    assert df["k"].tolist()[0] == 1 and df["k"].isna().tolist() == [False, True]
+    assert np.isnan(df["x"].iloc[1]) and df["s"].iloc[1] is pd.NA
+    assert df["t"].iloc[1] == pd.Timestamp("2020-06-01 10:00", tz="UTC")
+    assert df["m"].tolist() == [Decimal("1.00"), None]
+
+
+def test_text_column_with_values_that_are_not_strings_keeps_them_as_objects():
+    builder = ColumnBuilder("varchar")
+    builder.add(["a", "b"])
+    builder.add([{"not": "a string"}])  # an unexpected shape for a text type
+    values = pd.Series(builder.finish())
+    assert values.tolist() == ["a", "b", {"not": "a string"}]
+
+
+def test_empty_result_of_every_kind_keeps_its_dtype():
+    for type_, dtype in [
+        ("bigint", "Int64"),
+        ("double", "float64"),
+        ("boolean", "boolean"),
+        ("date", "datetime64[s]"),
+        ("timestamp(6)", "datetime64[us]"),
+        ("timestamp(3) with time zone", "datetime64[us, UTC]"),
+        ("interval day to second", "timedelta64[ns]"),
+        ("varchar", "string"),
+        ("array(integer)", "object"),
+    ]:
+        assert str(pd.Series(ColumnBuilder(type_).finish()).dtype) == dtype, type_

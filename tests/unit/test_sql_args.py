@@ -1,9 +1,8 @@
-"""The %%sql magic's pure helpers: options, --limit wrapping, error messages."""
+"""The %%sql magic's pure helpers: options, subcommands, error messages."""
 
 import pytest
 from IPython.core.error import UsageError
 
-from datahub.extensions.progress import format_progress, format_summary
 from datahub.extensions.sql import (
     SqlError,
     SqlMagic,
@@ -11,9 +10,9 @@ from datahub.extensions.sql import (
     _option_names,
     _y_columns,
     format_query_error,
+    parse_subcommand,
     split_options,
     strip_sql,
-    wrap_limit,
 )
 
 FLAGS, VALUED = _option_names(SqlMagic.sql.parser)
@@ -53,9 +52,48 @@ def test_every_documented_option_is_parsed():
         "--schema",
         "--limit",
         "--cluster",
+        "--routing-group",
+        "--explain",
         "--help",
     ]:
         assert name in FLAGS | VALUED
+
+
+def test_help_lists_every_option_and_the_parameter_syntax():
+    text = SqlMagic.sql.parser.format_help()
+    for name in ["--routing-group", "--explain", "--limit", "--no-display", "-o", "--chart"]:
+        assert name in text
+    assert "{{ name }}" in text and "{{ ident(name) }}" in text
+    assert "%sql history" in text and "%sql clusters" in text
+
+
+def test_routing_group_is_another_name_for_cluster():
+    parser = SqlMagic.sql.parser
+    assert parser.parse_args(["--routing-group", "adhoc"]).cluster == "adhoc"
+    assert parser.parse_args(["--cluster=etl"]).cluster == "etl"
+
+
+@pytest.mark.parametrize(
+    ("rest", "cell", "expected"),
+    [
+        ("history", None, ("history", None)),
+        ("history 50", None, ("history", 50)),
+        ("HISTORY  5", "", ("history", 5)),
+        ("clusters", None, ("clusters", None)),
+        ("history", "SELECT 1", None),
+        ("SELECT history FROM t", None, None),
+        ("", "SELECT 1", None),
+    ],
+)
+def test_subcommands_are_recognised_only_alone(rest, cell, expected):
+    assert parse_subcommand(rest, cell) == expected
+
+
+def test_history_count_must_be_a_positive_number():
+    with pytest.raises(UsageError, match="number of queries"):
+        parse_subcommand("history lots", None)
+    with pytest.raises(UsageError):
+        parse_subcommand("history 0", None)
 
 
 def test_y_accepts_repeats_and_comma_lists():
@@ -67,30 +105,12 @@ def test_strip_sql_drops_trailing_semicolons():
     assert strip_sql("  SELECT 1 ;; \n") == "SELECT 1"
 
 
-def test_limit_wraps_the_query_on_its_own_lines():
-    sql, offset = wrap_limit("SELECT * FROM t -- trailing comment;", 10)
-    assert sql == "SELECT * FROM (\nSELECT * FROM t -- trailing comment\n) LIMIT 10"
-    assert offset == 1
-
-
-def test_limit_accepts_with_values_and_leading_comments():
-    for q in ["WITH x AS (SELECT 1) SELECT * FROM x", "VALUES 1, 2", "-- c\n/* d */ select 1"]:
-        assert wrap_limit(q, 3)[0].endswith("LIMIT 3")
-
-
-def test_limit_rejects_statements_that_are_not_queries():
-    with pytest.raises(UsageError, match="only on queries"):
-        wrap_limit("SHOW TABLES", 5)
-    with pytest.raises(UsageError):
-        wrap_limit("SELECT 1", -1)
-
-
 def test_syntax_error_shows_the_line_and_a_caret_under_the_column():
     msg = format_query_error(
         "SYNTAX_ERROR",
         "line 2:1: mismatched input 'FORM'. Expecting: 'FROM'",
         "SELECT *\nFORM t",
-        (2, 1),
+        9,
     )
     assert msg.splitlines() == [
         "Syntax error at line 2, column 1: mismatched input 'FORM'. Expecting: 'FROM'",
@@ -99,16 +119,21 @@ def test_syntax_error_shows_the_line_and_a_caret_under_the_column():
     ]
 
 
-def test_error_location_is_mapped_back_through_the_limit_wrapper():
-    msg = format_query_error(
-        "COLUMN_NOT_FOUND",
-        "line 2:8: Column 'nope' cannot be resolved",
-        "SELECT nope FROM t",
-        (2, 8),
-        line_offset=1,
+def test_error_at_the_end_of_the_sql_puts_the_caret_after_it():
+    msg = format_query_error("SYNTAX_ERROR", "line 1:9: mismatched input '<EOF>'", "SELECT (", 8)
+    assert msg.splitlines()[1:] == ["    SELECT (", "            ^"]
+
+
+def test_error_location_keeps_tabs_so_the_caret_lines_up():
+    msg = format_query_error("COLUMN_NOT_FOUND", "Column 'x' cannot be resolved", "\tSELECT x", 8)
+    assert msg.splitlines()[1:] == ["    \tSELECT x", "    \t       ^"]
+
+
+def test_error_without_location_is_one_line():
+    assert format_query_error("SYNTAX_ERROR", "bad", "SELECT") == "Syntax error: bad"
+    assert format_query_error("TABLE_NOT_FOUND", "Table 'x' does not exist", "S") == (
+        "Table not found: Table 'x' does not exist"
     )
-    assert msg.splitlines()[1:] == ["    SELECT nope FROM t", "           ^"]
-    assert msg.startswith("Column not found at line 1, column 8")
 
 
 def test_permission_error_is_one_sentence():
@@ -116,6 +141,18 @@ def test_permission_error_is_one_sentence():
         "PERMISSION_DENIED", "Access Denied: Cannot select from table x", "SELECT 1", None
     )
     assert msg == "Access Denied: Cannot select from table x"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("QUOTA_EXCEEDED", "QuotaExceeded: 50 of 50 queries used today; resets 00:00 UTC"),
+        ("INVALID_ROUTING_GROUP", "No cluster serves routing group 'gpu'; ask an admin."),
+        ("CLUSTER_UNREACHABLE", "Cluster adhoc is unreachable; try again shortly."),
+    ],
+)
+def test_gateway_refusals_are_shown_as_the_gateway_worded_them(name, text):
+    assert format_query_error(name, text, "SELECT 1", 0) == text
 
 
 def test_sql_error_renders_without_traceback():
@@ -134,18 +171,3 @@ def test_token_is_hidden_in_config_repr():
     magic.token = "s3cret-token"
     assert "s3cret" not in repr(magic.token)
     assert str(magic.token) == "s3cret-token"
-
-
-def test_progress_and_summary_lines():
-    line = format_progress(
-        {
-            "state": "RUNNING",
-            "totalSplits": 10,
-            "completedSplits": 5,
-            "processedRows": 1_234_567,
-            "processedBytes": 2048,
-        },
-        3.2,
-    )
-    assert line == "RUNNING · 50% of 10 splits · 1.23M rows · 2.0 KiB · 3.20 s"
-    assert format_summary(3, 0.5, "q1") == "✔ 3 rows · 0.50 s · query q1"

@@ -1,0 +1,158 @@
+"""Health checks of the clusters, and the status the routing choice reads.
+
+Every ``interval`` seconds each cluster is asked for ``GET /v1/info`` (up, and not
+``starting``) and, as the service account, ``GET /v1/query?state=…`` (how many queries
+run and wait). A failed check, or a request that cannot reach the cluster, makes it unhealthy
+at once: it gets no new queries until a check passes again. The admins' drain flags are
+re-read from the store at the same pace, so every gateway process follows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from .clusters import Cluster, ClusterStatus, rank_clusters, unavailable_message
+from .stats import count_queries
+from .upstream import ClusterUnreachable, Upstream
+
+#: The states whose queries count as load: queued (QUEUED, WAITING_FOR_RESOURCES) and
+#: running (RUNNING, FINISHING: done, its client still reading). PLANNING, STARTING and
+#: DISPATCHING last milliseconds and are left out to keep the check to four small requests.
+LOAD_STATES = ("QUEUED", "WAITING_FOR_RESOURCES", "RUNNING", "FINISHING")
+
+
+class ClusterMonitor:
+    """The status of every cluster in this process, kept fresh by periodic checks."""
+
+    def __init__(
+        self,
+        clusters: Mapping[str, Cluster],
+        upstream: Upstream,
+        *,
+        interval: float,
+        timeout: float,
+        log: logging.Logger,
+        load_draining: Callable[[], Awaitable[set[str]]] | None = None,
+    ) -> None:
+        self.clusters = clusters
+        self.upstream = upstream
+        self.interval = interval
+        self.timeout = timeout
+        self.log = log
+        self.load_draining = load_draining
+        self.statuses: dict[str, ClusterStatus] = {
+            name: ClusterStatus(name=name, routing_group=cluster.routing_group, index=i)
+            for i, (name, cluster) in enumerate(clusters.items())
+        }
+        self._task: asyncio.Task | None = None
+        self._load_warned: set[str] = set()
+
+    # ------------------------------------------------------------- the routing side
+
+    def rank(self, routing_group: str, pinned: str | None = None) -> list[ClusterStatus]:
+        """Clusters that may take a new query of *routing_group*, best first."""
+        return rank_clusters(self.statuses.values(), routing_group, pinned)
+
+    def unavailable_message(self, routing_group: str, pinned: str | None = None) -> str:
+        return unavailable_message(self.statuses.values(), routing_group, pinned)
+
+    def note_submitted(self, name: str) -> None:
+        """Count a query this process just sent, until the next check counts it."""
+        self.statuses[name].submitted += 1
+
+    def mark_unreachable(self, name: str, error: str) -> None:
+        """A request could not reach the cluster: unhealthy until a check passes."""
+        if self.statuses[name].record_failure(error, time.monotonic()):
+            self.log.warning("Cluster %s is unhealthy: %s", name, error)
+
+    def set_draining(self, name: str, draining: bool) -> None:
+        self.statuses[name].draining = draining
+
+    # ---------------------------------------------------------------- the checks
+
+    async def check(self, name: str) -> None:
+        """Check one cluster now and record the outcome."""
+        cluster = self.clusters[name]
+        status = self.statuses[name]
+        try:
+            code, info = await self.upstream.call(cluster, "GET", "/v1/info", timeout=self.timeout)
+            if code != 200 or not isinstance(info, dict):
+                raise _CheckFailed(f"/v1/info answered HTTP {code}")
+            if info.get("starting", True):
+                raise _CheckFailed("Trino is starting")
+            running, queued = await self._load(cluster)
+        except ClusterUnreachable as e:
+            failed = e.reason
+        except _CheckFailed as e:
+            failed = str(e)
+        else:
+            if status.record_success(running, queued, time.monotonic()):
+                self.log.info("Cluster %s is healthy again", name)
+            return
+        if status.record_failure(failed, time.monotonic()):
+            self.log.warning("Cluster %s is unhealthy: %s", name, failed)
+
+    async def _load(self, cluster: Cluster) -> tuple[int, int]:
+        # One small list per state: the unfiltered list holds every query Trino still
+        # remembers (thousands, megabytes), which would cost more than the check is worth.
+        answers = await asyncio.gather(
+            *(
+                self.upstream.call(cluster, "GET", f"/v1/query?state={state}", timeout=self.timeout)
+                for state in LOAD_STATES
+            )
+        )
+        refused = [code for code, _ in answers if code != 200]
+        if refused:
+            # Up, but the service account may not list queries: healthy, load unknown.
+            if cluster.name not in self._load_warned:
+                self._load_warned.add(cluster.name)
+                self.log.warning(
+                    "Cluster %s refused to list queries (HTTP %s) to the service account; "
+                    "routing cannot see its load (allow it 'view' on all queries).",
+                    cluster.name,
+                    refused[0],
+                )
+            return 0, 0
+        return count_queries(
+            [q for _, listed in answers if isinstance(listed, list) for q in listed]
+        )
+
+    async def check_all(self) -> None:
+        """Check every cluster at once, then re-read the drain flags."""
+        await asyncio.gather(*(self.check(name) for name in self.statuses))
+        if self.load_draining is not None:
+            try:
+                draining = await self.load_draining()
+            except Exception:
+                self.log.exception("Could not read the clusters' drain flags from the store")
+            else:
+                for name, status in self.statuses.items():
+                    status.draining = name in draining
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check_all()
+            except Exception:
+                self.log.exception("Cluster health check failed")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Check now and then every ``interval`` seconds, in the background."""
+        if self._task is None and self.statuses:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class _CheckFailed(Exception):
+    pass

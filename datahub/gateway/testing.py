@@ -1,0 +1,111 @@
+"""Running a gateway inside a test or a benchmark: a `DataHubService` serving from a
+background event loop, with tokens looked up in a dict instead of asking a hub.
+
+The hub's token check is covered end to end by the tests through the local stack; this
+lets integration tests and benchmarks start (and restart) gateways in a second, against
+real Trino clusters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+from traitlets import Dict
+
+from ..identity import IdentityResolver
+
+T = TypeVar("T")
+
+SCOPE = "access:services!service=datahub"
+
+
+def user_token(name: str, *groups: str, admin: bool = False) -> dict[str, Any]:
+    """The hub's model of a user token carrying the gateway scope."""
+    return {"kind": "user", "name": name, "scopes": [SCOPE], "groups": list(groups), "admin": admin}
+
+
+class StaticIdentityResolver(IdentityResolver):
+    """Looks tokens up in ``tokens`` instead of asking a hub (tests and benchmarks only)."""
+
+    tokens = Dict(
+        help="""Token -> the hub's model of its owner (see user_token), for tests and
+        benchmarks that run a gateway without a hub.
+
+        Example: c.StaticIdentityResolver.tokens = {"t1": user_token("alice", "analysts")}
+        """,
+    ).tag(config=True)
+
+    async def user_model(self, token: str) -> dict[str, Any] | None:
+        return self.tokens.get(token)
+
+
+def resolver_for(tokens: Mapping[str, dict[str, Any]]) -> type[StaticIdentityResolver]:
+    """A StaticIdentityResolver subclass knowing *tokens*."""
+    return type("Resolver", (StaticIdentityResolver,), {"tokens": Dict(dict(tokens))})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BackgroundGateway:
+    """A DataHubService listening on 127.0.0.1:*port*, served from its own thread.
+
+    *traits* configure the service (clusters, store_url, secret, identity_resolver_class,
+    routing rules, ...). ``call(coroutine)`` runs a coroutine on the gateway's loop (to
+    drain a cluster, run the reconciler now, ...).
+    """
+
+    def __init__(self, *, port: int | None = None, **traits: Any) -> None:
+        from ..service.app import DataHubService
+
+        self.port = port or free_port()
+        self.service = DataHubService(ip="127.0.0.1", port=self.port, **traits)
+        self.service.init()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._servers = self._loop.run_until_complete(self.service.serve())
+            except BaseException as e:
+                failure.append(e)
+                started.set()
+                return
+            started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=f"gateway-{self.port}", daemon=True)
+        self._thread.start()
+        if not started.wait(30):
+            raise TimeoutError("The gateway did not start within 30 s.")
+        if failure:
+            raise failure[0]
+
+    def call(self, coroutine: Awaitable[T], timeout: float = 60) -> T:
+        """Run *coroutine* on the gateway's event loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop serving (closing what is in flight into the audit) and end the thread."""
+        if not self._thread.is_alive():
+            return
+        self.call(self.service.stop(self._servers), timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self.service.store.dispose()
+
+    def __enter__(self) -> BackgroundGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,654 @@
+"""The life of every query through the gateway: audit, hooks, metrics, and the reconciler.
+
+The handlers tell the tracker what they saw (a query submitted, a result page, a cancel,
+a cluster gone); the tracker records it in the audit, calls the query hooks and counts
+it. It keeps the queries it follows in memory (``active``) so the protocol path never
+waits for the store; a follow-up that reaches another gateway process (or this one after
+a restart) finds the query in the store instead, and failing that is recorded from what
+the signed follow-up URI says.
+
+A query ends exactly once: the audit closes an open record only once (see
+`datahub.audit.records.close_query`), and only the closer calls the ``finished`` hooks,
+counts the metric and writes the ``query_finished`` event. Queries nobody closes (a
+cluster or gateway crashed, the client went away) are found by the reconciler, which
+asks their cluster: Trino's final state if it has one, ``LOST`` if it no longer knows
+the query or has been unreachable for ``lost_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..audit import events, records
+from ..audit.log import AuditLog
+from ..identity import Identity
+from . import protocol
+from .clusters import Cluster
+from .health import ClusterMonitor
+from .hooks import (
+    CANCELED,
+    FAILED,
+    LOST,
+    REJECTED,
+    Admission,
+    HookChain,
+    QueryInfo,
+    QueryStats,
+    Submission,
+)
+from .metrics import GatewayMetrics
+from .stats import (
+    QUEUED_STATES,
+    TRINO_FINAL_STATES,
+    final_state,
+    merge_final,
+    stats_from_page,
+    stats_from_query_info,
+)
+from .upstream import ClusterUnreachable, Upstream
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def gateway_query_id() -> str:
+    """An id for a query that never got one from Trino (refused, or no cluster took it)."""
+    return "datahub_" + uuid.uuid4().hex[:20]
+
+
+def stop_message(query_id: str, reason: str) -> str:
+    """The user's sentence for a query a hook stopped."""
+    return f"DataHub stopped query {query_id}: {reason.rstrip('.')}."
+
+
+@dataclass
+class ActiveQuery:
+    """A query the gateway follows: what the hooks and the audit need, and its progress."""
+
+    query_id: str
+    identity: Identity
+    cluster: str
+    routing_group: str | None
+    sql: str
+    source: str | None
+    client_tags: tuple[str, ...]
+    submitted_at: dt.datetime
+    admission: Mapping[str, Any] = field(default_factory=dict)
+    state: str = "QUEUED"
+    stats: QueryStats | None = None
+    stop_reason: str | None = None
+    closed: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+
+    def info(self) -> QueryInfo:
+        return QueryInfo(
+            query_id=self.query_id,
+            user=self.identity.name,
+            cluster=self.cluster,
+            routing_group=self.routing_group,
+            sql=self.sql,
+            source=self.source,
+            client_tags=self.client_tags,
+            submitted_at=self.submitted_at,
+            admission=self.admission,
+        )
+
+    @classmethod
+    def from_record(
+        cls, record: Mapping[str, Any], identity: Identity | None = None
+    ) -> ActiveQuery:
+        identity = identity or Identity(
+            name=record["user"],
+            groups=tuple(record.get("groups") or ()),
+            admin=bool(record.get("admin")),
+            via=record.get("auth_via") or "token",
+        )
+        return cls(
+            query_id=record["query_id"],
+            identity=identity,
+            cluster=record.get("cluster") or "",
+            routing_group=record.get("routing_group"),
+            sql=record.get("sql") or "",
+            source=record.get("source"),
+            client_tags=tuple(record.get("client_tags") or ()),
+            submitted_at=record.get("submitted_at") or utcnow(),
+            admission=record.get("admission") or {},
+            state=record.get("state") or "QUEUED",
+            stop_reason=record.get("stop_reason"),
+            closed=record.get("finished_at") is not None,
+        )
+
+
+def _stats_fields(stats: QueryStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {}
+    return {
+        "elapsed_ms": stats.elapsed_ms,
+        "queued_ms": stats.queued_ms,
+        "cpu_ms": stats.cpu_ms,
+        "wall_ms": stats.wall_ms,
+        "processed_rows": stats.processed_rows,
+        "processed_bytes": stats.processed_bytes,
+        "physical_bytes": stats.physical_bytes,
+        "peak_memory_bytes": stats.peak_memory_bytes,
+        "output_rows": stats.output_rows,
+    }
+
+
+def _is_running(state: str) -> bool:
+    return state not in QUEUED_STATES and state not in TRINO_FINAL_STATES
+
+
+class QueryTracker:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditLog,
+        hooks: HookChain,
+        metrics: GatewayMetrics,
+        monitor: ClusterMonitor,
+        upstream: Upstream,
+        clusters: Mapping[str, Cluster],
+        log: logging.Logger,
+        fetch_final_stats: bool = True,
+        request_timeout: float = 10.0,
+        reconcile_interval: float = 30.0,
+        lost_after: float = 30.0,
+        idle_timeout: float = 600.0,
+    ) -> None:
+        self.audit = audit
+        self.hooks = hooks
+        self.metrics = metrics
+        self.monitor = monitor
+        self.upstream = upstream
+        self.clusters = clusters
+        self.log = log
+        self.fetch_final_stats = fetch_final_stats
+        self.request_timeout = request_timeout
+        self.reconcile_interval = reconcile_interval
+        self.lost_after = lost_after
+        self.idle_timeout = idle_timeout
+        self.active: dict[str, ActiveQuery] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._reconciler: asyncio.Task | None = None
+
+    # ------------------------------------------------------------- before a cluster
+
+    def rejected(
+        self,
+        identity: Identity,
+        *,
+        sql: str,
+        source: str | None,
+        client_tags: tuple[str, ...],
+        routing_group: str | None,
+        routing_reason: str | None,
+        message: str,
+        error: tuple[str, str, int],
+        reason: str,
+    ) -> str:
+        """Record a query refused before admission (routing, a hook); returns its id."""
+        query_id = gateway_query_id()
+        now = utcnow()
+        row = records.new_record(
+            query_id=query_id,
+            user=identity.name,
+            groups=list(identity.groups),
+            admin=identity.admin,
+            auth_via=identity.via,
+            routing_group=routing_group,
+            routing_reason=routing_reason,
+            sql=sql,
+            source=source,
+            client_tags=list(client_tags),
+            state=REJECTED,
+            error_name=error[0],
+            error_type=error[1],
+            error=message,
+            submitted_at=now,
+            finished_at=now,
+        )
+        self.audit.submit(
+            functools.partial(records.insert_closed, row=row),
+            lambda rec: [events.event(events.REJECTED, rec)],
+        )
+        self.metrics.rejected.labels(reason).inc()
+        self.log.info("Query %s refused user=%s: %s", query_id, identity.name, message)
+        return query_id
+
+    async def failed(
+        self,
+        identity: Identity,
+        submission: Submission,
+        admission: Admission,
+        cluster: Cluster | None,
+        message: str,
+        error: tuple[str, str, int],
+    ) -> str:
+        """Record an admitted query that never ran (no cluster took it); returns its id.
+
+        The hooks get their ``finished`` call (state FAILED) here.
+        """
+        query_id = gateway_query_id()
+        now = utcnow()
+        row = records.new_record(
+            **self._submitted_row(query_id, identity, submission, admission, cluster, now),
+            state=FAILED,
+            error_name=error[0],
+            error_type=error[1],
+            error=message,
+            finished_at=now,
+        )
+        self.audit.submit(
+            functools.partial(records.insert_closed, row=row),
+            lambda rec: [events.event(events.FINISHED, rec)],
+        )
+        self.metrics.query_ended(cluster.name if cluster else None, FAILED, None)
+        self.log.info("Query %s failed user=%s: %s", query_id, identity.name, message)
+        query = ActiveQuery.from_record(row, identity)
+        stats = QueryStats(FAILED, error_name=error[0], error_type=error[1], error=message)
+        await self.hooks.finished(identity, query.info(), FAILED, stats)
+        return query_id
+
+    @staticmethod
+    def _submitted_row(
+        query_id: str,
+        identity: Identity,
+        submission: Submission,
+        admission: Admission,
+        cluster: Cluster | None,
+        now: dt.datetime,
+    ) -> dict[str, Any]:
+        return {
+            "query_id": query_id,
+            "user": identity.name,
+            "groups": list(identity.groups),
+            "admin": identity.admin,
+            "auth_via": identity.via,
+            "principal": cluster.user if cluster else None,
+            "cluster": cluster.name if cluster else None,
+            "routing_group": submission.routing_group,
+            "routing_reason": submission.routing_reason,
+            "sql": submission.sql,
+            "source": submission.source,
+            "client_tags": list(submission.client_tags),
+            "admission_note": admission.note,
+            "admission": dict(admission.data),
+            "submitted_at": now,
+        }
+
+    # --------------------------------------------------------------- while it runs
+
+    def submitted(
+        self,
+        identity: Identity,
+        submission: Submission,
+        admission: Admission,
+        cluster: Cluster,
+        facts: protocol.PageFacts,
+    ) -> ActiveQuery:
+        """A cluster accepted the query: follow it and record its submitted event.
+
+        Synchronous on purpose: the handler calls it before the client receives the
+        page, so the client's first follow-up always finds the query here.
+        """
+        now = utcnow()
+        query_id = str(facts.query_id)
+        state = facts.state or "QUEUED"
+        active = ActiveQuery(
+            query_id=query_id,
+            identity=identity,
+            cluster=cluster.name,
+            routing_group=submission.routing_group,
+            sql=submission.sql,
+            source=submission.source,
+            client_tags=submission.client_tags,
+            submitted_at=now,
+            admission=dict(admission.data),
+            state=state,
+        )
+        self.active[query_id] = active
+        row = records.new_record(
+            **self._submitted_row(query_id, identity, submission, admission, cluster, now),
+            state=state,
+        )
+        self.audit.submit(
+            functools.partial(records.insert_submitted, row=row),
+            lambda _: [events.event(events.SUBMITTED, row)],
+        )
+        self.metrics.submitted.labels(cluster.name, submission.routing_group).inc()
+        return active
+
+    async def lookup(self, query_id: str, identity: Identity, cluster: str) -> ActiveQuery:
+        """The query a follow-up belongs to: followed here, else from the store, else
+        what the signed URI tells (its submitted event was lost)."""
+        active = self.active.get(query_id)
+        if active is not None:
+            active.last_seen = time.monotonic()
+            return active
+        try:
+            record = await self.audit.run(functools.partial(records.get_query, query_id=query_id))
+        except Exception:
+            record = None  # logged by the writer; follow the query without its record
+        if record is not None and record.get("user") == identity.name:
+            active = ActiveQuery.from_record(record, identity)
+        else:
+            active = ActiveQuery(
+                query_id=query_id,
+                identity=identity,
+                cluster=cluster,
+                routing_group=self.clusters[cluster].routing_group
+                if cluster in self.clusters
+                else None,
+                sql="",
+                source=None,
+                client_tags=(),
+                submitted_at=utcnow(),
+            )
+        if not active.closed:
+            self.active[query_id] = active
+        return active
+
+    async def page(
+        self, active: ActiveQuery, facts: protocol.PageFacts, *, delivered: bool = True
+    ) -> None:
+        """A result page of *active* reached its client (or, not *delivered*, was followed
+        on its behalf: then the hooks' ``on_progress`` is not called for it)."""
+        active.last_seen = time.monotonic()
+        if facts.stats:
+            active.stats = stats_from_page(facts.stats, facts.error)
+            state = active.stats.state
+            if state != active.state:
+                if _is_running(state) and not _is_running(active.state) and facts.has_next:
+                    # One write per query when it starts running, for the history page.
+                    self.audit.submit(
+                        functools.partial(
+                            records.update_state, query_id=active.query_id, state=state
+                        )
+                    )
+                active.state = state
+        if not facts.has_next:
+            self._spawn(self._close(active, page_stats=active.stats))
+            return
+        if delivered and self.hooks.hooks and active.stats is not None and not active.stop_reason:
+            reason = await self.hooks.on_progress(active.identity, active.info(), active.stats)
+            if reason:
+                await self.stop_query(active, reason, facts.next_uri)
+
+    async def stop_query(self, active: ActiveQuery, reason: str, next_uri: str | None) -> None:
+        """Stop *active* for *reason*: cancel it on its cluster, close it as FAILED."""
+        if active.stop_reason:
+            return
+        active.stop_reason = reason
+        message = stop_message(active.query_id, reason)
+        self.log.info("Stopping query %s of %s: %s", active.query_id, active.identity.name, reason)
+        cluster = self.clusters.get(active.cluster)
+        if cluster is not None and next_uri:
+            parts = urlsplit(next_uri)
+            path = parts.path + ("?" + parts.query if parts.query else "")
+            try:
+                await self.upstream.call(
+                    cluster, "DELETE", path, user=active.identity.name, timeout=self.request_timeout
+                )
+            except ClusterUnreachable as e:
+                self.log.warning(
+                    "Could not cancel query %s on %s: %s", active.query_id, cluster.name, e.reason
+                )
+        self._spawn(
+            self._close(
+                active,
+                state=FAILED,
+                page_stats=active.stats,
+                error=(*protocol.QUOTA_EXCEEDED[:2], message),
+            )
+        )
+
+    def cancelled(self, active: ActiveQuery) -> None:
+        """The client cancelled *active* (DELETE on its statement URI)."""
+        self._spawn(self._close(active, state=CANCELED, page_stats=active.stats))
+
+    def lost(self, active: ActiveQuery, message: str) -> None:
+        """*active*'s cluster went away mid-query: its outcome is unknown."""
+        self._spawn(
+            self._close(
+                active,
+                state=LOST,
+                page_stats=active.stats,
+                error=(*protocol.QUERY_LOST[:2], message),
+                fetch=False,
+            )
+        )
+
+    # ------------------------------------------------------------------- closing
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _query_info(self, cluster: Cluster, query_id: str) -> tuple[int, Any]:
+        return await self.upstream.call(
+            cluster, "GET", f"/v1/query/{query_id}?pruned=true", timeout=self.request_timeout
+        )
+
+    async def _close(
+        self,
+        active: ActiveQuery,
+        *,
+        state: str | None = None,
+        page_stats: QueryStats | None = None,
+        info: Mapping[str, Any] | None = None,
+        error: tuple[str, str, str] | None = None,
+        fetch: bool = True,
+    ) -> bool:
+        """Close *active* (once); returns True if this call closed it."""
+        if active.closed:
+            return False
+        active.closed = True
+        try:
+            return await self._close_record(active, state, page_stats, info, error, fetch)
+        except Exception:
+            self.log.exception("Could not close query %s", active.query_id)
+            return False
+        finally:
+            if not active.stop_reason:
+                # A stopped query stays so the client's next request hears why.
+                self.active.pop(active.query_id, None)
+
+    async def _close_record(
+        self,
+        active: ActiveQuery,
+        state: str | None,
+        page_stats: QueryStats | None,
+        info: Mapping[str, Any] | None,
+        error: tuple[str, str, str] | None,
+        fetch: bool,
+    ) -> bool:
+        cluster = self.clusters.get(active.cluster)
+        if info is None and fetch and self.fetch_final_stats and cluster is not None:
+            # Only Trino's query info has the output rows (and the SQL, if the submitted
+            # event was lost); a short wait after the client has its last page.
+            try:
+                code, body = await self._query_info(cluster, active.query_id)
+                info = body if code == 200 and isinstance(body, dict) else None
+            except ClusterUnreachable:
+                info = None
+        stats = merge_final(page_stats, stats_from_query_info(info) if info else None)
+        if stats is None:
+            stats = QueryStats(state or LOST)
+        if state is None:
+            state = final_state(stats.state, stats.error_name)
+        error_name, error_type, message = error or (stats.error_name, stats.error_type, stats.error)
+        fields: dict[str, Any] = {
+            "state": state,
+            "error_name": error_name,
+            "error_type": error_type,
+            "error": message,
+            "stop_reason": active.stop_reason,
+            "finished_at": utcnow(),
+            **_stats_fields(stats),
+        }
+        if info:
+            session = info.get("session") or {}
+            fields.update(
+                sql=info.get("query") or "",
+                source=session.get("source"),
+                client_tags=list(session.get("clientTags") or []),
+            )
+            if not active.sql:
+                active.sql = fields["sql"]
+                active.source = fields["source"]
+                active.client_tags = tuple(fields["client_tags"])
+        fallback = {
+            "query_id": active.query_id,
+            "user": active.identity.name,
+            "groups": list(active.identity.groups),
+            "admin": active.identity.admin,
+            "auth_via": active.identity.via,
+            "principal": cluster.user if cluster else None,
+            "cluster": active.cluster or None,
+            "routing_group": active.routing_group,
+            "routing_reason": "unknown (submitted event lost)",
+            "submitted_at": active.submitted_at,
+        }
+        closed = await self.audit.run(
+            functools.partial(
+                records.close_query, query_id=active.query_id, fields=fields, fallback=fallback
+            ),
+            lambda rec: [events.event(events.FINISHED, rec)] if rec else [],
+        )
+        if closed is None:
+            return False
+        self.metrics.query_ended(active.cluster or None, state, stats.elapsed_ms)
+        self.log.info(
+            "Query %s ended user=%s cluster=%s state=%s rows=%s cpu_ms=%s elapsed_ms=%s%s",
+            active.query_id,
+            active.identity.name,
+            active.cluster,
+            state,
+            stats.output_rows,
+            stats.cpu_ms,
+            stats.elapsed_ms,
+            f" error={error_name}" if error_name else "",
+        )
+        final = dataclasses.replace(
+            stats, state=state, error_name=error_name, error_type=error_type, error=message
+        )
+        await self.hooks.finished(active.identity, active.info(), state, final)
+        return True
+
+    # --------------------------------------------------------------- reconciling
+
+    def prune(self) -> None:
+        """Forget the queries no client has followed for ``idle_timeout`` seconds (the
+        store still has them open; the reconciler closes them)."""
+        now = time.monotonic()
+        for query_id, active in list(self.active.items()):
+            if now - active.last_seen > self.idle_timeout:
+                self.active.pop(query_id, None)
+
+    async def reconcile(self) -> int:
+        """Close the open queries nobody follows any more; returns how many were closed."""
+        self.prune()
+        cutoff = utcnow() - dt.timedelta(seconds=self.reconcile_interval)
+        try:
+            open_records = await self.audit.run(
+                functools.partial(records.open_queries, submitted_before=cutoff)
+            )
+        except Exception:
+            return 0  # logged by the writer
+        closed = 0
+        now = time.monotonic()
+        for record in open_records:
+            active = self.active.get(record["query_id"])
+            if active is not None and now - active.last_seen < self.reconcile_interval:
+                continue  # a client follows it through this process right now
+            try:
+                closed += await self._reconcile_one(record)
+            except Exception:
+                self.log.exception("Could not reconcile query %s", record["query_id"])
+        return closed
+
+    async def _reconcile_one(self, record: Mapping[str, Any]) -> int:
+        active = ActiveQuery.from_record(record)
+        cluster = self.clusters.get(active.cluster)
+        if cluster is None:
+            message = (
+                f"Cluster {active.cluster or '(none)'} is no longer configured; the outcome of "
+                "the query is unknown."
+            )
+            return await self._close(
+                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
+            )
+        try:
+            code, info = await self._query_info(cluster, active.query_id)
+        except ClusterUnreachable as e:
+            status = self.monitor.statuses.get(cluster.name)
+            since = status.unhealthy_since if status else None
+            if since is None or time.monotonic() - since < self.lost_after:
+                if status is not None and since is None:
+                    self.monitor.mark_unreachable(cluster.name, e.reason)
+                return 0
+            message = (
+                f"Cluster {cluster.name} has been unreachable for {self.lost_after:.0f} s; the "
+                "outcome of the query is unknown."
+            )
+            return await self._close(
+                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
+            )
+        if code in (404, 410):
+            message = (
+                f"Cluster {cluster.name} no longer knows the query (it restarted, or forgot the "
+                "query); its outcome is unknown."
+            )
+            return await self._close(
+                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
+            )
+        if code == 200 and isinstance(info, dict) and info.get("state") in TRINO_FINAL_STATES:
+            return await self._close(active, info=info)
+        return 0
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            if self.reconcile_interval <= 0:
+                await asyncio.sleep(60)
+                self.prune()
+                continue
+            await asyncio.sleep(self.reconcile_interval)
+            try:
+                closed = await self.reconcile()
+            except Exception:
+                self.log.exception("The query reconciler failed")
+                continue
+            if closed:
+                self.log.info("The reconciler closed %d query(ies) nobody followed", closed)
+
+    def start(self) -> None:
+        """Start the reconciler (every ``reconcile_interval`` seconds; when that is 0,
+        only the pruning of idle queries, every minute)."""
+        if self._reconciler is None:
+            self._reconciler = asyncio.ensure_future(self._reconcile_forever())
+
+    async def stop(self, timeout: float = 10) -> None:
+        """Stop the reconciler and let the closes in flight finish."""
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)

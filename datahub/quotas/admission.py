@@ -1,0 +1,321 @@
+"""Admission at the gateway: run, queue or refuse each new query; stop queries that pass
+a per-query limit; count what finished queries used.
+
+`AdmissionController` is the asynchronous face of `counters` (whose transactions make the
+decisions exact across gateway processes). A queued query waits inside ``admit``: it is
+woken as soon as a slot of the same user is freed in this process, and re-checks the
+store every ``poll_interval`` seconds for slots freed by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..store import Store
+from . import counters, messages
+from .counters import Decision, Rules
+from .policy import LimitValue
+
+log = logging.getLogger("datahub.quotas")
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class QuotaRefused(Exception):
+    """The query may not run; ``message`` is the sentence for the user."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.message = message
+
+
+class QuotaUnavailable(Exception):
+    """The quota store could not be asked; the query is not admitted."""
+
+    message = (
+        "DataHub cannot check your quota right now (its database is unreachable); "
+        "try again shortly or ask an admin."
+    )
+
+
+#: The limits a running query is checked against (the rest apply at admission).
+PER_QUERY_LIMITS = ("query_runtime_seconds", "query_cpu_seconds", "query_bytes_scanned")
+
+
+@dataclass
+class Ticket:
+    """An admitted query: whose, its slot, and the per-query limits it runs under.
+
+    It travels with the query as plain data (`to_data`/`from_data`), so whichever gateway
+    process serves the query's later pages can check and release it.
+    """
+
+    user: str
+    slot_id: int
+    admitted_at: dt.datetime
+    limits: Mapping[str, LimitValue] = field(default_factory=dict)
+    #: Seconds spent in the quota queue before admission.
+    waited: float = 0.0
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "slot": self.slot_id,
+            "admitted_at": self.admitted_at.isoformat(),
+            "limits": dict(self.limits),
+            "waited": round(self.waited, 3),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Ticket:
+        return cls(
+            user=data["user"],
+            slot_id=int(data["slot"]),
+            admitted_at=dt.datetime.fromisoformat(data["admitted_at"]),
+            limits=dict(data.get("limits") or {}),
+            waited=float(data.get("waited") or 0),
+        )
+
+
+def per_query_violation(
+    limits: Mapping[str, LimitValue], *, runtime: float, cpu_ms: float, bytes_scanned: float
+) -> tuple[str, float] | None:
+    """The first per-query limit a running query passed, with the value that passed it;
+    None while it is within all. *runtime* in seconds since admission."""
+    checks = (
+        ("query_runtime_seconds", runtime),
+        ("query_cpu_seconds", cpu_ms / 1000),
+        ("query_bytes_scanned", float(bytes_scanned)),
+    )
+    for limit, value in checks:
+        allowed = limits.get(limit)
+        if allowed is not None and value > allowed:  # type: ignore[operator]
+            return limit, value
+    return None
+
+
+class AdmissionController:
+    """Admits queries against the store's policies and counters.
+
+    ``clock`` returns the current aware time (tests inject one to cross day boundaries).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Rules,
+        *,
+        clock: Clock = utcnow,
+        poll_interval: float = 1.0,
+        max_wait: float | None = None,
+        max_threads: int = 8,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="datahub-quota")
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        # Per slot: when this process last renewed its lease, and why it was stopped.
+        self._renewed: dict[int, dt.datetime] = {}
+        self._cancelled: dict[int, str] = {}
+        self._tasks: set[asyncio.Future] = set()
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        except Exception as e:
+            log.exception("Quota store failure in %s", fn.__name__)
+            raise QuotaUnavailable(QuotaUnavailable.message) from e
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        # QuotaUnavailable is already logged by _run.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _wake(self, user: str) -> None:
+        for event in self._waiters.get(user, ()):
+            event.set()
+
+    async def _sleep_until_woken(self, user: str) -> None:
+        event = asyncio.Event()
+        self._waiters.setdefault(user, set()).add(event)
+        try:
+            await asyncio.wait_for(event.wait(), self.poll_interval)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters[user].discard(event)
+            if not self._waiters[user]:
+                del self._waiters[user]
+
+    async def admit(
+        self,
+        user: str,
+        groups: tuple[str, ...] | list[str],
+        *,
+        routing_group: str | None = None,
+    ) -> Ticket:
+        """Wait until *user* may run one more query; return its Ticket.
+
+        Raises QuotaRefused (a limit says no: daily limit used up, queue full, routing
+        group not allowed, or the query waited ``max_wait`` seconds) or
+        QuotaUnavailable. Cancelling the waiting task (the client went away) gives the
+        queued place up.
+        """
+        groups = tuple(groups)
+        started = time.monotonic()
+        decision: Decision = await self._run(
+            counters.enqueue,
+            self.store,
+            user,
+            groups,
+            self.rules,
+            self.clock(),
+            routing_group=routing_group,
+        )
+        try:
+            while decision.status == "queued":
+                waited = time.monotonic() - started
+                if self.max_wait is not None and waited >= self.max_wait:
+                    message = messages.queue_wait_too_long(
+                        decision.running,
+                        int(decision.policy["concurrent_queries"] or 0),
+                        waited,
+                        self.rules.contact,
+                    )
+                    await self._run(
+                        counters.give_up,
+                        self.store,
+                        user,
+                        decision.slot_id,
+                        "concurrent_queries",
+                        message,
+                        self.rules,
+                        self.clock(),
+                    )
+                    decision = Decision(
+                        "refused", decision.policy, limit="concurrent_queries", message=message
+                    )
+                    break
+                await self._sleep_until_woken(user)
+                decision = await self._run(
+                    counters.poll,
+                    self.store,
+                    user,
+                    groups,
+                    decision.slot_id,
+                    self.rules,
+                    self.clock(),
+                )
+        except BaseException:
+            if decision.status == "queued" and decision.slot_id is not None:
+                await self._give_up(user, decision.slot_id)
+            raise
+        if decision.status == "refused":
+            log.info("Refused a query of %s: %s", user, decision.message)
+            raise QuotaRefused(decision.limit or "", decision.message or "")
+        return Ticket(
+            user=user,
+            slot_id=int(decision.slot_id),  # type: ignore[arg-type]
+            admitted_at=self.clock(),
+            limits={name: decision.policy[name] for name in PER_QUERY_LIMITS},
+            waited=time.monotonic() - started,
+        )
+
+    async def _give_up(self, user: str, slot_id: int) -> None:
+        # Shielded: this runs while the waiting task is being cancelled.
+        # If the store fails, the queued lease expires on its own.
+        with contextlib.suppress(QuotaUnavailable, asyncio.CancelledError):
+            await asyncio.shield(
+                self._run(counters.release, self.store, user, slot_id, self.rules, self.clock())
+            )
+        self._wake(user)
+
+    async def progress(
+        self,
+        ticket: Ticket,
+        *,
+        cpu_ms: float = 0,
+        bytes_scanned: float = 0,
+        elapsed_ms: float = 0,
+        query_id: str | None = None,
+    ) -> str | None:
+        """Check a running query's statistics so far; return the reason to cancel it (a
+        per-query limit passed), or None. Renews the slot's lease now and then."""
+        now = self.clock()
+        if ticket.slot_id in self._cancelled:
+            return self._cancelled[ticket.slot_id]
+        runtime = max((now - ticket.admitted_at).total_seconds(), elapsed_ms / 1000)
+        violation = per_query_violation(
+            ticket.limits, runtime=runtime, cpu_ms=cpu_ms, bytes_scanned=bytes_scanned
+        )
+        if violation is not None:
+            limit, value = violation
+            reason = messages.per_query_limit_passed(
+                limit, value, ticket.limits[limit], self.rules.contact
+            )
+            self._cancelled[ticket.slot_id] = reason
+            log.info("Stopping query %s of %s: %s", query_id, ticket.user, reason)
+            # Recorded in the background: the gateway should cancel the query at once.
+            self._background(
+                self._run(
+                    counters.record_cancel,
+                    self.store,
+                    ticket.user,
+                    limit,
+                    reason,
+                    query_id,
+                    self.rules,
+                    now,
+                )
+            )
+            return reason
+        renewed = self._renewed.get(ticket.slot_id, ticket.admitted_at)
+        if now - renewed >= self.rules.lease / 4 or (query_id and renewed == ticket.admitted_at):
+            self._renewed[ticket.slot_id] = now
+            await self._run(counters.renew, self.store, ticket.slot_id, query_id, self.rules, now)
+        return None
+
+    async def finish(
+        self, ticket: Ticket, *, cpu_ms: float = 0, bytes_scanned: float = 0, ran: bool = True
+    ) -> None:
+        """Free the query's slot and count its CPU and bytes. *ran* False (the query was
+        rejected after admission and never reached a cluster) also takes back its count
+        in today's queries."""
+        self._renewed.pop(ticket.slot_id, None)
+        self._cancelled.pop(ticket.slot_id, None)
+        try:
+            await self._run(
+                counters.release,
+                self.store,
+                ticket.user,
+                ticket.slot_id,
+                self.rules,
+                self.clock(),
+                cpu_ms=int(cpu_ms),
+                bytes_scanned=int(bytes_scanned),
+                uncount=not ran,
+            )
+        finally:
+            self._wake(ticket.user)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

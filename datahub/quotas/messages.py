@@ -1,0 +1,66 @@
+"""What a user reads when a quota stops a query: one sentence that says which limit,
+the usage, when it resets (or what to do) and whom to ask.
+
+``QuotaExceeded: 50 of 50 queries used today; resets 00:00 UTC; ask your DataHub admin
+(datahub-admins) for more.``
+"""
+
+from __future__ import annotations
+
+from .policy import LimitValue, format_bytes, format_limit, format_seconds
+
+PREFIX = "QuotaExceeded: "
+
+
+def daily_limit_reached(
+    limit: str, used: float, allowed: LimitValue, resets: str, contact: str
+) -> str:
+    """A daily limit is used up: queries, CPU seconds or bytes scanned today."""
+    if limit == "queries_per_day":
+        usage = f"{int(used):,} of {allowed:,} queries used today"
+    elif limit == "cpu_seconds_per_day":
+        usage = f"{used:,.0f} of {allowed:,.0f} CPU seconds used today"
+    else:
+        usage = f"{format_bytes(used)} of {format_limit(limit, allowed)} scanned today"
+    return f"{PREFIX}{usage}; resets {resets}; ask {contact} for more."
+
+
+def queue_full(running: int, concurrent: int, queued: int, max_queued: int, contact: str) -> str:
+    """Every slot is taken and the queue is full (or queueing is off)."""
+    if concurrent == 0:
+        return f"{PREFIX}your quota allows no queries (0 concurrent queries); ask {contact}."
+    slots = f"{running} of {concurrent} concurrent queries running"
+    queue = "no queueing allowed" if max_queued == 0 else f"{queued} of {max_queued} queued"
+    return f"{PREFIX}{slots} and {queue}; wait for one to finish, or ask {contact} for more."
+
+
+def queue_wait_too_long(running: int, concurrent: int, waited: float, contact: str) -> str:
+    """A queued query waited as long as the gateway holds a submission open."""
+    return (
+        f"{PREFIX}{running} of {concurrent} concurrent queries still running after this one "
+        f"waited {waited:.0f} s in your queue; run it again when one finishes, or ask "
+        f"{contact} for more."
+    )
+
+
+def per_query_limit_passed(limit: str, value: float, allowed: LimitValue, contact: str) -> str:
+    """A running query passed a per-query limit and is being cancelled."""
+    if limit == "query_runtime_seconds":
+        what = f"this query ran {format_seconds(value)}"
+    elif limit == "query_cpu_seconds":
+        what = f"this query used {format_seconds(value)} of CPU"
+    else:
+        what = f"this query scanned {format_bytes(value)}"
+    return (
+        f"{PREFIX}{what}, over your limit of {format_limit(limit, allowed)} per query, "
+        f"so it was cancelled; ask {contact} for more."
+    )
+
+
+def routing_group_not_allowed(group: str, allowed: tuple[str, ...], contact: str) -> str:
+    """The query asked for a routing group the user's quota does not include."""
+    yours = ", ".join(allowed) if allowed else "none"
+    return (
+        f"{PREFIX}routing group {group!r} is not in your quota (yours: {yours}); "
+        f"ask {contact} for access."
+    )

@@ -1,0 +1,348 @@
+"""The gateway in front of TWO real Trino clusters: routing rules, load, drain, failover,
+a cluster killed mid-query, and a gateway restarted mid-query.
+
+Cluster ``a`` is the test stack's Trino; cluster ``b`` a second Trino started here against
+the stack's LDAP directory (started once for the module: each takes ~20 s and ~1.5 GB).
+Gateways run in-process (`BackgroundGateway`) with tokens from a static map, so each test
+configures the routing it needs. The tests that stop or kill ``b`` come last, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+import requests
+import trino
+from trino.auth import JWTAuthentication
+
+from datahub.audit import records
+from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
+from datahub.stack import demo
+from datahub.stack.trino import TrinoServer
+
+SECRET = b"two-clusters-test-secret-0123456789"
+TOKENS = {
+    "alice-token": user_token("alice", "analysts"),
+    "bob-token": user_token("bob", "analysts"),
+    "dave-token": user_token("dave", "analysts", "contractors"),
+}
+#: Held queries: one that finishes when read to the end (15 000 rows, buffered in Trino
+#: and counted as running until read), one that stays running while nobody reads it, and
+#: one that runs for minutes.
+FINITE = "SELECT * FROM tpch.tiny.orders"
+BUSY = "SELECT * FROM tpch.sf1.orders"
+ENDLESS = "SELECT * FROM tpch.sf100.lineitem"
+
+
+# ------------------------------------------------------------------------- clusters
+
+
+@pytest.fixture(scope="module")
+def trino_b(stack):
+    server = TrinoServer(
+        stack.state_dir / "trino-b",
+        name="b",
+        ldap_url=stack.slapd.url,
+        secrets=stack.secrets["services"],
+        groups=demo.group_members(),
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def entry(server: TrinoServer, name: str, group: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "url": server.url,
+        "ca_file": str(server.ca_file),
+        "user": server.service_user,
+        "password": server.service_password,
+        "routing_group": group,
+    }
+
+
+@pytest.fixture
+def start_gateway(tmp_path):
+    """``start_gateway(clusters, **traits)``: a gateway on its own store; stopped after."""
+    running: list[BackgroundGateway] = []
+
+    def start(clusters: list[dict[str, Any]], **traits: Any) -> BackgroundGateway:
+        traits.setdefault("store_url", f"sqlite:///{tmp_path / 'datahub.sqlite'}")
+        traits.setdefault("secret", SECRET)
+        traits.setdefault("identity_resolver_class", resolver_for(TOKENS))
+        traits.setdefault("health_check_interval", 0.5)
+        traits.setdefault("reconcile_interval", 0)
+        gateway = BackgroundGateway(clusters=clusters, **traits)
+        running.append(gateway)
+        wait_for(
+            lambda: all(s.healthy is not None for s in gateway.service.monitor.statuses.values())
+        )
+        return gateway
+
+    yield start
+    for gateway in running:
+        gateway.close()
+
+
+# -------------------------------------------------------------------------- helpers
+
+
+def wait_for(condition, timeout: float = 30, interval: float = 0.1, describe=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in time {describe()}")
+        time.sleep(interval)
+
+
+def connect(gateway: BackgroundGateway, token: str = "alice-token", hint: str | None = None, **kw):
+    return trino.dbapi.connect(
+        host="127.0.0.1",
+        port=gateway.port,
+        http_scheme="http",
+        user=TOKENS[token]["name"],
+        auth=JWTAuthentication(token),
+        allow_insecure_auth=True,
+        http_headers={"X-DataHub-Routing-Group": hint} if hint else None,
+        **kw,
+    )
+
+
+def run(gateway: BackgroundGateway, sql: str, **kwargs) -> tuple[list[list[Any]], str]:
+    cursor = connect(gateway, **kwargs).cursor()
+    cursor.execute(sql)
+    return cursor.fetchall(), cursor.query_id
+
+
+def record(gateway: BackgroundGateway, query_id: str, final: bool = True) -> dict[str, Any]:
+    """The query's audit record, once it is there (and closed, if *final*)."""
+
+    def get():
+        with gateway.service.store.session() as session:
+            rec = records.get_query(session, query_id)
+        return rec if rec and (rec["finished_at"] or not final) else None
+
+    return wait_for(get)
+
+
+def cluster_of(gateway: BackgroundGateway, sql: str = "SELECT 1", **kwargs) -> str:
+    _, query_id = run(gateway, sql, **kwargs)
+    return record(gateway, query_id, final=False)["cluster"]
+
+
+class HeldQuery:
+    """A query driven page by page over the raw protocol, so a test decides its pace."""
+
+    def __init__(self, gateway: BackgroundGateway, sql: str, token="alice-token", hint=None):
+        self.headers = {"Authorization": f"Bearer {token}", "X-Trino-Source": "tests"}
+        headers = {**self.headers, **({"X-DataHub-Routing-Group": hint} if hint else {})}
+        r = requests.post(f"{gateway.url}/v1/statement", data=sql, headers=headers, timeout=30)
+        r.raise_for_status()
+        self.page = r.json()
+        assert "error" not in self.page, self.page["error"]
+        self.id = self.page["id"]
+        self.rows = len(self.page.get("data") or [])
+
+    def next(self) -> dict[str, Any]:
+        r = requests.get(self.page["nextUri"], headers=self.headers, timeout=30)
+        r.raise_for_status()
+        self.page = r.json()
+        self.rows += len(self.page.get("data") or [])
+        return self.page
+
+    def until_data(self) -> HeldQuery:
+        while not self.page.get("data"):
+            assert "error" not in self.next()
+        return self
+
+    def to_end(self) -> dict[str, Any]:
+        while self.page.get("nextUri"):
+            self.next()
+        return self.page
+
+    def cancel(self) -> None:
+        if self.page.get("nextUri"):
+            requests.delete(self.page["nextUri"], headers=self.headers, timeout=30)
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gateway):
+    gateway = start_gateway(
+        [entry(stack.trino, "a", "adhoc"), entry(trino_b, "b", "etl")],
+        default_routing_group="adhoc",
+        routing_rules=[
+            {"name": "jobs", "source": "airflow", "routing_group": "etl"},
+            {"name": "contractors", "groups": ["contractors"], "routing_group": "etl"},
+            {"name": "scratch", "catalogs": ["memory"], "routing_group": "etl"},
+        ],
+        routing_group_access={"etl": {"users": ["alice"]}},
+    )
+    assert cluster_of(gateway) == "a"
+    assert cluster_of(gateway, source="airflow") == "b"
+    assert cluster_of(gateway, token="dave-token") == "b"
+    assert cluster_of(gateway, sql="SELECT count(*) FROM memory.information_schema.tables") == "b"
+    assert cluster_of(gateway, hint="etl") == "b"
+    assert cluster_of(gateway, hint="b") == "b"
+    assert cluster_of(gateway, hint="adhoc", token="bob-token") == "a"
+
+    rows, query_id = run(gateway, "SELECT current_user", source="airflow")
+    assert rows == [["alice"]]
+    rec = record(gateway, query_id)
+    assert (rec["routing_group"], rec["routing_reason"], rec["source"]) == (
+        "etl",
+        "rule:jobs",
+        "airflow",
+    )
+    # Trino b ran it, as alice, authenticated as the service account.
+    session = trino_b.http_session()
+    session.auth = (trino_b.service_user, trino_b.service_password)
+    info = session.get(f"{trino_b.url}/v1/query/{query_id}", timeout=30).json()
+    assert (info["session"]["user"], info["session"]["principal"]) == ("alice", "datahub-trino")
+
+    with pytest.raises(trino.exceptions.TrinoUserError) as e:
+        run(gateway, "SELECT 1", token="bob-token", hint="etl")
+    assert e.value.error_name == "ROUTING_GROUP_NOT_ALLOWED"
+    assert e.value.message == (
+        "You may not use routing group 'etl'; you may use: adhoc. Ask an admin for access."
+    )
+    rejected = record(gateway, e.value.query_id)
+    assert (rejected["state"], rejected["user"], rejected["cluster"]) == ("REJECTED", "bob", None)
+
+
+def test_load_picks_the_idle_cluster(stack, trino_b, start_gateway):
+    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    held = HeldQuery(gateway, BUSY, hint="a").until_data()
+    try:
+        monitor = gateway.service.monitor
+        wait_for(
+            lambda: monitor.statuses["a"].running > monitor.statuses["b"].running,
+            60,
+            describe=lambda: monitor.statuses,
+        )
+        assert cluster_of(gateway) == "b"
+    finally:
+        held.cancel()
+    held_b = HeldQuery(gateway, BUSY, hint="b").until_data()
+    try:
+        wait_for(
+            lambda: monitor.statuses["b"].running > monitor.statuses["a"].running,
+            60,
+            describe=lambda: monitor.statuses,
+        )
+        assert cluster_of(gateway) == "a"
+    finally:
+        held_b.cancel()
+
+
+def test_a_drained_cluster_takes_no_new_queries_while_its_running_one_finishes(
+    stack, trino_b, start_gateway
+):
+    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    held = HeldQuery(gateway, FINITE, hint="a").until_data()
+    gateway.call(gateway.service.set_draining("a", True, "carol"))
+    try:
+        assert {cluster_of(gateway) for _ in range(3)} == {"b"}
+        with pytest.raises(trino.exceptions.TrinoExternalError) as e:
+            run(gateway, "SELECT 1", hint="a")
+        assert "Cluster a is drained for maintenance" in e.value.message
+        last = held.to_end()
+        assert last["stats"]["state"] == "FINISHED" and held.rows == 15000
+        rec = record(gateway, held.id)
+        assert (rec["cluster"], rec["state"], rec["output_rows"]) == ("a", "FINISHED", 15000)
+    finally:
+        gateway.call(gateway.service.set_draining("a", False, "carol"))
+    assert cluster_of(gateway, hint="a") == "a"
+
+
+def test_a_drain_reaches_every_gateway_process_through_the_store(stack, trino_b, start_gateway):
+    clusters = [entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")]
+    first = start_gateway(clusters)
+    second = start_gateway(clusters)  # same store, another process's view
+    first.call(first.service.set_draining("b", True, "carol"))
+    try:
+        wait_for(lambda: second.service.monitor.statuses["b"].draining)
+        assert {cluster_of(second) for _ in range(2)} == {"a"}
+    finally:
+        first.call(first.service.set_draining("b", False, "carol"))
+    wait_for(lambda: not second.service.monitor.statuses["b"].draining)
+
+
+def test_a_restarted_gateway_lets_a_running_query_finish(stack, trino_b, start_gateway):
+    clusters = [entry(stack.trino, "a", "default")]
+    first = start_gateway(clusters)
+    held = HeldQuery(first, FINITE).until_data()
+    port = first.port
+    first.close()  # a restart: nothing of the query is left in memory
+    second = start_gateway(clusters, port=port)
+    last = held.to_end()
+    assert last["stats"]["state"] == "FINISHED" and held.rows == 15000
+    rec = record(second, held.id)
+    assert (rec["state"], rec["sql"], rec["output_rows"], rec["user"]) == (
+        "FINISHED",
+        FINITE,
+        15000,
+        "alice",
+    )
+
+
+def test_killing_a_cluster_mid_query_gives_a_clear_error_and_a_lost_record(
+    stack, trino_b, start_gateway
+):
+    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    cursor = connect(gateway, hint="b").cursor()
+    cursor.execute(ENDLESS)
+    assert cursor.fetchone() is not None
+    os.killpg(trino_b._process.pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(trino.exceptions.TrinoExternalError) as e:
+        cursor.fetchall()
+    assert time.monotonic() - started < 30
+    assert e.value.error_name == "QUERY_LOST"
+    assert e.value.message == (
+        "Cluster b became unreachable while your query ran; its outcome is unknown. Run it again."
+    )
+    rec = record(gateway, cursor.query_id)
+    assert (rec["state"], rec["cluster"], rec["error_name"], rec["user"], rec["sql"]) == (
+        "LOST",
+        "b",
+        "QUERY_LOST",
+        "alice",
+        ENDLESS,
+    )
+    assert rec["finished_at"] is not None and rec["elapsed_ms"] > 0
+    assert gateway.service.monitor.statuses["b"].healthy is False
+
+
+def test_a_stopped_cluster_is_taken_out_and_its_queries_fail_over(stack, trino_b, start_gateway):
+    # b is down since the previous test; this gateway has not noticed yet (no checks).
+    trino_b.stop()
+    gateway = start_gateway(
+        [entry(trino_b, "b", "default"), entry(stack.trino, "a", "default")],
+        health_check_interval=3600,
+    )
+    gateway.service.monitor.statuses["b"].record_success(0, 0, time.monotonic())
+    rows, query_id = run(gateway, "SELECT current_user")
+    assert rows == [["alice"]]
+    assert record(gateway, query_id)["cluster"] == "a"
+    status = gateway.service.monitor.statuses["b"]
+    assert status.healthy is False and "Cannot connect" in status.last_error
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=30).text
+    assert 'datahub_failovers_total{cluster="b"} 1.0' in metrics
+    assert 'datahub_cluster_healthy{cluster="b"} 0.0' in metrics
+    assert cluster_of(gateway) == "a"  # straight there now
+
+    # When b comes back, a health check brings it back into routing.
+    trino_b.start()
+    gateway.call(gateway.service.monitor.check_all())
+    assert status.healthy is True
+    assert cluster_of(gateway, hint="b") == "b"
