@@ -31,14 +31,28 @@ def reset_demo_workspaces() -> None:
     outlive a test session), so every session starts from a new user's workspace."""
     for person in demo.PEOPLE:
         try:
-            home = Path(pwd.getpwnam(f"jupyter-{person.uid}").pw_dir)
+            account = pwd.getpwnam(f"jupyter-{person.uid}")
         except KeyError:
             continue
+        if _has_processes(account.pw_uid):
+            continue  # another test session on this machine is using this workspace
+        home = Path(account.pw_dir)
         for child in home.iterdir() if home.is_dir() else []:
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
+
+
+def _has_processes(uid: int) -> bool:
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if re.search(rf"^Uid:\s+{uid}\s", text, re.M):
+            return True
+    return False
 
 
 @pytest.fixture(scope="session")
