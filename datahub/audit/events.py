@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .records import FINISHED_FIELDS
+
 SUBMITTED = "query_submitted"
 FINISHED = "query_finished"
 REJECTED = "query_rejected"
@@ -37,25 +39,8 @@ _SUBMITTED = (
     "sql",
     "submitted_at",
 )
-_FINISHED = (
-    *_IDENTITY,
-    "state",
-    "error_name",
-    "error_type",
-    "error",
-    "stop_reason",
-    "submitted_at",
-    "finished_at",
-    "elapsed_ms",
-    "queued_ms",
-    "cpu_ms",
-    "wall_ms",
-    "processed_rows",
-    "processed_bytes",
-    "physical_bytes",
-    "peak_memory_bytes",
-    "output_rows",
-)
+# The submitted time, then every field the audit record's finish sets (one list of them).
+_FINISHED = (*_IDENTITY, "submitted_at", *FINISHED_FIELDS)
 _REJECTED = (*_SUBMITTED, "state", "error_name", "error")
 
 

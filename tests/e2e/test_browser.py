@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 from datahub.stack import demo
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1366, "height": 900})

@@ -20,7 +20,6 @@ from datahub.stack import demo
 pytestmark = pytest.mark.e2e
 
 
-
 def service_url(stack, path: str = "") -> str:
     return f"{stack.hub_url}/services/datahub/{path}"
 

@@ -2,21 +2,9 @@
 
 import json
 
-import pytest
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from datahub.extensions.sql import PLOTLY_MIMETYPE
-
-
-@pytest.fixture(scope="module")
-def ip(stack, users):
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "datahub.extensions.sql")
-    shell.run_line_magic("config", f"SqlMagic.gateway_url = {stack.settings['gateway_url']!r}")
-    shell.run_line_magic("config", f"SqlMagic.token = {users.token('alice')!r}")
-    return shell
 
 
 def test_a_million_rows_chart_with_a_bounded_payload_and_says_so(ip):

@@ -7,24 +7,12 @@ import threading
 import pandas as pd
 import pytest
 import requests
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import datahub.extensions.sql as sql_magic
 from datahub.extensions.progress import Progress
 from datahub.extensions.sql import PLOTLY_MIMETYPE, SqlError, SqlMagic
 from datahub.stack import demo
-
-
-@pytest.fixture(scope="module")
-def ip(stack, users):
-    globalipapp.start_ipython()  # once per process; later calls return None
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "datahub.extensions.sql")
-    shell.run_line_magic("config", f"SqlMagic.gateway_url = {stack.settings['gateway_url']!r}")
-    shell.run_line_magic("config", f"SqlMagic.token = {users.token('alice')!r}")
-    shell.run_line_magic("config", "SqlMagic.user = 'alice'")
-    return shell
 
 
 def run(ip, cell):

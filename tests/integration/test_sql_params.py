@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from datahub.extensions.sql import SqlError
@@ -24,17 +23,6 @@ HOSTILE = {
     "v_newlines": "line 1\nline 2\r\n\ttab",
     "v_or_true": "' OR '1'='1",
 }
-
-
-@pytest.fixture(scope="module")
-def ip(stack, users):
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "datahub.extensions.sql")
-    shell.run_line_magic("config", f"SqlMagic.gateway_url = {stack.settings['gateway_url']!r}")
-    shell.run_line_magic("config", f"SqlMagic.token = {users.token('alice')!r}")
-    shell.run_line_magic("config", "SqlMagic.user = 'alice'")
-    return shell
 
 
 def run(ip, cell):
