@@ -76,18 +76,16 @@ class QueryAPI(_QueriesMixin, APIHandler):
         self.write_json(views.api_query_detail(await self.load_one(query_id)))
 
 
-class MyQueriesPage(_QueriesMixin, PageHandler):
-    """``{prefix}queries``: the signed-in user's query history."""
+class _QueryListPage(_QueriesMixin, PageHandler):
+    """The query list page, for one user's queries or everyone's."""
 
-    @web.authenticated
-    async def get(self) -> None:
-        where = self.query_filter()
+    async def render_list(self, where, active: str, title: str, *, everyone: bool) -> None:
         rows = await self.load(where)
         self.render_page(
             "queries.html",
-            active="queries",
-            title="My queries",
-            everyone=False,
+            active=active,
+            title=title,
+            everyone=everyone,
             rows=[views.page_row(r) for r in rows],
             where=_form_values(where),
             states=views.STATES,
@@ -95,23 +93,21 @@ class MyQueriesPage(_QueriesMixin, PageHandler):
         )
 
 
-class AllQueriesPage(_QueriesMixin, PageHandler):
+class MyQueriesPage(_QueryListPage):
+    """``{prefix}queries``: the signed-in user's query history."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        await self.render_list(self.query_filter(), "queries", "My queries", everyone=False)
+
+
+class AllQueriesPage(_QueryListPage):
     """``{prefix}queries/all``: everyone's queries, for admins, with filters."""
 
     @admin_only
     async def get(self) -> None:
         where = self.query_filter(default_user="*")
-        rows = await self.load(where)
-        self.render_page(
-            "queries.html",
-            active="queries/all",
-            title="All queries",
-            everyone=True,
-            rows=[views.page_row(r) for r in rows],
-            where=_form_values(where),
-            states=views.STATES,
-            clusters=list(self.service.cluster_map),
-        )
+        await self.render_list(where, "queries/all", "All queries", everyone=True)
 
 
 class QueryPage(_QueriesMixin, PageHandler):
