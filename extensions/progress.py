@@ -81,6 +81,9 @@ def _where(stats: dict[str, Any]) -> list[str]:
 
 def format_progress(stats: dict[str, Any], elapsed: float) -> str:
     """One line of live progress from Trino's query stats (plus ``cluster``/``queryId``)."""
+    if stats.get("state") == "QUEUED" and stats.get("datahubQueueReason"):
+        # Waiting in the user's DataHub quota queue: the gateway says why.
+        return " · ".join([str(stats["datahubQueueReason"]), human_seconds(elapsed)])
     parts = [str(stats.get("state") or "QUEUED")]
     pct = percent_done(stats)
     if pct is not None:

@@ -246,9 +246,13 @@ class _PageStream:
             except requests.exceptions.RequestException as e:
                 raise trino.exceptions.TrinoConnectionError(f"failed to execute: {e}") from e
             page = read_page(self._request, response)
-            self.query_id = page.get("id")
-            self.cluster = cluster_from_uri(page.get("nextUri") or page.get("infoUri"))
             while True:
+                # A query the gateway queued has its own id and no cluster until it is
+                # admitted and submitted; from then on Trino's id and the cluster.
+                self.query_id = page.get("id") or self.query_id
+                self.cluster = (
+                    cluster_from_uri(page.get("nextUri") or page.get("infoUri")) or self.cluster
+                )
                 self.next_uri = page.get("nextUri")
                 if self._stop.is_set() or not self._put(page):
                     # Interrupted while this request was in flight: cancel what it started.

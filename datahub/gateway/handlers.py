@@ -19,13 +19,13 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__
-from ..identity import AuthError, Identity, IdentityUnavailable
+from ..identity import ACT_AS_HEADER, AuthError, Identity, IdentityUnavailable
 from . import protocol
 from .clusters import Cluster
-from .hooks import Admission, QueryRefused, Submission
+from .hooks import Admission, QueryQueued, QueryRefused, Submission
 from .pages import default_handlers as cluster_pages
 from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
-from .tracker import ActiveQuery, stop_message
+from .tracker import ActiveQuery, gateway_query_id, stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -94,10 +94,17 @@ class GatewayHandler(web.RequestHandler):
         self.finish(protocol.trino_error_body(message, name, kind, code))
 
     async def identify(self) -> Identity | None:
-        """The caller's Identity, or None after answering with an auth error."""
+        """The caller's Identity, or None after answering with an auth error.
+
+        An admin acting as another user (``X-DataHub-Act-As``) is authorised again on
+        every request, follow-ups included: the identity is the user's, with
+        ``acting_admin`` set.
+        """
         try:
-            return await self.service.identity_resolver.resolve(
-                self.request.headers.get("Authorization")
+            identity = await self.service.identity_resolver.resolve(
+                self.request.headers.get("Authorization"),
+                self.request.headers.get(ACT_AS_HEADER),
+                allow_act_as=self.service.allow_admin_act_as,
             )
         except AuthError as e:
             self.log.info(
@@ -116,6 +123,15 @@ class GatewayHandler(web.RequestHandler):
         except IdentityUnavailable as e:
             self.write_trino_error(str(e), protocol.HUB_UNAVAILABLE)
             return None
+        if identity.acting_admin and self.request.method == "POST":
+            self.log.info(
+                "Admin %s acts as %s for %s %s",
+                identity.acting_admin,
+                identity.name,
+                self.request.method,
+                self.request.path,
+            )
+        return identity
 
 
 @dataclass
@@ -164,11 +180,13 @@ class TrinoProxyHandler(GatewayHandler):
         method: str,
         path: str,
         body: bytes | None = None,
+        client_headers: tuple[tuple[str, str], ...] | None = None,
     ) -> UpstreamResponse:
-        """Send the client's request on to *cluster* as the service account, impersonating
-        the hub user. Raises ClusterUnreachable."""
+        """Send the client's request (or a queued query's stored *client_headers*) on to
+        *cluster* as the service account, impersonating the hub user. Raises
+        ClusterUnreachable."""
         headers = protocol.upstream_request_headers(
-            self.request.headers.get_all(),
+            self.request.headers.get_all() if client_headers is None else client_headers,
             identity.name,
             cluster.authorization,
             allow_spooling=self.service.allow_spooling,
@@ -418,9 +436,17 @@ class StatementHandler(TrinoProxyHandler):
             routing_group=decision.routing_group,
             routing_reason=decision.reason,
             cluster=decision.cluster,
+            headers=tuple(
+                protocol.session_headers(headers.get_all(), allow_spooling=service.allow_spooling)
+            ),
         )
         try:
             admission = await service.hooks.admit(identity, submission)
+        except QueryQueued as queued:
+            query_id = gateway_query_id()
+            self.log.info("Query %s queued user=%s: %s", query_id, identity.name, queued.reason)
+            self.write_queued(identity, query_id, queued)
+            return
         except QueryRefused as e:
             error = (e.error_name, e.error_type, e.error_code)
             self._refuse(
@@ -437,7 +463,19 @@ class StatementHandler(TrinoProxyHandler):
             )  # fmt: skip
             return
         # Admitted: from here on the query ends exactly once, whatever happens.
-        await self._submit(identity, submission, admission)
+        await self._submit(identity, submission, admission, self.request.body)
+
+    def write_queued(self, identity: Identity, query_id: str, queued: QueryQueued) -> None:
+        """Answer with the gateway's QUEUED page: the client polls its signed nextUri."""
+        base = self.base_url()
+        next_uri = self.service.signer.queued_uri(base, identity.name, query_id, queued.place)
+        info_uri = f"{base}{self.service.prefix}queries/{query_id}"
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            protocol.queued_page(
+                query_id, info_uri, next_uri, queued.reason, int(queued.waited * 1000)
+            )
+        )
 
     def _refuse(
         self,
@@ -450,6 +488,7 @@ class StatementHandler(TrinoProxyHandler):
         message: str,
         error: tuple[str, str, int],
         reason: str,
+        query_id: str | None = None,
     ) -> None:
         query_id = self.service.tracker.rejected(
             identity,
@@ -461,11 +500,12 @@ class StatementHandler(TrinoProxyHandler):
             message=message,
             error=error,
             reason=reason,
+            query_id=query_id,
         )
         self.write_trino_error(message, error, query_id=query_id)
 
     async def _submit(
-        self, identity: Identity, submission: Submission, admission: Admission
+        self, identity: Identity, submission: Submission, admission: Admission, body: bytes
     ) -> None:
         service = self.service
         tracker = service.tracker
@@ -477,7 +517,7 @@ class StatementHandler(TrinoProxyHandler):
             cluster = service.cluster_map[status.name]
             try:
                 response = await self.send(
-                    identity, cluster, "POST", "/v1/statement", self.request.body
+                    identity, cluster, "POST", "/v1/statement", body, submission.headers
                 )
             except ClusterUnreachable as e:
                 service.monitor.mark_unreachable(cluster.name, e.reason)
@@ -644,6 +684,16 @@ class FollowupHandler(TrinoProxyHandler):
             if following:
                 tracker.lost(active, lost_message(cluster))
             return
+        if following and method == "GET" and active.stop_reason:
+            # A hook stopped the query while this request was on its way to the cluster:
+            # the page is stale, the client hears why instead.
+            await response.aclose()
+            self.write_trino_error(
+                stop_message(active.query_id, active.stop_reason),
+                protocol.QUOTA_EXCEEDED,
+                query_id=active.query_id,
+            )
+            return
         collapse = following and method == "GET" and service.page_collapse_seconds > 0
         try:
             relayed = await self.relay(identity, cluster, response, collapse=collapse)
@@ -668,6 +718,107 @@ class FollowupHandler(TrinoProxyHandler):
 
     async def delete(self, *args: str) -> None:
         await self._followup("DELETE")
+
+
+class QueuedHandler(StatementHandler):
+    """GET/DELETE on a queued query's signed URI ``/v1/dh-queued/{id}/{place}/{sig}``:
+    ask whether its turn has come (and submit it then), or give its place up. Any gateway
+    process can serve it: the place, and the request to submit, are in the store."""
+
+    SUPPORTED_METHODS = ("GET", "DELETE")
+
+    async def get(self, *args: str) -> None:
+        await self._timed(self._poll)
+
+    async def delete(self, *args: str) -> None:
+        await self._timed(self._withdraw)
+
+    async def _timed(self, work: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        try:
+            await work()
+        finally:
+            self.service.metrics.request_duration.labels("queued").observe(
+                time.perf_counter() - started
+            )
+
+    async def _queued(self) -> tuple[Identity, protocol.Queued] | None:
+        """The caller and the queued URI, or None after answering with an error."""
+        identity = await self.identify()
+        if identity is None:
+            return None
+        try:
+            queued = protocol.parse_queued(self.request.path)
+        except protocol.FollowupError as e:
+            self.write_trino_error(str(e), protocol.NOT_FOUND, status=404)
+            return None
+        if not self.service.signer.verify_queued(queued, identity.name):
+            self.log.warning("Refused a queued-query URI not issued to %s", identity.name)
+            self.write_trino_error(
+                "This query URI was not issued to you; run the query yourself.",
+                protocol.PERMISSION_DENIED,
+                status=403,
+            )
+            return None
+        return identity, queued
+
+    async def _poll(self) -> None:
+        found = await self._queued()
+        if found is None:
+            return
+        identity, queued = found
+        try:
+            resumed = await self.service.hooks.recheck(identity, queued.place)
+        except QueryQueued as waiting:
+            self.write_queued(identity, queued.query_id, waiting)
+            return
+        except QueryRefused as e:
+            # The stored request is gone when the place was lost: refuse with what is known.
+            stored = e.submission
+            self._refuse(
+                identity,
+                stored.sql if stored else "",
+                stored.source if stored else None,
+                stored.client_tags if stored else (),
+                stored.routing_group if stored else None,
+                stored.routing_reason if stored else None,
+                e.message,
+                (e.error_name, e.error_type, e.error_code),
+                "quota",
+                query_id=queued.query_id,
+            )
+            return
+        except Exception:
+            self.log.exception("A query hook failed to re-admit queued query %s", queued.query_id)
+            message = "DataHub could not admit the query (an internal error); ask an admin."
+            self.write_trino_error(message, protocol.GENERIC_INTERNAL_ERROR)
+            return
+        submission, admission = resumed.submission, resumed.admission
+        note = "; ".join(filter(None, (admission.note, f"queued as {queued.query_id}")))
+        self.log.info("Query %s admitted after queueing user=%s", queued.query_id, identity.name)
+        await self._submit(
+            identity, submission, Admission(note, admission.data), submission.sql.encode()
+        )
+
+    async def _withdraw(self) -> None:
+        found = await self._queued()
+        if found is None:
+            return
+        identity, queued = found
+        try:
+            submission = await self.service.hooks.withdraw(identity, queued.place)
+        except QueryRefused as e:
+            self.write_trino_error(e.message, (e.error_name, e.error_type, e.error_code))
+            return
+        except Exception:
+            self.log.exception("A query hook failed to withdraw queued query %s", queued.query_id)
+            message = "DataHub could not cancel the queued query (an internal error); ask an admin."
+            self.write_trino_error(message, protocol.GENERIC_INTERNAL_ERROR)
+            return
+        if submission is not None:
+            self.service.tracker.withdrawn(identity, submission, queued.query_id)
+        self.set_status(204)
+        self.finish()
 
 
 class InfoHandler(GatewayHandler):
@@ -726,6 +877,7 @@ def default_handlers(service_prefix: str) -> list[tuple[str, type[web.RequestHan
     return [
         (r"/v1/statement", StatementHandler),
         (r"/v1/dh/.*", FollowupHandler),
+        (r"/v1/dh-queued/.*", QueuedHandler),
         (r"/v1/info", InfoHandler),
         (r"/metrics", MetricsHandler),
         (prefix + r"api/health", HealthHandler),

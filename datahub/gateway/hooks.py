@@ -21,16 +21,26 @@ A hook is a `QueryHooks` subclass; the service calls the instances in
         async def finished(self, identity, query, final_state, stats):
             await controller.release(query.admission["quota_slot"], stats)
 
-The three calls, for one query:
+The calls, for one query:
 
 ``admit(identity, submission) -> Admission | None``
     Before the query reaches a cluster, after routing (``submission.routing_group`` is
-    the group chosen, ``submission.cluster`` a cluster the user pinned). It may wait
-    (queue the query) and it may raise `QueryRefused`, which the client receives as a
-    Trino query error with the hook's message and error name. Returning None admits
-    without data. ``Admission.data`` (JSON-able, namespace your keys) is stored with the
-    query and handed back as ``query.admission`` in the later calls, in whichever gateway
-    process serves them.
+    the group chosen, ``submission.cluster`` a cluster the user pinned). It answers at
+    once: it may raise `QueryRefused`, which the client receives as a Trino query error
+    with the hook's message and error name, or `QueryQueued` (the query must wait its
+    turn; see below). Returning None admits without data. ``Admission.data`` (JSON-able,
+    namespace your keys) is stored with the query and handed back as ``query.admission``
+    in the later calls, in whichever gateway process serves them.
+
+``recheck(identity, place) -> Resumed`` and ``withdraw(identity, place) -> Submission | None``
+    Only for hooks that queue. A hook raising ``QueryQueued(reason, place)`` must keep
+    ``submission.to_data()`` with its *place* in shared storage: the gateway answers the
+    client with a Trino QUEUED page (the reason in its stats) whose nextUri comes back
+    to any gateway process, which calls ``recheck`` with the place. That returns the
+    stored Submission and its Admission once the query's turn has come (the query is
+    then submitted), or raises QueryQueued again (still waiting) or QueryRefused (with
+    ``submission`` set when the hook still had it). ``withdraw`` gives the place up
+    (the client cancelled, DELETE on the nextUri) and returns the stored Submission.
 
 ``on_progress(identity, query, stats) -> str | None``
     After every result page the client receives, with Trino's statistics so far. A
@@ -39,7 +49,8 @@ The three calls, for one query:
     Trino-format error naming the reason (``DataHub stopped query …: <reason>.``).
 
 ``finished(identity, query, final_state, stats)``
-    Exactly once for every ``admit`` that returned (across all gateway processes: the
+    Exactly once for every ``admit`` (or ``recheck``) that returned (across all gateway
+    processes: the
     audit store decides which process closes a query), whatever the end: ``FINISHED``,
     ``FAILED`` (including queries no cluster accepted), ``CANCELED`` (by the client or a
     stop reason), ``LOST`` (the cluster died, or the query vanished and was found by the
@@ -54,8 +65,10 @@ must neither kill queries nor leave them unaccounted for by the other hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +100,29 @@ class Submission:
     routing_reason: str
     #: A cluster the user pinned with the hint (its name instead of a group's), else None.
     cluster: str | None = None
+    #: The client's headers that reach the cluster with the query (session, catalog,
+    #: client tags... never identity; see `protocol.session_headers`), as (name, value).
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Set by the hook chain while hooks before a queueing one have admitted the query:
+    #: how many, and their merged note and data (so a queued query resumes there).
+    earlier: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        """The submission as JSON-able data (for `from_data`)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["client_tags"] = list(self.client_tags)
+        data["headers"] = [list(pair) for pair in self.headers]
+        data["earlier"] = dict(self.earlier)
+        return data
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Submission:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["client_tags"] = tuple(values.get("client_tags") or ())
+        values["headers"] = tuple((str(n), str(v)) for n, v in values.get("headers") or ())
+        values["earlier"] = dict(values.get("earlier") or {})
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -98,7 +134,8 @@ class Admission:
 
 
 class QueryRefused(Exception):
-    """Raised by ``admit``: the query may not run. ``message`` is the user's sentence."""
+    """Raised by ``admit`` or ``recheck``: the query may not run. ``message`` is the
+    user's sentence; ``submission`` the stored one of a queued query, if known."""
 
     def __init__(
         self,
@@ -106,12 +143,41 @@ class QueryRefused(Exception):
         error_name: str = "QUOTA_EXCEEDED",
         error_type: str = "USER_ERROR",
         error_code: int = 0xDA10,  # in Trino's USER_ERROR range, like the gateway's own
+        *,
+        submission: Submission | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.error_name = error_name
         self.error_type = error_type
         self.error_code = error_code
+        self.submission = submission
+
+
+_PLACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+class QueryQueued(Exception):
+    """Raised by ``admit`` or ``recheck``: the query waits its turn. ``reason`` is the
+    user's sentence (why it waits); ``place`` names its place for ``recheck`` and
+    ``withdraw`` (up to 80 letters, digits, - and _: it travels in the client's nextUri);
+    ``waited`` the seconds it has waited so far."""
+
+    def __init__(self, reason: str, place: str, waited: float = 0.0) -> None:
+        if not _PLACE_RE.match(place):
+            raise ValueError(f"A queued place must be 1-80 letters, digits, - or _: {place!r}")
+        super().__init__(reason)
+        self.reason = reason
+        self.place = place
+        self.waited = waited
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What ``recheck`` returns when a queued query's turn has come."""
+
+    submission: Submission
+    admission: Admission
 
 
 @dataclass(frozen=True)
@@ -160,6 +226,14 @@ class QueryHooks:
     async def admit(self, identity: Identity, submission: Submission) -> Admission | None:
         return None
 
+    async def recheck(self, identity: Identity, place: str) -> Resumed:
+        raise QueryRefused(
+            "This queued query is unknown to DataHub; run it again.", "NOT_FOUND", "USER_ERROR", 44
+        )
+
+    async def withdraw(self, identity: Identity, place: str) -> Submission | None:
+        return None
+
     async def on_progress(
         self, identity: Identity, query: QueryInfo, stats: QueryStats
     ) -> str | None:
@@ -169,6 +243,21 @@ class QueryHooks:
         self, identity: Identity, query: QueryInfo, final_state: str, stats: QueryStats
     ) -> None:
         return None
+
+
+def _query_info(identity: Identity, submission: Submission, data: Mapping[str, Any]) -> QueryInfo:
+    """The QueryInfo of a query that never reached a cluster."""
+    return QueryInfo(
+        query_id="",
+        user=identity.name,
+        cluster=None,
+        routing_group=submission.routing_group,
+        sql=submission.sql,
+        source=submission.source,
+        client_tags=submission.client_tags,
+        submitted_at=dt.datetime.now(dt.UTC),
+        admission=dict(data),
+    )
 
 
 class HookChain:
@@ -183,38 +272,97 @@ class HookChain:
 
         If a hook refuses, the hooks that had already admitted get ``finished`` with
         ``REJECTED`` (each admit that returned gets exactly one finished), then the
-        refusal propagates.
+        refusal propagates. If a hook queues the query, `QueryQueued` propagates with a
+        place that ``recheck`` and ``withdraw`` understand.
         """
-        notes: list[str] = []
-        data: dict[str, Any] = {}
-        admitted: list[QueryHooks] = []
-        for hook in self.hooks:
+        return await self._admit_from(0, identity, submission, [], {})
+
+    async def _admit_from(
+        self,
+        start: int,
+        identity: Identity,
+        submission: Submission,
+        notes: list[str],
+        data: dict[str, Any],
+    ) -> Admission:
+        for index in range(start, len(self.hooks)):
+            if index:
+                # What the hooks before this one admitted travels with a queued query.
+                earlier = {"count": index, "note": "; ".join(notes), "data": dict(data)}
+                submission = dataclasses.replace(submission, earlier=earlier)
             try:
-                admission = await hook.admit(identity, submission)
+                admission = await self.hooks[index].admit(identity, submission)
+            except QueryQueued as queued:
+                raise QueryQueued(queued.reason, f"{index}-{queued.place}", queued.waited) from None
             except QueryRefused as refusal:
-                if admitted:
-                    query = QueryInfo(
-                        query_id="",
-                        user=identity.name,
-                        cluster=None,
-                        routing_group=submission.routing_group,
-                        sql=submission.sql,
-                        source=submission.source,
-                        client_tags=submission.client_tags,
-                        submitted_at=dt.datetime.now(dt.UTC),
-                        admission=data,
-                    )
-                    stats = QueryStats(
-                        REJECTED, error_name=refusal.error_name, error=refusal.message
-                    )
-                    await self._finished(admitted, identity, query, REJECTED, stats)
+                await self._reject_earlier(index, identity, submission, data, refusal)
                 raise
-            admitted.append(hook)
             if admission is not None:
                 if admission.note:
                     notes.append(admission.note)
                 data.update(admission.data)
         return Admission(note="; ".join(notes) or None, data=data)
+
+    def _split(self, place: str) -> tuple[int, str]:
+        index, _, hook_place = place.partition("-")
+        if not index.isdigit() or int(index) >= len(self.hooks) or not hook_place:
+            raise QueryRefused(
+                "This queued query is unknown to DataHub; run it again.",
+                "NOT_FOUND",
+                "USER_ERROR",
+                44,
+            )
+        return int(index), hook_place
+
+    async def recheck(self, identity: Identity, place: str) -> Resumed:
+        """Ask the hook that queued the query at *place* again; when it admits, the
+        hooks after it are asked to admit as in ``admit``."""
+        index, hook_place = self._split(place)
+        try:
+            resumed = await self.hooks[index].recheck(identity, hook_place)
+        except QueryQueued as queued:
+            raise QueryQueued(queued.reason, f"{index}-{queued.place}", queued.waited) from None
+        except QueryRefused as refusal:
+            if refusal.submission is not None:
+                earlier = refusal.submission.earlier
+                data = dict(earlier.get("data") or {})
+                await self._reject_earlier(index, identity, refusal.submission, data, refusal)
+            raise
+        submission = resumed.submission
+        earlier = submission.earlier
+        notes = [earlier["note"]] if earlier.get("note") else []
+        data = dict(earlier.get("data") or {})
+        if resumed.admission.note:
+            notes.append(resumed.admission.note)
+        data.update(resumed.admission.data)
+        admission = await self._admit_from(index + 1, identity, submission, notes, data)
+        return Resumed(dataclasses.replace(submission, earlier={}), admission)
+
+    async def withdraw(self, identity: Identity, place: str) -> Submission | None:
+        """Give the queued place up (the client cancelled); the hooks that had admitted
+        the query before it was queued get ``finished`` with ``CANCELED``. Returns the
+        stored submission, or None if the place was gone."""
+        index, hook_place = self._split(place)
+        submission = await self.hooks[index].withdraw(identity, hook_place)
+        if submission is not None and index:
+            data = dict(submission.earlier.get("data") or {})
+            query = _query_info(identity, submission, data)
+            stats = QueryStats(CANCELED)
+            await self._finished(self.hooks[:index], identity, query, CANCELED, stats)
+        return submission
+
+    async def _reject_earlier(
+        self,
+        index: int,
+        identity: Identity,
+        submission: Submission,
+        data: Mapping[str, Any],
+        refusal: QueryRefused,
+    ) -> None:
+        if index:
+            stats = QueryStats(REJECTED, error_name=refusal.error_name, error=refusal.message)
+            query = _query_info(identity, submission, data)
+            await self._finished(self.hooks[:index], identity, query, REJECTED, stats)
 
     async def on_progress(
         self, identity: Identity, query: QueryInfo, stats: QueryStats

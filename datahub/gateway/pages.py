@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tornado import web
 
 from ..audit.views import api_cluster
+from ..quotas.manager import QuotaManager
 from ..web.base import APIHandler, PageHandler, admin_only
 
 
@@ -53,11 +56,18 @@ class ClustersPage(_ClustersMixin, PageHandler):
     @web.authenticated
     async def get(self) -> None:
         router = self.service.router
+        # Which routing groups a user may use is a quota limit (configured default:
+        # routing_group_access): show the one that applies to this user.
+        quotas = QuotaManager.for_service(self.service)
+        policy = await asyncio.get_running_loop().run_in_executor(
+            None, quotas.effective, self.user_name, self.user_groups
+        )
+        allowed = policy["routing_groups"]
         self.render_page(
             "clusters.html",
             active="clusters",
             clusters=self.cluster_entries(),
-            my_groups=router.allowed_groups(self.user_name, self.user_groups),
+            my_groups=[g for g in router.routing_groups if allowed is None or g in allowed],
             default_group=router.default_group,
         )
 

@@ -9,6 +9,9 @@ without a network:
   the cluster. They are rewritten to point at the gateway, with the cluster name and
   an HMAC signature over (cluster, user, path) in the path, so any gateway process
   sharing the secret can serve the follow-up and no other user can.
+* **Queued queries.** A query that waits for a quota slot is answered with a QUEUED
+  page of the gateway's own, whose signed ``nextUri`` (``/v1/dh-queued/...``) any gateway
+  process can serve.
 * **Result pages.** Rewriting those URIs without parsing multi-MB pages: Trino writes
   ``id, infoUri, partialCancelUri, nextUri`` first, all strings, so only that head is
   tokenised; everything from the first non-string value on (``columns``, ``data``,
@@ -113,21 +116,27 @@ def upstream_request_headers(
             cluster needs none (a development Trino without authentication).
         allow_spooling: forward ``X-Trino-Query-Data-Encoding`` (see ENCODING_HEADER).
     """
-    forwarded: list[tuple[str, str]] = []
-    for name, value in client_headers:
-        lname = name.lower()
-        if (
-            lname in FORWARDED_TRINO_HEADERS
-            or lname in FORWARDED_HTTP_HEADERS
-            or (allow_spooling and lname == ENCODING_HEADER)
-        ):
-            forwarded.append((name, value))
+    forwarded = session_headers(client_headers, allow_spooling=allow_spooling)
     forwarded.append(("X-Trino-User", user))
     # Trino compresses when asked; the head rewrite needs plain bytes.
     forwarded.append(("Accept-Encoding", "identity"))
     if authorization:
         forwarded.append(("Authorization", authorization))
     return forwarded
+
+
+def session_headers(
+    client_headers: Iterable[tuple[str, str]], *, allow_spooling: bool = False
+) -> list[tuple[str, str]]:
+    """The client's headers that reach Trino with a query (the allowlists above): what a
+    queued query keeps to be submitted later. Never identity or credentials."""
+    return [
+        (name, value)
+        for name, value in client_headers
+        if (lname := name.lower()) in FORWARDED_TRINO_HEADERS
+        or lname in FORWARDED_HTTP_HEADERS
+        or (allow_spooling and lname == ENCODING_HEADER)
+    ]
 
 
 def client_response_headers(upstream_headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -203,6 +212,18 @@ class FollowupSigner:
         signature = self.sign(cluster, user, path)
         return f"{base_url.rstrip('/')}{FOLLOWUP_PREFIX}{cluster}/{signature}{path}"
 
+    def queued_uri(self, base_url: str, user: str, query_id: str, place: str) -> str:
+        """The gateway URI a queued query's client polls (GET) or cancels (DELETE)."""
+        path = f"{query_id}/{place}"
+        signature = self.sign(_QUEUED_SCOPE, user, path)
+        return f"{base_url.rstrip('/')}{QUEUED_PREFIX}{path}/{signature}"
+
+    def verify_queued(self, queued: Queued, user: str) -> bool:
+        """Whether *queued* (a parsed queued URI) was issued to *user*."""
+        return self.verify(
+            _QUEUED_SCOPE, user, f"{queued.query_id}/{queued.place}", queued.signature
+        )
+
 
 @dataclass(frozen=True)
 class Followup:
@@ -242,6 +263,34 @@ def _has_traversal(path: str) -> bool:
     if "%2f" in lowered or "%5c" in lowered or "%2e" in lowered or "\\" in path:
         return True
     return any(segment in (".", "..") for segment in path.split("/")) or "//" in path
+
+
+#: Where the signed URIs of queued queries live on the gateway.
+QUEUED_PREFIX = "/v1/dh-queued/"
+#: Signed in place of a cluster name (which cannot contain "~"), so a queued URI's
+#: signature can never pass as a follow-up's, nor the reverse.
+_QUEUED_SCOPE = "~queued"
+_QUEUED_RE = re.compile(
+    r"^/v1/dh-queued/(datahub_[0-9a-f]{20})/([A-Za-z0-9_-]{1,80})/([A-Za-z0-9_-]{22})$"
+)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A parsed queued-query URI: the gateway's query id, the place, the signature."""
+
+    query_id: str
+    place: str
+    signature: str
+
+
+def parse_queued(raw_path: str) -> Queued:
+    """Parse ``/v1/dh-queued/{query id}/{place}/{sig}``; raises FollowupError if malformed
+    (the signature is checked separately, it needs the user)."""
+    match = _QUEUED_RE.match(raw_path)
+    if not match:
+        raise FollowupError("This DataHub queued-query URI is malformed.")
+    return Queued(*match.groups())
 
 
 _QUERY_ID_RE = re.compile(r"^/v1/statement/(?:queued|executing)/(?:partialCancel/)?(\w+)/")
@@ -590,7 +639,6 @@ NO_CLUSTER_AVAILABLE = ("NO_CLUSTER_AVAILABLE", "EXTERNAL", 0x0100_DA03)
 QUERY_LOST = ("QUERY_LOST", "EXTERNAL", 0x0100_DA04)
 # The gateway's own user errors, in Trino's USER_ERROR range (below 0x0001_0000).
 QUOTA_EXCEEDED = ("QUOTA_EXCEEDED", "USER_ERROR", 0xDA10)
-ROUTING_GROUP_NOT_ALLOWED = ("ROUTING_GROUP_NOT_ALLOWED", "USER_ERROR", 0xDA11)
 INVALID_ROUTING_GROUP = ("INVALID_ROUTING_GROUP", "USER_ERROR", 0xDA12)
 
 
@@ -625,25 +673,48 @@ def trino_error_body(
                 "stack": [],
             },
         },
-        "stats": {
-            "state": "FAILED",
-            "queued": False,
-            "scheduled": False,
-            "nodes": 0,
-            "totalSplits": 0,
-            "queuedSplits": 0,
-            "runningSplits": 0,
-            "completedSplits": 0,
-            "cpuTimeMillis": 0,
-            "wallTimeMillis": 0,
-            "queuedTimeMillis": 0,
-            "elapsedTimeMillis": 0,
-            "processedRows": 0,
-            "processedBytes": 0,
-            "peakMemoryBytes": 0,
-        },
+        "stats": _gateway_stats("FAILED"),
         "warnings": [],
     }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _gateway_stats(state: str, elapsed_ms: int = 0) -> dict[str, Any]:
+    """The ``stats`` of a page the gateway writes itself (no cluster has the query)."""
+    return {
+        "state": state,
+        "queued": state == "QUEUED",
+        "scheduled": False,
+        "nodes": 0,
+        "totalSplits": 0,
+        "queuedSplits": 0,
+        "runningSplits": 0,
+        "completedSplits": 0,
+        "cpuTimeMillis": 0,
+        "wallTimeMillis": 0,
+        "queuedTimeMillis": elapsed_ms,
+        "elapsedTimeMillis": elapsed_ms,
+        "processedRows": 0,
+        "processedBytes": 0,
+        "physicalInputBytes": 0,
+        "peakMemoryBytes": 0,
+        "spilledBytes": 0,
+    }
+
+
+#: The key of a queued page's ``stats`` that says why the query waits (Trino clients
+#: keep unknown stats keys: the Python client hands them to ``stats_callback``).
+QUEUE_REASON_KEY = "datahubQueueReason"
+
+
+def queued_page(
+    query_id: str, info_uri: str, next_uri: str, reason: str, elapsed_ms: int = 0
+) -> bytes:
+    """The gateway's QUEUED page of a query waiting for a quota slot: Trino clients show
+    it as queued and follow *next_uri* (back to the gateway) as they would Trino's."""
+    stats = _gateway_stats("QUEUED", elapsed_ms)
+    stats[QUEUE_REASON_KEY] = reason
+    body = {"id": query_id, "infoUri": info_uri, "nextUri": next_uri, "stats": stats}
     return json.dumps(body, separators=(",", ":")).encode()
 
 

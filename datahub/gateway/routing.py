@@ -9,13 +9,17 @@ Pure logic, no I/O. The decision, in order:
    rule can alias or override it), and ``catalogs`` (any of them referenced by the SQL,
    parsed with sqlglot; unqualified tables count in the session catalog).
 3. **The hint**: ``X-DataHub-Routing-Group`` (what ``%%sql --cluster NAME`` sends) names a
-   routing group, or one cluster (which pins the query to it). The user must be allowed
-   to use that routing group (``routing_group_access``); asking for another, or for a
-   name that does not exist, is a clear error.
+   routing group, or one cluster (which pins the query to it); a name that does not
+   exist is a clear error.
 4. **The default routing group.**
 
 Rules are the admins' policy: they win over a hint (a contractor asking for ``adhoc``
 still lands in ``sandbox``); a pinned cluster is kept when the rule picks its group.
+
+Routing decides where a query goes, not whether the user may go there: that is the
+quota policy's ``routing_groups`` limit, checked at admission for every query, whatever
+routed it (one place, one refusal sentence). ``routing_group_access`` (`Access`) is only
+the configured default of that limit: `Router.allowed_groups` computes it per user.
 
 Which cluster of the routing group then takes the query (health, drain, load) is
 decided by `clusters.rank_clusters`.
@@ -29,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import INVALID_ROUTING_GROUP, ROUTING_GROUP_NOT_ALLOWED
+from .protocol import INVALID_ROUTING_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +162,8 @@ class RoutingRule:
 
 @dataclass(frozen=True)
 class Access:
-    """Who may ask for a routing group by hint: listed users and members of listed groups."""
+    """Who may use a routing group by default (``routing_group_access``): listed users and
+    members of listed groups. The quota policy's ``routing_groups`` overrides it."""
 
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
@@ -262,19 +267,20 @@ class Router:
             )
         return warnings
 
-    def may_use(self, routing_group: str, user: str, groups: Iterable[str]) -> bool:
-        """Whether the user may ask for *routing_group* (open unless access is configured)."""
-        access = self.access.get(routing_group)
-        return access is None or access.allows(user, groups)
-
     def allowed_groups(self, user: str, groups: Iterable[str]) -> list[str]:
-        """The routing groups the user may ask for."""
+        """The routing groups ``routing_group_access`` gives the user (every routing group
+        it does not list, and those it lists the user or one of their groups for): the
+        configured default of the quota policy's ``routing_groups``."""
         groups = tuple(groups)
-        return [g for g in self.routing_groups if self.may_use(g, user, groups)]
+        return [
+            g
+            for g in self.routing_groups
+            if (access := self.access.get(g)) is None or access.allows(user, groups)
+        ]
 
     def route(self, request: RoutingRequest) -> RoutingDecision:
         """Decide the routing group of a new query; raises RoutingError for a hint that
-        decides and names no routing group or cluster, or one the user may not use."""
+        decides and names no routing group or cluster."""
         hint_group, pinned, hint_error = self._resolve_hint(request)
 
         def keep_pin(group: str) -> str | None:
@@ -305,8 +311,8 @@ class Router:
     def _resolve_hint(
         self, request: RoutingRequest
     ) -> tuple[str | None, str | None, RoutingError | None]:
-        """(routing group, pinned cluster, error) of the hint. The error (no such name, or
-        not allowed) matters only if no hook or rule decides."""
+        """(routing group, pinned cluster, error) of the hint. The error (no such name)
+        matters only if no hook or rule decides."""
         hint = (request.hint or "").strip()
         if not hint:
             return None, None, None
@@ -315,19 +321,10 @@ class Router:
         elif hint in self.clusters:
             group, pinned = self.clusters[hint], hint
         else:
-            allowed = self.allowed_groups(request.user, request.groups)
             error = RoutingError(
                 f"There is no routing group or cluster named {hint!r}; use one of: "
-                f"{', '.join(allowed) or '(none)'}.",
+                f"{', '.join(self.routing_groups) or '(none)'}.",
                 INVALID_ROUTING_GROUP,
-            )
-            return None, None, error
-        if not self.may_use(group, request.user, request.groups):
-            allowed = self.allowed_groups(request.user, request.groups)
-            error = RoutingError(
-                f"You may not use routing group {group!r}; you may use: "
-                f"{', '.join(allowed) or '(none)'}. Ask an admin for access.",
-                ROUTING_GROUP_NOT_ALLOWED,
             )
             return None, None, error
         return group, pinned, None

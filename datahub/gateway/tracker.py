@@ -109,12 +109,7 @@ class ActiveQuery:
     def from_record(
         cls, record: Mapping[str, Any], identity: Identity | None = None
     ) -> ActiveQuery:
-        identity = identity or Identity(
-            name=record["user"],
-            groups=tuple(record.get("groups") or ()),
-            admin=bool(record.get("admin")),
-            via=record.get("auth_via") or "token",
-        )
+        identity = identity or records.identity_of(record)
         return cls(
             query_id=record["query_id"],
             identity=identity,
@@ -200,16 +195,15 @@ class QueryTracker:
         message: str,
         error: tuple[str, str, int],
         reason: str,
+        query_id: str | None = None,
     ) -> str:
-        """Record a query refused before admission (routing, a hook); returns its id."""
-        query_id = gateway_query_id()
+        """Record a query refused before admission (routing, a hook; *query_id* when it
+        had one while queued); returns its id."""
+        query_id = query_id or gateway_query_id()
         now = utcnow()
         row = records.new_record(
             query_id=query_id,
-            user=identity.name,
-            groups=list(identity.groups),
-            admin=identity.admin,
-            auth_via=identity.via,
+            **records.identity_fields(identity),
             routing_group=routing_group,
             routing_reason=routing_reason,
             sql=sql,
@@ -264,6 +258,22 @@ class QueryTracker:
         await self.hooks.finished(identity, query.info(), FAILED, stats)
         return query_id
 
+    def withdrawn(self, identity: Identity, submission: Submission, query_id: str) -> None:
+        """Record a queued query its client cancelled before it reached a cluster."""
+        now = utcnow()
+        row = records.new_record(
+            **self._submitted_row(query_id, identity, submission, Admission(), None, now),
+            state=CANCELED,
+            error="Cancelled by its client while queued.",
+            finished_at=now,
+        )
+        self.audit.submit(
+            functools.partial(records.insert_closed, row=row),
+            lambda rec: [events.event(events.FINISHED, rec)],
+        )
+        self.metrics.query_ended(None, CANCELED, None)
+        self.log.info("Query %s cancelled while queued user=%s", query_id, identity.name)
+
     @staticmethod
     def _submitted_row(
         query_id: str,
@@ -275,10 +285,7 @@ class QueryTracker:
     ) -> dict[str, Any]:
         return {
             "query_id": query_id,
-            "user": identity.name,
-            "groups": list(identity.groups),
-            "admin": identity.admin,
-            "auth_via": identity.via,
+            **records.identity_fields(identity),
             "principal": cluster.user if cluster else None,
             "cluster": cluster.name if cluster else None,
             "routing_group": submission.routing_group,
@@ -515,10 +522,7 @@ class QueryTracker:
                 active.client_tags = tuple(fields["client_tags"])
         fallback = {
             "query_id": active.query_id,
-            "user": active.identity.name,
-            "groups": list(active.identity.groups),
-            "admin": active.identity.admin,
-            "auth_via": active.identity.via,
+            **records.identity_fields(active.identity),
             "principal": cluster.user if cluster else None,
             "cluster": active.cluster or None,
             "routing_group": active.routing_group,

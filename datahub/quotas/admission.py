@@ -2,15 +2,16 @@
 a per-query limit; count what finished queries used.
 
 `AdmissionController` is the asynchronous face of `counters` (whose transactions make the
-decisions exact across gateway processes). A queued query waits inside ``admit``: it is
-woken as soon as a slot of the same user is freed in this process, and re-checks the
-store every ``poll_interval`` seconds for slots freed by other processes.
+decisions exact across gateway processes). ``admit`` answers at once: run (a `Ticket`),
+refused, or queued (`QuotaQueued`, with its place in the store). The client then asks
+again and again (``recheck``, which waits up to ``poll_interval`` for its turn: it is
+woken as soon as a slot of the same user is freed in this process, and the store is asked
+again for slots freed by other processes), or gives its place up (``withdraw``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -34,12 +35,34 @@ def utcnow() -> dt.datetime:
 
 
 class QuotaRefused(Exception):
-    """The query may not run; ``message`` is the sentence for the user."""
+    """The query may not run; ``message`` is the sentence for the user. ``request`` is
+    what a queued query had kept with its place (None for a new query)."""
 
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(self, limit: str, message: str, request: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.limit = limit
         self.message = message
+        self.request = request
+
+
+class QuotaQueued(Exception):
+    """The query waits in its user's queue; ``message`` says why, ``slot_id`` is its place."""
+
+    def __init__(self, slot_id: int, message: str, waited: float = 0.0) -> None:
+        super().__init__(message)
+        self.slot_id = slot_id
+        self.message = message
+        self.waited = waited
+
+
+class QuotaPlaceLost(Exception):
+    """A queued query's place is gone: its client stopped asking for it (the lease
+    expired), or the query already left the queue through another request."""
+
+    def __init__(self, message: str, request: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
 
 
 class QuotaUnavailable(Exception):
@@ -120,14 +143,12 @@ class AdmissionController:
         *,
         clock: Clock = utcnow,
         poll_interval: float = 1.0,
-        max_wait: float | None = None,
         max_threads: int = 8,
     ) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
         self.poll_interval = poll_interval
-        self.max_wait = max_wait
         self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="datahub-quota")
         self._waiters: dict[str, set[asyncio.Event]] = {}
         # Per slot: when this process last renewed its lease, and why it was stopped.
@@ -154,11 +175,11 @@ class AdmissionController:
         for event in self._waiters.get(user, ()):
             event.set()
 
-    async def _sleep_until_woken(self, user: str) -> None:
+    async def _sleep_until_woken(self, user: str, timeout: float) -> None:
         event = asyncio.Event()
         self._waiters.setdefault(user, set()).add(event)
         try:
-            await asyncio.wait_for(event.wait(), self.poll_interval)
+            await asyncio.wait_for(event.wait(), max(0.0, timeout))
         except TimeoutError:
             pass
         finally:
@@ -172,82 +193,77 @@ class AdmissionController:
         groups: tuple[str, ...] | list[str],
         *,
         routing_group: str | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> Ticket:
-        """Wait until *user* may run one more query; return its Ticket.
+        """Admit a new query of *user* now; return its Ticket.
 
-        Raises QuotaRefused (a limit says no: daily limit used up, queue full, routing
-        group not allowed, or the query waited ``max_wait`` seconds) or
-        QuotaUnavailable. Cancelling the waiting task (the client went away) gives the
-        queued place up.
+        Raises QuotaQueued (it must wait: *request* is kept with its place, for
+        `recheck`), QuotaRefused (a limit says no: daily limit used up, queue full,
+        routing group not allowed) or QuotaUnavailable.
         """
-        groups = tuple(groups)
-        started = time.monotonic()
         decision: Decision = await self._run(
             counters.enqueue,
             self.store,
             user,
-            groups,
+            tuple(groups),
             self.rules,
             self.clock(),
             routing_group=routing_group,
+            request=request,
         )
-        try:
-            while decision.status == "queued":
-                waited = time.monotonic() - started
-                if self.max_wait is not None and waited >= self.max_wait:
-                    message = messages.queue_wait_too_long(
-                        decision.running,
-                        int(decision.policy["concurrent_queries"] or 0),
-                        waited,
-                        self.rules.contact,
-                    )
-                    await self._run(
-                        counters.give_up,
-                        self.store,
-                        user,
-                        decision.slot_id,
-                        "concurrent_queries",
-                        message,
-                        self.rules,
-                        self.clock(),
-                    )
-                    decision = Decision(
-                        "refused", decision.policy, limit="concurrent_queries", message=message
-                    )
-                    break
-                await self._sleep_until_woken(user)
-                decision = await self._run(
-                    counters.poll,
-                    self.store,
-                    user,
-                    groups,
-                    decision.slot_id,
-                    self.rules,
-                    self.clock(),
-                )
-        except BaseException:
-            if decision.status == "queued" and decision.slot_id is not None:
-                await self._give_up(user, decision.slot_id)
-            raise
+        return self._outcome(user, decision)
+
+    async def recheck(
+        self, user: str, groups: tuple[str, ...] | list[str], slot_id: int
+    ) -> tuple[Ticket, dict[str, Any]]:
+        """Ask whether queued query *slot_id* may run, waiting up to ``poll_interval``
+        for its turn; return its Ticket and the request kept with its place.
+
+        Raises QuotaQueued (still waiting), QuotaRefused (it waited
+        ``rules.max_queue_wait``, or a daily limit ran out), QuotaPlaceLost or
+        QuotaUnavailable.
+        """
+        groups = tuple(groups)
+        deadline = time.monotonic() + self.poll_interval
+        while True:
+            decision: Decision = await self._run(
+                counters.poll, self.store, user, groups, slot_id, self.rules, self.clock()
+            )
+            if decision.status != "queued" or time.monotonic() >= deadline:
+                break
+            await self._sleep_until_woken(user, deadline - time.monotonic())
+        if decision.status == "gone":
+            message = messages.place_lost(self.rules.queue_lease.total_seconds())
+            raise QuotaPlaceLost(message)
+        ticket = self._outcome(user, decision)
+        return ticket, dict(decision.request or {})
+
+    def _outcome(self, user: str, decision: Decision) -> Ticket:
         if decision.status == "refused":
             log.info("Refused a query of %s: %s", user, decision.message)
-            raise QuotaRefused(decision.limit or "", decision.message or "")
+            raise QuotaRefused(decision.limit or "", decision.message or "", decision.request)
+        if decision.status == "queued":
+            message = messages.waiting(
+                decision.position,
+                decision.running,
+                int(decision.policy["concurrent_queries"] or 0),
+            )
+            raise QuotaQueued(int(decision.slot_id or 0), message, decision.waited)
         return Ticket(
             user=user,
             slot_id=int(decision.slot_id),  # type: ignore[arg-type]
             admitted_at=self.clock(),
             limits={name: decision.policy[name] for name in PER_QUERY_LIMITS},
-            waited=time.monotonic() - started,
+            waited=decision.waited,
         )
 
-    async def _give_up(self, user: str, slot_id: int) -> None:
-        # Shielded: this runs while the waiting task is being cancelled.
-        # If the store fails, the queued lease expires on its own.
-        with contextlib.suppress(QuotaUnavailable, asyncio.CancelledError):
-            await asyncio.shield(
-                self._run(counters.release, self.store, user, slot_id, self.rules, self.clock())
-            )
-        self._wake(user)
+    async def withdraw(self, user: str, slot_id: int) -> dict[str, Any] | None:
+        """Give queued query *slot_id*'s place up; returns the request kept with it, or
+        None if it was no longer queued."""
+        try:
+            return await self._run(counters.withdraw, self.store, user, slot_id)
+        finally:
+            self._wake(user)
 
     async def progress(
         self,
@@ -259,7 +275,8 @@ class AdmissionController:
         query_id: str | None = None,
     ) -> str | None:
         """Check a running query's statistics so far; return the reason to cancel it (a
-        per-query limit passed), or None. Renews the slot's lease now and then."""
+        per-query limit passed), or None. Renews the slot's lease every quarter lease (in
+        the background, noting the Trino query id for operators)."""
         now = self.clock()
         if ticket.slot_id in self._cancelled:
             return self._cancelled[ticket.slot_id]
@@ -289,9 +306,13 @@ class AdmissionController:
             )
             return reason
         renewed = self._renewed.get(ticket.slot_id, ticket.admitted_at)
-        if now - renewed >= self.rules.lease / 4 or (query_id and renewed == ticket.admitted_at):
+        if now - renewed >= self.rules.lease / 4:
+            # In the background: a page never waits for the store; a renewal that fails
+            # is logged, and the next one (or the lease's length) covers it.
             self._renewed[ticket.slot_id] = now
-            await self._run(counters.renew, self.store, ticket.slot_id, query_id, self.rules, now)
+            self._background(
+                self._run(counters.renew, self.store, ticket.slot_id, query_id, self.rules, now)
+            )
         return None
 
     async def finish(

@@ -7,8 +7,11 @@ user's policy, running and queued slots and today's usage, and writes the outcom
 gateway processes can never both take the last slot.
 
 Slots are *leases*: a running slot expires ``lease`` after its last renewal, a queued one
-after ``queue_lease``. The gateway renews them while a query makes progress (or waits)
-and deletes them when it ends; expiry only matters when a gateway process died.
+after ``queue_lease``. The gateway renews a running slot while its query makes progress
+and deletes it when the query ends (expiry only matters when a gateway process died); a
+queued slot is renewed each time its client asks whether its turn has come, so a client
+that went away loses its place after ``queue_lease``. A queued slot keeps the query's
+request (SQL, session headers, routing) so any gateway process can submit it.
 
 All functions here are synchronous (SQLAlchemy); `admission.AdmissionController` runs
 them in worker threads.
@@ -17,12 +20,13 @@ them in worker threads.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,13 +63,27 @@ class Rules:
     contact: str
     lease: dt.timedelta = dt.timedelta(minutes=6)
     queue_lease: dt.timedelta = dt.timedelta(seconds=30)
+    #: How long a query may wait in its user's queue before it is refused (None: no limit).
+    max_queue_wait: dt.timedelta | None = None
+    #: The configured routing groups of a user (``c.DataHubService.routing_group_access``):
+    #: (user, groups) -> names, or None when ``configured`` alone says.
+    routing_access: Callable[[str, Sequence[str]], Sequence[str]] | None = None
+
+    def configured_for(self, user: str, groups: Sequence[str]) -> Mapping[str, LimitValue]:
+        """The configured layer of *user*'s policy (below every stored policy)."""
+        if self.routing_access is None:
+            return self.configured
+        allowed = tuple(sorted(self.routing_access(user, groups)))
+        return {**self.configured, "routing_groups": allowed}
 
 
 @dataclass(frozen=True)
 class Decision:
     """The outcome of an admission step for one query."""
 
-    status: Literal["running", "queued", "refused"]
+    #: "gone": the queued slot no longer exists (its lease expired, it was withdrawn,
+    #: or it already left the queue through another request).
+    status: Literal["running", "queued", "refused", "gone"]
     policy: EffectivePolicy
     slot_id: int | None = None
     #: 1-based place in the user's queue while queued, and the user's running queries.
@@ -74,10 +92,56 @@ class Decision:
     #: The limit that refused the query, and the sentence for the user.
     limit: str | None = None
     message: str | None = None
+    #: The request kept with a queued slot, when the query leaves the queue.
+    request: dict[str, Any] | None = None
+    #: Seconds the query has spent in the queue.
+    waited: float = 0.0
 
 
-def _insert(conn: sa.Connection, table: sa.Table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+# The statements of every admission, built once (with bind parameters) rather than per
+# query: building SQLAlchemy expressions costs more than SQLite takes to run them.
+_USAGE_COLUMNS = ("queries", "cpu_ms", "bytes_scanned", "refused", "cancelled")
+_SEEN = sa.select(users_t.c.groups, users_t.c.last_seen).where(
+    users_t.c.name == sa.bindparam("user")
+)
+_SEEN_LOCKED = _SEEN.with_for_update()
+_POLICIES = sa.select(policies_t.c.scope, policies_t.c.name, policies_t.c.limits).where(
+    sa.or_(
+        policies_t.c.scope == "default",
+        sa.and_(policies_t.c.scope == "user", policies_t.c.name == sa.bindparam("user")),
+        sa.and_(
+            policies_t.c.scope == "group",
+            policies_t.c.name.in_(sa.bindparam("groups", expanding=True)),
+        ),
+    )
+)
+_TODAY = sa.select(usage_t.c.queries, usage_t.c.cpu_ms, usage_t.c.bytes_scanned).where(
+    usage_t.c.user_name == sa.bindparam("user"), usage_t.c.day == sa.bindparam("day")
+)
+_SLOTS = (
+    sa.select(slots_t.c.id, slots_t.c.state, slots_t.c.expires_at)
+    .where(slots_t.c.user_name == sa.bindparam("user"))
+    .order_by(slots_t.c.id)
+)
+_NEW_SLOT = slots_t.insert().returning(slots_t.c.id)
+_DELETE_SLOT = slots_t.delete().where(slots_t.c.id == sa.bindparam("slot"))
+
+
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """(user upsert, usage upsert) for *dialect*: each adds or replaces one row."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    user = insert(users_t)
+    user = user.on_conflict_do_update(
+        index_elements=[users_t.c.name],
+        set_={"groups": user.excluded.groups, "last_seen": user.excluded.last_seen},
+    )
+    usage = insert(usage_t)
+    usage = usage.on_conflict_do_update(
+        index_elements=[usage_t.c.user_name, usage_t.c.day],
+        set_={name: usage_t.c[name] + usage.excluded[name] for name in _USAGE_COLUMNS},
+    )
+    return user, usage
 
 
 @contextmanager
@@ -95,38 +159,32 @@ def write_transaction(store: Store) -> Iterator[sa.Connection]:
         conn.commit()
 
 
+#: How often admission refreshes a user's ``last_seen`` when their groups are unchanged
+#: (a write per admission would cost every query for a date nobody needs to the second).
+SEEN_EVERY = dt.timedelta(hours=1)
+
+
 @contextmanager
 def user_lock(
     store: Store, user: str, groups: Sequence[str], now: dt.datetime
 ) -> Iterator[sa.Connection]:
     """A transaction holding *user*'s admission lock; commits on success.
 
-    Also records the user's current hub groups (used for group usage).
+    Also records the user's current hub groups (used for group usage), when they changed.
+    On PostgreSQL the lock is the user's row (``FOR UPDATE``, or the upsert that creates
+    or changes it); SQLite's ``BEGIN IMMEDIATE`` already admits one writer at a time.
     """
     with write_transaction(store) as conn:
-        upsert = _insert(conn, users_t).values(name=user, groups=list(groups), last_seen=now)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[users_t.c.name],
-                set_={"groups": upsert.excluded.groups, "last_seen": upsert.excluded.last_seen},
-            )
-        )
-        if not store.is_sqlite:
-            conn.execute(sa.select(users_t.c.name).where(users_t.c.name == user).with_for_update())
+        row = conn.execute(_SEEN if store.is_sqlite else _SEEN_LOCKED, {"user": user}).first()
+        if row is None or list(row.groups) != list(groups) or now - row.last_seen >= SEEN_EVERY:
+            upsert, _ = _upserts(conn.dialect.name)
+            conn.execute(upsert, {"name": user, "groups": list(groups), "last_seen": now})
         yield conn
 
 
 def load_policies(conn: sa.Connection, user: str, groups: Sequence[str]) -> list[Policy]:
     """The stored policies that can apply to *user*: the default, their groups', theirs."""
-    rows = conn.execute(
-        sa.select(policies_t.c.scope, policies_t.c.name, policies_t.c.limits).where(
-            sa.or_(
-                policies_t.c.scope == "default",
-                sa.and_(policies_t.c.scope == "user", policies_t.c.name == user),
-                sa.and_(policies_t.c.scope == "group", policies_t.c.name.in_(list(groups))),
-            )
-        )
-    )
+    rows = conn.execute(_POLICIES, {"user": user, "groups": list(groups)})
     return [policy_from_row(scope, name, limits) for scope, name, limits in rows]
 
 
@@ -140,11 +198,7 @@ def policy_from_row(scope: str, name: str, limits: Mapping) -> Policy:
 
 
 def today_usage(conn: sa.Connection, user: str, day: dt.date) -> dict[str, int]:
-    row = conn.execute(
-        sa.select(usage_t.c.queries, usage_t.c.cpu_ms, usage_t.c.bytes_scanned).where(
-            usage_t.c.user_name == user, usage_t.c.day == day
-        )
-    ).first()
+    row = conn.execute(_TODAY, {"user": user, "day": day}).first()
     if row is None:
         return {"queries": 0, "cpu_ms": 0, "bytes_scanned": 0}
     return dict(row._mapping)
@@ -152,23 +206,9 @@ def today_usage(conn: sa.Connection, user: str, day: dt.date) -> dict[str, int]:
 
 def add_usage(conn: sa.Connection, user: str, day: dt.date, **amounts: int) -> None:
     """Add *amounts* (queries=1, cpu_ms=…, …) to *user*'s counters of *day*, atomically."""
-    row = {
-        "user_name": user,
-        "day": day,
-        "queries": 0,
-        "cpu_ms": 0,
-        "bytes_scanned": 0,
-        "refused": 0,
-        "cancelled": 0,
-    }
-    row.update(amounts)
-    upsert = _insert(conn, usage_t).values(**row)
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[usage_t.c.user_name, usage_t.c.day],
-            set_={name: usage_t.c[name] + upsert.excluded[name] for name in amounts},
-        )
-    )
+    row: dict[str, Any] = dict.fromkeys(_USAGE_COLUMNS, 0)
+    row.update(amounts, user_name=user, day=day)
+    conn.execute(_upserts(conn.dialect.name)[1], row)
 
 
 def _daily_refusal(
@@ -215,13 +255,11 @@ def _record_refusal(
 
 def _live_slots(conn: sa.Connection, user: str, now: dt.datetime) -> list[tuple[int, str]]:
     """(id, state) of the user's unexpired slots, oldest first; deletes expired ones."""
-    conn.execute(slots_t.delete().where(slots_t.c.user_name == user, slots_t.c.expires_at < now))
-    rows = conn.execute(
-        sa.select(slots_t.c.id, slots_t.c.state)
-        .where(slots_t.c.user_name == user)
-        .order_by(slots_t.c.id)
-    )
-    return [(row.id, row.state) for row in rows]
+    rows = conn.execute(_SLOTS, {"user": user}).all()
+    expired = [row.id for row in rows if row.expires_at < now]
+    if expired:  # only after a gateway process died, or a queued client went away
+        conn.execute(slots_t.delete().where(slots_t.c.id.in_(expired)))
+    return [(row.id, row.state) for row in rows if row.expires_at >= now]
 
 
 def enqueue(
@@ -232,15 +270,19 @@ def enqueue(
     now: dt.datetime,
     *,
     routing_group: str | None = None,
+    request: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Admit a new query of *user*: run it now, queue it, or refuse it (with the reason).
 
     A query runs at once only if nobody is queued ahead of it, so queued queries keep
-    their order.
+    their order. *request* (JSON-able) is kept with a queued slot and handed back by
+    `poll` when the query leaves the queue.
     """
     day = rules.days.day_of(now)
     with user_lock(store, user, groups, now) as conn:
-        policy = effective_policy(user, groups, load_policies(conn, user, groups), rules.configured)
+        policy = effective_policy(
+            user, groups, load_policies(conn, user, groups), rules.configured_for(user, groups)
+        )
         allowed_groups = policy["routing_groups"]
         if routing_group and allowed_groups is not None and routing_group not in allowed_groups:
             message = messages.routing_group_not_allowed(
@@ -264,7 +306,7 @@ def enqueue(
             add_usage(conn, user, day, queries=1)
             return Decision("running", policy, slot_id=slot_id)
         if concurrent != 0 and (max_queued is None or queued < max_queued):
-            slot_id = _insert_slot(conn, user, "queued", now, rules)
+            slot_id = _insert_slot(conn, user, "queued", now, rules, request)
             return Decision("queued", policy, slot_id=slot_id, position=queued + 1, running=running)
         message = messages.queue_full(
             running,
@@ -278,21 +320,26 @@ def enqueue(
         return Decision("refused", policy, limit=limit, message=message)
 
 
-def _insert_slot(conn: sa.Connection, user: str, state: str, now: dt.datetime, rules: Rules) -> int:
+def _insert_slot(
+    conn: sa.Connection,
+    user: str,
+    state: str,
+    now: dt.datetime,
+    rules: Rules,
+    request: Mapping[str, Any] | None = None,
+) -> int:
     lease = rules.lease if state == "running" else rules.queue_lease
-    result = conn.execute(
-        slots_t.insert()
-        .values(
-            user_name=user,
-            state=state,
-            holder=HOLDER,
-            created_at=now,
-            admitted_at=now if state == "running" else None,
-            expires_at=now + lease,
-        )
-        .returning(slots_t.c.id)
-    )
-    return int(result.scalar_one())
+    values = {
+        "user_name": user,
+        "state": state,
+        "holder": HOLDER,
+        "created_at": now,
+        "admitted_at": now if state == "running" else None,
+        "expires_at": now + lease,
+        "request": dict(request) if request is not None else None,
+        "query_id": None,
+    }
+    return int(conn.execute(_NEW_SLOT, values).scalar_one())
 
 
 def poll(
@@ -303,23 +350,30 @@ def poll(
     rules: Rules,
     now: dt.datetime,
 ) -> Decision:
-    """Move queued slot *slot_id* to running if a slot is free and every older queued
-    query of the user has had its turn; otherwise renew its lease and report its place.
+    """Ask for queued slot *slot_id* whether its turn has come.
 
-    The daily limits are checked again on admission (they may have run out meanwhile).
+    It moves to running (status "running", with its request) if a slot is free and
+    every older queued query of the user has had its turn; the daily limits are checked
+    again then (they may have run out meanwhile). Otherwise it is refused once it has
+    waited ``rules.max_queue_wait``, or stays queued with its lease renewed and its place
+    reported. Only one call ever sees "running" for a slot: any later one (and any call
+    for a slot whose lease expired) gets "gone".
     """
     day = rules.days.day_of(now)
     with user_lock(store, user, groups, now) as conn:
-        policy = effective_policy(user, groups, load_policies(conn, user, groups), rules.configured)
+        policy = effective_policy(
+            user, groups, load_policies(conn, user, groups), rules.configured_for(user, groups)
+        )
         slots = _live_slots(conn, user, now)
-        mine = next((state for sid, state in slots if sid == slot_id), None)
-        if mine == "running":
-            return Decision("running", policy, slot_id=slot_id)
-        if mine is None:
-            # Only an expired lease gets here: the waiting request stalled for longer
-            # than queue_lease. Queue it again at the end rather than lose it.
-            slot_id = _insert_slot(conn, user, "queued", now, rules)
-            slots.append((slot_id, "queued"))
+        mine = conn.execute(
+            sa.select(slots_t.c.state, slots_t.c.created_at, slots_t.c.request).where(
+                slots_t.c.id == slot_id, slots_t.c.user_name == user
+            )
+        ).first()
+        if mine is None or mine.state != "queued":
+            return Decision("gone", policy, slot_id=slot_id)
+        request = mine.request
+        waited = max(0.0, (now - mine.created_at).total_seconds())
         running = sum(1 for _, state in slots if state == "running")
         ahead = sum(1 for sid, state in slots if state == "queued" and sid < slot_id)
         concurrent = policy["concurrent_queries"]
@@ -328,20 +382,62 @@ def poll(
             if refusal:
                 conn.execute(slots_t.delete().where(slots_t.c.id == slot_id))
                 _record_refusal(conn, user, *refusal, now, rules)
-                return Decision("refused", policy, limit=refusal[0], message=refusal[1])
+                return Decision(
+                    "refused", policy, limit=refusal[0], message=refusal[1], request=request
+                )
             conn.execute(
                 slots_t.update()
                 .where(slots_t.c.id == slot_id)
-                .values(state="running", admitted_at=now, expires_at=now + rules.lease)
+                .values(
+                    state="running",
+                    holder=HOLDER,
+                    admitted_at=now,
+                    expires_at=now + rules.lease,
+                    request=None,
+                )
             )
             add_usage(conn, user, day, queries=1)
-            return Decision("running", policy, slot_id=slot_id)
+            return Decision("running", policy, slot_id=slot_id, request=request, waited=waited)
+        max_wait = rules.max_queue_wait
+        if max_wait is not None and waited >= max_wait.total_seconds():
+            message = messages.queue_wait_too_long(
+                running, int(concurrent or 0), waited, rules.contact
+            )
+            conn.execute(slots_t.delete().where(slots_t.c.id == slot_id))
+            _record_refusal(conn, user, "concurrent_queries", message, now, rules)
+            return Decision(
+                "refused", policy, limit="concurrent_queries", message=message, request=request
+            )
         conn.execute(
             slots_t.update()
             .where(slots_t.c.id == slot_id)
-            .values(expires_at=now + rules.queue_lease)
+            .values(holder=HOLDER, expires_at=now + rules.queue_lease)
         )
-        return Decision("queued", policy, slot_id=slot_id, position=ahead + 1, running=running)
+        return Decision(
+            "queued",
+            policy,
+            slot_id=slot_id,
+            position=ahead + 1,
+            running=running,
+            waited=waited,
+        )
+
+
+def withdraw(store: Store, user: str, slot_id: int) -> dict[str, Any] | None:
+    """Take queued slot *slot_id* out of the queue; returns its request, or None if it
+    was no longer queued (it left the queue, or its lease expired)."""
+    with write_transaction(store) as conn:
+        row = conn.execute(
+            sa.select(slots_t.c.request).where(
+                slots_t.c.id == slot_id,
+                slots_t.c.user_name == user,
+                slots_t.c.state == "queued",
+            )
+        ).first()
+        if row is None:
+            return None
+        conn.execute(slots_t.delete().where(slots_t.c.id == slot_id))
+        return row.request or {}
 
 
 def renew(store: Store, slot_id: int, query_id: str | None, rules: Rules, now: dt.datetime) -> None:
@@ -369,27 +465,12 @@ def release(
     *uncount* takes the query back out of today's count (it was admitted but never ran).
     """
     with write_transaction(store) as conn:
-        deleted = conn.execute(slots_t.delete().where(slots_t.c.id == slot_id)).rowcount
+        deleted = conn.execute(_DELETE_SLOT, {"slot": slot_id}).rowcount
         amounts = {"cpu_ms": max(0, int(cpu_ms)), "bytes_scanned": max(0, int(bytes_scanned))}
         if uncount and deleted:
             amounts["queries"] = -1
         if any(amounts.values()):
             add_usage(conn, user, rules.days.day_of(now), **amounts)
-
-
-def give_up(
-    store: Store,
-    user: str,
-    slot_id: int,
-    limit: str,
-    message: str,
-    rules: Rules,
-    now: dt.datetime,
-) -> None:
-    """Take a queued query out of the queue and record why it was refused."""
-    with write_transaction(store) as conn:
-        conn.execute(slots_t.delete().where(slots_t.c.id == slot_id))
-        _record_refusal(conn, user, limit, message, now, rules)
 
 
 def record_cancel(

@@ -2,7 +2,8 @@
 
 Registered in ``DataHubService.init`` (``service.query_hooks.append(QuotaHooks(...))``).
 The ticket of an admitted query travels in ``Admission.data["quota"]``, so any gateway
-process can check and release it.
+process can check and release it. A query that must wait keeps its submission with its
+queued slot in the store; its place is the slot id.
 """
 
 from __future__ import annotations
@@ -14,17 +15,32 @@ from ..gateway.hooks import (
     Admission,
     QueryHooks,
     QueryInfo,
+    QueryQueued,
     QueryRefused,
     QueryStats,
+    Resumed,
     Submission,
 )
 from ..identity import Identity, normalize_username
-from .admission import QuotaRefused, QuotaUnavailable, Ticket
+from .admission import QuotaPlaceLost, QuotaQueued, QuotaRefused, QuotaUnavailable, Ticket
 from .manager import QuotaManager
 
 #: Error of a query the quota store could not admit: the store is the gateway's
 #: dependency, so EXTERNAL, in the gateway's own code range.
 QUOTA_UNAVAILABLE = ("QUOTA_UNAVAILABLE", "EXTERNAL", 0x0100_DA10)
+#: Error of a queued query whose client stopped asking for it and so lost its place.
+QUEUED_QUERY_EXPIRED = ("QUEUED_QUERY_EXPIRED", "USER_ERROR", 0xDA13)
+
+
+def _unavailable(e: QuotaUnavailable) -> QueryRefused:
+    name, kind, code = QUOTA_UNAVAILABLE
+    return QueryRefused(str(e), name, kind, code)
+
+
+def _slot(place: str) -> int:
+    if not place.isdigit():
+        raise QueryRefused("This queued query is unknown to DataHub; run it again.")
+    return int(place)
 
 
 class QuotaHooks(QueryHooks):
@@ -46,12 +62,44 @@ class QuotaHooks(QueryHooks):
                 normalize_username(identity.name),
                 identity.groups,
                 routing_group=submission.routing_group,
+                request=submission.to_data(),
             )
+        except QuotaQueued as queued:
+            raise QueryQueued(queued.message, str(queued.slot_id), queued.waited) from None
         except QuotaRefused as refusal:
             raise QueryRefused(refusal.message) from None
         except QuotaUnavailable as e:
-            name, kind, code = QUOTA_UNAVAILABLE
-            raise QueryRefused(str(e), name, kind, code) from None
+            raise _unavailable(e) from None
+        return self._admission(ticket)
+
+    async def recheck(self, identity: Identity, place: str) -> Resumed:
+        controller = self.manager.controller
+        try:
+            ticket, request = await controller.recheck(
+                normalize_username(identity.name), identity.groups, _slot(place)
+            )
+        except QuotaQueued as queued:
+            raise QueryQueued(queued.message, str(queued.slot_id), queued.waited) from None
+        except QuotaRefused as refusal:
+            stored = Submission.from_data(refusal.request) if refusal.request else None
+            raise QueryRefused(refusal.message, submission=stored) from None
+        except QuotaPlaceLost as lost:
+            raise QueryRefused(lost.message, *QUEUED_QUERY_EXPIRED) from None
+        except QuotaUnavailable as e:
+            raise _unavailable(e) from None
+        return Resumed(Submission.from_data(request), self._admission(ticket))
+
+    async def withdraw(self, identity: Identity, place: str) -> Submission | None:
+        try:
+            request = await self.manager.controller.withdraw(
+                normalize_username(identity.name), _slot(place)
+            )
+        except QuotaUnavailable as e:
+            raise _unavailable(e) from None
+        return Submission.from_data(request) if request else None
+
+    @staticmethod
+    def _admission(ticket: Ticket) -> Admission:
         note = f"quota: waited {ticket.waited:.1f} s" if ticket.waited >= 0.05 else None
         return Admission(note=note, data={"quota": ticket.to_data()})
 

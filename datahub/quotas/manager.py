@@ -124,8 +124,12 @@ class QuotaManager(LoggingConfigurable):
 
     queue_lease_seconds = Float(
         30.0,
-        help="""How long a queued query keeps its place without its gateway process
-        checking in (it does every poll_interval while it waits).
+        help="""How long a queued query keeps its place in its user's queue without its
+        client asking for it. The gateway answers a queued query with a Trino QUEUED page
+        and the client asks again about once a second (each time renews the place); a
+        client that went away (a closed notebook, a killed CLI) loses its place after this
+        long, and the queries behind it move up. Keep it well below Trino's own client
+        timeout (5 minutes), which clients are used to.
 
         Example: c.QuotaManager.queue_lease_seconds = 60
         """,
@@ -133,23 +137,22 @@ class QuotaManager(LoggingConfigurable):
 
     poll_interval = Float(
         1.0,
-        help="""Seconds between checks of a queued query for a free slot. Slots freed
-        in the same gateway process wake waiters at once; this bounds the wait for
-        slots freed by other processes.
+        help="""Seconds the gateway holds a queued query's poll (like Trino's own
+        long-poll) while it waits for a free slot, before answering "still queued".
+        Slots freed in the same gateway process wake the poll at once; this bounds the
+        wait for slots freed by other processes.
 
         Example: c.QuotaManager.poll_interval = 0.5
         """,
     ).tag(config=True)
 
     max_queue_wait = Float(
-        25.0,
+        300.0,
         help="""Seconds a query may wait in its user's queue before it is refused (with a
-        message saying how many of the user's queries still run). The gateway holds the
-        client's submission open while the query waits, and Trino clients give up on a
-        request after 30 s by default and submit it again; keep this below the clients'
-        request timeout. 0 means no limit.
+        message saying how many of the user's queries still run). The client sees its
+        query QUEUED meanwhile (with the reason), and may cancel it. 0 means no limit.
 
-        Example: c.QuotaManager.max_queue_wait = 120 (clients with request_timeout=150)
+        Example: c.QuotaManager.max_queue_wait = 900
         """,
     ).tag(config=True)
 
@@ -162,6 +165,10 @@ class QuotaManager(LoggingConfigurable):
     ).tag(config=True)
 
     store = Instance(Store, allow_none=False)
+
+    #: The routing groups each user may use when no stored policy says: set by the
+    #: service from c.DataHubService.routing_group_access ((user, groups) -> names).
+    routing_access: Any = None
 
     #: The current time (aware); replaced in tests to cross day boundaries.
     clock: Clock = staticmethod(utcnow)
@@ -184,6 +191,10 @@ class QuotaManager(LoggingConfigurable):
             contact=self.admin_contact,
             lease=dt.timedelta(seconds=self.lease_seconds),
             queue_lease=dt.timedelta(seconds=self.queue_lease_seconds),
+            max_queue_wait=(
+                dt.timedelta(seconds=self.max_queue_wait) if self.max_queue_wait else None
+            ),
+            routing_access=self.routing_access,
         )
 
     @property
@@ -195,7 +206,6 @@ class QuotaManager(LoggingConfigurable):
                 self.rules,
                 clock=lambda: self.clock(),
                 poll_interval=self.poll_interval,
-                max_wait=self.max_queue_wait or None,
             )
         return self._controller
 
@@ -207,7 +217,7 @@ class QuotaManager(LoggingConfigurable):
 
     def effective(self, user: str, groups: Sequence[str]) -> EffectivePolicy:
         """The limits for *user* in *groups*, from the store (synchronous)."""
-        return effective_for(self.store, user, groups, self.configured_limits)
+        return effective_for(self.store, user, groups, self.rules.configured_for(user, groups))
 
     def reset_info(self) -> Mapping[str, str]:
         """When the daily counters reset, for the API and pages."""
@@ -225,5 +235,13 @@ class QuotaManager(LoggingConfigurable):
         manager = getattr(service, "_datahub_quota_manager", None)
         if manager is None:
             manager = cls(parent=service, store=service.store)
+            if service.routing_group_access:
+                if "routing_groups" in manager.default_limits:
+                    raise ValueError(
+                        "Set the routing groups people may use in one place: "
+                        "c.DataHubService.routing_group_access or routing_groups in "
+                        "c.QuotaManager.default_limits, not both."
+                    )
+                manager.routing_access = service.router.allowed_groups
             service._datahub_quota_manager = manager
         return manager

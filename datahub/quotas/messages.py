@@ -34,12 +34,31 @@ def queue_full(running: int, concurrent: int, queued: int, max_queued: int, cont
     return f"{PREFIX}{slots} and {queue}; wait for one to finish, or ask {contact} for more."
 
 
+def waiting(position: int, running: int, concurrent: int) -> str:
+    """Why a queued query waits (shown while it waits, not an error)."""
+    if concurrent == 1:
+        slots = "your only concurrent query slot"
+    else:
+        slots = f"one of your {concurrent} concurrent query slots"
+    ahead = position - 1
+    queue = "yours is next" if ahead <= 0 else f"{ahead} of your queries ahead of it"
+    return f"Queued: waiting for {slots} ({running} in use); {queue}."
+
+
 def queue_wait_too_long(running: int, concurrent: int, waited: float, contact: str) -> str:
-    """A queued query waited as long as the gateway holds a submission open."""
+    """A queued query waited ``max_queue_wait`` seconds."""
     return (
         f"{PREFIX}{running} of {concurrent} concurrent queries still running after this one "
         f"waited {waited:.0f} s in your queue; run it again when one finishes, or ask "
         f"{contact} for more."
+    )
+
+
+def place_lost(queue_lease: float) -> str:
+    """A queued query's client stopped asking for it, so its place went to the next one."""
+    return (
+        f"This query lost its place in your queue: its client did not ask for it for "
+        f"{queue_lease:.0f} s; run it again."
     )
 
 

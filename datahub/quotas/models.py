@@ -71,6 +71,9 @@ class QuotaSlot(Base):
     __table_args__ = (
         sa.Index("ix_quota_slots_user_state", "user_name", "state"),
         sa.CheckConstraint("state IN ('queued', 'running')", name="state"),
+        # Never reused (SQLite would reuse the largest id once deleted): a queued query's
+        # client names its slot by id, and must never reach a later query's slot.
+        {"sqlite_autoincrement": True},
     )
 
     #: Increasing, so the oldest queued slot is the one with the smallest id.
@@ -83,6 +86,9 @@ class QuotaSlot(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     admitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    #: A queued query's request (SQL, session headers, routing), kept with its place so
+    #: whichever gateway process the client polls can submit it when its turn comes.
+    request: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
 
 class QuotaUsage(Base):

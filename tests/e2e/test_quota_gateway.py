@@ -1,13 +1,18 @@
 """Quotas enforced by the real gateway on real Trino queries: every limit, the race, the
-refusal text, cancels that Trino confirms, and slots given back.
+refusal text, cancels that Trino confirms, slots given back, and queued queries shown as
+QUEUED (with the reason) until they run, are cancelled, or give up.
 
 Policies are set the way an admin sets them, through the REST API with carol's token,
 and removed after each test. Most tests run as bob (an analyst whose quota nothing else
-in the suite changes).
+in the suite changes). The tests of the queue's timeouts run a second gateway on the
+same Trino with short timeouts (the stack's are minutes long).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import subprocess
 import threading
 import time
 import uuid
@@ -16,8 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import trino
+from traitlets.config import Config
 
-from datahub.stack import demo
+from datahub.audit import records
+from datahub.gateway.protocol import QUEUE_REASON_KEY
+from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
+from datahub.quotas import storage
+from datahub.stack.trino import ensure_trino_cli, find_java
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +37,8 @@ ADMINS = "your DataHub admin (datahub-admins)"
 BIG_QUERY = "SELECT count(*) FROM tpch.sf100.lineitem l JOIN {table} t ON l.orderkey = t.orderkey"
 # Several result pages, so a query stays open while the client reads slowly.
 PAGED_QUERY = "SELECT orderkey, partkey, suppkey FROM tpch.tiny.lineitem"
-# 5,000 rows that cost Trino and the client little, so that twenty of them, three at a
-# time, stay well within the time the gateway holds a queued query (25 s), even on a busy
-# machine.
-RACE_QUERY = "SELECT n FROM UNNEST(sequence(1, 5000)) AS t(n)"
+# 5,000 rows that cost Trino and the client little; the marker finds them on Trino.
+RACE_QUERY = "SELECT n FROM UNNEST(sequence(1, 5000)) AS t(n) -- race {marker}"
 
 
 def service_url(stack, path: str = "") -> str:
@@ -52,17 +60,6 @@ class QuotaApi:
         r = self(method, path, **kwargs)
         assert r.status_code == 200, r.text
         return r.json()
-
-
-@pytest.fixture(scope="module")
-def tokens(hub, sign_in):
-    """Hub API tokens of carol (an admin), bob and dave, signed in through the form."""
-    result = {}
-    for name in ("carol", "bob", "dave"):
-        _, response = sign_in(name, demo.demo_password(name))
-        assert response.status_code == 302
-        result[name] = hub.token_for(name)
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +94,52 @@ def connect(stack, token: str, **kwargs) -> trino.dbapi.Connection:
     )
 
 
-def run(stack, token: str, sql: str = "SELECT 1") -> list:
-    cursor = connect(stack, token).cursor()
+def run(stack, token: str, sql: str = "SELECT 1", **kwargs) -> list:
+    cursor = connect(stack, token, **kwargs).cursor()
     cursor.execute(sql)
     return cursor.fetchall()
 
 
-def refusal(stack, token: str, sql: str = "SELECT 1") -> trino.exceptions.TrinoQueryError:
+def refusal(stack, token: str, sql: str = "SELECT 1", **kwargs) -> trino.exceptions.TrinoQueryError:
     with pytest.raises(trino.exceptions.TrinoQueryError) as info:
-        run(stack, token, sql)
+        run(stack, token, sql, **kwargs)
     return info.value
+
+
+def submit(gateway_url: str, token: str, sql: str = "SELECT 1") -> dict:
+    """POST a statement the way every Trino client does; the first page."""
+    r = requests.post(
+        f"{gateway_url}/v1/statement",
+        data=sql,
+        headers={"Authorization": f"Bearer {token}", "X-Trino-Source": "quota-tests"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def audited(stack, token: str, query_id: str) -> dict:
+    """The audit record of *query_id* (written just after the gateway answers)."""
+    deadline = time.monotonic() + 15
+    while True:
+        r = requests.get(
+            service_url(stack, f"api/queries/{query_id}"),
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        if r.status_code == 200:
+            return r.json()
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.2)
+
+
+def trino_queries_marked(stack, marker: str) -> list[dict]:
+    """Trino's own list of the queries whose SQL holds *marker* (as the service account)."""
+    session = stack.trino.http_session()
+    session.auth = (stack.trino.service_user, stack.trino.service_password)
+    r = session.get(f"{stack.trino.url}/v1/query", timeout=30)
+    r.raise_for_status()
+    return [q for q in r.json() if marker in q["query"] and "system.runtime" not in q["query"]]
 
 
 def usage(admin: QuotaApi, user: str) -> dict:
@@ -165,9 +198,12 @@ def test_twenty_parallel_queries_against_a_limit_of_three_run_three_at_a_time(
             peak_seen = max(peak_seen, usage(admin, "bob")["running"])
             time.sleep(0.2)
 
+    marker = uuid.uuid4().hex
+    sql = RACE_QUERY.format(marker=marker)
+
     def one_query(i: int) -> tuple[str, int]:
         cursor = connect(stack, tokens["bob"]).cursor()
-        cursor.execute(RACE_QUERY)
+        cursor.execute(sql)
         time.sleep(0.2)  # a slow reader keeps the query (and its slot) open
         return cursor.query_id, len(cursor.fetchall())
 
@@ -187,10 +223,15 @@ def test_twenty_parallel_queries_against_a_limit_of_three_run_three_at_a_time(
     assert after["queries"] - before == 20
     assert (after["running"], after["queued"]) == (0, 0)
     assert peak_seen <= 3
-    # Trino's own record: never more than three of them alive at once, and three were.
+    # Trino's own record: twenty ran, all finished, never more than three of them alive
+    # at once, and three were. (A queued query's client keeps the gateway's id of its
+    # wait, so the queries are found on Trino by their SQL.)
+    on_trino = trino_queries_marked(stack, marker)
+    assert len(on_trino) == 20
     spans = []
-    for query_id, _ in results:
-        stats = trino_query_info(query_id)["queryStats"]
+    for query in on_trino:
+        stats = trino_query_info(query["queryId"])["queryStats"]
+        assert trino_query_info(query["queryId"])["state"] == "FINISHED"
         spans.append((stats["createTime"], stats["endTime"]))
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     alive, peak = 0, 0
@@ -218,19 +259,212 @@ def test_a_full_queue_is_refused_with_the_counts_and_a_cancel_frees_the_slot(
     assert run(stack, tokens["bob"]) == [[1]]
 
 
-def test_queued_queries_wait_for_a_slot_instead_of_failing(stack, tokens, admin, policy):
+def test_a_queued_query_shows_queued_with_the_reason_then_runs(stack, tokens, admin, policy):
     policy("user", "bob", concurrent_queries=1, queued_queries=5)
     holder = connect(stack, tokens["bob"]).cursor()
     holder.execute(PAGED_QUERY)
+    seen: list[dict] = []
+    waiter = connect(stack, tokens["bob"]).cursor(stats_callback=seen.append)
+
+    def wait_and_run() -> list:
+        waiter.execute("SELECT 2")
+        return waiter.fetchall()
+
     with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(run, stack, tokens["bob"], "SELECT 2")
+        waiting = pool.submit(wait_and_run)
         deadline = time.monotonic() + 30
-        while usage(admin, "bob")["queued"] != 1:
+        while not seen:
             assert time.monotonic() < deadline, "the second query never showed as queued"
             time.sleep(0.1)
+        assert usage(admin, "bob")["queued"] == 1
         assert not waiting.done()
         holder.fetchall()  # the first query ends: the queued one takes its slot
         assert waiting.result(timeout=60) == [[2]]
+    # What the client saw (the trino client, as the %%sql magic uses it): QUEUED with
+    # the reason while it waited, then Trino's own pages.
+    assert seen[0]["state"] == "QUEUED" and seen[0]["queued"] is True
+    assert seen[0][QUEUE_REASON_KEY] == (
+        "Queued: waiting for your only concurrent query slot (1 in use); yours is next."
+    )
+    assert seen[-1]["state"] == "FINISHED"
+    settled_usage(admin, "bob")
+
+
+def test_the_trino_cli_waits_through_queued_pages_then_prints_the_result(
+    stack, tokens, admin, policy
+):
+    policy("user", "bob", concurrent_queries=1, queued_queries=5)
+    holder = connect(stack, tokens["bob"]).cursor()
+    holder.execute(PAGED_QUERY)
+    command = [
+        str(find_java() / "bin" / "java"),
+        "-jar",
+        str(ensure_trino_cli()),
+        "--server",
+        stack.settings["gateway_https_url"],
+        "--user",
+        "bob",
+        "--password",
+        "--truststore-path",
+        stack.settings["gateway_ca_file"],
+        "--output-format",
+        "CSV",
+        "--execute",
+        "SELECT 'the cli waited'",
+    ]
+    env = {**os.environ, "TRINO_PASSWORD": tokens["bob"]}
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as cli:
+        try:
+            deadline = time.monotonic() + 60
+            while usage(admin, "bob")["queued"] != 1:
+                assert cli.poll() is None, cli.stderr.read()
+                assert time.monotonic() < deadline, "the CLI's query never showed as queued"
+                time.sleep(0.2)
+            holder.fetchall()  # the first query ends: the CLI's takes its slot
+            out, err = cli.communicate(timeout=120)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+    assert cli.returncode == 0, err
+    assert out.decode().strip() == '"the cli waited"'
+    settled_usage(admin, "bob")
+
+
+def test_cancelling_a_queued_query_frees_its_place_and_is_audited(stack, tokens, admin, policy):
+    policy("user", "bob", concurrent_queries=1, queued_queries=1)
+    gateway = stack.settings["gateway_url"]
+    holder = connect(stack, tokens["bob"]).cursor()
+    holder.execute(PAGED_QUERY)
+    try:
+        page = submit(gateway, tokens["bob"], "SELECT 'queued then cancelled'")
+        assert page["stats"]["state"] == "QUEUED"
+        assert page["nextUri"].startswith(f"{gateway}/v1/dh-queued/{page['id']}/")
+        # The queue (one place) is full...
+        assert "and 1 of 1 queued" in refusal(stack, tokens["bob"]).message
+        # ...until the client cancels the queued query, as every Trino client does.
+        r = requests.delete(
+            page["nextUri"], headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=30
+        )
+        assert r.status_code == 204
+        assert usage(admin, "bob")["queued"] == 0
+        record = audited(stack, tokens["bob"], page["id"])
+        assert (record["state"], record["sql"]) == ("CANCELED", "SELECT 'queued then cancelled'")
+        # Its place is free: the next query queues rather than being refused.
+        again = submit(gateway, tokens["bob"])
+        assert again["stats"]["state"] == "QUEUED"
+        requests.delete(
+            again["nextUri"], headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=30
+        )
+        # The wait URI is bob's alone.
+        r = requests.get(
+            again["nextUri"], headers={"Authorization": f"Bearer {tokens['dave']}"}, timeout=30
+        )
+        assert r.status_code == 403
+    finally:
+        holder.cancel()
+    settled_usage(admin, "bob")
+
+
+@pytest.fixture
+def quick_queue(stack, tmp_path):
+    """A second gateway on the stack's Trino whose queue gives up quickly: a queued query
+    loses its place after 2 s without a poll and is refused after 3 s of waiting."""
+    config = Config()
+    config.QuotaManager.queue_lease_seconds = 2
+    config.QuotaManager.max_queue_wait = 3
+    config.QuotaManager.poll_interval = 0.5
+    gateway = BackgroundGateway(
+        config=config,
+        clusters=[{**stack.settings["clusters"][0], "name": "quick"}],
+        store_url=f"sqlite:///{tmp_path / 'quick.sqlite'}",
+        secret="ab" * 16,
+        identity_resolver_class=resolver_for({"bob-token": user_token("bob", "analysts")}),
+        reconcile_interval=0,
+    )
+    limits = {"concurrent_queries": 1, "queued_queries": 1}
+    storage.set_policy(
+        gateway.service.store, "user", "bob", limits, "tests", dt.datetime.now(dt.UTC)
+    )
+    deadline = time.monotonic() + 30
+    while not all(s.healthy for s in gateway.service.monitor.statuses.values()):
+        assert time.monotonic() < deadline, "the second gateway never saw Trino healthy"
+        time.sleep(0.1)
+    yield gateway
+    gateway.close()
+
+
+def test_a_queued_query_whose_client_goes_away_loses_its_place(stack, quick_queue):
+    holder = connect_to(quick_queue).cursor()
+    holder.execute(PAGED_QUERY)
+    try:
+        abandoned = submit(quick_queue.url, "bob-token", "SELECT 'abandoned'")
+        assert abandoned["stats"]["state"] == "QUEUED"
+        # The queue is full while the abandoned query holds its place...
+        assert "and 1 of 1 queued" in queue_refusal(quick_queue)
+        # ...and free once its client has not asked for it for the queue lease (2 s).
+        time.sleep(2.5)
+        newcomer = submit(quick_queue.url, "bob-token")
+        assert newcomer["stats"]["state"] == "QUEUED"
+        # The client that went away hears why when it comes back.
+        r = requests.get(
+            abandoned["nextUri"], headers={"Authorization": "Bearer bob-token"}, timeout=30
+        )
+        error = r.json()["error"]
+        assert error["errorName"] == "QUEUED_QUERY_EXPIRED"
+        assert error["message"] == (
+            "This query lost its place in your queue: its client did not ask for it for "
+            "2 s; run it again."
+        )
+        requests.delete(
+            newcomer["nextUri"], headers={"Authorization": "Bearer bob-token"}, timeout=30
+        )
+    finally:
+        holder.cancel()
+
+
+def test_a_queued_query_is_refused_after_max_queue_wait_with_the_message(stack, quick_queue):
+    holder = connect_to(quick_queue).cursor()
+    holder.execute(PAGED_QUERY)
+    try:
+        cursor = connect_to(quick_queue).cursor()
+        with pytest.raises(trino.exceptions.TrinoQueryError) as info:
+            cursor.execute("SELECT 'too patient'")
+    finally:
+        holder.cancel()
+    error = info.value
+    assert error.error_name == "QUOTA_EXCEEDED"
+    assert error.message.startswith(
+        "QuotaExceeded: 1 of 1 concurrent queries still running after this one waited "
+    )
+    assert error.message.endswith(
+        " s in your queue; run it again when one finishes, or ask your DataHub admin for more."
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        record = quick_queue.call(
+            quick_queue.service.audit.run(lambda db: records.get_query(db, error.query_id))
+        )
+        if record is not None:
+            break
+        assert time.monotonic() < deadline, "the refusal was never audited"
+        time.sleep(0.2)
+    assert (record["state"], record["sql"]) == ("REJECTED", "SELECT 'too patient'")
+
+
+def connect_to(gateway: BackgroundGateway) -> trino.dbapi.Connection:
+    return trino.dbapi.connect(
+        host="127.0.0.1",
+        port=gateway.port,
+        http_scheme="http",
+        auth=trino.auth.JWTAuthentication("bob-token"),
+        allow_insecure_auth=True,
+    )
+
+
+def queue_refusal(gateway: BackgroundGateway) -> str:
+    with pytest.raises(trino.exceptions.TrinoQueryError) as info:
+        connect_to(gateway).cursor().execute("SELECT 1")
+    return info.value.message
 
 
 # ------------------------------------------------------------------ daily limits

@@ -189,7 +189,8 @@ def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gate
             {"name": "contractors", "groups": ["contractors"], "routing_group": "etl"},
             {"name": "scratch", "catalogs": ["memory"], "routing_group": "etl"},
         ],
-        routing_group_access={"etl": {"users": ["alice"]}},
+        # Rules do not grant access: dave (a contractor) may use etl too.
+        routing_group_access={"etl": {"users": ["alice"], "groups": ["contractors"]}},
     )
     assert cluster_of(gateway) == "a"
     assert cluster_of(gateway, source="airflow") == "b"
@@ -215,9 +216,11 @@ def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gate
 
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
         run(gateway, "SELECT 1", token="bob-token", hint="etl")
-    assert e.value.error_name == "ROUTING_GROUP_NOT_ALLOWED"
+    # The quota policy decides (routing_group_access is its configured default).
+    assert e.value.error_name == "QUOTA_EXCEEDED"
     assert e.value.message == (
-        "You may not use routing group 'etl'; you may use: adhoc. Ask an admin for access."
+        "QuotaExceeded: routing group 'etl' is not in your quota (yours: adhoc); "
+        "ask your DataHub admin for access."
     )
     rejected = record(gateway, e.value.query_id)
     assert (rejected["state"], rejected["user"], rejected["cluster"]) == ("REJECTED", "bob", None)

@@ -17,7 +17,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from datahub.quotas import counters, storage
-from datahub.quotas.admission import AdmissionController, QuotaRefused
+from datahub.quotas.admission import (
+    AdmissionController,
+    QuotaPlaceLost,
+    QuotaQueued,
+    QuotaRefused,
+    Ticket,
+)
 from datahub.quotas.counters import Rules
 from datahub.quotas.days import UsageDays
 from datahub.quotas.manager import QuotaManager
@@ -150,6 +156,21 @@ def test_a_full_queue_refuses_with_the_counts(store):
     assert storage.user_usage(store, "busy", T0.date(), T0)["refused"] == 1
 
 
+async def run_when_admitted(controller: AdmissionController, user: str, groups=()) -> Ticket:
+    """Admit a query the way the gateway does: a queued one asks again until its turn."""
+    try:
+        return await controller.admit(user, groups, request={"sql": "SELECT 1"})
+    except QuotaQueued as queued:
+        slot_id = queued.slot_id
+    while True:
+        try:
+            ticket, request = await controller.recheck(user, groups, slot_id)
+        except QuotaQueued:
+            continue
+        assert request == {"sql": "SELECT 1"}
+        return ticket
+
+
 def test_async_admission_never_runs_more_than_the_limit_and_loses_nothing(store):
     set_user(store, "crowd", concurrent_queries=3, queued_queries=50)
     controller = AdmissionController(store, rules(), poll_interval=0.05)
@@ -157,7 +178,7 @@ def test_async_admission_never_runs_more_than_the_limit_and_loses_nothing(store)
 
     async def query(i: int) -> None:
         nonlocal running, peak
-        ticket = await controller.admit("crowd", ["analysts"])
+        ticket = await run_when_admitted(controller, "crowd", ["analysts"])
         running += 1
         peak = max(peak, running)
         await asyncio.sleep(0.02)
@@ -180,48 +201,90 @@ def test_async_admission_never_runs_more_than_the_limit_and_loses_nothing(store)
     assert (usage["running"], usage["queued"]) == (0, 0)
 
 
-def test_a_waiter_that_goes_away_gives_its_place_up(store):
-    set_user(store, "gone", concurrent_queries=1, queued_queries=5)
-    controller = AdmissionController(store, rules(), poll_interval=0.05)
-
-    async def main() -> None:
-        first = await controller.admit("gone", [])
-        waiter = asyncio.create_task(controller.admit("gone", []))
-        await asyncio.sleep(0.2)
-        waiter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiter
-        await controller.finish(first)
-
+def test_a_queued_query_says_why_and_keeps_its_request_until_its_turn(store):
+    set_user(store, "why", concurrent_queries=1, queued_queries=5)
+    r = rules()
+    first = counters.enqueue(store, "why", [], r, T0)
+    second = counters.enqueue(store, "why", [], r, T0, request={"sql": "SELECT 2"})
+    third = counters.enqueue(store, "why", [], r, T0, request={"sql": "SELECT 3"})
+    controller = AdmissionController(store, r, clock=lambda: T0, poll_interval=0.01)
     try:
-        asyncio.run(main())
+        with pytest.raises(QuotaQueued) as info:
+            asyncio.run(controller.recheck("why", [], third.slot_id))
+        assert info.value.message == (
+            "Queued: waiting for your only concurrent query slot (1 in use); "
+            "1 of your queries ahead of it."
+        )
+        counters.release(store, "why", first.slot_id, r, T0)
+        assert counters.withdraw(store, "why", second.slot_id) == {"sql": "SELECT 2"}
+        ticket, request = asyncio.run(controller.recheck("why", [], third.slot_id))
+        assert (ticket.slot_id, request) == (third.slot_id, {"sql": "SELECT 3"})
+        # Only one request ever takes a queued query out of the queue.
+        with pytest.raises(QuotaPlaceLost):
+            asyncio.run(controller.recheck("why", [], third.slot_id))
     finally:
         controller.close()
-    now = dt.datetime.now(dt.UTC)
-    usage = storage.user_usage(store, "gone", controller.rules.days.day_of(now), now)
-    assert (usage["running"], usage["queued"], usage["queries"]) == (0, 0, 1)
 
 
-def test_a_query_queued_longer_than_the_gateway_holds_a_submission_is_refused(store):
+def test_a_queued_query_whose_client_stops_asking_loses_its_place(store):
+    set_user(store, "gone", concurrent_queries=1, queued_queries=1)
+    r = rules(queue_lease=dt.timedelta(seconds=30))
+    first = counters.enqueue(store, "gone", [], r, T0)
+    abandoned = counters.enqueue(store, "gone", [], r, T0, request={"sql": "SELECT 1"})
+    assert abandoned.status == "queued"
+    # Asked for within the lease, it keeps its place (and the queue is full).
+    at = T0 + dt.timedelta(seconds=20)
+    assert counters.poll(store, "gone", [], abandoned.slot_id, r, at).status == "queued"
+    assert counters.enqueue(store, "gone", [], r, at).status == "refused"
+    # 30 s without a poll: its place is free for the next query, and it is gone.
+    later = at + dt.timedelta(seconds=31)
+    newcomer = counters.enqueue(store, "gone", [], r, later, request={"sql": "SELECT 2"})
+    assert (newcomer.status, newcomer.position) == ("queued", 1)
+    assert counters.poll(store, "gone", [], abandoned.slot_id, r, later).status == "gone"
+    counters.release(store, "gone", first.slot_id, r, later)
+    assert counters.poll(store, "gone", [], newcomer.slot_id, r, later).status == "running"
+
+
+def test_withdrawing_a_queued_query_frees_its_place_and_returns_its_request(store):
+    set_user(store, "quit", concurrent_queries=1, queued_queries=1)
+    r = rules()
+    counters.enqueue(store, "quit", [], r, T0)
+    queued = counters.enqueue(store, "quit", [], r, T0, request={"sql": "SELECT 9"})
+    assert counters.enqueue(store, "quit", [], r, T0).status == "refused"
+    assert counters.withdraw(store, "quit", queued.slot_id) == {"sql": "SELECT 9"}
+    assert counters.withdraw(store, "quit", queued.slot_id) is None
+    assert counters.enqueue(store, "quit", [], r, T0).status == "queued"
+
+
+def test_a_query_queued_longer_than_max_queue_wait_is_refused(store):
     set_user(store, "patient", concurrent_queries=1, queued_queries=5)
-    controller = AdmissionController(store, rules(), poll_interval=0.05, max_wait=0.3)
+    clock = Clock()
+    r = rules(max_queue_wait=dt.timedelta(seconds=300), queue_lease=dt.timedelta(minutes=10))
+    controller = AdmissionController(store, r, clock=clock, poll_interval=0.01)
 
     async def main() -> None:
         first = await controller.admit("patient", [])
-        with pytest.raises(QuotaRefused) as info:
-            await controller.admit("patient", [])
-        assert info.value.message == (
+        with pytest.raises(QuotaQueued) as info:
+            await controller.admit("patient", [], request={"sql": "SELECT 2"})
+        slot_id = info.value.slot_id
+        clock.advance(seconds=299)
+        with pytest.raises(QuotaQueued):
+            await controller.recheck("patient", [], slot_id)
+        clock.advance(seconds=1)
+        with pytest.raises(QuotaRefused) as refused:
+            await controller.recheck("patient", [], slot_id)
+        assert refused.value.message == (
             "QuotaExceeded: 1 of 1 concurrent queries still running after this one waited "
-            f"0 s in your queue; run it again when one finishes, or ask {ADMINS} for more."
+            f"300 s in your queue; run it again when one finishes, or ask {ADMINS} for more."
         )
+        assert refused.value.request == {"sql": "SELECT 2"}
         await controller.finish(first)
 
     try:
         asyncio.run(main())
     finally:
         controller.close()
-    now = dt.datetime.now(dt.UTC)
-    usage = storage.user_usage(store, "patient", controller.rules.days.day_of(now), now)
+    usage = storage.user_usage(store, "patient", clock().date(), clock())
     assert (usage["running"], usage["queued"], usage["refused"]) == (0, 0, 1)
 
 

@@ -12,8 +12,10 @@ from datahub.gateway.hooks import (
     HookChain,
     QueryHooks,
     QueryInfo,
+    QueryQueued,
     QueryRefused,
     QueryStats,
+    Resumed,
     Submission,
 )
 from datahub.identity import Identity
@@ -106,3 +108,70 @@ def test_the_base_hooks_do_nothing():
     assert run(hooks.admit(ALICE, SUBMISSION)) is None
     assert run(hooks.on_progress(ALICE, query(), QueryStats("RUNNING"))) is None
     assert run(hooks.finished(ALICE, query(), "FINISHED", QueryStats("FINISHED"))) is None
+
+
+class Queueing(QueryHooks):
+    """Queues every query once; keeps the submission with its place, as hooks must."""
+
+    def __init__(self, calls, *, refuse_later=False):
+        self.calls, self.refuse_later, self.kept = calls, refuse_later, {}
+
+    async def admit(self, identity, submission):
+        self.calls.append(("queue", "admit"))
+        self.kept["7"] = submission.to_data()
+        raise QueryQueued("Queued: one ahead of you.", "7", waited=0.5)
+
+    async def recheck(self, identity, place):
+        self.calls.append(("queue", "recheck"))
+        submission = Submission.from_data(self.kept.pop(place))
+        if self.refuse_later:
+            raise QueryRefused("waited too long", submission=submission)
+        return Resumed(submission, Admission(note="waited", data={"queue": place}))
+
+    async def withdraw(self, identity, place):
+        self.calls.append(("queue", "withdraw"))
+        return Submission.from_data(self.kept.pop(place))
+
+
+def test_a_queued_query_resumes_after_the_hooks_that_admitted_it_and_runs_the_rest():
+    calls = []
+    chain = HookChain(
+        [Recorder("a", calls), Queueing(calls), Recorder("b", calls)], logging.getLogger()
+    )
+    with pytest.raises(QueryQueued) as queued:
+        run(chain.admit(ALICE, SUBMISSION))
+    assert (queued.value.reason, queued.value.place, queued.value.waited) == (
+        "Queued: one ahead of you.",
+        "1-7",
+        0.5,
+    )
+    resumed = run(chain.recheck(ALICE, queued.value.place))
+    assert resumed.submission == SUBMISSION
+    assert resumed.admission == Admission(
+        note="a ok; waited; b ok", data={"a": 1, "queue": "7", "b": 1}
+    )
+    assert calls == [("a", "admit"), ("queue", "admit"), ("queue", "recheck"), ("b", "admit")]
+
+
+@pytest.mark.parametrize("withdraw", [True, False])
+def test_a_queued_query_that_never_runs_finishes_the_hooks_that_admitted_it(withdraw):
+    calls = []
+    chain = HookChain(
+        [Recorder("a", calls), Queueing(calls, refuse_later=not withdraw)], logging.getLogger()
+    )
+    with pytest.raises(QueryQueued) as queued:
+        run(chain.admit(ALICE, SUBMISSION))
+    if withdraw:
+        assert run(chain.withdraw(ALICE, queued.value.place)).sql == "SELECT 1"
+        assert calls[-1] == ("a", "finished", "CANCELED")
+    else:
+        with pytest.raises(QueryRefused):
+            run(chain.recheck(ALICE, queued.value.place))
+        assert calls[-1] == ("a", "finished", "REJECTED")
+
+
+def test_a_place_the_chain_never_gave_is_refused():
+    chain = HookChain([Recorder("a", [])], logging.getLogger())
+    for place in ("5-1", "x-1", "0-"):
+        with pytest.raises(QueryRefused, match="unknown to DataHub"):
+            run(chain.recheck(ALICE, place))

@@ -376,3 +376,79 @@ def test_a_final_page_is_never_skipped():
     final = json.dumps({"id": "q1", "stats": {"state": "FINISHED"}}).encode()
     assert not protocol.carries_nothing(final, [])
     assert not protocol.carries_nothing(b"not json", [])
+
+
+# ------------------------------------------------------------------ queued queries
+
+
+def test_a_queued_uri_is_signed_for_its_user_and_parses_back():
+    uri = SIGNER.queued_uri(GATEWAY, "alice", "datahub_0123456789abcdef0123", "0-17")
+    path = uri.removeprefix(GATEWAY)
+    assert path.startswith(protocol.QUEUED_PREFIX + "datahub_0123456789abcdef0123/0-17/")
+    queued = protocol.parse_queued(path)
+    assert (queued.query_id, queued.place) == ("datahub_0123456789abcdef0123", "0-17")
+    assert SIGNER.verify_queued(queued, "alice")
+    assert not SIGNER.verify_queued(queued, "bob")
+    other = protocol.Queued(queued.query_id, "0-18", queued.signature)
+    assert not SIGNER.verify_queued(other, "alice")
+
+
+def test_a_queued_signature_never_passes_as_a_follow_up_signature():
+    queued = protocol.parse_queued(
+        SIGNER.queued_uri("", "alice", "datahub_0123456789abcdef0123", "0-17")
+    )
+    assert not SIGNER.verify("~queued", "alice", "/v1/statement/queued/x", queued.signature)
+    assert SIGNER.sign("~queued", "alice", "datahub_0123456789abcdef0123/0-17") == (
+        queued.signature
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/dh-queued/datahub_0123456789abcdef0123/0-17",
+        "/v1/dh-queued/20260101_000000_00001_abcde/0-17/" + "a" * 22,
+        "/v1/dh-queued/datahub_0123456789abcdef0123/../" + "a" * 22,
+        "/v1/dh-queued/datahub_0123456789abcdef0123/0-17/" + "a" * 22 + "/x",
+    ],
+)
+def test_malformed_queued_uris_are_refused(path):
+    with pytest.raises(FollowupError):
+        protocol.parse_queued(path)
+
+
+def test_a_queued_page_is_a_trino_queued_page_with_the_reason():
+    body = protocol.queued_page(
+        "datahub_0123456789abcdef0123", "http://gw/info", "http://gw/next", "Queued: why.", 1500
+    )
+    status = _process(body)
+    assert (status.id, status.next_uri, status.info_uri) == (
+        "datahub_0123456789abcdef0123",
+        "http://gw/next",
+        "http://gw/info",
+    )
+    assert status.stats["state"] == "QUEUED" and status.stats["queued"] is True
+    assert status.stats[protocol.QUEUE_REASON_KEY] == "Queued: why."
+    assert status.stats["elapsedTimeMillis"] == 1500
+    assert status.rows == [] and status.columns is None
+
+
+def test_session_headers_keep_what_trino_needs_and_never_identity():
+    kept = protocol.session_headers(
+        [
+            ("Authorization", "Bearer t"),
+            ("X-Trino-User", "mallory"),
+            ("X-Trino-Catalog", "tpch"),
+            ("X-Trino-Session", "a=1"),
+            ("X-Trino-Session", "b=2"),
+            ("Cookie", "x"),
+            ("User-Agent", "trino-python"),
+            ("X-Trino-Query-Data-Encoding", "json"),
+        ]
+    )
+    assert kept == [
+        ("X-Trino-Catalog", "tpch"),
+        ("X-Trino-Session", "a=1"),
+        ("X-Trino-Session", "b=2"),
+        ("User-Agent", "trino-python"),
+    ]

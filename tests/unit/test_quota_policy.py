@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from datahub.gateway.routing import Router
 from datahub.quotas import messages
 from datahub.quotas.admission import per_query_violation
+from datahub.quotas.counters import Rules
 from datahub.quotas.days import UsageDays
 from datahub.quotas.policy import (
     LIMITS,
@@ -222,6 +224,44 @@ def test_the_queue_refusal_says_how_many_run_and_wait():
     )
     assert "no queueing allowed" in messages.queue_full(1, 1, 0, 0, ADMINS)
     assert "allows no queries" in messages.queue_full(0, 0, 0, 5, ADMINS)
+
+
+def test_a_queued_query_hears_why_it_waits():
+    assert messages.waiting(3, 3, 3) == (
+        "Queued: waiting for one of your 3 concurrent query slots (3 in use); "
+        "2 of your queries ahead of it."
+    )
+    assert messages.waiting(1, 1, 1) == (
+        "Queued: waiting for your only concurrent query slot (1 in use); yours is next."
+    )
+
+
+def test_routing_group_access_is_the_configured_default_that_policies_override():
+    router = Router.from_config(
+        {"a-1": "adhoc", "e-1": "etl"}, [], "adhoc", {"etl": {"groups": ["engineers"]}}
+    )
+    rules = Rules(
+        days=UsageDays(),
+        configured={"concurrent_queries": 5},
+        contact=ADMINS,
+        routing_access=router.allowed_groups,
+    )
+    configured = rules.configured_for("bob", ("analysts",))
+    assert configured == {"concurrent_queries": 5, "routing_groups": ("adhoc",)}
+    assert rules.configured_for("dan", ("engineers",))["routing_groups"] == ("adhoc", "etl")
+    by_default = effective_policy("bob", ("analysts",), [], configured)
+    assert (by_default["routing_groups"], by_default.sources["routing_groups"]) == (
+        ("adhoc",),
+        "configuration",
+    )
+    granted = Policy("group", "analysts", {"routing_groups": ("adhoc", "etl")})
+    policy = effective_policy("bob", ("analysts",), [granted], configured)
+    assert (policy["routing_groups"], policy.sources["routing_groups"]) == (
+        ("adhoc", "etl"),
+        "group analysts",
+    )
+    without = Rules(days=UsageDays(), configured={"concurrent_queries": 5}, contact=ADMINS)
+    assert without.configured_for("bob", ()) == {"concurrent_queries": 5}
 
 
 def test_the_cancel_message_says_what_the_query_used_and_the_limit():

@@ -1,4 +1,5 @@
-"""Routing decisions: hints, rules, the hook, access to routing groups, catalogs read."""
+"""Routing decisions: hints, rules, the hook, configured access to routing groups,
+catalogs read."""
 
 from __future__ import annotations
 
@@ -59,11 +60,13 @@ def test_rules_match_source_group_tags_and_catalogs_in_order():
     assert route(source="airflow", groups=("contractors",)).reason == "rule:jobs"
 
 
-def test_a_hint_picks_an_allowed_routing_group():
+def test_a_hint_picks_a_routing_group_and_whether_one_may_use_it_is_the_quotas_call():
     decision = route(user="alice", hint="etl")
     assert (decision.routing_group, decision.reason) == ("etl", "hint")
-    assert route(user="dan", groups=("engineers",), hint="etl").routing_group == "etl"
-    assert route(hint="sandbox").routing_group == "sandbox"  # not restricted
+    assert route(hint="sandbox").routing_group == "sandbox"
+    # bob has no access to etl by default, but the quota policy decides at admission
+    # (one place, one refusal sentence), where an admin's policy may grant it.
+    assert route(user="bob", hint="etl-1").routing_group == "etl"
 
 
 def test_a_hint_naming_a_cluster_pins_the_query_to_it():
@@ -75,18 +78,15 @@ def test_a_hint_naming_a_cluster_pins_the_query_to_it():
     )
 
 
-def test_asking_for_a_routing_group_one_may_not_use_is_a_clear_error():
-    with pytest.raises(RoutingError) as e:
-        route(user="bob", hint="etl")
-    assert e.value.message == (
-        "You may not use routing group 'etl'; you may use: adhoc, sandbox. Ask an admin for access."
-    )
-    assert e.value.error[0] == "ROUTING_GROUP_NOT_ALLOWED"
-    with pytest.raises(RoutingError, match="may not use routing group 'etl'"):
-        route(user="bob", hint="etl-1")  # nor a cluster of it
+def test_routing_group_access_gives_each_user_their_configured_routing_groups():
+    r = router()
+    assert r.allowed_groups("bob", ()) == ["adhoc", "sandbox"]  # etl is listed, not for bob
+    assert r.allowed_groups("alice", ()) == ["adhoc", "etl", "sandbox"]
+    assert r.allowed_groups("dan", ("engineers",)) == ["adhoc", "etl", "sandbox"]
+    assert router(access={}).allowed_groups("bob", ()) == ["adhoc", "etl", "sandbox"]
 
 
-def test_an_unknown_hint_lists_what_one_may_use():
+def test_an_unknown_hint_lists_the_routing_groups():
     with pytest.raises(RoutingError) as e:
         route(user="alice", hint="gpu")
     assert e.value.message == (

@@ -26,6 +26,14 @@ def test_progress_line_has_state_splits_rows_bytes_time_cluster_and_query():
     assert format_progress({"state": "QUEUED"}, 0.1) == "QUEUED · 0 rows · 0 B · 0.10 s"
 
 
+def test_a_query_in_the_quota_queue_shows_the_gateways_reason():
+    reason = "Queued: waiting for one of your 3 concurrent query slots (3 in use)"
+    line = format_progress({"state": "QUEUED", "datahubQueueReason": reason}, 4.2)
+    assert line.startswith(reason + " · ") and "4" in line.split(" · ")[1]
+    # Queued on Trino itself (no reason from the gateway): the usual line.
+    assert format_progress({"state": "QUEUED"}, 1).startswith("QUEUED · ")
+
+
 def test_trinos_own_percentage_wins_over_splits():
     assert "42% of 10 splits" in format_progress({**STATS, "progressPercentage": 42.0}, 1)
 
