@@ -10,6 +10,12 @@ A request carries a JupyterHub API token in its ``Authorization`` header:
 The hub says whom the token belongs to (``HubAuth.user_for_token``, cached) and which
 scopes it carries; the token must carry the gateway's access scope
 (``access:services!service=<service name>``), and service tokens are refused.
+
+Acting as another user: a hub admin's request may carry ``X-DataHub-Act-As: <user>``
+(what ``%%sql --as USER`` sends). It is only ever a request: it takes effect when the
+service allows it (``DataHubService.allow_admin_act_as``), the token's owner is a hub
+admin, and the hub knows the user. The Identity is then that user's (name and groups
+from the hub), with ``acting_admin`` naming the admin, so the audit records both.
 """
 
 from __future__ import annotations
@@ -17,15 +23,18 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
+import httpx
 from jupyterhub.services.auth import HubAuth, check_scopes
 from tornado.web import HTTPError
 from traitlets import Instance, Set, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .names import normalize_username  # noqa: F401 - re-exported for the gateway
+from .names import normalize_username, username_problem
 
 Via = Literal["token", "basic"]
 
@@ -35,13 +44,16 @@ class Identity:
     """A hub user as the gateway knows them.
 
     ``via`` records how the token was presented ("token" for Bearer/token, "basic"
-    for user name and token as password), for the logs.
+    for user name and token as password), for the logs. ``acting_admin`` names the hub
+    admin whose token sent the request when they act as this user (see the module
+    docstring); it is None when users act as themselves.
     """
 
     name: str
     groups: tuple[str, ...] = ()
     admin: bool = False
     via: Via = "token"
+    acting_admin: str | None = None
 
 
 class AuthError(Exception):
@@ -81,6 +93,61 @@ INVALID_TOKEN = (
     "Your DataHub token is invalid or expired; create a new token on the hub's "
     "token page (or restart your server) and try again."
 )
+
+
+#: The request header with which a hub admin asks to act as another user.
+ACT_AS_HEADER = "X-DataHub-Act-As"
+
+ACT_AS_OFF = "Acting as another user is turned off on this DataHub; ask an admin."
+ACT_AS_ADMINS_ONLY = (
+    "Only DataHub administrators may act as another user; run the query as yourself."
+)
+
+
+def unknown_user(name: str) -> str:
+    """The sentence for acting as a user the hub does not know."""
+    shown = name.strip()[:64]
+    return (
+        f"There is no DataHub user {shown!r} to act as; check the name (people become "
+        "DataHub users when they first sign in)."
+    )
+
+
+def act_as_target(actor: Identity, requested: str | None, *, allowed: bool) -> str | None:
+    """The user *actor* asks to act as (normalised), or None to act as themselves.
+
+    *requested* is the ``X-DataHub-Act-As`` value (None or blank: not asked; the
+    actor's own name: nothing to do). Raises AuthError (403) when the service does not
+    allow acting (*allowed*), the actor is not a hub admin, or the name cannot be a user.
+    """
+    if requested is None or not requested.strip():
+        return None
+    name = normalize_username(requested)
+    if name == normalize_username(actor.name):
+        return None
+    if not allowed:
+        raise AuthError(ACT_AS_OFF, status=403)
+    if not actor.admin:
+        raise AuthError(ACT_AS_ADMINS_ONLY, status=403)
+    if username_problem(name):
+        raise AuthError(unknown_user(requested), status=403)
+    return name
+
+
+def acting_identity(actor: Identity, name: str, model: Mapping[str, Any] | None) -> Identity:
+    """The Identity of user *name* (the hub's *model* of them) with *actor* acting.
+
+    Raises AuthError (403) when the hub has no such user.
+    """
+    if not model or model.get("kind", "user") != "user" or not model.get("name"):
+        raise AuthError(unknown_user(name), status=403)
+    return Identity(
+        name=model["name"],
+        groups=tuple(model.get("groups") or ()),
+        admin=bool(model.get("admin")),
+        via=actor.via,
+        acting_admin=actor.name,
+    )
 
 
 def parse_authorization(header: str | None) -> Credentials:
@@ -174,6 +241,42 @@ class IdentityResolver(LoggingConfigurable):
                 "The hub could not check your token right now; try again shortly or ask an admin."
             ) from None
 
+    async def hub_user(self, name: str) -> dict[str, Any] | None:
+        """The hub's model of user *name* (name, admin, groups), or None if there is none.
+
+        Asked with the service's own token, which needs the scopes read:users:name and
+        read:users:groups (the "datahub-users" role in jupyterhub_config.py); answers
+        are cached like token checks (HubAuth.cache_max_age); "no such user" is not, so a
+        user who signs in for the first time can be acted as at once.
+        """
+        key = f"datahub-user:{name}"
+        cache = self.hub_auth.cache
+        if key in cache:
+            return cache[key]
+        url = f"{self.hub_auth.api_url.rstrip('/')}/users/{quote(name, safe='')}"
+        headers = {"Authorization": f"token {self.hub_auth.api_token}"}
+        unavailable = IdentityUnavailable(
+            "The hub could not tell who that user is right now; try again shortly or ask an admin."
+        )
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await client.get(url, headers=headers)
+        except httpx.HTTPError as e:
+            self.log.error("Could not ask the hub about user %s: %s", name, e)
+            raise unavailable from None
+        model = response.json() if response.status_code == 200 else None
+        if response.status_code != 404 and not (isinstance(model, dict) and "groups" in model):
+            self.log.error(
+                "The hub answered %d to GET users/%s without the user's groups: the DataHub "
+                "service needs the scopes read:users:name and read:users:groups (load_roles)",
+                response.status_code,
+                name,
+            )
+            raise unavailable
+        if model is not None:
+            cache[key] = model
+        return model
+
     def _has_required_scope(self, model: dict[str, Any]) -> bool:
         scopes = set(model.get("scopes") or ())
         try:
@@ -183,12 +286,27 @@ class IdentityResolver(LoggingConfigurable):
             self.log.warning("Unparsable scopes for %s: %s", model.get("name"), e)
             return False
 
-    async def resolve(self, authorization: str | None) -> Identity:
-        """The Identity for an ``Authorization`` header value.
+    async def resolve(
+        self,
+        authorization: str | None,
+        act_as: str | None = None,
+        *,
+        allow_act_as: bool = False,
+    ) -> Identity:
+        """The Identity for an ``Authorization`` header value (and ``X-DataHub-Act-As``
+        value *act_as*, honoured only with *allow_act_as* and an admin's token).
 
         Raises AuthError (401/403) if it does not identify a hub user allowed to use
-        the gateway, IdentityUnavailable if the hub cannot be asked.
+        the gateway (or to act as *act_as*), IdentityUnavailable if the hub cannot be
+        asked.
         """
+        actor = await self._token_owner(authorization)
+        target = act_as_target(actor, act_as, allowed=allow_act_as)
+        if target is None:
+            return actor
+        return acting_identity(actor, target, await self.hub_user(target))
+
+    async def _token_owner(self, authorization: str | None) -> Identity:
         credentials = parse_authorization(authorization)
         model = await self.user_model(credentials.token)
         if not model:

@@ -4,8 +4,9 @@ The DataHub service serves, with the same hub token the queries use
 (``Authorization: Bearer <token>``):
 
 * ``GET {api}/queries?user=me&limit=N`` →
-  ``{"queries": [{"query_id", "user", "cluster", "state", "sql", "submitted", "finished",
-  "elapsed_ms", "rows", "error", "source"}]}``, newest first (times ISO-8601 UTC);
+  ``{"queries": [{"query_id", "user", "acting_admin", "cluster", "state", "sql",
+  "submitted", "finished", "elapsed_ms", "rows", "error", "source"}]}``, newest first
+  (times ISO-8601 UTC; ``acting_admin`` names the admin who ran it on the user's behalf);
 * ``GET {api}/clusters`` →
   ``{"clusters": [{"name", "routing_group", "healthy", "draining", "running", "queued"}]}``.
 
@@ -46,6 +47,7 @@ HISTORY_COLUMNS = [
     "query_id",
     "finished",
     "user",
+    "acting_admin",
     "source",
 ]
 CLUSTER_COLUMNS = ["name", "routing_group", "healthy", "draining", "running", "queued"]
@@ -140,6 +142,7 @@ def history_frame(queries: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "query_id": pd.array(get("query_id"), dtype="string"),
             "finished": _times(get("finished")),
             "user": pd.array(get("user"), dtype="string"),
+            "acting_admin": pd.array(get("acting_admin"), dtype="string"),
             "source": pd.array(get("source"), dtype="string"),
         },
         columns=HISTORY_COLUMNS,
@@ -229,6 +232,11 @@ def _table(
     return {"text/html": table, "text/plain": "\n".join(lines)}
 
 
+def run_by_note(acting_admin: Any) -> str:
+    """Marks a query an admin ran on the user's behalf (see ``%%sql --as``)."""
+    return "" if _missing(acting_admin) else f"[run by {acting_admin} (admin)] "
+
+
 def render_history(df: pd.DataFrame) -> dict[str, str]:
     """My recent queries as a compact table: when, state, time, rows, cluster, SQL."""
     if len(df) == 0:
@@ -244,7 +252,7 @@ def render_history(df: pd.DataFrame) -> dict[str, str]:
                 _duration(q.elapsed),
                 _count(q.rows),
                 _text(q.cluster),
-                sql_preview(q.sql),
+                run_by_note(q.acting_admin) + sql_preview(q.sql),
                 sql_preview(q.error, 60),
             ]
         )

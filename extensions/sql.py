@@ -16,8 +16,10 @@ progress :mod:`datahub.extensions.progress`, history and clusters
 
 from __future__ import annotations
 
+import ast
 import getpass
 import html
+import json
 import os
 import re
 import weakref
@@ -48,6 +50,7 @@ from datahub.extensions.statement import (
 )
 
 __all__ = [
+    "ACT_AS_HEADER",
     "ROUTING_HEADER",
     "PLOTLY_MIMETYPE",
     "SqlError",
@@ -61,6 +64,10 @@ __all__ = [
 
 #: Header the gateway reads to pick a routing group (cluster) for the query.
 ROUTING_HEADER = "X-DataHub-Routing-Group"
+#: Header with which a hub admin asks the gateway to run the query as another user
+#: (``datahub.identity.ACT_AS_HEADER``; not imported, which would load the hub's
+#: libraries into every kernel).
+ACT_AS_HEADER = "X-DataHub-Act-As"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 CHART_CHOICES = ("none", "auto", *charts.CHART_KINDS)
 
@@ -100,8 +107,8 @@ SENTENCE_ERRORS = frozenset(
     {
         "PERMISSION_DENIED",
         "QUOTA_EXCEEDED",
-        "ROUTING_GROUP_NOT_ALLOWED",
         "INVALID_ROUTING_GROUP",
+        "QUEUED_QUERY_EXPIRED",
         "NO_CLUSTER_AVAILABLE",
         "CLUSTER_UNREACHABLE",
         "HUB_UNAVAILABLE",
@@ -145,15 +152,28 @@ def _title(error_name: str | None) -> str:
 _HTTP_STATUS = re.compile(r"error (\d{3})(?::\s*(.*))?", re.S)
 
 
+def _error_body_text(body: str) -> str:
+    """The text of an HTTP error body as the trino client quotes it (``b'...'``): the
+    message of a Trino-format error (the gateway's refusals), else the body itself."""
+    if body.startswith(("b'", 'b"')):
+        try:
+            body = ast.literal_eval(body).decode("utf-8", "replace")
+        except (ValueError, SyntaxError):
+            body = body[2:-1]
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, TypeError, KeyError):
+        return body
+    return message if isinstance(message, str) else body
+
+
 def _gateway_error(err: Exception, gateway_url: str) -> str:
     """A sentence for transport-level failures (HTTP status, unreachable gateway)."""
     text = str(err)
     m = _HTTP_STATUS.search(text)
     if m:
         status = int(m.group(1))
-        body = (m.group(2) or "").strip()
-        if body.startswith(("b'", 'b"')):
-            body = body[2:-1]
+        body = _error_body_text((m.group(2) or "").strip())
         if status == 401:
             return (
                 "The DataHub gateway refused your token; restart your server from the hub "
@@ -161,7 +181,7 @@ def _gateway_error(err: Exception, gateway_url: str) -> str:
             )
         detail = f": {body[:300]}" if body else "."
         if status == 403:
-            return f"The DataHub gateway refused the query (HTTP 403){detail}"
+            return f"The DataHub gateway refused the query{detail}"
         return f"The DataHub gateway answered HTTP {status}{detail}"
     if isinstance(err, trino.exceptions.TrinoConnectionError):
         return (
@@ -205,6 +225,11 @@ def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tup
         else:
             break
     return " ".join(opts), line[pos:].strip()
+
+
+def acting_note(act_as: str | None, user: str) -> str:
+    """What the summary says of a query an admin ran as another user ("" otherwise)."""
+    return f"as {act_as} (acting as admin {user})" if act_as else ""
 
 
 def _y_columns(values: Sequence[str] | None) -> list[str]:
@@ -268,6 +293,8 @@ def _footer(df: pd.DataFrame, info: dict[str, Any]) -> str:
         rows = f"showing {shown:,} of {rows}"
     parts = [rows, f"{len(df.columns)} column{'s' if len(df.columns) != 1 else ''}"]
     parts.append(human_seconds(info["elapsed"]))
+    if info.get("acting"):
+        parts.append(info["acting"])
     if info.get("cluster"):
         parts.append(f"cluster {info['cluster']}")
     if info.get("query_id"):
@@ -407,14 +434,19 @@ class SqlMagic(Magics, Configurable):
     # -- connection ---------------------------------------------------------------------
 
     def connection(
-        self, catalog: str | None = None, schema: str | None = None
+        self, catalog: str | None = None, schema: str | None = None, act_as: str | None = None
     ) -> trino.dbapi.Connection:
         """A client connection to the gateway; reused while the settings are the same so
-        session state (``USE``, ``SET SESSION``) carries from cell to cell."""
+        session state (``USE``, ``SET SESSION``) carries from cell to cell.
+
+        With *act_as*, every request (the statement and its follow-ups, which the gateway
+        authorises again) asks to run as that user; a separate connection, so its session
+        never mixes with your own.
+        """
         catalog = catalog or self.catalog
         schema = schema or self.schema
         token = str(self.token)
-        key = (self.gateway_url, self.user, token, self.source, catalog, schema)
+        key = (self.gateway_url, self.user, token, self.source, catalog, schema, act_as)
         conn = self._connections.get(key)
         if conn is None:
             url = urlparse(
@@ -434,6 +466,7 @@ class SqlMagic(Magics, Configurable):
                 source=self.source,
                 catalog=catalog,
                 schema=schema,
+                http_headers={ACT_AS_HEADER: act_as} if act_as else None,
             )
             self._connections[key] = conn
         return conn
@@ -476,6 +509,14 @@ class SqlMagic(Magics, Configurable):
         help="Routing group (cluster) the gateway should send the query to.",
     )
     @argument(
+        "--as",
+        dest="act_as",
+        metavar="USER",
+        help="Run the query as USER, under their groups, routing and quota (hub admins "
+        "only, where the DataHub allows it); recorded with you as the acting admin, and "
+        "USER sees it in their history.",
+    )
+    @argument(
         "--explain",
         action="store_true",
         help="Show Trino's plan for the query (EXPLAIN) instead of running it.",
@@ -493,9 +534,10 @@ class SqlMagic(Magics, Configurable):
         strings and comments are left alone.
 
         A plan (``--explain``, or a typed ``EXPLAIN``) is shown as text; ``-o`` keeps it
-        as a string. Also: ``%sql history [N]`` lists your last N queries,
-        ``%sql clusters`` the clusters and their health, ``%sql quota`` your quota and
-        today's usage. Defaults:
+        as a string. Hub admins can run a query as another user with ``--as USER`` where
+        the DataHub allows it (audited with both names; the user sees it). Also:
+        ``%sql history [N]`` lists your last N queries, ``%sql clusters`` the clusters
+        and their health, ``%sql quota`` your quota and today's usage. Defaults:
         ``%config SqlMagic.display_rows``, ``.catalog``, ``.schema``,
         ``.chart_point_budget``, ``.history_rows``.
         Interrupt the kernel to cancel a running query.
@@ -511,6 +553,11 @@ class SqlMagic(Magics, Configurable):
             raise UsageError(f"-o needs a Python variable name, not {args.out!r}")
         sub = parse_subcommand(rest, cell)
         if sub is not None:
+            if args.act_as:
+                raise UsageError(
+                    f"--as runs queries only; %sql {sub[0]} shows your own, and an admin's "
+                    "view of another user is on the DataHub admin pages."
+                )
             return self._subcommand(*sub, args)
         if cell is None:
             sql_text, chart_default = rest, "none"
@@ -522,7 +569,7 @@ class SqlMagic(Magics, Configurable):
         stmt = bind(user_sql, self.shell.user_ns if self.shell is not None else {})
         if args.limit is not None:
             stmt = wrap_limit(stmt, args.limit)
-        conn = self.connection(args.catalog, args.schema)
+        conn = self.connection(args.catalog, args.schema, args.act_as)
         sent = prepare(stmt, conn.cursor()._format_prepared_param, explain_plan=args.explain)
 
         result = self._run(sent, user_sql, args)
@@ -546,12 +593,13 @@ class SqlMagic(Magics, Configurable):
             "elapsed": result.elapsed,
             "query_id": result.query_id,
             "cluster": result.cluster,
+            "acting": acting_note(args.act_as, self.user),
         }
         _remember(df, lambda frame: _table_bundle(frame, info))
         return df
 
     def _run(self, sent: SentStatement, user_sql: str, args: Any) -> QueryResult:
-        conn = self.connection(args.catalog, args.schema)
+        conn = self.connection(args.catalog, args.schema, args.act_as)
         progress = Progress(jupyter=self._in_jupyter(), enabled=self.show_progress)
         headers = {ROUTING_HEADER: args.cluster} if args.cluster else None
         try:
@@ -581,6 +629,8 @@ class SqlMagic(Magics, Configurable):
             cluster=result.cluster,
             what=what,
         )
+        if args.act_as:
+            summary += " · " + acting_note(args.act_as, self.user)
         progress.done(summary)
         return result
 

@@ -5,7 +5,8 @@ warehouse, as Pinterest does with its Presto query events: a query with a
 ``query_submitted`` line and no ``query_finished`` line died with its cluster or gateway
 (the reconciler then writes the finished line with state ``LOST``). Events:
 
-- ``query_submitted``: a cluster accepted the query (who, where, why, the SQL);
+- ``query_submitted``: a cluster accepted the query (who, where, why, the SQL); who is
+  ``user``, and ``acting_admin`` when a hub admin ran it as that user (else null);
 - ``query_finished``: the query ended (state, error and Trino's statistics);
 - ``query_rejected``: routing or a hook refused the query before any cluster saw it.
 
@@ -29,7 +30,15 @@ SUBMITTED = "query_submitted"
 FINISHED = "query_finished"
 REJECTED = "query_rejected"
 
-_IDENTITY = ("query_id", "user", "groups", "principal", "cluster", "routing_group")
+_IDENTITY = (
+    "query_id",
+    "user",
+    "groups",
+    "acting_admin",
+    "principal",
+    "cluster",
+    "routing_group",
+)
 _SUBMITTED = (
     *_IDENTITY,
     "routing_reason",

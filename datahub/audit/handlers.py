@@ -5,8 +5,12 @@
   ``*`` for everyone) is for admins only.
 - ``GET {prefix}api/queries/{query_id}``: every audited field of one query (yours, or
   any for admins).
-- Pages: ``{prefix}queries`` (your history), ``{prefix}queries/all`` (admins: everyone's,
-  with filters), ``{prefix}queries/{query_id}``.
+- Pages: ``{prefix}queries`` (your history, queries admins ran as you marked, and the
+  admins who looked at your account), ``{prefix}queries/all`` (admins: everyone's, with
+  filters), ``{prefix}queries/{query_id}``.
+- Admins only: ``{prefix}admin/users/{name}`` and ``{prefix}api/admin/users/{name}``, one
+  user's history and quota as they see them (and how to act as them, when
+  ``DataHubService.allow_admin_act_as`` is on). Every opening is recorded for the user.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from typing import Any
 
 from tornado import web
 
-from ..identity import normalize_username
+from ..identity import ACT_AS_HEADER, IdentityUnavailable, normalize_username
+from ..names import UsernameError, validate_username
+from ..quotas.handlers import QuotaMixin
 from ..web.base import APIHandler, PageHandler, admin_only
 from . import records, views
+
+#: How many admin views of their account a user's history page lists.
+ACCESS_ROWS = 20
 
 
 class _QueriesMixin:
@@ -79,7 +88,15 @@ class QueryAPI(_QueriesMixin, APIHandler):
 class _QueryListPage(_QueriesMixin, PageHandler):
     """The query list page, for one user's queries or everyone's."""
 
-    async def render_list(self, where, active: str, title: str, *, everyone: bool) -> None:
+    async def render_list(
+        self,
+        where,
+        active: str,
+        title: str,
+        *,
+        everyone: bool,
+        accesses: list[dict[str, Any]] | None = None,
+    ) -> None:
         rows = await self.load(where)
         self.render_page(
             "queries.html",
@@ -90,15 +107,21 @@ class _QueryListPage(_QueriesMixin, PageHandler):
             where=_form_values(where),
             states=views.STATES,
             clusters=list(self.service.cluster_map),
+            accesses=[views.page_access(a) for a in accesses or ()],
         )
 
 
 class MyQueriesPage(_QueryListPage):
-    """``{prefix}queries``: the signed-in user's query history."""
+    """``{prefix}queries``: the signed-in user's query history, and which admins looked
+    at their account."""
 
     @web.authenticated
     async def get(self) -> None:
-        await self.render_list(self.query_filter(), "queries", "My queries", everyone=False)
+        where = self.query_filter()
+        accesses = await self.service.audit.run(
+            functools.partial(records.admin_accesses, user=self.user_name, limit=ACCESS_ROWS)
+        )
+        await self.render_list(where, "queries", "Query history", everyone=False, accesses=accesses)
 
 
 class AllQueriesPage(_QueryListPage):
@@ -120,8 +143,73 @@ class QueryPage(_QueriesMixin, PageHandler):
             "query.html",
             active="queries",
             query_id=query_id,
+            query_user=record["user"],
             sql=record.get("sql") or "",
             fields=views.page_detail(record),
+        )
+
+
+class _UserViewMixin(QuotaMixin):
+    """One user's account as an admin sees it, recorded for the user."""
+
+    async def user_view(self: Any, name: str, what: str) -> dict[str, Any]:
+        """The user's hub groups, history and quota; records that the admin looked."""
+        try:
+            name = validate_username(name)
+        except UsernameError:
+            name = ""
+        try:
+            model = await self.service.identity_resolver.hub_user(name) if name else None
+        except IdentityUnavailable as e:
+            raise web.HTTPError(503, str(e)) from None
+        if model is None:
+            raise web.HTTPError(404, "The hub has no such user; check the name.")
+        name = model["name"]
+        groups = list(model.get("groups") or ())
+        if name != self.user_name:
+            await self.service.audit.run(
+                functools.partial(
+                    records.record_admin_access, admin=self.user_name, user=name, what=what
+                )
+            )
+        queries = await self.load(records.QueryFilter(user=name))
+        return {
+            "user": name,
+            "groups": groups,
+            "admin": bool(model.get("admin")),
+            "queries": queries,
+            "quota": await self.user_report(name, groups),
+            "act_as": self.service.allow_admin_act_as,
+        }
+
+
+class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
+    """``GET {prefix}api/admin/users/{name}``: one user's history and quota (admins)."""
+
+    @admin_only
+    async def get(self, name: str) -> None:
+        view = await self.user_view(name, "history and quota (API)")
+        self.write_json(
+            {
+                **view,
+                "queries": [views.api_query_detail(r) for r in view["queries"]],
+                "act_as": {"allowed": view["act_as"], "header": ACT_AS_HEADER},
+            }
+        )
+
+
+class AdminUserPage(_UserViewMixin, _QueriesMixin, PageHandler):
+    """``{prefix}admin/users/{name}``: one user's history and quota (admins)."""
+
+    @admin_only
+    async def get(self, name: str) -> None:
+        view = await self.user_view(name, "history and quota page")
+        self.render_page(
+            "admin_user.html",
+            active="queries/all",
+            view=view,
+            rows=[views.page_row(r) for r in view["queries"]],
+            act_as_header=ACT_AS_HEADER,
         )
 
 
@@ -149,4 +237,6 @@ def default_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (prefix + r"queries", MyQueriesPage),
         (prefix + r"queries/all", AllQueriesPage),
         (prefix + r"queries/" + _QUERY_ID, QueryPage),
+        (prefix + r"api/admin/users/([^/]+)", AdminUserAPI),
+        (prefix + r"admin/users/([^/]+)", AdminUserPage),
     ]

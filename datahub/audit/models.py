@@ -1,4 +1,5 @@
-"""The audit's tables: every query the gateway ran, and the clusters' drain flags.
+"""The audit's tables: every query the gateway ran, the clusters' drain flags, and admins'
+views of users' accounts.
 
 Migrations: ``datahub/store/migrations/versions/audit_*.py`` (the ``audit`` branch).
 """
@@ -52,6 +53,8 @@ class QueryRecord(Base):
     admin: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     #: How the user authenticated to the gateway ("token" or "basic").
     auth_via: Mapped[str | None] = mapped_column(sa.String(16))
+    #: The hub admin who ran the query as ``user`` (X-DataHub-Act-As), else NULL.
+    acting_admin: Mapped[str | None] = mapped_column(sa.String(255))
     #: The principal the cluster authenticated (the DataHub service account).
     principal: Mapped[str | None] = mapped_column(sa.String(255))
     cluster: Mapped[str | None] = mapped_column(sa.String(64), index=True)
@@ -92,3 +95,19 @@ class ClusterState(Base):
     draining: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     changed_by: Mapped[str | None] = mapped_column(sa.String(255))
     changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminAccess(Base):
+    """An admin opened a user's account view (their history and quota); the user sees
+    these on their own history page."""
+
+    __tablename__ = "audit_admin_access"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    admin: Mapped[str] = mapped_column(sa.String(255))
+    user: Mapped[str] = mapped_column(sa.String(255))
+    #: What the admin looked at, in words for the user ("history and quota page").
+    what: Mapped[str] = mapped_column(sa.String(255))
+
+    __table_args__ = (sa.Index("ix_audit_admin_access_user_at", "user", "at"),)

@@ -18,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import ClusterState, QueryRecord
+from ..identity import Identity
+from .models import AdminAccess, ClusterState, QueryRecord
 
 QUERIES = QueryRecord.__table__
 CLUSTER_STATES = ClusterState.__table__
+ADMIN_ACCESS = AdminAccess.__table__
 COLUMNS = tuple(c.key for c in QUERIES.columns)
 
 #: A session or a connection: these functions use SQLAlchemy Core only (the audit writes a
@@ -35,6 +37,7 @@ SUBMITTED_FIELDS = (
     "groups",
     "admin",
     "auth_via",
+    "acting_admin",
     "principal",
     "cluster",
     "routing_group",
@@ -78,6 +81,28 @@ def new_record(**fields: Any) -> dict[str, Any]:
     row.update(groups=[], admin=False, sql="", client_tags=[], admission={})
     row.update(fields)
     return row
+
+
+def identity_fields(identity: Identity) -> dict[str, Any]:
+    """The fields of a record that say who ran the query (and which admin, if one acted)."""
+    return {
+        "user": identity.name,
+        "groups": list(identity.groups),
+        "admin": identity.admin,
+        "auth_via": identity.via,
+        "acting_admin": identity.acting_admin,
+    }
+
+
+def identity_of(record: Mapping[str, Any]) -> Identity:
+    """The Identity a record's query ran as (the inverse of `identity_fields`)."""
+    return Identity(
+        name=record["user"],
+        groups=tuple(record.get("groups") or ()),
+        admin=bool(record.get("admin")),
+        via=record.get("auth_via") or "token",
+        acting_admin=record.get("acting_admin"),
+    )
 
 
 def _row(result_row: Any) -> dict[str, Any]:
@@ -237,3 +262,24 @@ def draining_clusters(db: Executor) -> set[str]:
     """Names of the clusters an admin drained."""
     statement = sa.select(CLUSTER_STATES.c.name).where(CLUSTER_STATES.c.draining.is_(True))
     return set(db.execute(statement).scalars())
+
+
+# ------------------------------------------------------------- admins' views of users
+
+
+def record_admin_access(
+    db: Executor, admin: str, user: str, what: str, at: dt.datetime | None = None
+) -> None:
+    """Record that *admin* looked at *user*'s account (*what*, in words for the user)."""
+    db.execute(sa.insert(ADMIN_ACCESS).values(at=at or utcnow(), admin=admin, user=user, what=what))
+
+
+def admin_accesses(db: Executor, user: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest records of admins looking at *user*'s account."""
+    statement = (
+        sa.select(ADMIN_ACCESS)
+        .where(ADMIN_ACCESS.c.user == user)
+        .order_by(ADMIN_ACCESS.c.at.desc(), ADMIN_ACCESS.c.id.desc())
+        .limit(limit)
+    )
+    return [_row(r) for r in db.execute(statement)]

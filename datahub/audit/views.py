@@ -76,6 +76,7 @@ def api_query(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "query_id": record["query_id"],
         "user": record["user"],
+        "acting_admin": record.get("acting_admin"),
         "cluster": record.get("cluster"),
         "state": record["state"],
         "sql": record.get("sql") or "",
@@ -150,6 +151,22 @@ def page_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "rows": "" if record.get("output_rows") is None else f"{record['output_rows']:,}",
         "sql": sql if len(sql) <= 120 else sql[:117] + "…",
         "error": record.get("error") or "",
+        "run_by": run_by(record),
+    }
+
+
+def run_by(record: Mapping[str, Any]) -> str:
+    """Who ran a query on its user's behalf, as the history shows it ("" if they did)."""
+    admin = record.get("acting_admin")
+    return f"run by {admin} (admin)" if admin else ""
+
+
+def page_access(record: Mapping[str, Any]) -> dict[str, str]:
+    """An admin's view of a user's account, for that user's history page."""
+    return {
+        "at": record["at"].strftime("%Y-%m-%d %H:%M:%S"),
+        "admin": record["admin"],
+        "what": record["what"],
     }
 
 
@@ -168,6 +185,7 @@ def page_detail(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("State", text(record["state"])),
         ("User", text(record["user"])),
+        ("Run by admin", text(record.get("acting_admin"))),
         ("Groups", text(record.get("groups"))),
         (
             "Authenticated as",

@@ -183,11 +183,14 @@ class DataHubService(Application):
         return proposal["value"]
 
     routing_group_access = Dict(
-        help="""Who may ask for a routing group with a hint (%%sql --cluster NAME):
-        routing group -> {"users": [...], "groups": [...]}. Routing groups not listed are
-        open to everyone. Asking for a routing group one may not use is refused with a
-        sentence listing the ones one may use. (Routing rules are the admins' own choice
-        and are not restricted by this.)
+        help="""The routing groups people may use unless a quota policy says otherwise:
+        routing group -> {"users": [...], "groups": [...]}; routing groups not listed are
+        open to everyone. This is the configured default of the quota policies'
+        routing_groups limit (the layer below the default policy admins edit), so a
+        user's, group's or the default policy's routing_groups overrides it; with it set,
+        c.QuotaManager.default_limits must not set routing_groups. Every query is checked
+        at admission, whatever routed it (a hint, a rule, the default): one using a
+        routing group the user may not use is refused with one sentence listing theirs.
 
         Example: c.DataHubService.routing_group_access = {
             "etl": {"groups": ["data-engineers"], "users": ["carol"]}}
@@ -472,6 +475,22 @@ class DataHubService(Application):
         service runs in several processes or at scale. The service migrates it on start.
 
         Example: c.DataHubService.store_url = "postgresql+psycopg://datahub:…@db/datahub"
+        """,
+    ).tag(config=True)
+
+    allow_admin_act_as = Bool(
+        False,
+        help="""Let hub admins run queries as another user, for support ("your query
+        fails; let me run it as you"). An admin's request with their own hub token and
+        the header X-DataHub-Act-As: <user> (what %%sql --as USER sends) then runs as
+        that user: impersonated on Trino as them, under their hub groups, routing and
+        quota. Only hub admins may, and only for users the hub knows. The audit records
+        both (user, and acting_admin), and the user sees those queries marked in their
+        history. Off, the header is refused with a one-sentence error.
+
+        Admins can always open a user's history and quota (admin/users/<name>), and
+        those views are recorded for the user to see; this switch is only about queries.
+        Example: c.DataHubService.allow_admin_act_as = True
         """,
     ).tag(config=True)
 

@@ -39,6 +39,7 @@ def test_the_api_lists_queries_in_the_shape_the_sql_magic_reads():
     assert views.api_query(RECORD) == {
         "query_id": "20250131_093000_00001_abcde",
         "user": "alice",
+        "acting_admin": None,
         "cluster": "trino",
         "state": "FINISHED",
         "sql": "SELECT  *\nFROM tpch.tiny.nation",

@@ -42,6 +42,7 @@ QUERIES = {
             "rows": 1234567,
             "error": None,
             "source": "trino-cli",
+            "acting_admin": "carol",
         },
     ]
 }
@@ -129,6 +130,14 @@ def test_history_frame_is_typed_and_keeps_the_apis_order():
     assert df["elapsed"][1] == pd.Timedelta(seconds=65)
     assert str(df["rows"].dtype) == "Int64" and df["rows"][0] is pd.NA
     assert df["error"][1] is pd.NA
+    assert df["acting_admin"].tolist() == [pd.NA, "carol"]
+
+
+def test_history_marks_queries_an_admin_ran_on_the_users_behalf():
+    page = history.render_history(history.history_frame(QUERIES["queries"]))["text/plain"]
+    lines = page.splitlines()
+    marked = [line for line in lines if "[run by carol (admin)]" in line]
+    assert len(marked) == 1 and "SELECT count(*) FROM tpch.sf1.lineitem" in marked[0]
 
 
 def test_history_renders_a_compact_escaped_table_and_text():
