@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from datahub.stack.local import STACK_FILE_ENV, load_stack_settings
+from datahub.web.nav import hub_template_nav
 
 c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
 
@@ -34,6 +35,11 @@ c.JupyterHub.pid_file = str(state_dir / "hub" / "jupyterhub.pid")
 c.ConfigurableHTTPProxy.command = [stack["proxy_command"]]
 c.ConfigurableHTTPProxy.pid_file = str(state_dir / "hub" / "proxy.pid")
 c.JupyterHub.template_paths = [str(here / "templates")]
+# Hub pages draw the same nav bar as the DataHub service's pages (datahub.web.nav), with
+# links to the service at /services/<its name>/.
+c.JupyterHub.template_vars = {
+    "datahub_nav": hub_template_nav(hub_prefix="/hub/", service_prefix="/services/datahub/")
+}
 c.JupyterHub.cleanup_servers = True
 
 # --- Sign-in: the company LDAP directory ------------------------------------------------
@@ -104,6 +110,13 @@ c.JupyterHub.load_roles = [
         "services": ["datahub"],
     },
     {
+        # Admins acting as a user, and the admin page of one user, read that user's hub
+        # groups (their routing and quota) with the service's own token.
+        "name": "datahub-users",
+        "scopes": ["read:users:name", "read:users:groups"],
+        "services": ["datahub"],
+    },
+    {
         "name": "datahub-ops",
         "scopes": [
             "admin:users",
@@ -126,13 +139,18 @@ c.DataHubService.clusters = stack["clusters"]
 c.DataHubService.default_routing_group = "default"
 if any(cluster.get("routing_group") == "etl" for cluster in stack["clusters"]):
     # With an "etl" cluster (LocalStack(trino_routing_groups=("default", "etl"))):
-    # scheduled jobs and batch-tagged queries go there; people may ask for it only if
-    # they are DataHub admins.
+    # scheduled jobs and batch-tagged queries go there. Only DataHub admins may use it:
+    # routing_group_access is the configured default of the quota policies'
+    # routing_groups limit, checked for every query however it was routed (rules
+    # included); admins can open it to others with a policy on the quotas page.
     c.DataHubService.routing_rules = [
         {"name": "scheduled jobs", "source": "airflow|dbt.*|cron", "routing_group": "etl"},
         {"name": "batch tag", "client_tags": ["batch"], "routing_group": "etl"},
     ]
     c.DataHubService.routing_group_access = {"etl": {"groups": ["datahub-admins"]}}
+# Admins may run queries as a user (%%sql --as USER) to help them; every such query is
+# audited with both names and the user sees it in their history. Off unless turned on.
+c.DataHubService.allow_admin_act_as = True
 # One JSON line per query event, for a log shipper (Fluent Bit, Vector) to carry to Kafka.
 c.DataHubService.event_log_file = str(state_dir / "logs" / "query-events.jsonl")
 c.DataHubService.secret = stack["gateway_hmac"]

@@ -1,14 +1,6 @@
-"""The DataHub service's web layer: base handlers for pages and the REST API."""
+"""The DataHub service's web layer: base handlers for pages and the REST API, and the one
+navigation bar of hub and service pages (`datahub.web.nav`)."""
 
-#: Links in the service pages' nav bar: (path under the service prefix, label, admins only).
-#: Each feature adds its pages here.
-NAV_LINKS: list[tuple[str, str, bool]] = [
-    ("", "Overview", False),
-    ("gallery", "Gallery", False),
-    ("quota", "My quota", False),
-    ("admin/quotas", "Quotas", True),
-    ("admin/quotas/usage", "Usage", True),
-    ("queries", "My queries", False),
-    ("queries/all", "All queries", True),
-    ("clusters", "Clusters", False),
-]
+from .nav import NAV_LINKS, NavLink, nav_bar
+
+__all__ = ["NAV_LINKS", "NavLink", "nav_bar"]

@@ -21,9 +21,11 @@ from tornado import web
 import datahub.templates
 
 from ..identity import normalize_username
-from . import NAV_LINKS
+from .nav import nav_bar
 
 TEMPLATES = Path(datahub.templates.__file__).parent / "service"
+#: Where the hub serves its pages and static files (its default base URL).
+HUB_PREFIX = "/hub/"
 
 
 def template_environment() -> jinja2.Environment:
@@ -89,16 +91,28 @@ class PageHandler(BaseHandler):
     """An HTML page in the hub's look (templates/service/page.html)."""
 
     def render_page(self, template: str, **context: Any) -> None:
+        """Render a service template; ``active`` (a path under the service prefix, e.g.
+        "gallery") marks the page's nav item."""
         env = self.settings["jinja_env"]
         prefix = self.service.prefix
+        active = context.pop("active", None)
+        user = self.current_user
+        nav = nav_bar(
+            user["name"] if user else None,
+            admin=self.is_admin,
+            current="" if active is None else f"service:{active}",
+            hub_prefix=HUB_PREFIX,
+            service_prefix=prefix,
+        )
         html = env.get_template(template).render(
-            user=self.current_user,
+            user=user,
             is_admin=self.is_admin,
             prefix=prefix,
-            hub_prefix="/hub/",
+            hub_prefix=HUB_PREFIX,
             xsrf_token=self.xsrf_token.decode("ascii"),
-            nav_links=NAV_LINKS,
-            **{"active": None, **context},
+            nav=nav,
+            active=active,
+            **context,
         )
         self.set_header("Content-Security-Policy", self.settings["page_csp"])
         self.finish(html)
