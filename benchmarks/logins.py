@@ -26,8 +26,6 @@ import concurrent.futures
 import importlib.metadata
 import os
 import platform
-import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -35,134 +33,61 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from datahub.stack import demo
+from datahub.stack.hub import HubProcess, login_form, login_session, post_login, signed_in
 from datahub.stack.ldap import Slapd
-from datahub.stack.process import ManagedProcess, free_port
 from datahub.stack.tls import LocalCA
 
 REPO = Path(__file__).resolve().parents[1]
 
-COMMON = """\
-c = get_config()  # noqa
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.JupyterHub.db_url = "sqlite:///{state}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{state}/cookie_secret"
-c.JupyterHub.log_level = "WARN"
-c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [
-    {{"name": "bench", "services": ["bench"], "scopes": ["read:users", "admin:users"]}},
-]
-"""
-
-DATAHUB = """\
-c.JupyterHub.authenticator_class = "datahub-ldap"
-a = c.DataHubLDAPAuthenticator
+# What both hubs set alike (``a`` is the authenticator's config section).
+SAME_LDAP = """\
 a.server_address = "127.0.0.1"
 a.server_port = {ldap_port}
 a.tls_strategy = {tls_strategy!r}
-a.tls_ca_file = {ca_file!r}
 a.lookup_dn_search_user = {search_user!r}
 a.lookup_dn_search_password = {search_password!r}
 a.user_search_base = {people!r}
 a.user_attribute = "uid"
 a.lookup_dn_user_dn_attribute = "uid"
-a.group_search_base = {groups!r}
 a.allowed_groups = [{allowed!r}]
-a.admin_groups = [{admins!r}]
 """
 
-STOCK = """\
+DATAHUB = (
+    """\
+c.JupyterHub.authenticator_class = "datahub-ldap"
+a = c.DataHubLDAPAuthenticator
+a.tls_ca_file = {ca_file!r}
+a.group_search_base = {groups!r}
+a.admin_groups = [{admins!r}]
+"""
+    + SAME_LDAP
+)
+
+STOCK = (
+    """\
 import ssl
 c.JupyterHub.authenticator_class = "ldapauthenticator.LDAPAuthenticator"
 a = c.LDAPAuthenticator
-a.server_address = "127.0.0.1"
-a.server_port = {ldap_port}
-a.tls_strategy = {tls_strategy!r}
 if {ca_file!r}:
     a.tls_kwargs = {{"ca_certs_file": {ca_file!r}, "validate": ssl.CERT_REQUIRED}}
 a.lookup_dn = True
-a.lookup_dn_search_user = {search_user!r}
-a.lookup_dn_search_password = {search_password!r}
-a.user_search_base = {people!r}
-a.user_attribute = "uid"
-a.lookup_dn_user_dn_attribute = "uid"
-a.allowed_groups = [{allowed!r}]
 """
-
-
-def proxy_command() -> str:
-    local = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
-    return str(local) if local.exists() else "configurable-http-proxy"
-
-
-class BenchHub:
-    """A JupyterHub with one of the two authenticator configurations."""
-
-    def __init__(self, name: str, state: Path, authenticator_config: str, settings: dict):
-        self.name = name
-        self.state = state
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        token = secrets.token_hex(32)
-        self.headers = {"Authorization": f"token {token}"}
-        state.mkdir(parents=True, exist_ok=True)
-        config = state / "jupyterhub_config.py"
-        common = COMMON.format(
-            port=self.port,
-            hub_port=free_port(),
-            proxy_port=free_port(),
-            proxy=proxy_command(),
-            state=state,
-            token=token,
-        )
-        config.write_text(common + authenticator_config.format(**settings))
-        self.process = ManagedProcess(
-            f"jupyterhub-{name}",
-            [Path(sys.executable).with_name("jupyterhub"), "-f", config],
-            log_file=state / "jupyterhub.log",
-            cwd=state,
-        )
-
-    def start(self) -> None:
-        self.process.start()
-        self.process.wait_ready(
-            lambda: requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200, 90
-        )
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def user(self, name: str) -> dict:
-        return requests.get(
-            f"{self.url}/hub/api/users/{name}", headers=self.headers, timeout=30
-        ).json()
+    + SAME_LDAP
+)
 
 
 def login(
     url: str, username: str, password: str, start: threading.Barrier
 ) -> tuple[bool, float, float]:
     """GET the form, wait for everyone, POST it; return (succeeded, POST start, POST end)."""
-    session = requests.Session()
-    session.trust_env = False
-    page = session.get(f"{url}/hub/login", timeout=60)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    session = login_session()
+    xsrf = login_form(session, url)
     start.wait()
     began = time.perf_counter()
-    response = session.post(
-        f"{url}/hub/login",
-        data={"username": username, "password": password, "_xsrf": xsrf},
-        allow_redirects=False,
-        timeout=300,
-    )
+    response = post_login(session, url, username, password, xsrf)
     ended = time.perf_counter()
-    ok = response.status_code == 302 and "/login" not in response.headers.get("Location", "")
-    return ok, began, ended
+    return signed_in(response), began, ended
 
 
 def parallel_logins(url: str, people: list[demo.Person]) -> dict:
@@ -221,38 +146,43 @@ def main() -> int:
             "allowed": demo.group_dn(demo.ALLOWED_GROUP),
             "admins": demo.group_dn(demo.ADMIN_GROUP),
         }
-        hubs = [
-            BenchHub("datahub", state / "datahub", DATAHUB, settings),
-            BenchHub("stock", state / "stock", STOCK, settings),
-        ]
+        hubs = {
+            name: HubProcess(
+                state / name,
+                'c.JupyterHub.log_level = "WARN"\n' + config.format(**settings),
+                checkout=REPO,
+                scopes=["read:users", "admin:users"],
+                name=f"jupyterhub-{name}",
+            )
+            for name, config in (("datahub", DATAHUB), ("stock", STOCK))
+        }
         rows = []
         try:
-            for hub in hubs:
+            for hub in hubs.values():
                 hub.start()
-            for hub in hubs:
+            for name, hub in hubs.items():
                 # One login first so imports and connections are warm in both hubs.
                 ok, _, _ = login(hub.url, admin.uid, admin.password, threading.Barrier(1))
-                assert ok, f"{hub.name}: the warm-up login failed; see {hub.process.log_file}"
+                assert ok, f"{name}: the warm-up login failed; see {hub.log_file}"
             # The hubs take turns, so a busy moment on the machine hits both alike.
             rounds = [("new users", 1), ("returning users", args.repeat)]
             for round_name, times in rounds:
-                runs: dict[str, list[dict]] = {hub.name: [] for hub in hubs}
+                runs: dict[str, list[dict]] = {name: [] for name in hubs}
                 for _ in range(times):
-                    for hub in hubs:
+                    for name, hub in hubs.items():
                         result = parallel_logins(hub.url, people)
                         if result["failed"]:
                             raise SystemExit(
-                                f"{hub.name}: {len(result['failed'])} logins failed "
-                                f"({', '.join(result['failed'][:5])}…); "
-                                f"see {hub.process.log_file}"
+                                f"{name}: {len(result['failed'])} logins failed "
+                                f"({', '.join(result['failed'][:5])}…); see {hub.log_file}"
                             )
-                        runs[hub.name].append(result)
-                for hub in hubs:
-                    rows.append((hub.name, round_name, median_result(runs[hub.name])))
-            groups = hubs[0].user(people[0].uid)["groups"]
-            stock_groups = hubs[1].user(people[0].uid)["groups"]
+                        runs[name].append(result)
+                for name in hubs:
+                    rows.append((name, round_name, median_result(runs[name])))
+            groups = hubs["datahub"].user(people[0].uid)["groups"]
+            stock_groups = hubs["stock"].user(people[0].uid)["groups"]
         finally:
-            for hub in hubs:
+            for hub in hubs.values():
                 hub.stop()
             slapd.stop()
 

@@ -3,6 +3,8 @@
 datahub up                     start slapd, Trino and JupyterHub (with the gateway) here
 datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
                                hub token); see datahub.quotas.cli
+datahub config-reference       every configuration option, from the traitlets help
+                               (--write docs/configuration.md); see datahub.configref
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_reference(args: argparse.Namespace) -> int:
+    from . import configref
+
+    text = configref.render()
+    if args.write is None:
+        sys.stdout.write(text)
+    else:
+        args.write.write_text(text)
+        print(f"Wrote {args.write}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="datahub", description="DataHub: a Jupyter-centric self-service data hub."
@@ -73,11 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--port", type=int, default=8000, help="hub port (default 8000; 0 = any)")
     quota_cli.add_parser(sub)
+    reference = sub.add_parser(
+        "config-reference",
+        help="print the reference of every configuration option (Markdown)",
+        description="Print the reference of DataHub's configuration options, generated from "
+        "their traitlets help, as Markdown.",
+    )
+    reference.add_argument(
+        "--write",
+        type=Path,
+        metavar="PATH",
+        help="write it to this file instead (the repository's copy: docs/configuration.md)",
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         return _up(args)
     if args.command == "quota":
         return quota_cli.run(args)
+    if args.command == "config-reference":
+        return _config_reference(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

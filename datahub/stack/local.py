@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import sys
 import urllib.request
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import demo
+from .hub import proxy_command
 from .ldap import Slapd
 from .process import ManagedProcess, Progress, free_port
 from .tls import write_self_signed_certificate
@@ -176,7 +176,7 @@ class LocalStack:
             "gateway_hmac": self.secrets["gateway_hmac"],
             "ops_token": self.secrets["ops_token"],
             "store_url": self.store_url or f"sqlite:///{self.state_dir / 'datahub.sqlite'}",
-            "proxy_command": self._proxy_command(),
+            "proxy_command": proxy_command(self.config_file.parent),
             "ldap": {
                 "host": "127.0.0.1",
                 "port": self.slapd.port,
@@ -202,19 +202,6 @@ class LocalStack:
         }
         self.stack_file.write_text(json.dumps(self.settings, indent=2))
         os.chmod(self.stack_file, 0o600)
-
-    def _proxy_command(self) -> str:
-        """configurable-http-proxy from the checkout's npm install, else from PATH."""
-        local = self.config_file.parent / "node_modules" / ".bin" / "configurable-http-proxy"
-        if local.exists():
-            return str(local)
-        found = shutil.which("configurable-http-proxy")
-        if not found:
-            raise RuntimeError(
-                "configurable-http-proxy is not installed; run `npm ci` in the checkout "
-                "(the Makefile does this)."
-            )
-        return found
 
     def _start_hub(self) -> None:
         self.progress.step(f"Starting JupyterHub on {self.hub_url}")

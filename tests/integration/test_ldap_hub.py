@@ -15,9 +15,7 @@ Two hubs:
 from __future__ import annotations
 
 import html
-import re
 import secrets
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +25,8 @@ import requests
 from datahub import authenticator as messages
 from datahub import names
 from datahub.stack import demo
+from datahub.stack.hub import HubProcess
 from datahub.stack.ldap import Slapd
-from datahub.stack.process import ManagedProcess, free_port
 from datahub.stack.tls import LocalCA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,17 +186,10 @@ PEOPLE = tuple(
 GROUPS = demo.groups_of(PEOPLE) + (demo.Group("reporting", ("alice",)),)
 REFRESH_AGE = 2
 
+# JupyterHub's own page templates: DataHub's need the nav bar of jupyterhub_config.py, and
+# the login page's refusal messages come from the authenticator either way.
 HUB_CONFIG = """\
 import sys
-c = get_config()  # noqa
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.JupyterHub.db_url = "sqlite:///{state}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{state}/cookie_secret"
-c.JupyterHub.template_paths = [{templates!r}]
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.authenticator_class = "datahub-ldap"
 c.DataHubLDAPAuthenticator.servers = [{ldap_url!r}]
@@ -215,92 +206,39 @@ c.DataHubLDAPAuthenticator.response_timeout = 2
 c.DataHubLDAPAuthenticator.auth_refresh_age = {refresh_age}
 c.JupyterHub.spawner_class = "simple"
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.tests.mocksu"]
-c.JupyterHub.services = [{{"name": "ops", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [
-    {{"name": "ops", "services": ["ops"],
-      "scopes": ["admin:users", "admin:servers", "tokens", "read:users"]}},
-]
 """
 
 
-def proxy_command() -> str:
-    local = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
-    return str(local) if local.exists() else "configurable-http-proxy"
-
-
-class RefreshHub:
+class RefreshHub(HubProcess):
     """A JupyterHub with DataHubLDAPAuthenticator against its own slapd."""
 
     def __init__(self, state: Path):
-        self.state = state
         self.slapd = Slapd(state / "ldap", demo.new_service_secrets(), people=PEOPLE,
                            groups=GROUPS, ca=LocalCA())  # fmt: skip
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token = secrets.token_hex(32)
-        self.log_file = state / "jupyterhub.log"
-        self.process: ManagedProcess | None = None
+        config = HUB_CONFIG.format(
+            ldap_url=self.slapd.url,
+            ca_file=str(self.slapd.ca_file),
+            search_user=demo.service_dn(demo.HUB_SERVICE_ACCOUNT),
+            search_password=self.slapd.secrets[demo.HUB_SERVICE_ACCOUNT],
+            people=demo.PEOPLE_DN,
+            groups=demo.GROUPS_DN,
+            allowed=demo.group_dn(demo.ALLOWED_GROUP),
+            admins=demo.group_dn(demo.ADMIN_GROUP),
+            refresh_age=REFRESH_AGE,
+        )
+        super().__init__(state / "hub", config, checkout=REPO)
 
     def start(self):
         self.slapd.start()
-        config = self.state / "jupyterhub_config.py"
-        config.write_text(
-            HUB_CONFIG.format(
-                port=self.port,
-                hub_port=free_port(),
-                proxy_port=free_port(),
-                proxy=proxy_command(),
-                state=self.state,
-                templates=str(REPO / "templates"),
-                ldap_url=self.slapd.url,
-                ca_file=str(self.slapd.ca_file),
-                search_user=demo.service_dn(demo.HUB_SERVICE_ACCOUNT),
-                search_password=self.slapd.secrets[demo.HUB_SERVICE_ACCOUNT],
-                people=demo.PEOPLE_DN,
-                groups=demo.GROUPS_DN,
-                allowed=demo.group_dn(demo.ALLOWED_GROUP),
-                admins=demo.group_dn(demo.ADMIN_GROUP),
-                refresh_age=REFRESH_AGE,
-                token=self.token,
-            )
-        )
-        self.process = ManagedProcess(
-            "jupyterhub",
-            [Path(sys.executable).with_name("jupyterhub"), "-f", config],
-            log_file=self.log_file,
-            cwd=self.state,
-        )
-        self.process.start()
-        self.process.wait_ready(
-            lambda: requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200, 60
-        )
+        super().start(timeout=60)
 
     def stop(self):
-        if self.process:
-            self.process.stop()
+        super().stop()
         self.slapd.stop()
-
-    def api(self, method, path, **kwargs):
-        headers = {"Authorization": f"token {self.token}"}
-        return requests.request(
-            method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs
-        )
-
-    def user(self, name):
-        return self.api("GET", f"/users/{name}").json()
 
     def sign_in(self, username, password=None):
         password = demo.demo_password(username) if password is None else password
-        session = requests.Session()
-        page = session.get(f"{self.url}/hub/login", timeout=30)
-        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-        response = session.post(
-            f"{self.url}/hub/login",
-            data={"username": username, "password": password, "_xsrf": xsrf},
-            allow_redirects=False,
-            timeout=60,
-        )
-        return session, response
+        return super().sign_in(username, password)
 
     def signed_in(self, username):
         session, response = self.sign_in(username)
@@ -319,18 +257,6 @@ class RefreshHub:
     def spawn(self, session, name):
         """Start the user's server as the browser does (GET /hub/spawn)."""
         return session.get(f"{self.url}/hub/spawn/{name}", allow_redirects=False, timeout=120)
-
-    def wait_ready(self, name, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.user(name)["servers"].get("")
-            if server and server.get("ready"):
-                return server
-            time.sleep(0.2)
-        raise AssertionError(f"{name}'s server did not start:\n{self.process.log_tail()}")
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +340,7 @@ def test_groups_are_refreshed_at_spawn_without_waiting(refresh_hub):
     # Well inside the refresh age: only the spawn's own refresh can see the change.
     response = refresh_hub.spawn(session, "rosa")
     assert response.status_code == 302, page_text(response)[:500]
-    refresh_hub.wait_ready("rosa")
+    refresh_hub.wait_for_server("rosa")
     assert set(refresh_hub.user("rosa")["groups"]) == {"analysts", "reporting"}
     assert refresh_hub.api("DELETE", "/users/rosa/server").status_code in (202, 204)
 
@@ -448,7 +374,7 @@ def test_when_the_directory_is_down_the_login_page_says_so_and_sessions_carry_on
         )
         assert me.status_code == 200
         assert refresh_hub.spawn(session, "tom").status_code == 302
-        refresh_hub.wait_ready("tom")
+        refresh_hub.wait_for_server("tom")
         log = refresh_hub.log()
         assert "No LDAP server could be reached for a login" in log
         assert "Could not refresh tom from LDAP" in log
