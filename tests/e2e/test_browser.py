@@ -1,66 +1,31 @@
 """What a person does in a browser, in a real browser: Debian's Chromium driven by Playwright.
 
-Screenshots of each step go to docs/screenshots/ (they illustrate the README).
+Screenshots of each step go to docs/screenshots/ (they illustrate the README). The page,
+screenshot, sign-in and run-cell helpers are fixtures in conftest.py.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
 
 from datahub.stack import demo
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
-def run_cell(page, cell) -> None:
-    """Select a cell and run it with the toolbar's run button, as a person would; once
-    more if the kernel was still connecting and the first run did not register."""
-    for _ in range(2):
-        cell.locator(".jp-InputArea-editor").click()
-        page.get_by_title("Run this cell and advance", exact=False).first.click()
-        try:
-            expect(cell.locator(".jp-InputPrompt")).not_to_have_text("[ ]:", timeout=15_000)
-            return
-        except AssertionError:
-            continue
-
-
-def sign_in(page, stack, username: str, password: str) -> None:
-    page.goto(f"{stack.hub_url}/hub/login")
-    page.get_by_label("Company username:").fill(username)
-    page.get_by_label("Password:").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def test_wrong_password_is_explained_on_the_login_page(page, stack):
-    sign_in(page, stack, "alice", "wrong")
+def test_wrong_password_is_explained_on_the_login_page(page, shot, sign_in_form):
+    sign_in_form(page, "alice", "wrong")
     expect(page.locator(".login_error")).to_have_text("Invalid username or password.")
     shot(page, "login-error")
 
 
-def test_sign_in_opens_jupyterlab_and_a_sql_cell_shows_table_and_chart(page, stack):
+def test_sign_in_opens_jupyterlab_and_a_sql_cell_shows_table_and_chart(
+    page, stack, shot, sign_in_form, run_cell
+):
     page.goto(f"{stack.hub_url}/hub/login")
     expect(page.get_by_role("heading", name="Welcome to DataHub")).to_be_visible()
     shot(page, "login")
-    sign_in(page, stack, "alice", demo.demo_password("alice"))
+    sign_in_form(page, "alice", demo.demo_password("alice"))
     # The hub starts her server and JupyterLab opens on the welcome notebook.
     page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
     tab = page.get_by_role("tab", name=re.compile("Welcome to DataHub"))

@@ -4,6 +4,7 @@ hub-managed DataHub service, its Trino cluster, and a user's kernel."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from datahub.stack import demo
 QUERY_KEYS = {
     "query_id",
     "user",
+    "acting_admin",
     "cluster",
     "state",
     "sql",
@@ -202,3 +204,24 @@ def test_metrics_and_the_event_log_see_the_queries(stack, users):
     events = [json.loads(line) for line in log.read_text().splitlines()]
     mine = [e["event"] for e in events if e["query_id"] == query_id]
     assert mine == ["query_submitted", "query_finished"]
+
+
+def test_the_clusters_page_names_the_routing_groups_the_users_quota_allows(stack, sign_in, tokens):
+    quota_api = requests.Session()
+    quota_api.headers["Authorization"] = f"token {tokens['carol']}"
+    policy = f"{stack.hub_url}/services/datahub/api/quota/policies/user/dave"
+    dave, _ = sign_in("dave", demo.demo_password("dave"))
+
+    def allowed_on_the_page() -> str:
+        page = dave.get(f"{stack.hub_url}/services/datahub/clusters", timeout=30)
+        assert page.status_code == 200
+        return re.search(r"Routing groups you may ask for.*?<strong>(.*?)</strong>", page.text)[1]
+
+    assert allowed_on_the_page() == "default"
+    r = quota_api.put(policy, json={"limits": {"routing_groups": []}}, timeout=60)
+    assert r.status_code == 200, r.text
+    try:
+        assert allowed_on_the_page() == "none"
+    finally:
+        quota_api.delete(policy, timeout=60)
+    assert allowed_on_the_page() == "default"

@@ -31,30 +31,6 @@ def api(stack, token: str | None, method: str, path: str, **kwargs) -> requests.
     )
 
 
-@pytest.fixture(scope="module")
-def tokens(hub, sign_in):
-    """Hub API tokens of carol (an admin) and bob (an analyst)."""
-    result = {}
-    for name in ("carol", "bob"):
-        _, response = sign_in(name, demo.demo_password(name))
-        assert response.status_code == 302
-        result[name] = hub.token_for(name)
-    return result
-
-
-@pytest.fixture
-def pages(stack, sign_in):
-    """``pages(user) -> requests.Session`` signed in to the hub and the service."""
-
-    def session_for(user: str) -> requests.Session:
-        session, response = sign_in(user, demo.demo_password(user))
-        assert response.status_code == 302
-        assert session.get(service_url(stack), timeout=60).status_code == 200  # OAuth
-        return session
-
-    return session_for
-
-
 def xsrf_of(html: str) -> str:
     return re.search(r'name="_xsrf" value="([^"]+)"', html).group(1)
 

@@ -189,6 +189,10 @@ def kubeconfig(tmp_path, monkeypatch):
         "users: [{name: test, user: {token: unused}}]\n"
     )
     monkeypatch.setenv("KUBECONFIG", str(path))
+    # The client reads $KUBECONFIG once, when first imported (maybe by an earlier test).
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
     return path
 
 

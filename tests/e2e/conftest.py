@@ -1,0 +1,125 @@
+"""Helpers for the browser tests: a fresh browser page per test, screenshots for the
+README, signing in through the hub's form and running a JupyterLab cell from its toolbar.
+
+They are fixtures (each returns a function) so that every browser test module shares
+them; pytest's importlib mode does not let test modules import one another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from datahub.stack import demo
+
+#: The demo users who may sign in.
+SIGNED_IN = ("alice", "bob", "carol", "dave")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: From a JupyterLab cell up to the notebook panel (with its toolbar) that holds it.
+NOTEBOOK_OF_CELL = "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' jp-NotebookPanel ')]"
+
+
+@pytest.fixture
+def new_page(browser):
+    """``new_page()``: a new page in a browser context of its own (its own cookies, so
+    its own signed-in user), closed after the test."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        context.set_default_timeout(60_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    """A new page in its own browser context (no cookies shared with other tests)."""
+    return new_page()
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def _run_cell(page, cell) -> None:
+    # The run button of the cell's own notebook: other notebooks' toolbars are in the
+    # page too (hidden in background tabs).
+    notebook = cell.locator(NOTEBOOK_OF_CELL)
+    for _ in range(2):
+        cell.locator(".jp-InputArea-editor").click()
+        notebook.get_by_title("Run this cell and advance", exact=False).click()
+        try:
+            expect(cell.locator(".jp-InputPrompt")).not_to_have_text("[ ]:", timeout=15_000)
+            return
+        except AssertionError:
+            continue
+
+
+def _sign_in_form(page, stack, username: str, password: str, next_url: str = "") -> None:
+    query = "?" + urlencode({"next": next_url}) if next_url else ""
+    page.goto(f"{stack.hub_url}/hub/login{query}")
+    page.get_by_label("Company username:").fill(username)
+    page.get_by_label("Password:").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def shot():
+    """``shot(page, name)``: save a screenshot as docs/screenshots/NAME.png."""
+    return _shot
+
+
+@pytest.fixture
+def run_cell():
+    """``run_cell(page, cell)``: select a cell and run it with the toolbar's run button,
+    as a person would; once more if the kernel was still connecting and the first run
+    did not register."""
+    return _run_cell
+
+
+@pytest.fixture
+def sign_in_form(stack):
+    """``sign_in_form(page, username, password, next_url="")``: sign in through the
+    hub's login form (``next_url``, a path, is where the hub sends the browser after)."""
+    return lambda page, username, password, next_url="": _sign_in_form(
+        page, stack, username, password, next_url
+    )
+
+
+# ----------------------------------------------------------------- hub tokens, sessions
+
+
+@pytest.fixture(scope="module")
+def tokens(hub, sign_in) -> dict[str, str]:
+    """Hub API tokens of alice and bob (analysts), carol (an admin) and dave (a
+    contractor), each signed in through the hub's form first."""
+    result = {}
+    for name in SIGNED_IN:
+        _, response = sign_in(name, demo.demo_password(name))
+        assert response.status_code == 302
+        result[name] = hub.token_for(name)
+    return result
+
+
+@pytest.fixture(scope="module")
+def pages(stack, sign_in):
+    """``pages(user) -> requests.Session`` signed in to the hub and the DataHub service."""
+
+    def session_for(user: str) -> requests.Session:
+        session, response = sign_in(user, demo.demo_password(user))
+        assert response.status_code == 302
+        service = f"{stack.hub_url}/services/datahub/"
+        assert session.get(service, timeout=60).status_code == 200  # the OAuth round trip
+        return session
+
+    return session_for
