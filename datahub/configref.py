@@ -26,8 +26,6 @@ from traitlets import Container, TraitType, Union
 from traitlets.config import Configurable
 from traitlets.utils.text import wrap_paragraphs
 
-import datahub
-
 #: The command that regenerates the page; the page and the tests name it.
 REGENERATE = "datahub config-reference --write docs/configuration.md"
 
@@ -196,7 +194,9 @@ class Option:
             value = self.trait.default_value_repr()
         except Exception:  # noqa: BLE001 - traitlets leaves out defaults it cannot show too
             return None
-        return value.replace(str(Path(datahub.__file__).parent), "<datahub>")
+        for directory, name in _package_directories():
+            value = value.replace(directory, name)
+        return value
 
     @property
     def computed_by(self) -> type | None:
@@ -207,6 +207,22 @@ class Option:
             if klass is self.trait.this_class:
                 return None
         return None
+
+
+def _package_directories() -> list[tuple[str, str]]:
+    """The directories of the package and of its subpackages that live elsewhere in a
+    checkout (an editable install maps extensions/, spawners/ and templates/ into it),
+    each with the name the reference writes for it."""
+    import datahub.extensions
+    import datahub.spawners
+    import datahub.templates
+
+    subpackages = (datahub.extensions, datahub.spawners, datahub.templates)
+    pairs = [
+        (str(Path(m.__file__).parent), "<datahub>/" + m.__name__.split(".")[-1])
+        for m in subpackages
+    ]
+    return [*pairs, (str(Path(datahub.__file__).parent), "<datahub>")]
 
 
 def _type_name(trait: TraitType) -> str:
