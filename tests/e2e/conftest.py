@@ -7,6 +7,7 @@ them; pytest's importlib mode does not let test modules import one another.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ import requests
 from playwright.sync_api import expect
 
 from datahub.stack import demo
+from datahub.stack.trino import ensure_trino_cli, find_java
 
 #: The demo users who may sign in.
 SIGNED_IN = ("alice", "bob", "carol", "dave")
@@ -123,3 +125,24 @@ def pages(stack, sign_in):
         return session
 
     return session_for
+
+
+@pytest.fixture(scope="session")
+def trino_cli(stack):
+    """``trino_cli(user, token, sql) -> (argv, env)``: the Trino CLI jar (from Maven
+    Central) running *sql* through the gateway's HTTPS listener as *user*, with a hub
+    *token* as the password (in the environment, as the CLI reads it), CSV output."""
+    java, jar = find_java() / "bin" / "java", ensure_trino_cli()
+
+    def command(user: str, token: str, sql: str) -> tuple[list[str], dict[str, str]]:
+        argv = [
+            str(java), "-jar", str(jar),
+            "--server", stack.settings["gateway_https_url"],
+            "--user", user, "--password",
+            "--truststore-path", stack.settings["gateway_ca_file"],
+            "--output-format", "CSV",
+            "--execute", sql,
+        ]  # fmt: skip
+        return argv, {**os.environ, "TRINO_PASSWORD": token}
+
+    return command

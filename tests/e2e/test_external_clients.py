@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import requests
 import trino
-
-from datahub.stack.trino import ensure_trino_cli, find_java
 
 
 def https_connection(stack, username: str, token: str) -> trino.dbapi.Connection:
@@ -42,30 +39,12 @@ def test_basic_auth_with_someone_elses_token_is_refused(stack, users):
         raise AssertionError("bob's name with alice's token was accepted")
 
 
-def test_trino_cli_runs_a_query_through_the_gateway_as_the_user(stack, users):
-    jar = ensure_trino_cli()
-    java = find_java() / "bin" / "java"
-    result = subprocess.run(
-        [
-            str(java),
-            "-jar",
-            str(jar),
-            "--server",
-            stack.settings["gateway_https_url"],
-            "--user",
-            "alice",
-            "--password",
-            "--truststore-path",
-            stack.settings["gateway_ca_file"],
-            "--output-format",
-            "CSV",
-            "--execute",
-            "SELECT current_user, name FROM tpch.tiny.region WHERE regionkey = 0",
-        ],
-        env={**os.environ, "TRINO_PASSWORD": users.token("alice")},
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_trino_cli_runs_a_query_through_the_gateway_as_the_user(users, trino_cli):
+    argv, env = trino_cli(
+        "alice",
+        users.token("alice"),
+        "SELECT current_user, name FROM tpch.tiny.region WHERE regionkey = 0",
     )
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '"alice","AFRICA"'

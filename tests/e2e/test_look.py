@@ -9,6 +9,7 @@ Screenshots of a service page at laptop and phone widths go to docs/screenshots/
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -189,15 +190,22 @@ def test_admin_menu_works_from_the_keyboard(open_as, stack):
 # ------------------------------------------------------------------ accessibility
 
 
-def test_login_page_has_no_serious_accessibility_violations(browser, stack):
-    context = browser.new_context(viewport=LAPTOP)
+@contextlib.contextmanager
+def login_page(browser, stack, viewport):
+    """The hub's login page (nobody signed in) in a browser window of *viewport*."""
+    context = browser.new_context(viewport=viewport)
     try:
         page = context.new_page()
         page.goto(f"{stack.hub_url}/hub/login")
         expect(page.get_by_label("Company username:")).to_be_visible()
-        assert serious_violations(page) == []
+        yield page
     finally:
         context.close()
+
+
+def test_login_page_has_no_serious_accessibility_violations(browser, stack):
+    with login_page(browser, stack, LAPTOP) as page:
+        assert serious_violations(page) == []
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -249,14 +257,8 @@ def test_pages_fit_a_phone_and_the_nav_opens_from_its_menu_button(
 
 
 def test_login_page_fits_a_phone(browser, stack):
-    context = browser.new_context(viewport=PHONE)
-    try:
-        page = context.new_page()
-        page.goto(f"{stack.hub_url}/hub/login")
-        expect(page.get_by_label("Company username:")).to_be_visible()
+    with login_page(browser, stack, PHONE) as page:
         assert fits_the_width(page)
-    finally:
-        context.close()
 
 
 # ------------------------------------------------------------------ keyboard

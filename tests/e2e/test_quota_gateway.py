@@ -11,7 +11,6 @@ same Trino with short timeouts (the stack's are minutes long).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import threading
 import time
@@ -27,7 +26,6 @@ from datahub.audit import records
 from datahub.gateway.protocol import QUEUE_REASON_KEY
 from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
 from datahub.quotas import storage
-from datahub.stack.trino import ensure_trino_cli, find_java
 
 pytestmark = pytest.mark.e2e
 
@@ -291,28 +289,12 @@ def test_a_queued_query_shows_queued_with_the_reason_then_runs(stack, tokens, ad
 
 
 def test_the_trino_cli_waits_through_queued_pages_then_prints_the_result(
-    stack, tokens, admin, policy
+    stack, tokens, admin, policy, trino_cli
 ):
     policy("user", "bob", concurrent_queries=1, queued_queries=5)
     holder = connect(stack, tokens["bob"]).cursor()
     holder.execute(PAGED_QUERY)
-    command = [
-        str(find_java() / "bin" / "java"),
-        "-jar",
-        str(ensure_trino_cli()),
-        "--server",
-        stack.settings["gateway_https_url"],
-        "--user",
-        "bob",
-        "--password",
-        "--truststore-path",
-        stack.settings["gateway_ca_file"],
-        "--output-format",
-        "CSV",
-        "--execute",
-        "SELECT 'the cli waited'",
-    ]
-    env = {**os.environ, "TRINO_PASSWORD": tokens["bob"]}
+    command, env = trino_cli("bob", tokens["bob"], "SELECT 'the cli waited'")
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as cli:
         try:
             deadline = time.monotonic() + 60
