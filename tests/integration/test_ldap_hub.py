@@ -179,6 +179,7 @@ PEOPLE = tuple(
             ("sam", (demo.ALLOWED_GROUP,)),
             ("tom", (demo.ALLOWED_GROUP,)),
             ("uma", (demo.ALLOWED_GROUP,)),
+            ("walt", (demo.ALLOWED_GROUP,)),
             ("vera", (demo.ALLOWED_GROUP, demo.ADMIN_GROUP)),  # keeps the admin group non-empty
         ]
     )
@@ -324,6 +325,23 @@ def test_a_disabled_account_is_signed_out_and_its_tokens_refused(refresh_hub):
     _, again = refresh_hub.sign_in("pia")
     assert again.status_code == 403
     assert messages.INVALID_CREDENTIALS in page_text(again)
+
+
+def test_a_disabled_accounts_tokens_are_refused_even_without_a_browser(refresh_hub):
+    # A server's token, or one for the Trino CLI, that no browser session goes with: the
+    # refresh on the token's own request refuses it (the DataHub gateway asks the hub).
+    refresh_hub.signed_in("walt")
+    token = refresh_hub.api("POST", "/users/walt/tokens", json={"expires_in": 600}).json()["token"]
+    as_walt = {"Authorization": f"token {token}"}
+    me = requests.get(f"{refresh_hub.url}/hub/api/user", headers=as_walt, timeout=30)
+    assert me.status_code == 200
+    lock(refresh_hub.slapd, "walt")
+    wait_for_refresh_age()
+    me = requests.get(f"{refresh_hub.url}/hub/api/user", headers=as_walt, timeout=30)
+    assert me.status_code == 403
+    me = requests.get(f"{refresh_hub.url}/hub/api/user", headers=as_walt, timeout=30)
+    assert me.status_code == 403
+    assert "walt is disabled in the LDAP directory" in refresh_hub.log()
 
 
 def test_a_deleted_account_is_signed_out(refresh_hub):
