@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from datahub.stack import demo
 
@@ -255,6 +256,13 @@ def test_the_hub_home_page_shows_the_users_usage_box(stack, browser):
         heading.wait_for()
         assert box.locator("tr[data-limit='queries_per_day']").count() == 1
         assert "resets 00:00 UTC" in heading.inner_text()
+        # The box follows the hub's theme: the system's (light here), then the one picked
+        # with the hub's toggle.
+        expect(box.locator("html")).to_have_attribute("data-bs-theme", "light")
+        page.locator("#dark-theme-toggle").click()
+        page.reload()
+        box = page.frame_locator("#datahub-usage-box")
+        expect(box.locator("html")).to_have_attribute("data-bs-theme", "dark")
     finally:
         context.close()
 
