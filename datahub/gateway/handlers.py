@@ -404,6 +404,8 @@ class StatementHandler(TrinoProxyHandler):
         source = headers.get("X-Trino-Source")
         client_tags = parse_client_tags(headers.get_list("X-Trino-Client-Tags"))
         tags = tuple(sorted(client_tags))
+        # What the audit records of the query if it is refused before a Submission exists.
+        query: dict[str, Any] = {"sql": sql, "source": source, "client_tags": tags}
         request = RoutingRequest(
             user=identity.name,
             groups=identity.groups,
@@ -416,15 +418,12 @@ class StatementHandler(TrinoProxyHandler):
         try:
             decision = service.router.route(request)
         except RoutingError as e:
-            self._refuse(identity, sql, source, tags, None, None, e.message, e.error, "routing")
+            self._refuse(identity, query, e.message, e.error, "routing")
             return
         except Exception:
             self.log.exception("Routing failed for a query of %s", identity.name)
             message = "DataHub could not route the query (an internal error); ask an admin."
-            self._refuse(
-                identity, sql, source, tags, None, None, message,
-                protocol.GENERIC_INTERNAL_ERROR, "internal",
-            )  # fmt: skip
+            self._refuse(identity, query, message, protocol.GENERIC_INTERNAL_ERROR, "internal")
             return
         submission = Submission(
             sql=sql,
@@ -448,19 +447,14 @@ class StatementHandler(TrinoProxyHandler):
             self.write_queued(identity, query_id, queued)
             return
         except QueryRefused as e:
-            error = (e.error_name, e.error_type, e.error_code)
-            self._refuse(
-                identity, sql, source, tags, decision.routing_group, decision.reason,
-                e.message, error, "quota",
-            )  # fmt: skip
+            self._refuse(identity, submission.audited(), e.message, e.error, "quota")
             return
         except Exception:
             self.log.exception("A query hook failed to admit a query of %s", identity.name)
             message = "DataHub could not admit the query (an internal error); ask an admin."
             self._refuse(
-                identity, sql, source, tags, decision.routing_group, decision.reason,
-                message, protocol.GENERIC_INTERNAL_ERROR, "internal",
-            )  # fmt: skip
+                identity, submission.audited(), message, protocol.GENERIC_INTERNAL_ERROR, "internal"
+            )
             return
         # Admitted: from here on the query ends exactly once, whatever happens.
         await self._submit(identity, submission, admission, self.request.body)
@@ -480,27 +474,16 @@ class StatementHandler(TrinoProxyHandler):
     def _refuse(
         self,
         identity: Identity,
-        sql: str,
-        source: str | None,
-        tags: tuple[str, ...],
-        routing_group: str | None,
-        routing_reason: str | None,
+        query: dict[str, Any],
         message: str,
         error: tuple[str, str, int],
         reason: str,
         query_id: str | None = None,
     ) -> None:
+        """Audit the refusal of *query* (what is known of it: sql, source, client_tags,
+        routing_group, routing_reason) and answer with *message*."""
         query_id = self.service.tracker.rejected(
-            identity,
-            sql=sql,
-            source=source,
-            client_tags=tags,
-            routing_group=routing_group,
-            routing_reason=routing_reason,
-            message=message,
-            error=error,
-            reason=reason,
-            query_id=query_id,
+            identity, message=message, error=error, reason=reason, query_id=query_id, **query
         )
         self.write_trino_error(message, error, query_id=query_id)
 
@@ -774,19 +757,8 @@ class QueuedHandler(StatementHandler):
             return
         except QueryRefused as e:
             # The stored request is gone when the place was lost: refuse with what is known.
-            stored = e.submission
-            self._refuse(
-                identity,
-                stored.sql if stored else "",
-                stored.source if stored else None,
-                stored.client_tags if stored else (),
-                stored.routing_group if stored else None,
-                stored.routing_reason if stored else None,
-                e.message,
-                (e.error_name, e.error_type, e.error_code),
-                "quota",
-                query_id=queued.query_id,
-            )
+            query = e.submission.audited() if e.submission else {"sql": ""}
+            self._refuse(identity, query, e.message, e.error, "quota", query_id=queued.query_id)
             return
         except Exception:
             self.log.exception("A query hook failed to re-admit queued query %s", queued.query_id)
@@ -808,7 +780,7 @@ class QueuedHandler(StatementHandler):
         try:
             submission = await self.service.hooks.withdraw(identity, queued.place)
         except QueryRefused as e:
-            self.write_trino_error(e.message, (e.error_name, e.error_type, e.error_code))
+            self.write_trino_error(e.message, e.error)
             return
         except Exception:
             self.log.exception("A query hook failed to withdraw queued query %s", queued.query_id)

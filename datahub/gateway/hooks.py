@@ -107,6 +107,16 @@ class Submission:
     #: how many, and their merged note and data (so a queued query resumes there).
     earlier: Mapping[str, Any] = field(default_factory=dict)
 
+    def audited(self) -> dict[str, Any]:
+        """What the audit records of the query if it is refused (`QueryTracker.rejected`)."""
+        return {
+            "sql": self.sql,
+            "source": self.source,
+            "client_tags": self.client_tags,
+            "routing_group": self.routing_group,
+            "routing_reason": self.routing_reason,
+        }
+
     def to_data(self) -> dict[str, Any]:
         """The submission as JSON-able data (for `from_data`)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -152,6 +162,11 @@ class QueryRefused(Exception):
         self.error_type = error_type
         self.error_code = error_code
         self.submission = submission
+
+    @property
+    def error(self) -> tuple[str, str, int]:
+        """Trino's (name, type, code) of the refusal."""
+        return self.error_name, self.error_type, self.error_code
 
 
 _PLACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

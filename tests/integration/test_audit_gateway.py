@@ -165,7 +165,8 @@ def test_a_finished_query_has_every_field_and_both_events(gateway, hooks):
     assert rec["processed_rows"] >= 30  # the nations and regions read
     for key in ("elapsed_ms", "queued_ms", "cpu_ms", "wall_ms", "peak_memory_bytes"):
         assert rec[key] is not None and rec[key] >= 0, key
-    assert rec["elapsed_ms"] > 0 and rec["cpu_ms"] > 0 and rec["peak_memory_bytes"] > 0
+    # Trino's statistics were recorded (a missing one would be None or 0).
+    assert [key for key in ("elapsed_ms", "cpu_ms", "peak_memory_bytes") if not rec[key]] == []
     assert rec["physical_bytes"] is not None and rec["processed_bytes"] is not None
 
     kinds = [
@@ -220,7 +221,7 @@ def test_a_cancelled_query_is_canceled_with_its_stats(gateway, hooks, trino_quer
     rec = record(gateway, cursor.query_id)
     assert_submitted_fields(rec, ENDLESS)
     assert (rec["state"], rec["error_name"]) == ("CANCELED", "USER_CANCELED")
-    assert rec["elapsed_ms"] > 0
+    assert rec["elapsed_ms"], "Trino's elapsed time was not recorded"
     assert trino_query_info(cursor.query_id)["errorCode"]["name"] == "USER_CANCELED"
     assert [c[2] for c in hooks.finished_calls(cursor.query_id)] == ["CANCELED"]
 
