@@ -6,21 +6,29 @@ that account, so nobody else's kernel can read her files, her processes' environ
 her hub token. The hub must run as root to create accounts and switch to them.
 
 Her quota's server memory and CPU limits are enforced by the kernel: with cgroups v2 where
-available, else with rlimits and CPU affinity (see `limits`); the hub's log says which.
+available, else with rlimits and CPU affinity (see `limits`); the hub's log says which,
+with a warning when the limits are escapable.
+
+The hub touches files in her home as root only through a descriptor of the home opened
+without following links (see `homes`): she owns everything in it and may plant symlinks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import re
 import subprocess
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Enum, Unicode, default
+from traitlets.config import Config
+from traitlets.utils.importstring import import_item
 
-from . import limits
+from . import homes, limits
 from .mixin import DataHubSpawnerMixin
 
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -118,20 +126,60 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
                 capture_output=True,
             )
             account = pwd.getpwnam(name)
-        # useradd here makes 0755 homes; workspaces must be private.
-        os.chmod(account.pw_dir, 0o700)
+        if account.pw_uid == 0:
+            raise RuntimeError(f"The system account {name} is root; servers never run as root.")
         return account
 
-    def install_welcome_notebook(self, account: pwd.struct_passwd) -> None:
-        content = self.welcome_notebook_bytes()
-        if content is None:
-            return
-        target = Path(account.pw_dir) / self.welcome_notebook_name
-        if target.exists():
-            return
-        target.write_bytes(content)
-        os.chown(target, account.pw_uid, account.pw_gid)
-        os.chmod(target, 0o600)
+    def prepare_home(self) -> pwd.struct_passwd:
+        """The user's account, with a private home holding the welcome notebook.
+
+        Runs as root in a directory the user owns, so only through a descriptor of the
+        home opened without following links (see `homes`): the home is made private
+        (useradd here makes 0755 homes), and the welcome notebook is created only where
+        nothing by its name exists, never through a link the user planted.
+        """
+        account = self.ensure_system_account()
+        home_fd = homes.open_home(account.pw_dir, account.pw_uid)
+        try:
+            homes.make_private(home_fd)
+            content = self.welcome_notebook_bytes()
+            if content is not None:
+                homes.create_file(
+                    home_fd, self.welcome_notebook_name, content, account.pw_uid, account.pw_gid
+                )
+        finally:
+            os.close(home_fd)
+        return account
+
+    def _server_limits(self) -> limits.ServerLimits:
+        return limits.ServerLimits(
+            memory=int(self.mem_limit) if self.mem_limit else None,
+            cpu=float(self.cpu_limit) if self.cpu_limit else None,
+        )
+
+    def decide_enforcement(self) -> limits.Enforcement | None:
+        """How this start's limits are enforced (None: the quota sets none).
+
+        Logs a warning naming what is escapable when the limits are weak, and raises
+        `limits.CannotConfine` (whose message the user sees) when "cgroup2" is required
+        but unavailable.
+        """
+        if not self._server_limits().any:
+            return None
+        root, parent = Path(self.cgroup_root), Path(self.cgroup_parent)
+        try:
+            enforcement = limits.choose_enforcement(self.limit_enforcement, root, parent)
+        except limits.CannotConfine as e:
+            self.log.error(
+                "Not starting the server of %s: limit_enforcement is 'cgroup2' but %s.",
+                self.user.name,
+                e.reason,
+            )
+            raise
+        if enforcement != "cgroup2":
+            weak = limits.weakness(self.limit_enforcement, root, parent)
+            self.log.warning("Server of %s: %s", self.user.name, weak)
+        return enforcement
 
     def _cgroup(self) -> limits.Cgroup:
         return limits.Cgroup(Path(self.cgroup_parent), self.system_username)
@@ -139,18 +187,13 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
     def make_preexec_fn(self, name):
         """Drop to the user's account, after entering the server's limits."""
         drop = set_user_setuid(self.system_username)
-        server_limits = limits.ServerLimits(
-            memory=int(self.mem_limit) if self.mem_limit else None,
-            cpu=float(self.cpu_limit) if self.cpu_limit else None,
-        )
-        if not server_limits.any:
+        server_limits = self._server_limits()
+        enforcement = getattr(self, "_enforcement", None)
+        if enforcement is None:
             self.log.info(
                 "Server of %s: %s", self.user.name, limits.describe(server_limits, "none", None)
             )
             return drop
-        enforcement = limits.choose_enforcement(
-            self.limit_enforcement, Path(self.cgroup_root), Path(self.cgroup_parent)
-        )
         procs, cpus = None, None
         if enforcement == "cgroup2":
             cgroup = self._cgroup()
@@ -174,13 +217,49 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
         env["SHELL"] = account.pw_shell or "/bin/bash"
         return env
 
+    def move_certs(self, paths):
+        raise RuntimeError(
+            "DataHubLocalSpawner does not support c.JupyterHub.internal_ssl: "
+            "LocalProcessSpawner copies certificates into the user's home as root by path, "
+            "following links the user controls."
+        )
+
     async def stop(self, now=False):
         await super().stop(now=now)
         self._cgroup().remove()
 
-    async def start(self):
-        account = self.ensure_system_account()
-        self.install_welcome_notebook(account)
+    async def prepare_server(self) -> None:
+        self._enforcement = self.decide_enforcement()
+        account = await asyncio.to_thread(self.prepare_home)
         if not self.notebook_dir:
             self.notebook_dir = account.pw_dir
-        return await super().start()
+
+
+def limits_notice(config: Config) -> str | None:
+    """What the admin pages say about servers' limits on this host: `limits.weakness`
+    of the enforcement the hub's configuration *config* (the file the service also reads)
+    gives `DataHubLocalSpawner` here; None when the hub uses another spawner (Kubernetes
+    pods have their own limits) or each server is confined."""
+    spawner_class = config.get("JupyterHub", {}).get("spawner_class")
+    if not _is_local_spawner(spawner_class):
+        return None
+    section = config.get("DataHubLocalSpawner", {})
+    traits = DataHubLocalSpawner.class_traits()
+
+    def setting(name: str) -> str:
+        return section.get(name, traits[name].default_value)
+
+    return limits.weakness(
+        setting("limit_enforcement"), Path(setting("cgroup_root")), Path(setting("cgroup_parent"))
+    )
+
+
+def _is_local_spawner(spec: object) -> bool:
+    if isinstance(spec, type):
+        return issubclass(spec, DataHubLocalSpawner)
+    if not isinstance(spec, str) or not spec:
+        return False
+    if "." in spec:
+        return issubclass(import_item(spec), DataHubLocalSpawner)
+    found = entry_points(group="jupyterhub.spawners", name=spec)
+    return any(issubclass(ep.load(), DataHubLocalSpawner) for ep in found)

@@ -157,8 +157,13 @@ class DataHubSpawnerMixin(LoggingConfigurable):
             policy.sources["server_cpu"],
         )
 
+    async def prepare_server(self) -> None:
+        """What the spawner underneath does before starting a server, with the quota's
+        limits applied (refusing by raising an exception whose message the user sees)."""
+
     async def start(self):
         await self.apply_quota_limits()
+        await self.prepare_server()
         return await super().start()
 
     def welcome_notebook_bytes(self) -> bytes | None:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import plotly
 from tornado import web
 
+from ..spawners.local import limits_notice
 from ..web.base import APIHandler, PageHandler, admin_only
 from . import charts, storage
 from .manager import QuotaManager
@@ -345,6 +346,7 @@ class AdminQuotasPage(QuotaMixin, PageHandler):
             reset=quotas.reset_info(),
             message=self.get_argument("message", ""),
             error=self.get_argument("error", ""),
+            limits_notice=await self.call(limits_notice, self.service.config),
         )
 
 
