@@ -9,20 +9,33 @@ PYTHON ?= /usr/bin/python3.11
 BIN := $(VENV)/bin
 APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql chromium fonts-dejavu-core
 PYTEST_ARGS ?=
+# The browser tests that take the README's pictures (docs/screenshots/*.png).
+SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py
 
-.PHONY: help install demo test lint format clean
+.PHONY: help install demo test screenshots lint format clean
 
 help:
-	@echo "make demo    install everything and run DataHub with demo users"
-	@echo "make test    install everything, start the services and run the whole suite"
-	@echo "make lint    ruff check and format check"
+	@echo "make demo         install everything and run DataHub with demo users"
+	@echo "make test         install everything, start the services and run the whole suite"
+	@echo "make screenshots  run the browser tests that take the README's pictures and"
+	@echo "                  copy them into docs/screenshots/ (make test never writes there)"
+	@echo "make lint         ruff check and format check"
 
 install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@echo "==> Installing DataHub and its Python dependencies into $(VENV)"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet ".[test,bench,kubernetes]"
-	# Always replace the installed package with this checkout's code.
-	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+	$(BIN)/pip install --quiet ".[stack,test,bench,kubernetes]"
+	@# The installed package must be this checkout's code (the tests check it at start).
+	@# Editable when the users' accounts (jupyter-<name>) can read the checkout, so edits
+	@# count at once; a copy otherwise (a checkout under /root, say): run make again after
+	@# editing.
+	@if runuser -u nobody -- test -r "$(CURDIR)/datahub/__init__.py" 2>/dev/null; then \
+		echo "==> Installing this checkout editable (other accounts can read it)"; \
+		$(BIN)/pip install --quiet --no-deps --force-reinstall --editable . ; \
+	else \
+		echo "==> Installing a copy of this checkout (other accounts cannot read it)"; \
+		$(BIN)/pip install --quiet --no-deps --force-reinstall . ; \
+	fi
 	# JupySQL is here only to be benchmarked against; keep its JupyterLab plugin out of
 	# users' JupyterLab, and keep JupyterLab from asking users about news from the web.
 	$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin >/dev/null
@@ -55,7 +68,13 @@ demo: install
 
 test: install
 	@echo "==> Running the test suite (starts slapd, Trino and JupyterHub once)"
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+screenshots: install
+	@echo "==> Taking the README's screenshots (browser tests), then copying them"
+	rm -rf .make/screenshots
+	$(BIN)/pytest -p no:cacheprovider $(SCREENSHOT_TESTS) --screenshots .make/screenshots
+	cp .make/screenshots/*.png docs/screenshots/
 
 lint: install
 	$(BIN)/ruff check .

@@ -29,6 +29,16 @@ from datahub.store import Store
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="save the browser tests' screenshots in DIR (default: a scratch folder; "
+        "`make screenshots` uses this to refresh docs/screenshots)",
+    )
+
+
 def pytest_sessionstart(session):
     """Refuse to test anything but this checkout's code: the hub and the users' servers
     import ``datahub`` from the installed venv, which may be a stale or another

@@ -1,5 +1,6 @@
-"""Helpers for the browser tests: a fresh browser page per test, screenshots for the
-README, signing in through the hub's form and running a JupyterLab cell from its toolbar.
+"""Helpers for the browser tests: a fresh browser page per test, screenshots (in a scratch
+folder, or ``--screenshots DIR``: `make screenshots` refreshes the README's), signing in
+through the hub's form and running a JupyterLab cell from its toolbar.
 
 They are fixtures (each returns a function) so that every browser test module shares
 them; pytest's importlib mode does not let test modules import one another.
@@ -20,7 +21,6 @@ from datahub.stack.trino import ensure_trino_cli, find_java
 
 #: The demo users who may sign in.
 SIGNED_IN = ("alice", "bob", "carol", "dave")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 #: From a JupyterLab cell up to the notebook panel (with its toolbar) that holds it.
 NOTEBOOK_OF_CELL = "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' jp-NotebookPanel ')]"
 
@@ -48,11 +48,6 @@ def page(new_page):
     return new_page()
 
 
-def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
 def _run_cell(page, cell) -> None:
     # The run button of the cell's own notebook: other notebooks' toolbars are in the
     # page too (hidden in background tabs).
@@ -75,10 +70,21 @@ def _sign_in_form(page, stack, username: str, password: str, next_url: str = "")
     page.get_by_role("button", name="Sign in").click()
 
 
+@pytest.fixture(scope="session")
+def screenshots(request, tmp_path_factory) -> Path:
+    """Where screenshots go: ``--screenshots DIR`` (`make screenshots` passes
+    docs/screenshots' staging folder), else a scratch folder, so a test run never
+    rewrites the checkout."""
+    chosen = request.config.getoption("screenshots")
+    folder = Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
-def shot():
-    """``shot(page, name)``: save a screenshot as docs/screenshots/NAME.png."""
-    return _shot
+def shot(screenshots):
+    """``shot(page, name)``: save a screenshot as NAME.png in :func:`screenshots`."""
+    return lambda page, name: page.screenshot(path=str(screenshots / f"{name}.png"))
 
 
 @pytest.fixture

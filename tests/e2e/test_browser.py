@@ -1,6 +1,6 @@
 """What a person does in a browser, in a real browser: Debian's Chromium driven by Playwright.
 
-Screenshots of each step go to docs/screenshots/ (they illustrate the README). The page,
+Screenshots of each step illustrate the README (`make screenshots` refreshes them). The page,
 screenshot, sign-in and run-cell helpers are fixtures in conftest.py.
 """
 

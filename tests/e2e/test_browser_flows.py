@@ -5,7 +5,7 @@ refuses a query, and a non-admin finding no admin links and no way into admin pa
 
 The demo users' servers are real processes that outlive a test and may be shared with
 another test session on this machine, so each flow works in a new notebook of its own
-instead of relying on a clean workspace. Screenshots go to docs/screenshots/.
+instead of relying on a clean workspace. Screenshots illustrate the README.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ one nav bar (admins' items only for admins), pass axe-core's accessibility check
 
 axe-core comes from npm (package.json devDependencies) and is evaluated in the page
 through the DevTools protocol, so the pages keep their real Content-Security-Policy.
-Screenshots of a service page at laptop and phone widths go to docs/screenshots/.
+Screenshots of a service page at laptop and phone widths illustrate the README
+(`make screenshots`).
 """
 
 from __future__ import annotations
