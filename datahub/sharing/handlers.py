@@ -60,6 +60,17 @@ from .store import NewVersion, NotebookRecord, SharedNotebookStore, VersionRecor
 STATIC_DIR = Path(__file__).with_name("static")
 PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
 STATIC_FILES = ("notebook.js", "notebook.css")
+#: A shared notebook's page carries its author's content, so it may load nothing but
+#: DataHub's own scripts and styles (the hub's stylesheet, Bootstrap, the theme toggle,
+#: notebook.js, plotly.js), images only from data: URLs (the author's images, Bootstrap's
+#: icons, Plotly's), connect nowhere, post forms only to the service, and be framed by
+#: no page. Even markup that slipped through the sanitiser could not make the viewer's
+#: browser send a request (a GET of /hub/logout, of an admin page).
+NOTEBOOK_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src data:; connect-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _file_version(path: Path) -> str:
@@ -556,6 +567,7 @@ class SharingPage(SharingMixin, PageHandler):
         """Render the notebook page (version ``number``, default the latest)."""
         version = self.version_of(record, number)
         cells = await asyncio.to_thread(render_notebook, json.loads(version.content or "{}"))
+        self.page_csp = NOTEBOOK_PAGE_CSP
         self.render_sharing(
             "notebook.html",
             status=status,

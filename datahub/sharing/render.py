@@ -4,17 +4,25 @@ runs there as script. Pure, no I/O.
 - Markdown (cells and outputs) becomes HTML with mistune, then goes through an
   allow-list sanitiser (nh3, the Rust ``ammonia`` library), as does every HTML output:
   no ``<script>``, ``<style>``, ``<iframe>``, forms or SVG; no event-handler or ``style``
-  attributes; links only to ``http:``, ``https:``, ``mailto:`` and ``#anchors``; images
-  only as ``data:image/...`` (other origins are refused by the page's CSP anyway, and a
-  same-origin image URL could fire a GET at the hub on the viewer's behalf).
+  attributes; links only to ``http:``, ``https:``, ``mailto:`` and ``#anchors``.
+- Nothing on the page makes the viewer's browser send a request: an ``<img>`` keeps its
+  ``src`` only as a base64 ``data:`` URL of a raster image (PNG, JPEG, GIF, WebP), or as
+  ``attachment:NAME`` of its markdown cell, inlined as such a URL. Any other URL, above
+  all one of the hub (``/hub/logout``, an admin page), would be a GET sent with the
+  viewer's cookies. SVG is refused as an image (it can refer to other resources);
+  ``<img>`` is the only allowed tag that fetches (no ``srcset``, ``<picture>``,
+  ``<video>``, ``<link>``, ``<object>``, ``<iframe>``, ``<form>``, ``<meta>``, ``<base>``
+  or ``style``), and Plotly figures lose the URLs plotly.js would load (layout images,
+  map styles and layers, GeoJSON by URL).
 - Code is highlighted on the server (Pygments: spans with classes, all text escaped).
 - Plotly outputs are not HTML: their figure JSON (``data`` and ``layout`` only, with any
   markup inside strings sanitised) goes into a ``data-figure`` attribute, escaped by the
   template, and the page's own static script draws it with plotly.js.
 - JavaScript outputs, widgets and anything else executable are not shown.
 
-The page around it sends a Content-Security-Policy without ``'unsafe-inline'`` scripts,
-so even markup that slipped through could not run.
+The page around it sends a Content-Security-Policy without ``'unsafe-inline'`` scripts
+and with ``img-src data:`` (``NOTEBOOK_PAGE_CSP`` in the handlers), so even markup that
+slipped through could neither run nor fetch.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import mistune
 import nh3
@@ -44,11 +53,15 @@ except ImportError:  # pragma: no cover - older IPython
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
-_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+$")
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+$", re.I)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 
-_markdown = mistune.create_markdown(escape=False, plugins=["strikethrough", "table", "url"])
+# URLs are nh3's to judge (one place): mistune would turn attachment: ones into "#harmful-link".
+_markdown = mistune.create_markdown(
+    renderer=mistune.HTMLRenderer(escape=False, allow_harmful_protocols=True),
+    plugins=["strikethrough", "table", "url"],
+)
 
 # What author HTML may keep: ammonia's default tags (text, lists, tables, images, links)
 # and attributes; content of these is dropped whole, not just the tags.
@@ -63,22 +76,50 @@ def _url_relative(url: str) -> str | None:
     return url if url.startswith("#") else None
 
 
-def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    if value.strip().lower().startswith("data:"):
-        # data: URLs only as images, of image types (an SVG in <img> runs no script).
-        if tag == "img" and attribute == "src" and _DATA_IMAGE.match(value.strip()):
-            return value.strip()
+Attachments = dict[str, Any]
+
+
+def _attachment_image(name: str, attachments: Attachments) -> str | None:
+    bundle = attachments.get(name, attachments.get(unquote(name)))
+    if not isinstance(bundle, dict):
         return None
-    return value
+    for mimetype in RASTER_IMAGES:
+        if mimetype in bundle:
+            image = _image(mimetype, bundle[mimetype])
+            return image.src if image else None
+    return None
 
 
-def sanitize_html(html: str) -> str:
-    """Author HTML reduced to the allow-list (see the module docstring)."""
+def image_source(url: str, attachments: Attachments | None = None) -> str | None:
+    """What an ``<img src>`` may be on a shared notebook's page: a base64 ``data:`` URL of
+    a raster image, given or made from the cell's ``attachment:NAME``; None for anything
+    else (the viewer's browser would fetch it)."""
+    url = url.strip()
+    if url[:11].lower() == "attachment:":
+        return _attachment_image(url[11:], attachments or {})
+    return url if _DATA_IMAGE.match(url) else None
+
+
+def _attribute_filter(attachments: Attachments | None) -> Any:
+    def check(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            # The one allowed attribute that fetches: nothing but inline images.
+            return image_source(value, attachments)
+        if value.strip().lower().startswith(("data:", "attachment:")):
+            return None  # e.g. a link to data:text/html
+        return value
+
+    return check
+
+
+def sanitize_html(html: str, attachments: Attachments | None = None) -> str:
+    """Author HTML reduced to the allow-list (see the module docstring); ``attachments``
+    are the markdown cell's, for ``<img src="attachment:NAME">``."""
     return nh3.clean(
         html,
         clean_content_tags=_DROP_WITH_CONTENT,
-        url_schemes={"http", "https", "mailto", "data"},
-        attribute_filter=_attribute_filter,
+        url_schemes={"http", "https", "mailto", "data", "attachment"},
+        attribute_filter=_attribute_filter(attachments),
         url_relative=_url_relative,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
@@ -97,9 +138,10 @@ def _sanitize_plotly_text(text: str) -> str:
     )
 
 
-def markdown_to_html(text: str) -> Markup:
-    """Markdown (with the HTML Jupyter allows in it) as sanitised HTML."""
-    return Markup(sanitize_html(_markdown(text)))  # noqa: S704 - sanitised just now
+def markdown_to_html(text: str, attachments: Attachments | None = None) -> Markup:
+    """Markdown (with the HTML Jupyter allows in it) as sanitised HTML; ``attachments``
+    are the cell's (``![](attachment:NAME)``)."""
+    return Markup(sanitize_html(_markdown(text), attachments))  # noqa: S704 - sanitised
 
 
 def strip_ansi(text: str) -> str:
@@ -119,6 +161,24 @@ def highlight_code(source: str, sql: bool) -> Markup:
     return Markup(highlight(source, _CodeLexer(), formatter))  # noqa: S704
 
 
+# Figure attributes plotly.js loads as URLs: layout images' and map layers' ``source``,
+# map ``style``s, a choropleth's ``geojson``. Inline values (an image's data: URL, a
+# GeoJSON object, a style's name) stay.
+_FIGURE_URL_KEYS = {"source", "style", "geojson"}
+
+
+def _fetched_by_plotly(key: str, value: Any) -> bool:
+    if key not in _FIGURE_URL_KEYS:
+        return False
+    if isinstance(value, list):
+        return any(_fetched_by_plotly(key, v) for v in value)
+    if not isinstance(value, str):
+        return False
+    if key == "source":
+        return image_source(value) is None
+    return any(c in value for c in ":/")  # a URL, not a name like "carto-positron"
+
+
 def _clean_figure_value(value: Any, depth: int = 0) -> Any:
     if depth > 64:
         return None
@@ -127,7 +187,11 @@ def _clean_figure_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN is not JSON; plotly treats null as a gap
     if isinstance(value, dict):
-        return {str(k): _clean_figure_value(v, depth + 1) for k, v in value.items()}
+        return {
+            str(k): _clean_figure_value(v, depth + 1)
+            for k, v in value.items()
+            if not _fetched_by_plotly(str(k), v)
+        }
     if isinstance(value, list | tuple):
         return [_clean_figure_value(v, depth + 1) for v in value]
     if value is None or isinstance(value, bool | int | float):
@@ -176,16 +240,15 @@ def _text(value: Any) -> str:
 
 
 def _image(mimetype: str, value: Any) -> RenderedOutput | None:
-    if mimetype == "image/svg+xml":
-        encoded = base64.b64encode(_text(value).encode()).decode()
-    else:
-        encoded = re.sub(r"\s+", "", _text(value))
-        if not _BASE64.match(encoded):
-            return None
-        try:
-            base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            return None
+    # Raster images only: an SVG can refer to other resources (and no sanitiser of ours
+    # vouches for it), so an SVG output shows as its other representations.
+    encoded = re.sub(r"\s+", "", _text(value))
+    if mimetype not in RASTER_IMAGES or not _BASE64.match(encoded):
+        return None
+    try:
+        base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
     return RenderedOutput("image", src=f"data:{mimetype};base64,{encoded}")
 
 
@@ -204,7 +267,7 @@ def render_output(output: dict[str, Any]) -> RenderedOutput | None:
         figure = safe_figure(data[PLOTLY_MIMETYPE])
         if figure is not None:
             return RenderedOutput("chart", figure=figure, text=_text(data.get("text/plain", "")))
-    for mimetype in (*RASTER_IMAGES, "image/svg+xml"):
+    for mimetype in RASTER_IMAGES:
         if mimetype in data:
             image = _image(mimetype, data[mimetype])
             if image is not None:
@@ -232,7 +295,9 @@ def render_notebook(notebook: dict[str, Any]) -> list[RenderedCell]:
         source = cell_source(cell)
         kind = cell.get("cell_type")
         if kind == "markdown":
-            cells.append(RenderedCell("markdown", html=markdown_to_html(source)))
+            attachments = cell.get("attachments")
+            attachments = attachments if isinstance(attachments, dict) else None
+            cells.append(RenderedCell("markdown", html=markdown_to_html(source, attachments)))
         elif kind == "code":
             sql = is_sql_cell(cell)
             outputs = [r for r in map(render_output, cell.get("outputs") or []) if r]

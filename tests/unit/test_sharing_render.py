@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from html.parser import HTMLParser
 
 import nbformat
@@ -168,7 +169,7 @@ def test_javascript_outputs_are_never_shown():
     assert widget.kind == "text" and widget.text == "fallback"
 
 
-def test_images_become_data_urls_and_svg_is_only_an_image():
+def test_raster_images_become_data_urls_and_svg_shows_as_its_text():
     png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
     out = render_output({"output_type": "display_data", "metadata": {}, "data": {"image/png": png}})
     assert out.kind == "image" and out.src == f"data:image/png;base64,{png}"
@@ -176,10 +177,13 @@ def test_images_become_data_urls_and_svg_is_only_an_image():
         {
             "output_type": "display_data",
             "metadata": {},
-            "data": {"image/svg+xml": "<svg onload='alert(1)'></svg>"},
+            "data": {
+                "image/svg+xml": '<svg><image href="/hub/logout"/></svg>',
+                "text/plain": "<Figure>",
+            },
         }
     )
-    assert svg.kind == "image" and svg.src.startswith("data:image/svg+xml;base64,")
+    assert (svg.kind, svg.text, svg.src) == ("text", "<Figure>", "")
     bad = render_output(
         {
             "output_type": "display_data",
@@ -220,3 +224,123 @@ def test_a_whole_notebook_renders_cell_by_cell():
     assert cells[1].sql and cells[1].execution_count == 3
     assert str(cells[1].outputs[0].html) == "<b>t</b>"
     assert cells[2].source == "<script>raw</script>"  # escaped by the template
+
+
+# ------------------------------------------- nothing on the page makes the browser fetch
+
+HUB = "https://hub.example.com"
+#: Markup that would make a viewer's browser send a request with their cookies: a GET of
+#: the hub's logout, of an admin's page about bob (recorded as the admin's view).
+FETCHERS = [
+    f"![logout]({HUB}/hub/logout)",
+    "![logout](/hub/logout)",
+    "![bob](//hub.example.com/services/datahub/admin/users/bob)",
+    f'<img src="{HUB}/services/datahub/admin/users/bob">',
+    '<img src="/services/datahub/api/admin/users/bob">',
+    '<img src="admin/users/bob">',
+    f'<img src=" {HUB}/hub/logout ">',
+    f'<IMG SRC="{HUB}/hub/logout">',
+    f'<img src="data:image/png;base64,AAAA" srcset="{HUB}/hub/logout 2x">',
+    f'<picture><source srcset="{HUB}/hub/logout"><img alt="p"></picture>',
+    f'<video poster="{HUB}/hub/logout" src="{HUB}/hub/logout"></video>',
+    f'<audio src="{HUB}/hub/logout"></audio>',
+    f'<div style="background: url({HUB}/hub/logout)">css</div>',
+    f'<table background="{HUB}/hub/logout"><tr><td>t</td></tr></table>',
+    f'<link rel="stylesheet" href="{HUB}/hub/logout"><link rel="prefetch" href="/hub/logout">',
+    f'<object data="{HUB}/hub/logout"></object><embed src="{HUB}/hub/logout">',
+    f'<iframe src="{HUB}/hub/logout"></iframe><frame src="/hub/logout">',
+    f'<form action="{HUB}/hub/logout"><input type="image" src="{HUB}/hub/logout"></form>',
+    f'<meta http-equiv="refresh" content="0;url={HUB}/hub/logout">',
+    f'<base href="{HUB}/hub/"><img src="logout">',
+    f'<svg><image href="{HUB}/hub/logout"/><use href="{HUB}/hub/logout#x"/></svg>',
+    f'<input type="image" src="{HUB}/hub/logout"><track src="{HUB}/hub/logout">',
+    f'<a href="{HUB}/docs" ping="{HUB}/hub/logout">ping</a>',
+    '<img src="data:image/svg+xml;base64,PHN2Zz48aW1hZ2UgaHJlZj0iL2h1Yi9sb2dvdXQiLz48L3N2Zz4=">',
+    '<img src="data:image/svg+xml,%3Csvg%3E%3Cimage href=%22/hub/logout%22/%3E%3C/svg%3E">',
+    '<img src="data:text/html;base64,PHNjcmlwdD4=">',
+    '<img src="data:image/png,not-base64 /hub/logout">',
+    f'<img src="attachment:{HUB}/hub/logout">',
+]
+#: Attributes that make a browser fetch, whatever the tag.
+FETCHING_ATTRIBUTES = {"src", "srcset", "poster", "data", "background", "action", "ping"}
+RASTER = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+$")
+
+
+def assert_fetches_nothing(html: str) -> None:
+    for tag, attrs in elements(html):
+        assert tag not in ("link", "video", "audio", "picture", "source", "track", "input")
+        assert tag not in ("object", "embed", "iframe", "frame", "form", "meta", "base", "svg")
+        for name, value in attrs.items():
+            assert name != "style", (tag, name)
+            if name in FETCHING_ATTRIBUTES:
+                assert tag == "img" and name == "src" and RASTER.match(value), (tag, name, value)
+
+
+@pytest.mark.parametrize("markup", FETCHERS)
+def test_markup_that_would_make_the_viewers_browser_fetch_is_dropped(markup):
+    assert_fetches_nothing(sanitize_html(markup))
+    assert_fetches_nothing(markdown_to_html(f"Intro\n\n{markup}\n\nEnd"))
+    out = render_output(
+        {"output_type": "display_data", "metadata": {}, "data": {"text/html": markup}}
+    )
+    assert_fetches_nothing(str(out.html))
+    markdown = render_output(
+        {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": markup}}
+    )
+    assert_fetches_nothing(str(markdown.html))
+
+
+def test_only_base64_raster_data_urls_stay_as_images():
+    for kind in ("png", "jpeg", "gif", "webp"):
+        url = f"data:image/{kind};base64,iVBORw0KGgo="
+        assert f'src="{url}"' in markdown_to_html(f"![x]({url})")
+    assert "src" not in markdown_to_html("![x](data:image/svg+xml;base64,PHN2Zz4=)")
+
+
+def test_attachment_images_are_inlined_from_the_cells_attachments():
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_markdown_cell(
+        '![chart](attachment:chart.png) <img src="attachment:my chart.png"> '
+        "![svg](attachment:drawing.svg) ![gone](attachment:missing.png) "
+        "[link](attachment:chart.png)"
+    )
+    cell["attachments"] = {
+        "chart.png": {"image/png": png},
+        "my chart.png": {"image/png": png},
+        "drawing.svg": {"image/svg+xml": '<svg><image href="/hub/logout"/></svg>'},
+    }
+    nb.cells = [cell]
+    html = str(render_notebook(json.loads(nbformat.writes(nb)))[0].html)
+    sources = [attrs.get("src") for tag, attrs in elements(html) if tag == "img"]
+    assert sources == [f"data:image/png;base64,{png}"] * 2 + [None, None]
+    assert "attachment:" not in html and "href" not in html
+    # Another cell's attachments are not this cell's.
+    assert "src" not in markdown_to_html("![chart](attachment:chart.png)")
+
+
+def test_plotly_figures_lose_the_urls_plotly_js_would_load():
+    png = "data:image/png;base64,iVBORw0KGgo="
+    figure = {
+        "data": [
+            {"type": "choropleth", "geojson": f"{HUB}/hub/logout", "locations": ["a"]},
+            {"type": "choroplethmap", "geojson": {"type": "FeatureCollection", "features": []}},
+        ],
+        "layout": {
+            "images": [{"source": f"{HUB}/hub/logout"}, {"source": "/hub/logout"}, {"source": png}],
+            "mapbox": {
+                "style": f"{HUB}/hub/logout",
+                "layers": [{"sourcetype": "raster", "source": [f"{HUB}/hub/logout?{{z}}"]}],
+            },
+            "map": {"style": "carto-positron"},
+            "template": {"layout": {"images": [{"source": f"{HUB}/hub/logout"}]}},
+            "font": {"style": "italic"},
+        },
+    }
+    clean = safe_figure(figure)
+    assert "logout" not in clean
+    parsed = json.loads(clean)
+    assert parsed["layout"]["images"] == [{}, {}, {"source": png}]
+    assert parsed["layout"]["map"]["style"] == "carto-positron"
+    assert parsed["layout"]["font"]["style"] == "italic"
+    assert parsed["data"][1]["geojson"] == {"type": "FeatureCollection", "features": []}
