@@ -90,6 +90,10 @@ def admin_only(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable
 class PageHandler(BaseHandler):
     """An HTML page in the hub's look (templates/service/page.html)."""
 
+    #: This page's Content-Security-Policy, when stricter than the service's (the
+    #: ``page_csp`` setting): a shared notebook's page sets its own.
+    page_csp: str | None = None
+
     def render_page(self, template: str, **context: Any) -> None:
         """Render a service template; ``active`` (a path under the service prefix, e.g.
         "gallery") marks the page's nav item."""
@@ -114,7 +118,7 @@ class PageHandler(BaseHandler):
             active=active,
             **context,
         )
-        self.set_header("Content-Security-Policy", self.settings["page_csp"])
+        self.set_header("Content-Security-Policy", self.page_csp or self.settings["page_csp"])
         self.finish(html)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
