@@ -46,6 +46,7 @@ _SUBMITTED = (
     "client_tags",
     "admission_note",
     "sql",
+    "client_sql",
     "submitted_at",
 )
 # The submitted time, then every field the audit record's finish sets (one list of them).

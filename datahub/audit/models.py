@@ -60,7 +60,11 @@ class QueryRecord(Base):
     cluster: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     routing_group: Mapped[str | None] = mapped_column(sa.String(64))
     routing_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The SQL that ran: for ``EXECUTE q`` the prepared statement q, for ``EXECUTE
+    #: IMMEDIATE '…'`` the literal's text.
     sql: Mapped[str] = mapped_column(sa.Text, default="")
+    #: The statement as the client sent it, when it differs from ``sql`` (else NULL).
+    client_sql: Mapped[str | None] = mapped_column(sa.Text)
     source: Mapped[str | None] = mapped_column(sa.String(255))
     client_tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     admission_note: Mapped[str | None] = mapped_column(sa.Text)

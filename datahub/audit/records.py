@@ -43,6 +43,7 @@ SUBMITTED_FIELDS = (
     "routing_group",
     "routing_reason",
     "sql",
+    "client_sql",
     "source",
     "client_tags",
     "admission_note",

@@ -184,6 +184,7 @@ def page_detail(record: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     return [
         ("State", text(record["state"])),
+        ("Sent by the client as", text(record.get("client_sql"))),
         ("User", text(record["user"])),
         ("Run by admin", text(record.get("acting_admin"))),
         ("Groups", text(record.get("groups"))),

@@ -25,6 +25,13 @@ from .clusters import Cluster
 from .hooks import Admission, QueryQueued, QueryRefused, Submission
 from .pages import default_handlers as cluster_pages
 from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
+from .statements import (
+    PREPARED_STATEMENT_HEADER,
+    StatementError,
+    parse_prepared_statements,
+    resolve_statement,
+    with_prepared_statements,
+)
 from .tracker import ActiveQuery, gateway_query_id, stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
 
@@ -406,13 +413,22 @@ class StatementHandler(TrinoProxyHandler):
         tags = tuple(sorted(client_tags))
         # What the audit records of the query if it is refused before a Submission exists.
         query: dict[str, Any] = {"sql": sql, "source": source, "client_tags": tags}
+        try:
+            prepared = parse_prepared_statements(headers.get_list(PREPARED_STATEMENT_HEADER))
+        except StatementError as e:
+            self._refuse(identity, query, str(e), protocol.GENERIC_USER_ERROR, "request")
+            return
+        # Routing and the audit see the SQL that runs (a prepared statement's, not the
+        # EXECUTE of it); only the prepared statements it uses reach the cluster.
+        resolved = resolve_statement(sql, prepared)
+        query.update(sql=resolved.sql, client_sql=resolved.client_sql)
         request = RoutingRequest(
             user=identity.name,
             groups=identity.groups,
             source=source,
             client_tags=client_tags,
             hint=headers.get(ROUTING_HEADER),
-            sql=sql,
+            sql=resolved.sql,
             catalog=headers.get("X-Trino-Catalog"),
         )
         try:
@@ -426,7 +442,8 @@ class StatementHandler(TrinoProxyHandler):
             self._refuse(identity, query, message, protocol.GENERIC_INTERNAL_ERROR, "internal")
             return
         submission = Submission(
-            sql=sql,
+            sql=resolved.sql,
+            client_sql=resolved.client_sql,
             source=source,
             client_tags=tags,
             catalog=headers.get("X-Trino-Catalog"),
@@ -436,7 +453,13 @@ class StatementHandler(TrinoProxyHandler):
             routing_reason=decision.reason,
             cluster=decision.cluster,
             headers=tuple(
-                protocol.session_headers(headers.get_all(), allow_spooling=service.allow_spooling)
+                with_prepared_statements(
+                    protocol.session_headers(
+                        headers.get_all(), allow_spooling=service.allow_spooling
+                    ),
+                    prepared,
+                    resolved.uses,
+                )
             ),
         )
         try:
@@ -769,7 +792,7 @@ class QueuedHandler(StatementHandler):
         note = "; ".join(filter(None, (admission.note, f"queued as {queued.query_id}")))
         self.log.info("Query %s admitted after queueing user=%s", queued.query_id, identity.name)
         await self._submit(
-            identity, submission, Admission(note, admission.data), submission.sql.encode()
+            identity, submission, Admission(note, admission.data), submission.statement.encode()
         )
 
     async def _withdraw(self) -> None:

@@ -106,11 +106,20 @@ class Submission:
     #: Set by the hook chain while hooks before a queueing one have admitted the query:
     #: how many, and their merged note and data (so a queued query resumes there).
     earlier: Mapping[str, Any] = field(default_factory=dict)
+    #: The statement as the client sent it when ``sql`` (the SQL that runs, which routing
+    #: and the audit see) differs: ``EXECUTE q USING 5`` runs prepared statement q.
+    client_sql: str | None = None
+
+    @property
+    def statement(self) -> str:
+        """The statement to send to the cluster (as the client sent it)."""
+        return self.client_sql or self.sql
 
     def audited(self) -> dict[str, Any]:
         """What the audit records of the query if it is refused (`QueryTracker.rejected`)."""
         return {
             "sql": self.sql,
+            "client_sql": self.client_sql,
             "source": self.source,
             "client_tags": self.client_tags,
             "routing_group": self.routing_group,

@@ -307,3 +307,23 @@ def _decode_unicode(raw: str, escape: str) -> str | None:
             return None
         out.append(chr(code))
     return "".join(out)
+
+
+def resolve_query_info(query: str, prepared_query: str | None) -> Resolved:
+    """What a query ran, from Trino's own query info: its ``query`` text and, for an
+    ``EXECUTE``, its ``preparedQuery``."""
+    if prepared_query:
+        return Resolved(prepared_query, None if prepared_query == query else query)
+    return resolve_statement(query, {})
+
+
+def with_prepared_statements(
+    headers: Iterable[tuple[str, str]], prepared: Mapping[str, str], uses: Iterable[str]
+) -> list[tuple[str, str]]:
+    """*headers* with the client's ``X-Trino-Prepared-Statement`` replaced by one carrying
+    only the statements *uses* names (re-encoded): Trino runs exactly what was resolved."""
+    kept = [(n, v) for n, v in headers if n.lower() != PREPARED_STATEMENT_HEADER]
+    value = prepared_statements_header(prepared, uses)
+    if value is not None:
+        kept.append(("X-Trino-Prepared-Statement", value))
+    return kept

@@ -48,6 +48,7 @@ from .hooks import (
     Submission,
 )
 from .metrics import GatewayMetrics
+from .statements import resolve_query_info
 from .stats import (
     QUEUED_STATES,
     TRINO_FINAL_STATES,
@@ -191,6 +192,7 @@ class QueryTracker:
         error: tuple[str, str, int],
         reason: str,
         sql: str,
+        client_sql: str | None = None,
         source: str | None = None,
         client_tags: tuple[str, ...] = (),
         routing_group: str | None = None,
@@ -207,6 +209,7 @@ class QueryTracker:
             routing_group=routing_group,
             routing_reason=routing_reason,
             sql=sql,
+            client_sql=client_sql,
             source=source,
             client_tags=list(client_tags),
             state=REJECTED,
@@ -291,6 +294,7 @@ class QueryTracker:
             "routing_group": submission.routing_group,
             "routing_reason": submission.routing_reason,
             "sql": submission.sql,
+            "client_sql": submission.client_sql,
             "source": submission.source,
             "client_tags": list(submission.client_tags),
             "admission_note": admission.note,
@@ -511,8 +515,11 @@ class QueryTracker:
         }
         if info:
             session = info.get("session") or {}
+            # What ran: Trino's preparedQuery for an EXECUTE, not the EXECUTE itself.
+            ran = resolve_query_info(info.get("query") or "", info.get("preparedQuery"))
             fields.update(
-                sql=info.get("query") or "",
+                sql=ran.sql,
+                client_sql=ran.client_sql,
                 source=session.get("source"),
                 client_tags=list(session.get("clientTags") or []),
             )

@@ -13,7 +13,9 @@ from datahub.gateway.statements import (
     StatementError,
     parse_prepared_statements,
     prepared_statements_header,
+    resolve_query_info,
     resolve_statement,
+    with_prepared_statements,
 )
 
 CUSTOMERS = "SELECT name FROM tpch.tiny.customer WHERE custkey = ?"
@@ -125,3 +127,20 @@ def test_only_the_statements_used_are_forwarded_re_encoded():
     assert value == "odd+name=SELECT+3"
     assert parse_prepared_statements([value]) == {"odd name": "SELECT 3"}
     assert prepared_statements_header(PREPARED, []) is None
+
+
+def test_trinos_query_info_tells_what_ran():
+    executed = resolve_query_info("EXECUTE q USING 1", CUSTOMERS)
+    assert (executed.sql, executed.client_sql) == (CUSTOMERS, "EXECUTE q USING 1")
+    immediate = resolve_query_info("EXECUTE IMMEDIATE 'SELECT 1'", None)
+    assert (immediate.sql, immediate.client_sql) == ("SELECT 1", "EXECUTE IMMEDIATE 'SELECT 1'")
+    assert resolve_query_info("SELECT 1", None).client_sql is None
+
+
+def test_the_forwarded_headers_carry_only_the_statement_used():
+    client = [("X-Trino-Catalog", "tpch"), ("X-Trino-Prepared-Statement", header(**PREPARED))]
+    assert with_prepared_statements(client, PREPARED, ("q",)) == [
+        ("X-Trino-Catalog", "tpch"),
+        ("X-Trino-Prepared-Statement", header(q=CUSTOMERS)),
+    ]
+    assert with_prepared_statements(client, PREPARED, ()) == [("X-Trino-Catalog", "tpch")]
