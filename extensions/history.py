@@ -24,6 +24,7 @@ import pandas as pd
 import requests
 
 from datahub.extensions.progress import human_seconds
+from datahub.tls import pinned_session
 
 __all__ = [
     "GatewayApiError",
@@ -62,12 +63,20 @@ class GatewayApiError(Exception):
         return [str(self)]
 
 
-def fetch_json(url: str, token: str, params: dict[str, Any] | None = None, what: str = "") -> Any:
-    """GET ``url`` with the hub token; the decoded JSON, or :class:`GatewayApiError`."""
+def fetch_json(
+    url: str,
+    token: str,
+    params: dict[str, Any] | None = None,
+    what: str = "",
+    ca_file: str = "",
+) -> Any:
+    """GET ``url`` with the hub token; the decoded JSON, or :class:`GatewayApiError`.
+    With ``ca_file``, an https ``url`` is verified against that CA only."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     what = what or url
+    get = pinned_session(ca_file).get if ca_file else requests.get
     try:
-        response = requests.get(url, params=params, headers=headers, timeout=30)
+        response = get(url, params=params, headers=headers, timeout=30)
     except requests.RequestException as e:
         raise GatewayApiError(
             f"Cannot reach the DataHub gateway for {what} ({type(e).__name__}); check "
@@ -97,20 +106,21 @@ def fetch_json(url: str, token: str, params: dict[str, Any] | None = None, what:
         ) from None
 
 
-def fetch_history(api_url: str, token: str, limit: int) -> pd.DataFrame:
+def fetch_history(api_url: str, token: str, limit: int, ca_file: str = "") -> pd.DataFrame:
     """My most recent ``limit`` queries, newest first."""
     body = fetch_json(
         f"{api_url.rstrip('/')}/queries",
         token,
         {"user": "me", "limit": int(limit)},
         "query history",
+        ca_file,
     )
     return history_frame(_list(body, "queries"))
 
 
-def fetch_clusters(api_url: str, token: str) -> pd.DataFrame:
+def fetch_clusters(api_url: str, token: str, ca_file: str = "") -> pd.DataFrame:
     """The gateway's clusters and their health."""
-    body = fetch_json(f"{api_url.rstrip('/')}/clusters", token, None, "clusters")
+    body = fetch_json(f"{api_url.rstrip('/')}/clusters", token, None, "clusters", ca_file)
     return clusters_frame(_list(body, "clusters"))
 
 

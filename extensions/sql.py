@@ -48,6 +48,7 @@ from datahub.extensions.statement import (
     strip_sql,
     wrap_limit,
 )
+from datahub.tls import pinned_session
 
 __all__ = [
     "ACT_AS_HEADER",
@@ -378,6 +379,16 @@ class SqlMagic(Magics, Configurable):
     def _hide_token(self, proposal: Any) -> str:
         return _Secret(proposal["value"] or "")
 
+    ca_file = Unicode(
+        "",
+        help="""PEM file of the CA (or self-signed certificate) to verify an https
+        gateway_url and api_url against, and the only one trusted for them:
+        REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, often set to the system bundle, are
+        ignored. Empty (the default) verifies against the usual system CAs.
+        Example: %config SqlMagic.ca_file = "/etc/datahub/gateway-ca.pem"
+        """,
+    ).tag(config=True)
+
     user = Unicode(
         help="""User name sent as X-Trino-User. The gateway ignores it and sets the user
         from the token; it matters only against a Trino without the gateway. Defaults to
@@ -446,7 +457,16 @@ class SqlMagic(Magics, Configurable):
         catalog = catalog or self.catalog
         schema = schema or self.schema
         token = str(self.token)
-        key = (self.gateway_url, self.user, token, self.source, catalog, schema, act_as)
+        key = (
+            self.gateway_url,
+            self.ca_file,
+            self.user,
+            token,
+            self.source,
+            catalog,
+            schema,
+            act_as,
+        )
         conn = self._connections.get(key)
         if conn is None:
             url = urlparse(
@@ -467,6 +487,8 @@ class SqlMagic(Magics, Configurable):
                 catalog=catalog,
                 schema=schema,
                 http_headers={ACT_AS_HEADER: act_as} if act_as else None,
+                # One session per connection: the trino client adds its headers to it.
+                http_session=pinned_session(self.ca_file) if self.ca_file else None,
             )
             self._connections[key] = conn
         return conn
@@ -643,10 +665,12 @@ class SqlMagic(Magics, Configurable):
             return None
         try:
             if name == "history":
-                df = history.fetch_history(self.api_url, str(self.token), n or self.history_rows)
+                df = history.fetch_history(
+                    self.api_url, str(self.token), n or self.history_rows, self.ca_file
+                )
                 render = history.render_history
             else:
-                df = history.fetch_clusters(self.api_url, str(self.token))
+                df = history.fetch_clusters(self.api_url, str(self.token), self.ca_file)
                 render = history.render_clusters
         except history.GatewayApiError as err:
             raise self._error(str(err)) from None

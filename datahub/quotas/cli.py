@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from ..tls import pinned_context
 from .policy import LIMITS, PolicyError, parse_limit
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/datahub/"
@@ -76,7 +78,7 @@ def policy_path(scope: str, name: str | None) -> str:
 class Client:
     """The quota API of a DataHub service, with a hub token."""
 
-    def __init__(self, url: str, token: str, *, verify: bool | str = True) -> None:
+    def __init__(self, url: str, token: str, *, verify: bool | ssl.SSLContext = True) -> None:
         self.base = url.rstrip("/") + "/api/quota/"
         self.http = httpx.Client(
             headers={"Authorization": f"token {token}"}, timeout=30, verify=verify
@@ -169,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
                 "Give an admin's hub API token with --token or DATAHUB_TOKEN "
                 "(create one on the hub's Token page)."
             )
-        client = Client(args.url, token, verify=args.ca_file or True)
+        # A pinned CA is the only one trusted (SSL_CERT_FILE plays no part).
+        client = Client(
+            args.url, token, verify=pinned_context(args.ca_file) if args.ca_file else True
+        )
         result, text = _dispatch(client, args)
     except CLIError as e:
         print(f"datahub quota: {e}", file=sys.stderr)

@@ -55,6 +55,11 @@ def _locked(cache_dir: Path) -> Iterator[None]:
     with open(cache_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            # A download killed midway (SIGKILL, power) left its temporary folder; nobody
+            # else downloads while we hold the lock. Installs only count once complete
+            # (``.complete``, or the jar renamed into place), so a half download is redone.
+            for leftover in cache_dir.glob(".download-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -625,18 +630,11 @@ class TrinoServer:
         return rows == [[5]]
 
     def http_session(self) -> Any:
-        """A ``requests.Session`` that trusts exactly this cluster's certificate.
+        """A ``requests.Session`` that trusts exactly this cluster's certificate, whatever
+        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say (:func:`datahub.tls.pinned_session`)."""
+        from ..tls import pinned_session
 
-        ``trust_env`` is off because requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
-        override ``session.verify`` (psf/requests#3829), and those are often set to the
-        system bundle, which does not hold our self-signed certificate.
-        """
-        import requests
-
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(self.ca_file)
-        return session
+        return pinned_session(self.ca_file)
 
     def connect(
         self,

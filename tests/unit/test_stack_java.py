@@ -1,10 +1,11 @@
-"""Which JDK the local stack runs Trino 476 with (it needs Java 24+; Debian 12 has 17)."""
+"""The local stack's Trino install: which JDK runs Trino 476 (it needs Java 24+; Debian 12
+has 17) and the download cache."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from datahub.stack.trino import JavaCandidate, choose_java, java_version
+from datahub.stack.trino import JavaCandidate, _locked, choose_java, java_version
 
 
 def jdk(name: str, version: int | None, origin: str = "system") -> JavaCandidate:
@@ -46,3 +47,10 @@ def test_java_version_reads_the_jdks_release_file(tmp_path):
 
 def test_a_directory_without_a_jdk_has_no_java_version(tmp_path):
     assert java_version(tmp_path) is None
+
+
+def test_a_trino_download_killed_midway_is_cleared_before_the_next(tmp_path):
+    (tmp_path / ".download-killed" / "mvn").mkdir(parents=True)
+    (tmp_path / ".download-killed" / "mvn" / "trino-server-core-476.tar.gz").write_bytes(b"half")
+    with _locked(tmp_path):
+        assert list(tmp_path.glob(".download-*")) == []
