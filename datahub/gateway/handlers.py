@@ -9,6 +9,7 @@ proxy too.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,28 +227,16 @@ class TrinoProxyHandler(GatewayHandler):
             message = f"Cluster {cluster.name} refused the DataHub service account; ask an admin."
             self.write_trino_error(message, protocol.CLUSTER_UNREACHABLE)
             return Relayed(failure=message, error=protocol.CLUSTER_UNREACHABLE)
-        if status == 403:
-            # Impersonation or access denied for this user: Trino's text says which.
-            text = (await response.read()).decode("utf-8", "replace").strip()
-            message = text or f"Cluster {cluster.name} denied access to {identity.name}."
-            self.write_trino_error(message, protocol.PERMISSION_DENIED)
-            return Relayed(failure=message, error=protocol.PERMISSION_DENIED)
-
-        if status != 200 or not response.headers.get("content-type", "").startswith(
-            "application/json"
-        ):
-            # 204 after DELETE, 404/410 for a forgotten query, 400 for an empty
-            # statement...: small bodies that carry no URIs.
+        content_type = response.headers.get("content-type", "")
+        if status != 200 or not content_type.startswith("application/json"):
             body = await response.read()
-            self._answer_with(response)
-            self.finish(body or None)  # tornado refuses even b"" with a 204
-            if status >= 400:
-                text = body.decode("utf-8", "replace").strip()[:500]
-                return Relayed(
-                    failure=f"Cluster {cluster.name} answered HTTP {status}: {text}",
-                    error=protocol.GENERIC_USER_ERROR,
-                )
-            return Relayed()
+            if status == 204:  # a DELETE taken
+                self._answer_with(response)
+                self.finish()
+                return Relayed()
+            # A stack trace (a refused X-Trino-Role is an HTTP 500 with one), an HTML
+            # error page, a 4xx text: never relayed as it is.
+            return self._upstream_failed(identity, cluster, response, body)
 
         base = self.base_url()
         signer = self.service.signer
@@ -265,6 +254,8 @@ class TrinoProxyHandler(GatewayHandler):
             except ClusterUnreachable as e:
                 return self._broken_off(identity, cluster, e, started=False)
             out = rewriter.feed(body) + rewriter.finish()
+            if rewriter.not_json:
+                return self._upstream_failed(identity, cluster, response, body)
             facts = rewriter.facts()
             if protocol.carries_nothing(body, response.header_items()):
                 if before_finish is not None:
@@ -295,6 +286,8 @@ class TrinoProxyHandler(GatewayHandler):
         except StreamClosedError:
             self.log.debug("Client went away during a result page for %s", identity.name)
             return Relayed()
+        if rewriter.not_json and not started:
+            return self._upstream_failed(identity, cluster, response, out)
         facts = rewriter.facts()
         if before_finish is not None:
             before_finish(facts)
@@ -302,6 +295,31 @@ class TrinoProxyHandler(GatewayHandler):
             self.set_header("Content-Length", len(out))
         self.finish(out)
         return Relayed(facts=facts)
+
+    def _upstream_failed(
+        self, identity: Identity, cluster: Cluster, response: UpstreamResponse, body: bytes
+    ) -> Relayed:
+        """Answer a cluster's non-Trino answer with a one-sentence Trino error; the whole
+        answer goes to the log, for admins."""
+        status = response.status_code
+        message, error = protocol.upstream_failure(cluster.name, status, body)
+        self.log.log(
+            logging.ERROR if status >= 500 else logging.WARNING,
+            "Cluster %s answered %s %s for %s with HTTP %d (%s), told the user %r: %s",
+            cluster.name,
+            self.request.method,
+            "/v1/statement" if self.request.method == "POST" else "a follow-up",
+            identity.name,
+            status,
+            response.headers.get("content-type", "no content type"),
+            message,
+            body[:4000].decode("utf-8", "replace"),
+        )
+        # Clients retry a 502/503/504 and check a DELETE's status; any other failure is a
+        # failed query (HTTP 200), which every client shows as a query error.
+        keep = self.request.method == "DELETE" or status in (502, 503, 504)
+        self.write_trino_error(message, error, status=status if keep else 200)
+        return Relayed(failure=message, error=error)
 
     def _answer_with(self, response: UpstreamResponse) -> None:
         """Take the cluster's status and the response headers a client may see."""

@@ -493,6 +493,8 @@ class ResultRewriter:
         self._next_uri: str | None = None
         #: Bytes added by the rewrite (new length minus old length), once known.
         self.size_delta: int | None = None
+        #: Set by ``finish()`` when the body was not a JSON object (no Trino page at all).
+        self.not_json = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next upstream chunk; return what can be sent to the client now."""
@@ -538,10 +540,10 @@ class ResultRewriter:
         try:
             doc = json.loads(body)
         except ValueError:
-            self._keep_tail(body)
-            self.size_delta = 0
-            return body
+            doc = None
         if not isinstance(doc, dict):
+            self.not_json = True
+            self._keep_tail(body)
             self.size_delta = 0
             return body
         next_uri = doc.get("nextUri")
@@ -637,6 +639,7 @@ CLUSTER_UNREACHABLE = ("CLUSTER_UNREACHABLE", "EXTERNAL", 0x0100_DA01)
 HUB_UNAVAILABLE = ("HUB_UNAVAILABLE", "EXTERNAL", 0x0100_DA02)
 NO_CLUSTER_AVAILABLE = ("NO_CLUSTER_AVAILABLE", "EXTERNAL", 0x0100_DA03)
 QUERY_LOST = ("QUERY_LOST", "EXTERNAL", 0x0100_DA04)
+CLUSTER_ERROR = ("CLUSTER_ERROR", "EXTERNAL", 0x0100_DA05)
 # The gateway's own user errors, in Trino's USER_ERROR range (below 0x0001_0000).
 QUOTA_EXCEEDED = ("QUOTA_EXCEEDED", "USER_ERROR", 0xDA10)
 INVALID_ROUTING_GROUP = ("INVALID_ROUTING_GROUP", "USER_ERROR", 0xDA12)
@@ -716,6 +719,52 @@ def queued_page(
     stats[QUEUE_REASON_KEY] = reason
     body = {"id": query_id, "infoUri": info_uri, "nextUri": next_uri, "stats": stats}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+#: The first line of a Java stack trace: ``io.trino.…AccessDeniedException: Access Denied: …``.
+_JAVA_EXCEPTION_RE = re.compile(r"^(?:[A-Za-z_$][\w$]*\.)+([\w$]+): ?(.*)$")
+#: How Trino's HTTP server starts a plain-text error: ``Error 400 Bad Request: …``.
+_HTTP_ERROR_PREFIX_RE = re.compile(r"^Error \d{3}[^:]*: ")
+
+
+def _one_sentence(text: str, limit: int = 200) -> str:
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text if text.endswith((".", "…", "?", "!")) else text + "."
+
+
+def upstream_failure(cluster: str, status: int, body: bytes) -> tuple[str, tuple[str, str, int]]:
+    """The user's one sentence, and the Trino error, for a cluster answer that is not a
+    Trino result page: a Java stack trace as plain text (Trino answers a refused
+    ``X-Trino-Role`` with HTTP 500 and one), an HTML error page, a 4xx text.
+
+    Only Trino's own user-facing words pass: the message of an ``AccessDeniedException``
+    and the first line of a 4xx answer. Anything else becomes a sentence of ours; the
+    caller logs the whole answer for admins. No stack trace, host name or class name
+    reaches the user.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    first = text.splitlines()[0].strip() if text else ""
+    java = _JAVA_EXCEPTION_RE.match(first)
+    if java and java.group(1) == "AccessDeniedException" and java.group(2):
+        return _one_sentence(java.group(2)), PERMISSION_DENIED
+    if status in (404, 410):
+        return (
+            f"Cluster {cluster} no longer knows this query (it ended, was cancelled or was "
+            "forgotten); run it again.",
+            NOT_FOUND,
+        )
+    if 400 <= status < 500 and first and not java and "<" not in first:
+        detail = _one_sentence(_HTTP_ERROR_PREFIX_RE.sub("", first))
+        if status == 403:
+            return detail, PERMISSION_DENIED
+        return f"Cluster {cluster} refused the request: {detail}", GENERIC_USER_ERROR
+    return (
+        f"Cluster {cluster} failed on this request (HTTP {status}); try again, or ask an "
+        "admin (the details are in the DataHub log).",
+        CLUSTER_ERROR,
+    )
 
 
 def http_reason(message: str) -> str:

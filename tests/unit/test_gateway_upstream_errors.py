@@ -1,0 +1,63 @@
+"""A cluster's answers that are not Trino pages become one sentence (protocol.upstream_failure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from datahub.gateway import protocol
+
+ROLE_TRACE = (
+    b"io.trino.spi.security.AccessDeniedException: Access Denied: Cannot set role admin\n"
+    b"\tat io.trino.spi.security.AccessDeniedException.denySetRole(ADE.java:708)\n"
+    b"\tat io.trino.server.HttpRequestSessionContextFactory.addEnabledRoles(Http.java:243)\n"
+)
+OTHER_TRACE = (
+    b"java.lang.IllegalArgumentException: Multiple entries with same key: r=SELECT secret\n"
+    b"\tat com.google.common.collect.ImmutableMap.conflictException(ImmutableMap.java:382)\n"
+)
+
+
+def test_a_refused_role_is_trinos_access_denied_sentence_without_the_trace():
+    message, error = protocol.upstream_failure("trino", 500, ROLE_TRACE)
+    assert (message, error) == ("Access Denied: Cannot set role admin.", protocol.PERMISSION_DENIED)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [OTHER_TRACE, b"<html><body>Bad gateway at trino-7.internal:8443</body></html>", b""],
+)
+def test_any_other_server_failure_is_our_sentence_naming_no_internals(body):
+    message, error = protocol.upstream_failure("trino", 500, body)
+    assert message == (
+        "Cluster trino failed on this request (HTTP 500); try again, or ask an admin (the "
+        "details are in the DataHub log)."
+    )
+    assert error == protocol.CLUSTER_ERROR
+
+
+def test_a_bad_request_keeps_trinos_first_line():
+    message, error = protocol.upstream_failure(
+        "trino", 400, b"Error 400 Bad Request: Invalid X-Trino-Role header"
+    )
+    assert message == "Cluster trino refused the request: Invalid X-Trino-Role header."
+    assert error == protocol.GENERIC_USER_ERROR
+    # ...but never a trace or markup, even on a 4xx.
+    assert protocol.upstream_failure("trino", 400, OTHER_TRACE)[1] == protocol.CLUSTER_ERROR
+    assert protocol.upstream_failure("trino", 400, b"<html>x</html>")[1] == protocol.CLUSTER_ERROR
+
+
+def test_a_forgotten_query_says_so():
+    message, error = protocol.upstream_failure("trino", 410, b"Query not found")
+    assert message.startswith("Cluster trino no longer knows this query")
+    assert error == protocol.NOT_FOUND
+
+
+def test_a_body_that_is_no_json_object_is_flagged_by_the_rewriter():
+    rewriter = protocol.ResultRewriter(lambda uri: uri)
+    assert rewriter.feed(b"java.lang.NullPointerException\n\tat x") == b""
+    rewriter.finish()
+    assert rewriter.not_json
+    page = protocol.ResultRewriter(lambda uri: uri)
+    page.feed(b'{"id":"q","stats":{"state":"FINISHED"}}')
+    page.finish()
+    assert not page.not_json
