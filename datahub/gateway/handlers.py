@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -114,6 +114,9 @@ class GatewayHandler(web.RequestHandler):
                 self.request.headers.get(ACT_AS_HEADER),
                 allow_act_as=self.service.allow_admin_act_as,
             )
+            refusal = service_account_refusal(identity.name, self.service.cluster_map.values())
+            if refusal:
+                raise AuthError(refusal, status=403)
         except AuthError as e:
             self.log.info(
                 "Refused %s %s from %s: %s",
@@ -140,6 +143,20 @@ class GatewayHandler(web.RequestHandler):
                 self.request.path,
             )
         return identity
+
+
+def service_account_refusal(name: str, clusters: Iterable[Cluster]) -> str | None:
+    """The sentence refusing hub user *name* if a cluster's service account has that name
+    (else None). The gateway authenticates as the service account and names the user in
+    X-Trino-User; Trino checks impersonation only when the two differ, so a hub user named
+    like the account would act on Trino as the account itself."""
+    accounts = {c.user.casefold() for c in clusters if c.user}
+    if name.casefold() not in accounts:
+        return None
+    return (
+        f"The DataHub user {name!r} has the name of a cluster's service account, so the "
+        "gateway runs no queries for it; ask an admin."
+    )
 
 
 @dataclass

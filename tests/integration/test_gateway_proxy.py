@@ -32,6 +32,8 @@ TOKENS = {
     "bob-token": {"kind": "user", "name": "bob", "scopes": [SCOPE], "groups": []},
     "noscope-token": {"kind": "user", "name": "carol", "scopes": ["read:users:name!user=carol"]},
     "service-token": {"kind": "service", "name": "cron", "scopes": [SCOPE]},
+    # A hub user named like the cluster's service account (the stack's Trino settings).
+    "lookalike-token": {"kind": "user", "name": "datahub-trino", "scopes": [SCOPE], "groups": []},
 }
 
 
@@ -149,6 +151,22 @@ def test_query_runs_as_the_token_owner_whatever_user_the_client_names(gateway):
     cursor = gateway.connect(token="alice-token", user="bob").cursor()
     cursor.execute("SELECT current_user")
     assert cursor.fetchall() == [["alice"]]
+
+
+def test_a_hub_user_named_like_the_service_account_cannot_act_as_it_on_trino(gateway):
+    # Trino checks impersonation only when the session user differs from the account the
+    # gateway signs in as: this user would run queries as the service account itself.
+    response = requests.post(
+        f"{gateway.url}/v1/statement",
+        data="SELECT current_user",
+        headers=bearer("lookalike-token"),
+        timeout=30,
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "The DataHub user 'datahub-trino' has the name of a cluster's service account, so "
+        "the gateway runs no queries for it; ask an admin."
+    )
 
 
 def test_identity_headers_from_the_client_are_ignored(gateway):
