@@ -9,6 +9,8 @@ servers, your Trino clusters, and secrets from your secret store.
 import sys
 from pathlib import Path
 
+from datahub import scopes
+from datahub.authenticator import group_key
 from datahub.stack.local import STACK_FILE_ENV, load_stack_settings
 from datahub.web.nav import hub_template_nav
 
@@ -72,6 +74,9 @@ c.DataHubLDAPAuthenticator.auth_refresh_age = 300
 # --- Users' servers ------------------------------------------------------------------
 c.JupyterHub.spawner_class = "datahub-local"
 c.DataHubLocalSpawner.gateway_url = stack["gateway_url"]
+# Admins may run `%%sql --as USER` from their own notebooks: their servers' tokens get the
+# act-as scope (and no other DataHub admin scope). Off by default; see its help.
+c.DataHubLocalSpawner.server_token_act_as = True
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 90
 
@@ -90,6 +95,10 @@ c.JupyterHub.services = [
             "read:servers!user",
             "start:servers!user",
             "access:servers!user",
+            # DataHub's admin scopes: the hub puts in a browser session's token only
+            # those its user holds (the admin role below), so admin pages work in an
+            # admin's browser and nobody else's session gets them.
+            *scopes.ALL,
         ],
         "display": False,
     },
@@ -99,10 +108,21 @@ c.JupyterHub.services = [
         "api_token": stack["ops_token"],
     },
 ]
+# DataHub's admin power is these scopes (datahub.scopes), held by the tokens that carry
+# them, never the hub's admin flag.
+c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
 c.JupyterHub.load_roles = [
     # Every user may use the gateway; their servers' tokens get this scope (see the
     # spawner's server_token_scopes) and nothing beyond their own server.
     {"name": "user", "scopes": ["self", "access:services!service=datahub"]},
+    {
+        # DataHub administrators: the hub group that *is* the LDAP admin group. Its name
+        # comes from the group's DN (see DataHubLDAPAuthenticator.group_search_base), so
+        # a same-named group in another OU is another hub group and gets nothing.
+        "name": "datahub-admin",
+        "scopes": [scopes.ADMIN],
+        "groups": [group_key(dn, ldap["groups_dn"]) for dn in ldap["admin_groups"]],
+    },
     {
         # Sharing notebooks checks that the users and groups named exist on the hub.
         "name": "datahub-sharing",

@@ -206,36 +206,54 @@ def _unescape_dn_value(value: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-def group_name_from_dn(dn: str) -> str | None:
-    """The name of a group given only its DN: the value of its first RDN
-    (``cn=analysts,ou=groups,…`` → ``analysts``), or None for a malformed DN."""
-    try:
-        first = parse_dn(dn, escape=False, strip=True)[0]
-    except (LDAPInvalidDnError, IndexError):
+#: Joins the parts of a group's DN below `group_search_base` into its hub group name.
+GROUP_PATH_SEPARATOR = "@"
+
+
+def group_key(dn: str, base: str) -> str | None:
+    """The hub group name of LDAP group ``dn``: its place below ``base`` (the
+    `group_search_base`), so that same-named groups in different OUs stay apart.
+
+    A group directly below the base is called by its RDN value
+    (``cn=analysts,ou=groups,…`` → ``analysts``); one in an OU below it gets the values
+    from the group upwards joined by ``@`` (``cn=admins,ou=sales,ou=groups,…`` →
+    ``admins@sales``). The name is never read from the group's attributes, which a
+    group's owner could set to anything. None, and the group is left out, when the DN is
+    malformed or not below the base, or when a part has several values (``cn=a+ou=b``),
+    is empty or contains ``@``: any of those could give two groups one name.
+    """
+    if not dn_within(dn, base):
         return None
-    return _unescape_dn_value(first[1].strip()) or None
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+        depth = len(dn_key(base)) if base else 0
+    except (LDAPInvalidDnError, ValueError):
+        return None
+    below = parts[: len(parts) - depth]
+    if not below or any(separator == "+" for _, _, separator in below):
+        return None
+    values = [_unescape_dn_value(value.strip()) for _, value, _ in below]
+    if any(not v or GROUP_PATH_SEPARATOR in v for v in values):
+        return None
+    return GROUP_PATH_SEPARATOR.join(values)
 
 
 def merge_groups(
-    searched: Iterable[tuple[str, str]],
+    searched: Iterable[str],
     member_of: Iterable[str],
     group_base: str = "",
 ) -> list[tuple[str, str]]:
-    """The user's groups as ``(dn, name)``, from a group search and from ``memberOf``.
+    """The user's groups as ``(dn, hub group name)``, from the DNs a group search found
+    and the user's ``memberOf`` values.
 
     A group found both ways counts once (DNs compared with :func:`dn_key`; the searched
-    entry's name wins). ``memberOf`` values outside ``group_base`` are left out, as a
-    search under that base would not have found them.
+    spelling wins). Names come from :func:`group_key`: groups outside ``group_base``, and
+    groups whose DN cannot give a name that is theirs alone, are left out.
     """
     groups: dict[tuple, tuple[str, str]] = {}
-    for dn, name in searched:
-        try:
-            groups.setdefault(dn_key(dn), (dn, name))
-        except ValueError:
-            continue
-    for dn in member_of:
-        name = group_name_from_dn(dn)
-        if not name or not dn_within(dn, group_base):
+    for dn in [*searched, *member_of]:
+        name = group_key(dn, group_base)
+        if name is None:
             continue
         groups.setdefault(dn_key(dn), (dn, name))
     return sorted(groups.values(), key=lambda group: group[1])
@@ -412,9 +430,23 @@ class DataHubLDAPAuthenticator(LDAPAuthenticator):
 
     group_search_base = Unicode(
         "",
-        help="""Where to look for the groups a user belongs to, e.g.
-        ``"ou=groups,dc=example,dc=com"``. Defaults to the parent of the first allowed
-        group, or `user_search_base`. ``memberOf`` values outside it are ignored too.""",
+        help="""Where the groups that become hub groups live, e.g.
+        ``"ou=groups,dc=example,dc=com"``: the groups of a user are searched below it,
+        and ``memberOf`` values outside it are ignored.
+
+        A group's hub name comes from its DN below this base, never from its attributes,
+        so same-named groups in different OUs stay apart: a group directly below the
+        base is called by its RDN value (``cn=analysts,ou=groups,…`` → ``analysts``), one
+        in an OU below it by the values from the group upwards joined with "@"
+        (``cn=admins,ou=sales,ou=groups,…`` → ``admins@sales``, while
+        ``cn=admins,ou=groups,…`` is ``admins``). Groups whose DN cannot give a name of
+        their own (a part with "@" in it or with several values, ``cn=a+ou=b``) are left
+        out, with a warning in the log. Roles and quotas given to a hub group (the
+        DataHub admin role of jupyterhub_config.py) therefore reach exactly the members
+        of one LDAP group. Whoever may create entries below this base decides hub groups:
+        point it at the OU your directory administrators control.
+
+        Defaults to the parent of the first allowed group, or `user_search_base`.""",
     ).tag(config=True)
 
     @default("group_search_base")
@@ -440,14 +472,9 @@ class DataHubLDAPAuthenticator(LDAPAuthenticator):
 
         OpenLDAP's memberof overlay and Active Directory maintain ``memberOf``. It is read
         in the same search that finds the user, so it costs nothing; groups found here and
-        by `group_membership_filter` are merged. The group's name is the value of the
-        first part of its DN (``cn=analysts,…`` → ``analysts``). Empty to ignore it.
+        by `group_membership_filter` are merged. Hub group names come from the DNs (see
+        `group_search_base`). Empty to ignore it.
         """,
-    ).tag(config=True)
-
-    group_name_attribute = Unicode(
-        "cn",
-        help="The attribute of a group entry used as the JupyterHub group name.",
     ).tag(config=True)
 
     disabled_filter = Unicode(
@@ -648,20 +675,36 @@ class DataHubLDAPAuthenticator(LDAPAuthenticator):
                 "Could not refresh %s from LDAP, keeping what the hub knows: %s", user.name, e
             )
             return True
+        reason = self.account_problem(user.name, account)
+        if reason:
+            self.log.warning("%s %s; signing them out", user.name, reason)
+            return False
+        return self.auth_model(account)
+
+    def account_problem(self, username: str, account: Account | None) -> str | None:
+        """Why ``username`` (whose directory entry is ``account``, None if there is
+        none) may not use DataHub now, as the end of a sentence starting with their name;
+        None if they may. The one rule for refresh and for admins acting as someone."""
+        if username in self.blocked_users:
+            return "is blocked on this hub (blocked_users)"
         if account is None:
-            self.log.warning("%s is no longer in the LDAP directory; signing them out", user.name)
-            return False
+            return "is no longer in the LDAP directory"
         if account.disabled:
-            self.log.warning("%s is disabled in the LDAP directory; signing them out", user.name)
-            return False
+            return "is disabled in the LDAP directory"
         model = self.auth_model(account)
-        if model is None or model["name"] != user.name:
-            self.log.warning("%s no longer matches a valid directory name", user.name)
-            return False
-        if not self.is_allowed(user.name, account.group_dns):
-            self.log.warning("%s left the allowed LDAP groups; signing them out", user.name)
-            return False
-        return model
+        if model is None or model["name"] != username:
+            return "no longer matches a valid directory name"
+        if not self.is_allowed(username, account.group_dns):
+            return "is not in an allowed LDAP group"
+        return None
+
+    async def account_refusal(self, username: str) -> str | None:
+        """Ask the directory whether ``username`` may use DataHub now: None if so, else
+        why not (see `account_problem`). For the DataHub service, which checks the user an
+        admin acts as. Raises DirectoryUnavailable or DirectoryError when the directory
+        cannot say."""
+        account = await asyncio.to_thread(self.lookup_account, username)
+        return self.account_problem(username, account)
 
     # --- LDAP -------------------------------------------------------------------------------
 
@@ -809,13 +852,17 @@ class DataHubLDAPAuthenticator(LDAPAuthenticator):
             group_filter = self.group_membership_filter.format(
                 userdn=escape_filter_chars(account.dn), uid=escape_filter_chars(account.name)
             )
-            for dn, attrs in self._search(
-                conn, self.group_search_base, group_filter, [self.group_name_attribute]
-            ):
-                values = _values(attrs, self.group_name_attribute)
-                if values:
-                    searched.append((dn, str(values[0])))
+            found = self._search(conn, self.group_search_base, group_filter, [ldap3.NO_ATTRIBUTES])
+            searched = [dn for dn, _ in found]
         groups = merge_groups(searched, account.group_dns, self.group_search_base)
+        for dn in {*searched, *account.group_dns}:
+            if dn_within(dn, self.group_search_base) and not group_key(dn, self.group_search_base):
+                self.log.warning(
+                    "LDAP group %r of %s is not a hub group: its DN cannot give it a name "
+                    "of its own (see group_search_base)",
+                    dn,
+                    account.name,
+                )
         return Account(account.dn, account.name, tuple(groups), disabled, account.attributes)
 
     def _on_some_server(self, operation):

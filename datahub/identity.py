@@ -11,11 +11,14 @@ The hub says whom the token belongs to (``HubAuth.user_for_token``, cached) and 
 scopes it carries; the token must carry the gateway's access scope
 (``access:services!service=<service name>``), and service tokens are refused.
 
-Acting as another user: a hub admin's request may carry ``X-DataHub-Act-As: <user>``
+Acting as another user: an admin's request may carry ``X-DataHub-Act-As: <user>``
 (what ``%%sql --as USER`` sends). It is only ever a request: it takes effect when the
-service allows it (``DataHubService.allow_admin_act_as``), the token's owner is a hub
-admin, and the hub knows the user. The Identity is then that user's (name and groups
-from the hub), with ``acting_admin`` naming the admin, so the audit records both.
+service allows it (``DataHubService.allow_admin_act_as``), the *token* carries the act-as
+scope (:data:`datahub.scopes.ACT_AS`; the hub's admin flag grants nothing), the hub knows
+the user, and the user's account is still allowed and enabled (asked of the
+authenticator, when the service has one: not deleted or disabled in the directory, still
+in an allowed group, not blocked). The Identity is then that user's (name and groups from
+the hub), with ``acting_admin`` naming the admin, so the audit records both.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from urllib.parse import quote
 import httpx
 from jupyterhub.services.auth import HubAuth, check_scopes
 from tornado.web import HTTPError
+from traitlets import Any as AnyTrait
 from traitlets import Instance, Set, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from . import scopes
 from .names import normalize_username, username_problem
 
 Via = Literal["token", "basic"]
@@ -44,9 +49,11 @@ class Identity:
     """A hub user as the gateway knows them.
 
     ``via`` records how the token was presented ("token" for Bearer/token, "basic"
-    for user name and token as password), for the logs. ``acting_admin`` names the hub
-    admin whose token sent the request when they act as this user (see the module
-    docstring); it is None when users act as themselves.
+    for user name and token as password), for the logs. ``admin`` is the hub's admin
+    flag, recorded and shown but granting nothing; ``can_act_as`` says whether the token
+    carries the act-as scope, which is what lets it act as another user.
+    ``acting_admin`` names the admin whose token sent the request when they act as this
+    user (see the module docstring); it is None when users act as themselves.
     """
 
     name: str
@@ -54,6 +61,7 @@ class Identity:
     admin: bool = False
     via: Via = "token"
     acting_admin: str | None = None
+    can_act_as: bool = False
 
 
 class AuthError(Exception):
@@ -102,6 +110,16 @@ ACT_AS_OFF = "Acting as another user is turned off on this DataHub; ask an admin
 ACT_AS_ADMINS_ONLY = (
     "Only DataHub administrators may act as another user; run the query as yourself."
 )
+ACT_AS_NEEDS_SCOPE = (
+    f"This token does not carry the scope {scopes.ACT_AS} needed to act as another user; "
+    "use a hub token created with it (or, from your notebook, ask an operator to turn on "
+    "server_token_act_as)."
+)
+
+
+def account_refused(name: str, reason: str) -> str:
+    """The sentence for acting as a user whose account may not use DataHub now."""
+    return f"You cannot act as {name}: {reason}."
 
 
 def unknown_user(name: str) -> str:
@@ -118,7 +136,8 @@ def act_as_target(actor: Identity, requested: str | None, *, allowed: bool) -> s
 
     *requested* is the ``X-DataHub-Act-As`` value (None or blank: not asked; the
     actor's own name: nothing to do). Raises AuthError (403) when the service does not
-    allow acting (*allowed*), the actor is not a hub admin, or the name cannot be a user.
+    allow acting (*allowed*), the actor's token lacks the act-as scope (an admin is told
+    which scope; anyone else that only admins may), or the name cannot be a user.
     """
     if requested is None or not requested.strip():
         return None
@@ -127,8 +146,8 @@ def act_as_target(actor: Identity, requested: str | None, *, allowed: bool) -> s
         return None
     if not allowed:
         raise AuthError(ACT_AS_OFF, status=403)
-    if not actor.admin:
-        raise AuthError(ACT_AS_ADMINS_ONLY, status=403)
+    if not actor.can_act_as:
+        raise AuthError(ACT_AS_NEEDS_SCOPE if actor.admin else ACT_AS_ADMINS_ONLY, status=403)
     if username_problem(name):
         raise AuthError(unknown_user(requested), status=403)
     return name
@@ -231,6 +250,22 @@ class IdentityResolver(LoggingConfigurable):
     def _default_hub_auth(self) -> HubAuth:
         return HubAuth(parent=self, access_scopes=set(self.required_scopes))
 
+    account_check = AnyTrait(
+        None,
+        allow_none=True,
+        help="""``async (name) -> str | None``: asked before an admin acts as user *name*;
+        None if the account may use DataHub now, else why not (the end of a sentence
+        starting with the name, e.g. "is disabled in the LDAP directory"). It may raise
+        when it cannot tell; acting is then refused for the moment.
+
+        The DataHub service sets it to the hub's authenticator's ``account_refusal`` when
+        jupyterhub_config.py configures DataHubLDAPAuthenticator, so an admin cannot act
+        as someone who was disabled, deleted or removed from the allowed groups since
+        they last signed in. Answers are cached like token checks
+        (HubAuth.cache_max_age). None: only the hub's knowledge of the user is checked.
+        """,
+    )
+
     async def user_model(self, token: str) -> dict[str, Any] | None:
         """The hub's model of the token's owner (with the token's ``scopes``), or None."""
         try:
@@ -278,9 +313,9 @@ class IdentityResolver(LoggingConfigurable):
         return model
 
     def _has_required_scope(self, model: dict[str, Any]) -> bool:
-        scopes = set(model.get("scopes") or ())
+        held = set(model.get("scopes") or ())
         try:
-            return bool(check_scopes(set(self.required_scopes), scopes))
+            return bool(check_scopes(set(self.required_scopes), held))
         except ValueError as e:
             # The hub sends expanded scopes; anything unparsable grants nothing.
             self.log.warning("Unparsable scopes for %s: %s", model.get("name"), e)
@@ -294,7 +329,7 @@ class IdentityResolver(LoggingConfigurable):
         allow_act_as: bool = False,
     ) -> Identity:
         """The Identity for an ``Authorization`` header value (and ``X-DataHub-Act-As``
-        value *act_as*, honoured only with *allow_act_as* and an admin's token).
+        value *act_as*, honoured only with *allow_act_as* and a token with the act-as scope).
 
         Raises AuthError (401/403) if it does not identify a hub user allowed to use
         the gateway (or to act as *act_as*), IdentityUnavailable if the hub cannot be
@@ -304,7 +339,28 @@ class IdentityResolver(LoggingConfigurable):
         target = act_as_target(actor, act_as, allowed=allow_act_as)
         if target is None:
             return actor
-        return acting_identity(actor, target, await self.hub_user(target))
+        identity = acting_identity(actor, target, await self.hub_user(target))
+        reason = await self.account_problem(identity.name)
+        if reason:
+            raise AuthError(account_refused(identity.name, f"{identity.name} {reason}"), 403)
+        return identity
+
+    async def account_problem(self, name: str) -> str | None:
+        """Why user *name* may not be acted as (see `account_check`), or None."""
+        if self.account_check is None:
+            return None
+        key = f"datahub-account:{name}"
+        cache = self.hub_auth.cache
+        if key not in cache:
+            try:
+                cache[key] = await self.account_check(name) or ""
+            except Exception as e:
+                self.log.error("Could not check the account of %s: %s", name, e)
+                raise IdentityUnavailable(
+                    f"The company directory cannot confirm {name}'s account right now, so "
+                    "nobody can act as them; try again shortly."
+                ) from None
+        return cache[key] or None
 
     async def _token_owner(self, authorization: str | None) -> Identity:
         credentials = parse_authorization(authorization)
@@ -339,4 +395,5 @@ class IdentityResolver(LoggingConfigurable):
             groups=tuple(model.get("groups") or ()),
             admin=bool(model.get("admin")),
             via=credentials.via,
+            can_act_as=scopes.holds(model.get("scopes"), scopes.ACT_AS),
         )

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 import datahub
+from datahub import scopes
 from datahub.quotas.manager import QuotaManager
 from datahub.quotas.policy import EffectivePolicy, effective_policy
 from datahub.store import Store
@@ -53,6 +54,22 @@ class DataHubSpawnerMixin(LoggingConfigurable):
         help="""Name of the JupyterHub service that runs the gateway. The server's API
         token gets the scope `access:services!service=<name>` so the kernel can query
         through the gateway and nothing else.""",
+    ).tag(config=True)
+
+    server_token_act_as = Bool(
+        False,
+        help="""Put DataHub's act-as scope (custom:datahub:act-as) in servers' API tokens,
+        so that admins can run ``%%sql --as USER`` from their own notebooks.
+
+        JupyterHub gives a server token only the scopes its owner holds, so this reaches
+        the servers of people granted act-as (the DataHub admin role) and changes nothing
+        for anyone else. No other DataHub admin scope is ever put in a server token:
+        quotas, everyone's queries and the admin pages need the browser session or a
+        token created for it. Off by default because, on, any code running in an admin's
+        server (a notebook from someone else, an extension) can act as any user; every
+        such query is still audited with both names. The local demo turns it on.
+        Example: c.DataHubLocalSpawner.server_token_act_as = True
+        """,
     ).tag(config=True)
 
     welcome_notebook = Unicode(
@@ -96,6 +113,7 @@ class DataHubSpawnerMixin(LoggingConfigurable):
             # The gateway reads the user's hub groups from the token (routing, quotas).
             "read:users:groups!user",
             f"access:services!service={self.gateway_service_name}",
+            *([scopes.ACT_AS] if self.server_token_act_as else []),
         ]
 
     def get_env(self):

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from traitlets import Dict
 
+from .. import scopes
 from ..identity import IdentityResolver
 
 T = TypeVar("T")
@@ -24,8 +25,10 @@ SCOPE = "access:services!service=datahub"
 
 
 def user_token(name: str, *groups: str, admin: bool = False) -> dict[str, Any]:
-    """The hub's model of a user token carrying the gateway scope."""
-    return {"kind": "user", "name": name, "scopes": [SCOPE], "groups": list(groups), "admin": admin}
+    """The hub's model of a user token carrying the gateway scope (and, for an *admin*,
+    DataHub's admin scopes, as a token created with all of an admin's scopes does)."""
+    held = [SCOPE, *(scopes.ALL if admin else ())]
+    return {"kind": "user", "name": name, "scopes": held, "groups": list(groups), "admin": admin}
 
 
 class StaticIdentityResolver(IdentityResolver):

@@ -84,12 +84,15 @@ GROUP_KINDS: dict[str, tuple[str, bool]] = {
 
 @dataclass(frozen=True)
 class Group:
-    """A group of people (by uid) of one of the :data:`GROUP_KINDS`."""
+    """A group of people (by uid) of one of the :data:`GROUP_KINDS`, directly in
+    ``ou=groups`` or, with ``ou``, in an OU of its own below it (another department's
+    groups: tests give it a group named like one in ``ou=groups``)."""
 
     name: str
     members: tuple[str, ...]
     kind: str = "groupOfNames"
     gid_number: int = 20000
+    ou: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in GROUP_KINDS:
@@ -97,7 +100,7 @@ class Group:
 
     @property
     def dn(self) -> str:
-        return group_dn(self.name)
+        return group_dn(self.name, self.ou)
 
     @property
     def member_values(self) -> tuple[str, ...]:
@@ -122,9 +125,9 @@ def user_dn(uid: str) -> str:
     return f"uid={uid},{PEOPLE_DN}"
 
 
-def group_dn(name: str) -> str:
-    """The DN of group ``name``."""
-    return f"cn={name},{GROUPS_DN}"
+def group_dn(name: str, ou: str = "") -> str:
+    """The DN of group ``name`` (in OU ``ou`` below ``ou=groups``, if given)."""
+    return f"cn={name},ou={ou},{GROUPS_DN}" if ou else f"cn={name},{GROUPS_DN}"
 
 
 def service_dn(uid: str) -> str:
@@ -207,6 +210,10 @@ def render_ldif(
                 ("objectClass", "organizationalUnit"),
                 ("ou", ou),
             )
+        )
+    for ou in dict.fromkeys(g.ou for g in groups if g.ou):
+        entries.append(
+            _entry(f"ou={ou},{GROUPS_DN}", ("objectClass", "organizationalUnit"), ("ou", ou))
         )
     for p in people:
         given, _, surname = p.full_name.partition(" ")

@@ -3,7 +3,9 @@
 Both authenticate with the hub (`HubOAuth`): pages through the hub's OAuth flow and its
 cookie, the API by `Authorization: token|Bearer <hub token>` or the same cookie (then with
 JupyterHub's XSRF check on writes). Identity always comes from the hub, never from the
-request. Admin-only handlers use `@admin_only`, the one place that rule lives.
+request. Power comes from the scopes of the token behind the request (the OAuth token of
+the page cookie, or the API token): handlers that need one use ``@needs_scope(SCOPE)``
+(:mod:`datahub.scopes`), the one place that rule lives, never the hub's admin flag.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tornado import web
 
 import datahub.templates
 
+from .. import scopes
 from ..identity import normalize_username
 from .nav import nav_bar
 
@@ -56,35 +59,81 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if model is None:
             self._hub_auth_user_cache = None
             return
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            # Tornado asked before the identity was known (see check_xsrf_cookie); now
+            # that it is, a write identified by the cookie must carry the XSRF token.
+            self.check_xsrf_cookie()
         try:
             self._hub_auth_user_cache = self.check_hub_user(model)
         except Exception:  # not allowed: behave as anonymous (403/redirect below)
             self._hub_auth_user_cache = None
+
+    def check_xsrf_cookie(self) -> None:
+        """JupyterHub's XSRF check, skipped only for requests authenticated by a token.
+
+        Tornado calls this before `prepare`, when nobody knows yet whether a token or the
+        cookie identifies the request: that call is deferred to `prepare` (and to HubOAuth,
+        which runs it before it accepts the cookie). A request's headers never decide:
+        only the hub's answer that its token is valid (``_token_authenticated``) does.
+        """
+        if getattr(self, "_token_authenticated", False):
+            return
+        if not hasattr(self, "_cached_hub_user"):
+            return  # before prepare(): checked there once the identity is known
+        super().check_xsrf_cookie()
 
     @property
     def user_name(self) -> str:
         return normalize_username(self.current_user["name"])
 
     @property
+    def token_scopes(self) -> frozenset[str]:
+        """The scopes of the token behind this request (expanded by the hub)."""
+        return frozenset((self.current_user or {}).get("scopes") or ())
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the request's token carries ``scope`` (:mod:`datahub.scopes`)."""
+        return scopes.holds(self.token_scopes, scope)
+
+    @property
     def is_admin(self) -> bool:
-        return bool(self.current_user and self.current_user.get("admin"))
+        """Whether this request may administer DataHub (the token's admin scope)."""
+        return self.has_scope(scopes.ADMIN)
 
     @property
     def user_groups(self) -> list[str]:
         return list((self.current_user or {}).get("groups") or [])
 
 
-def admin_only(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Only hub admins may call this handler method; everyone else gets 403."""
+#: What someone who is not a DataHub administrator is told.
+ADMINS_ONLY = "Only DataHub administrators may do this."
 
-    @functools.wraps(method)
-    @web.authenticated
-    async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
-        if not self.is_admin:
-            raise web.HTTPError(403, "Only DataHub administrators may do this.")
-        return await method(self, *args, **kwargs)
 
-    return wrapper
+def needs_scope(
+    scope: str,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Only requests whose token carries ``scope`` may call this handler method; others
+    get 403. An admin whose token lacks the scope (a narrow token, their server's) is
+    told which scope it needs; anyone else that only administrators may do this."""
+
+    def decorate(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        @web.authenticated
+        async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+            if not self.has_scope(scope):
+                admin = bool(self.current_user.get("admin"))
+                message = scopes.missing_scope_message(scope) if admin else ADMINS_ONLY
+                raise web.HTTPError(403, message)
+            return await method(self, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+#: The whole of DataHub's admin power (clusters, shared notebooks' moderation): the
+#: admin scope itself, not one of its parts.
+admin_only = needs_scope(scopes.ADMIN)
 
 
 class PageHandler(BaseHandler):
@@ -138,12 +187,6 @@ class APIHandler(BaseHandler):
     def get_login_url(self) -> str:
         # An API caller without credentials gets 403, not a redirect to a login page.
         raise web.HTTPError(403, "Send a hub API token: Authorization: token <token>.")
-
-    def check_xsrf_cookie(self) -> None:
-        # Token-authenticated calls need no XSRF token; cookie ones go through the hub's check.
-        if self.request.headers.get("Authorization"):
-            return
-        return super().check_xsrf_cookie()
 
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)

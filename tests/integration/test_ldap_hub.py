@@ -181,10 +181,13 @@ PEOPLE = tuple(
             ("uma", (demo.ALLOWED_GROUP,)),
             ("walt", (demo.ALLOWED_GROUP,)),
             ("vera", (demo.ALLOWED_GROUP, demo.ADMIN_GROUP)),  # keeps the admin group non-empty
+            ("xena", (demo.ALLOWED_GROUP,)),
         ]
     )
 )
-GROUPS = demo.groups_of(PEOPLE) + (demo.Group("reporting", ("alice",)),)
+#: Sales keeps a group named like the admin group in an OU of its own; xena is in it.
+SALES_ADMINS = demo.Group(demo.ADMIN_GROUP, ("xena",), ou="sales")
+GROUPS = demo.groups_of(PEOPLE) + (demo.Group("reporting", ("alice",)), SALES_ADMINS)
 REFRESH_AGE = 2
 
 # JupyterHub's own page templates: DataHub's need the nav bar of jupyterhub_config.py, and
@@ -207,6 +210,15 @@ c.DataHubLDAPAuthenticator.response_timeout = 2
 c.DataHubLDAPAuthenticator.auth_refresh_age = {refresh_age}
 c.JupyterHub.spawner_class = "simple"
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.tests.mocksu"]
+# DataHub's admin scopes go to the hub group of the LDAP admin group, as in
+# jupyterhub_config.py.
+from datahub import scopes
+from datahub.authenticator import group_key
+c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
+admin_group = group_key({admins!r}, {groups!r})
+c.JupyterHub.load_roles.append(
+    {{"name": "datahub-admin", "scopes": [scopes.ADMIN], "groups": [admin_group]}}
+)
 """
 
 
@@ -400,3 +412,29 @@ def test_when_the_directory_is_down_the_login_page_says_so_and_sessions_carry_on
         refresh_hub.slapd.start()
     refresh_hub.api("DELETE", "/users/tom/server")
     assert refresh_hub.sign_in("uma")[1].status_code == 302
+
+
+# --- Same-named groups in different OUs -----------------------------------------------------
+
+
+def token_scopes(hub, name):
+    token = hub.api("POST", f"/users/{name}/tokens", json={"expires_in": 600}).json()["token"]
+    me = requests.get(
+        f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert me.status_code == 200, me.text
+    return set(me.json()["scopes"])
+
+
+def test_a_same_named_group_in_another_ou_does_not_make_an_admin(refresh_hub):
+    # xena is in cn=datahub-admins,ou=sales,ou=groups: named like the admin group, but
+    # another group. She must not join the hub group the admin role is granted to.
+    refresh_hub.signed_in("xena")
+    xena = refresh_hub.user("xena")
+    assert xena["admin"] is False
+    assert set(xena["groups"]) == {"analysts", "datahub-admins@sales"}
+    assert "custom:datahub:admin" not in token_scopes(refresh_hub, "xena")
+    # The real admin group's member gets the admin scopes through the role.
+    refresh_hub.signed_in("vera")
+    assert demo.ADMIN_GROUP in refresh_hub.user("vera")["groups"]
+    assert {"custom:datahub:admin", "custom:datahub:quotas"} <= token_scopes(refresh_hub, "vera")

@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from trino.exceptions import HttpError
 
+from datahub import scopes
 from datahub.audit import events, records, views
 from datahub.audit.models import AdminAccess, QueryRecord
 from datahub.extensions import sql as sql_magic
@@ -24,6 +25,7 @@ from datahub.gateway import protocol
 from datahub.identity import (
     ACT_AS_ADMINS_ONLY,
     ACT_AS_HEADER,
+    ACT_AS_NEEDS_SCOPE,
     ACT_AS_OFF,
     AuthError,
     Identity,
@@ -34,12 +36,20 @@ from datahub.identity import (
 )
 from datahub.store import Store
 
-CAROL = Identity("carol", ("datahub-admins",), admin=True, via="token")
+CAROL = Identity("carol", ("datahub-admins",), admin=True, via="token", can_act_as=True)
+#: carol with a token that lacks the act-as scope (her server's, a narrow one).
+CAROL_NARROW = Identity("carol", ("datahub-admins",), admin=True, via="token")
 BOB = Identity("bob", ("analysts",), admin=False, via="token")
 ALICE_MODEL = {"kind": "user", "name": "alice", "admin": False, "groups": ["analysts"]}
 SCOPE = "access:services!service=datahub"
 TOKENS = {
-    "carol-token": {**ALICE_MODEL, "name": "carol", "admin": True, "scopes": [SCOPE]},
+    "carol-token": {
+        **ALICE_MODEL,
+        "name": "carol",
+        "admin": True,
+        "scopes": [SCOPE, scopes.ADMIN, scopes.ACT_AS],
+    },
+    "carol-narrow": {**ALICE_MODEL, "name": "carol", "admin": True, "scopes": [SCOPE]},
     "bob-token": {**ALICE_MODEL, "name": "bob", "scopes": [SCOPE]},
 }
 
@@ -67,6 +77,14 @@ def test_a_non_admin_may_not_act_as_anyone():
     with pytest.raises(AuthError) as raised:
         act_as_target(BOB, "alice", allowed=True)
     assert (raised.value.message, raised.value.status) == (ACT_AS_ADMINS_ONLY, 403)
+
+
+def test_an_admins_token_without_the_act_as_scope_may_not_act_as_anyone():
+    # The hub's admin flag grants nothing: only the token's scope does.
+    with pytest.raises(AuthError) as raised:
+        act_as_target(CAROL_NARROW, "alice", allowed=True)
+    assert (raised.value.message, raised.value.status) == (ACT_AS_NEEDS_SCOPE, 403)
+    assert scopes.ACT_AS in ACT_AS_NEEDS_SCOPE
 
 
 @pytest.mark.parametrize("requested", ["al ice", "alice*", "ａｌｉｃｅ", "x" * 200])
@@ -107,13 +125,53 @@ def resolve(token: str, act_as: str | None, allow: bool = True) -> Identity:
 def test_resolving_an_admins_request_to_act_as_a_user():
     assert resolve("carol-token", "alice").acting_admin == "carol"
     assert resolve("carol-token", "alice").groups == ("analysts",)
-    assert resolve("carol-token", None) == Identity("carol", ("analysts",), admin=True)
+    assert resolve("carol-token", None) == Identity(
+        "carol", ("analysts",), admin=True, can_act_as=True
+    )
+    with pytest.raises(AuthError, match=scopes.ACT_AS):
+        resolve("carol-narrow", "alice")
     with pytest.raises(AuthError, match="no DataHub user 'nobody'"):
         resolve("carol-token", "nobody")
     with pytest.raises(AuthError, match="Only DataHub administrators"):
         resolve("bob-token", "alice")
     with pytest.raises(AuthError, match="turned off"):
         resolve("carol-token", "alice", allow=False)
+
+
+def resolve_checked(account_check, act_as: str = "alice") -> Identity:
+    resolver = HubUsers(service_name="datahub", account_check=account_check)
+    return asyncio.run(resolver.resolve("Bearer carol-token", act_as, allow_act_as=True))
+
+
+def test_acting_as_an_account_the_directory_refuses_is_refused():
+    async def disabled(name):
+        return "is disabled in the LDAP directory"
+
+    with pytest.raises(AuthError) as raised:
+        resolve_checked(disabled)
+    assert raised.value.status == 403
+    assert raised.value.message == (
+        "You cannot act as alice: alice is disabled in the LDAP directory."
+    )
+
+
+def test_acting_as_an_account_the_directory_allows_goes_ahead():
+    asked = []
+
+    async def allowed(name):
+        asked.append(name)
+        return None
+
+    assert resolve_checked(allowed).name == "alice"
+    assert asked == ["alice"]
+
+
+def test_when_the_directory_cannot_tell_nobody_is_acted_as():
+    async def down(name):
+        raise ConnectionError("ldap://ldap1: timed out")
+
+    with pytest.raises(IdentityUnavailable, match="cannot confirm alice's account"):
+        resolve_checked(down)
 
 
 class _FakeHubUsersAPI:

@@ -19,7 +19,7 @@ from datahub.authenticator import (
     ServerHealth,
     dn_key,
     dn_within,
-    group_name_from_dn,
+    group_key,
     is_member,
     merge_groups,
     parse_server_url,
@@ -108,22 +108,51 @@ def test_dn_within_a_base():
         ("not a dn", None),
     ],
 )
-def test_group_name_is_the_first_rdn_value(dn, name):
-    assert group_name_from_dn(dn) == name
+def test_a_group_directly_below_the_base_is_named_by_its_rdn_value(dn, name):
+    assert group_key(dn, GROUPS) == name
+
+
+@pytest.mark.parametrize(
+    ("dn", "name"),
+    [
+        (f"cn=admins,ou=sales,{GROUPS}", "admins@sales"),
+        (f"cn=admins,ou=it,{GROUPS}", "admins@it"),
+        (f"cn=admins,ou=emea,ou=sales,{GROUPS}", "admins@emea@sales"),
+        # Names that could pass for another group's are left out.
+        (f"cn=admins@sales,{GROUPS}", None),
+        (f"cn=admins+ou=sales,{GROUPS}", None),
+        (f"cn=admins,ou=sal@es,{GROUPS}", None),
+        ("cn=admins,ou=groups,dc=other,dc=com", None),  # outside the base
+        (GROUPS, None),  # the base itself
+    ],
+)
+def test_groups_in_ous_below_the_base_are_named_by_their_path(dn, name):
+    assert group_key(dn, GROUPS) == name
+
+
+def test_same_named_groups_in_different_ous_never_share_a_hub_name():
+    names_ = {group_key(f"cn=admins,{ou}{GROUPS}", GROUPS) for ou in ("", "ou=it,", "ou=sales,")}
+    assert names_ == {"admins", "admins@it", "admins@sales"}
 
 
 def test_groups_from_search_and_memberof_are_merged_once():
-    searched = [(ANALYSTS, "analysts"), (f"cn=unix,{GROUPS}", "unix")]
+    searched = [ANALYSTS, f"cn=unix,{GROUPS}"]
     member_of = [
         "CN=Analysts,OU=Groups,DC=example,DC=com",  # same group, other spelling
         ADMINS,
+        f"cn=hub-admins,ou=sales,{GROUPS}",  # same name, another OU: another group
         "cn=elsewhere,ou=apps,dc=example,dc=com",  # outside the group base
         "not a dn",
     ]
     merged = merge_groups(searched, member_of, GROUPS)
-    assert merged == [(ANALYSTS, "analysts"), (ADMINS, "hub-admins"), (f"cn=unix,{GROUPS}", "unix")]
-    # Without a base, every memberOf group counts.
-    assert len(merge_groups([], member_of[1:], "")) == 2
+    assert merged == [
+        (ANALYSTS, "analysts"),
+        (ADMINS, "hub-admins"),
+        (f"cn=hub-admins,ou=sales,{GROUPS}", "hub-admins@sales"),
+        (f"cn=unix,{GROUPS}", "unix"),
+    ]
+    # Without a base, every group counts, named by its whole DN.
+    assert [name for _, name in merge_groups([], [ADMINS], "")] == ["hub-admins@groups@example@com"]
 
 
 def test_membership_compares_dns_not_strings():
@@ -376,3 +405,22 @@ def test_refresh_keeps_people_signed_in_when_the_directory_cannot_answer(
     authenticator, monkeypatch, error
 ):
     assert refresh(authenticator, monkeypatch, error) is True
+
+
+@pytest.mark.parametrize(
+    ("outcome", "blocked", "reason"),
+    [
+        (account(), set(), None),
+        (None, set(), "is no longer in the LDAP directory"),
+        (account(disabled=True), set(), "is disabled in the LDAP directory"),
+        (account(groups=[(ADMINS, "hub-admins")]), set(), "is not in an allowed LDAP group"),
+        (account(), {"alice"}, "is blocked on this hub (blocked_users)"),
+    ],
+    ids=["allowed", "deleted", "disabled", "not-allowed", "blocked"],
+)
+def test_account_refusal_says_why_someone_may_not_be_acted_as(
+    authenticator, monkeypatch, outcome, blocked, reason
+):
+    authenticator.blocked_users = blocked
+    monkeypatch.setattr(authenticator, "lookup_account", lambda username: outcome)
+    assert asyncio.run(authenticator.account_refusal("alice")) == reason
