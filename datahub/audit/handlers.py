@@ -8,7 +8,8 @@
 - Pages: ``{prefix}queries`` (your history, queries admins ran as you marked, and the
   admins who looked at your account), ``{prefix}queries/all`` (admins: everyone's, with
   filters), ``{prefix}queries/{query_id}``.
-- Admins only: ``{prefix}admin/users/{name}`` and ``{prefix}api/admin/users/{name}``, one
+- Admins only (their token's ``custom:datahub:audit`` scope, like everyone's queries
+  above): ``{prefix}admin/users/{name}`` and ``{prefix}api/admin/users/{name}``, one
   user's history and quota as they see them (and how to act as them, when
   ``DataHubService.allow_admin_act_as`` is on). Every opening is recorded for the user.
 """
@@ -23,7 +24,8 @@ from tornado import web
 from ..identity import ACT_AS_HEADER, IdentityUnavailable, normalize_username
 from ..names import UsernameError, validate_username
 from ..quotas.handlers import QuotaMixin
-from ..web.base import APIHandler, PageHandler, admin_only
+from ..scopes import AUDIT as AUDIT_SCOPE
+from ..web.base import APIHandler, PageHandler, needs_scope
 from . import records, views
 
 #: How many admin views of their account a user's history page lists.
@@ -39,7 +41,7 @@ class _QueriesMixin:
             user = self.user_name
         elif user != "*":
             user = normalize_username(user)
-        if user != self.user_name and not self.is_admin:
+        if user != self.user_name and not self.has_scope(AUDIT_SCOPE):
             raise web.HTTPError(
                 403, "Only DataHub administrators may see other users' queries; ask for user=me."
             )
@@ -63,7 +65,7 @@ class _QueriesMixin:
             functools.partial(records.get_query, query_id=query_id)
         )
         # Someone else's query is as absent as a missing one, unless you are an admin.
-        if record is None or (record["user"] != self.user_name and not self.is_admin):
+        if record is None or (record["user"] != self.user_name and not self.has_scope(AUDIT_SCOPE)):
             raise web.HTTPError(404, f"No query {query_id} of yours is recorded.")
         return record
 
@@ -127,7 +129,7 @@ class MyQueriesPage(_QueryListPage):
 class AllQueriesPage(_QueryListPage):
     """``{prefix}queries/all``: everyone's queries, for admins, with filters."""
 
-    @admin_only
+    @needs_scope(AUDIT_SCOPE)
     async def get(self) -> None:
         where = self.query_filter(default_user="*")
         await self.render_list(where, "queries/all", "All queries", everyone=True)
@@ -186,7 +188,7 @@ class _UserViewMixin(QuotaMixin):
 class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
     """``GET {prefix}api/admin/users/{name}``: one user's history and quota (admins)."""
 
-    @admin_only
+    @needs_scope(AUDIT_SCOPE)
     async def get(self, name: str) -> None:
         view = await self.user_view(name, "history and quota (API)")
         self.write_json(
@@ -201,7 +203,7 @@ class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
 class AdminUserPage(_UserViewMixin, _QueriesMixin, PageHandler):
     """``{prefix}admin/users/{name}``: one user's history and quota (admins)."""
 
-    @admin_only
+    @needs_scope(AUDIT_SCOPE)
     async def get(self, name: str) -> None:
         view = await self.user_view(name, "history and quota page")
         self.render_page(

@@ -1,7 +1,8 @@
 """Pages and REST API of the quota feature, mounted under the service prefix.
 
 For everyone: ``api/quota/me``, the page ``quota`` and the box ``quota/box`` (embedded in
-the hub's home page). For admins only (`admin_only`): the policy, user, group, usage,
+the hub's home page). For quota admins only (tokens with the scope
+``custom:datahub:quotas``, checked by `needs_scope`): the policy, user, group, usage,
 refusal and change endpoints under ``api/quota/``, and the pages ``admin/quotas`` and
 ``admin/quotas/usage``. The OpenAPI document is ``api/openapi.json``.
 """
@@ -20,8 +21,9 @@ from urllib.parse import urlencode
 import plotly
 from tornado import web
 
+from ..scopes import QUOTAS as QUOTAS_SCOPE
 from ..spawners.local import limits_notice
-from ..web.base import APIHandler, PageHandler, admin_only
+from ..web.base import APIHandler, PageHandler, needs_scope
 from . import charts, storage
 from .manager import QuotaManager
 from .openapi import openapi_document
@@ -107,7 +109,7 @@ def _policy_body(handler: APIHandler) -> dict[str, Any]:
 class PoliciesAPI(QuotaMixin, APIHandler):
     """``GET api/quota/policies``: every stored policy."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         policies = await self.call(storage.list_policies, self.quotas.store)
         self.write_json(
@@ -126,7 +128,7 @@ class PolicyAPI(QuotaMixin, APIHandler):
     """``api/quota/policies/default`` and ``api/quota/policies/{group|user}/{name}``:
     read (GET), replace (PUT), change some limits (PATCH), delete (DELETE)."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self, scope: str, name: str | None = None) -> None:
         scope, name = self.subject(scope, name)
         policy = await self.call(storage.get_policy, self.quotas.store, scope, name)
@@ -152,15 +154,15 @@ class PolicyAPI(QuotaMixin, APIHandler):
             raise web.HTTPError(400, str(e)) from None
         self.write_json({"scope": scope, "name": name, "before": before, "after": after})
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def put(self, scope: str, name: str | None = None) -> None:
         await self._set(scope, name, merge=False)
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def patch(self, scope: str, name: str | None = None) -> None:
         await self._set(scope, name, merge=True)
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def delete(self, scope: str, name: str | None = None) -> None:
         scope, name = self.subject(scope, name)
         before = await self.call(
@@ -179,7 +181,7 @@ class PolicyAPI(QuotaMixin, APIHandler):
 class UsersAPI(QuotaMixin, APIHandler):
     """``GET api/quota/users``: every known user with today's usage against limits."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         quotas = self.quotas
         now = quotas.now()
@@ -197,7 +199,7 @@ class UserAPI(QuotaMixin, APIHandler):
     """``GET api/quota/users/{name}``: one user's limits and today's usage (their groups
     as the gateway last saw them)."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self, name: str) -> None:
         _, name = self.subject("user", name)
         groups = await self.call(storage.user_groups, self.quotas.store, name)
@@ -207,7 +209,7 @@ class UserAPI(QuotaMixin, APIHandler):
 class ResetUsageAPI(QuotaMixin, APIHandler):
     """``POST api/quota/users/{name}/reset-usage``: zero the user's counters of today."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def post(self, name: str) -> None:
         _, name = self.subject("user", name)
         quotas = self.quotas
@@ -221,7 +223,7 @@ class ResetUsageAPI(QuotaMixin, APIHandler):
 class GroupsAPI(QuotaMixin, APIHandler):
     """``GET api/quota/groups``: every known group, its policy and its members' usage."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         quotas = self.quotas
         now = quotas.now()
@@ -249,7 +251,7 @@ async def _usage_summary(handler: QuotaMixin, days: int) -> dict[str, Any]:
 class UsageAPI(QuotaMixin, APIHandler):
     """``GET api/quota/usage?days=30``: totals per day, top users and top groups."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         days = _int_argument(self, "days", self.quotas.history_days, 3660)
         self.write_json(await _usage_summary(self, days))
@@ -258,7 +260,7 @@ class UsageAPI(QuotaMixin, APIHandler):
 class RefusalsAPI(QuotaMixin, APIHandler):
     """``GET api/quota/refusals?limit=50``: the newest refusals and quota cancellations."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         limit = _int_argument(self, "limit", 50, 1000)
         user = self.get_argument("user", None)
@@ -269,7 +271,7 @@ class RefusalsAPI(QuotaMixin, APIHandler):
 class ChangesAPI(QuotaMixin, APIHandler):
     """``GET api/quota/changes?limit=50``: the audit of policy and usage changes."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         limit = _int_argument(self, "limit", 50, 1000)
         rows = await self.call(storage.recent_changes, self.quotas.store, limit)
@@ -280,7 +282,7 @@ class ResourceGroupsAPI(QuotaMixin, APIHandler):
     """``GET api/quota/resource-groups``: Trino resource-group configuration generated
     from the policies, for the clusters' ``etc/resource-groups.json``."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         store = self.quotas.store
         policies = await self.call(storage.all_policies, store)
@@ -319,7 +321,7 @@ class AdminQuotasPage(QuotaMixin, PageHandler):
     """``admin/quotas``: users and groups with today's usage against limits, policies
     with their editors, recent refusals and changes."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         quotas = self.quotas
         now = quotas.now()
@@ -354,7 +356,7 @@ class AdminPolicyForm(QuotaMixin, PageHandler):
     """``POST admin/quotas/policy``: save or reset a policy from the admin page's form
     (XSRF-checked like every POST). Empty fields are inherited; "unlimited" sets none."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def post(self) -> None:
         scope = self.get_body_argument("scope", "")
         name = self.get_body_argument("name", "").strip() or None
@@ -392,7 +394,7 @@ class AdminPolicyForm(QuotaMixin, PageHandler):
 class AdminResetUsageForm(QuotaMixin, PageHandler):
     """``POST admin/quotas/reset-usage``: zero a user's counters of today."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def post(self) -> None:
         quotas = self.quotas
         try:
@@ -414,7 +416,7 @@ def _admin_url(handler: QuotaMixin, **args: str) -> str:
 class AdminUsagePage(QuotaMixin, PageHandler):
     """``admin/quotas/usage``: queries, CPU and bytes per day; top users and groups."""
 
-    @admin_only
+    @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         days = _int_argument(self, "days", self.quotas.history_days, 3660)
         summary = await _usage_summary(self, days)
