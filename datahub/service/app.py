@@ -560,7 +560,7 @@ class DataHubService(Application):
         self._secret_bytes = self._load_secret()
         self.signer = FollowupSigner(self._secret_bytes)
         self.identity_resolver = self.identity_resolver_class(
-            parent=self, service_name=self.service_name
+            parent=self, service_name=self.service_name, account_check=self._account_check()
         )
         self.upstream = Upstream(
             self.cluster_map,
@@ -570,6 +570,15 @@ class DataHubService(Application):
         )
         self._init_gateway()
         self.query_hooks.append(QuotaHooks.for_service(self))
+
+    def _account_check(self) -> Any:
+        """The hub's LDAP authenticator's account check (configured in the same file),
+        asked before an admin acts as someone; None without one."""
+        if "DataHubLDAPAuthenticator" not in self.config:
+            return None
+        from ..authenticator import DataHubLDAPAuthenticator
+
+        return DataHubLDAPAuthenticator(parent=self).account_refusal
 
     def _init_gateway(self) -> None:
         """Routing, health, audit, metrics, hooks and the query tracker."""
