@@ -11,12 +11,18 @@
 - Admins only (their token's ``custom:datahub:audit`` scope, like everyone's queries
   above): ``{prefix}admin/users/{name}`` and ``{prefix}api/admin/users/{name}``, one
   user's history and quota as they see them (and how to act as them, when
-  ``DataHubService.allow_admin_act_as`` is on). Every opening is recorded for the user.
+  ``DataHubService.allow_admin_act_as`` is on). Every opening is recorded for the user,
+  so they are served only when the admin meant to open them (`datahub.web.fetch_metadata`):
+  the page on a navigation of the browser (not an ``<img>``, a frame or a prefetch that
+  markup on some other page, such as a shared notebook, could make with the admin's
+  cookie), the API to a token or a script's fetch. Anything else is refused (403) and
+  nothing is recorded.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tornado import web
@@ -26,6 +32,7 @@ from ..names import UsernameError, validate_username
 from ..quotas.handlers import QuotaMixin
 from ..scopes import AUDIT as AUDIT_SCOPE
 from ..web.base import APIHandler, PageHandler, needs_scope
+from ..web.fetch_metadata import is_page_navigation, is_program_call
 from . import records, views
 
 #: How many admin views of their account a user's history page lists.
@@ -154,8 +161,15 @@ class QueryPage(_QueriesMixin, PageHandler):
 class _UserViewMixin(QuotaMixin):
     """One user's account as an admin sees it, recorded for the user."""
 
+    #: Whether a request is one the admin meant to send (from its headers), and the
+    #: sentence refusing any other.
+    deliberate: Callable[[Mapping[str, str]], bool]
+    not_deliberate: str
+
     async def user_view(self: Any, name: str, what: str) -> dict[str, Any]:
         """The user's hub groups, history and quota; records that the admin looked."""
+        if not type(self).deliberate(self.request.headers):
+            raise web.HTTPError(403, self.not_deliberate)
         try:
             name = validate_username(name)
         except UsernameError:
@@ -188,6 +202,12 @@ class _UserViewMixin(QuotaMixin):
 class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
     """``GET {prefix}api/admin/users/{name}``: one user's history and quota (admins)."""
 
+    deliberate = staticmethod(is_program_call)
+    not_deliberate = (
+        "Call this API with a hub token (Authorization: token …): an admin's view of an "
+        "account is recorded for its user."
+    )
+
     @needs_scope(AUDIT_SCOPE)
     async def get(self, name: str) -> None:
         view = await self.user_view(name, "history and quota (API)")
@@ -202,6 +222,12 @@ class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
 
 class AdminUserPage(_UserViewMixin, _QueriesMixin, PageHandler):
     """``{prefix}admin/users/{name}``: one user's history and quota (admins)."""
+
+    deliberate = staticmethod(is_page_navigation)
+    not_deliberate = (
+        "This page opens only as a page of its own in your browser (an admin's view of an "
+        "account is recorded for its user): follow a link to it or type its address."
+    )
 
     @needs_scope(AUDIT_SCOPE)
     async def get(self, name: str) -> None:

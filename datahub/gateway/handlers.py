@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from jupyterhub.services.auth import check_scopes
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__
-from ..identity import ACT_AS_HEADER, AuthError, Identity, IdentityUnavailable
+from ..identity import (
+    ACT_AS_HEADER,
+    INVALID_TOKEN,
+    AuthError,
+    Identity,
+    IdentityUnavailable,
+    parse_authorization,
+)
 from . import protocol
 from .clusters import Cluster
 from .hooks import Admission, QueryQueued, QueryRefused, Submission
@@ -878,15 +886,59 @@ class HealthHandler(GatewayHandler):
 
 
 class MetricsHandler(web.RequestHandler):
-    """``GET /metrics``: Prometheus metrics (no user names or SQL; see metrics.py)."""
+    """``GET /metrics``: Prometheus metrics (no user names or SQL; see metrics.py).
+
+    On the HTTPS listener, the one external clients reach, only for a hub token carrying
+    one of ``metrics_scopes``; the plain listener is internal and open.
+    """
 
     def compute_etag(self) -> None:
         return None
 
-    def get(self) -> None:
-        metrics = self.settings["datahub_service"].metrics
+    async def get(self) -> None:
+        service = self.settings["datahub_service"]
+        # Both listeners serve without X-Forwarded-*: "https" means the TLS listener.
+        if self.request.protocol == "https":
+            refusal = await self._refusal(service)
+            if refusal is not None:
+                status, message = refusal
+                self.log_refusal(message)
+                self.set_status(status)
+                if status == 401:
+                    self.set_header("WWW-Authenticate", 'Bearer realm="DataHub"')
+                self.set_header("Content-Type", "text/plain; charset=utf-8")
+                self.finish(message + "\n")
+                return
+        metrics = service.metrics
         self.set_header("Content-Type", metrics.content_type)
         self.finish(metrics.render())
+
+    def log_refusal(self, message: str) -> None:
+        self.settings["datahub_service"].log.info(
+            "Refused /metrics to %s: %s", self.request.remote_ip, message
+        )
+
+    async def _refusal(self, service: DataHubService) -> tuple[int, str] | None:
+        """(status, sentence) if the request's token may not read the metrics."""
+        needed = " or ".join(sorted(service.metrics_scopes))
+        try:
+            credentials = parse_authorization(self.request.headers.get("Authorization"))
+            model = await service.identity_resolver.user_model(credentials.token)
+        except AuthError:
+            return 401, f"/metrics here needs a hub token with the scope {needed}."
+        except IdentityUnavailable as e:
+            return 503, str(e)
+        if not model or (
+            credentials.username is not None and credentials.username != model.get("name")
+        ):
+            return 401, INVALID_TOKEN
+        try:
+            allowed = check_scopes(set(service.metrics_scopes), set(model.get("scopes") or ()))
+        except ValueError:
+            allowed = False
+        if not allowed:
+            return 403, f"This token does not carry {needed}, which /metrics here needs."
+        return None
 
 
 class NotFoundHandler(GatewayHandler):

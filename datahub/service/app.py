@@ -37,6 +37,7 @@ from traitlets import (
     Instance,
     Integer,
     List,
+    Set,
     TraitError,
     Type,
     Unicode,
@@ -456,6 +457,22 @@ class DataHubService(Application):
         columns come with the first rows). 0 turns it off.
 
         Example: c.DataHubService.page_collapse_seconds = 0.5
+        """,
+    ).tag(config=True)
+
+    metrics_scopes = Set(
+        Unicode(),
+        default_value={"read:metrics"},
+        help="""Scopes a hub token must carry (any one of them) to read /metrics on the
+        HTTPS listener (https_port), the one external clients reach. Anonymous requests
+        there get 401, tokens without such a scope 403. The plain HTTP listener (port) is
+        the internal one, for kernels and a Prometheus inside the same network: it
+        serves /metrics without a token, so never expose it beyond that network.
+
+        The default is JupyterHub's own read:metrics (the scope of the hub's /hub/metrics),
+        which hub admins hold; give a Prometheus its own hub service with a role granting
+        it, and scrape with that service's token (Authorization: Bearer <token>).
+        Example: c.DataHubService.metrics_scopes = {"read:metrics"}
         """,
     ).tag(config=True)
 

@@ -186,7 +186,10 @@ def test_with_the_switch_off_the_header_is_refused_and_nothing_runs(stack, tmp_p
 
 def test_an_admin_opens_a_users_history_and_quota_and_the_user_sees_it(stack, tokens, pages, acted):
     carol = pages("carol")
-    page = carol.get(service_url(stack, "admin/users/alice"), timeout=60)
+    # Asking for HTML, as a browser's navigation does (no <img> or frame would be served).
+    page = carol.get(
+        service_url(stack, "admin/users/alice"), headers={"Accept": "text/html"}, timeout=60
+    )
     assert page.status_code == 200
     text = page.text
     assert "Run queries as alice" in text and "%%sql --as alice" in text
