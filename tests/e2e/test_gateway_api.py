@@ -13,6 +13,7 @@ import requests
 import trino
 from trino.auth import JWTAuthentication
 
+from datahub.identity import INVALID_TOKEN
 from datahub.stack import demo
 
 QUERY_KEYS = {
@@ -225,3 +226,55 @@ def test_the_clusters_page_names_the_routing_groups_the_users_quota_allows(stack
     finally:
         quota_api.delete(policy, timeout=60)
     assert allowed_on_the_page() == "default"
+
+
+def test_a_prepared_customer_select_shows_in_history_as_the_select_not_execute(stack, users):
+    connection = trino.dbapi.connect(
+        host="127.0.0.1",
+        port=stack.settings["gateway_port"],
+        http_scheme="http",
+        user="alice",
+        auth=JWTAuthentication(users.token("alice")),
+        allow_insecure_auth=True,
+        legacy_prepared_statements=True,  # PREPARE, then EXECUTE with the header
+    )
+    cursor = connection.cursor()
+    cursor.execute("SELECT name FROM tpch.tiny.customer WHERE custkey = ?", (7,))
+    assert cursor.fetchall() == [["Customer#000000007"]]
+    entry = wait_for_finished(stack, users.token("alice"), cursor.query_id)
+    # Trino hands the client its own formatting of the prepared statement.
+    assert entry["sql"].startswith("SELECT name\nFROM\n  tpch.tiny.customer\nWHERE")
+    detail = api(stack, users.token("alice"), f"api/queries/{cursor.query_id}").json()
+    assert detail["client_sql"].startswith("EXECUTE ") and detail["client_sql"].endswith("USING 7")
+
+
+def test_a_hub_user_named_like_the_service_account_is_refused_by_the_gateway(stack, hub):
+    name = stack.settings["clusters"][0]["user"]  # the stack's Trino service account
+    created = hub.api("POST", f"/users/{name}")
+    assert created.status_code in (201, 409), created.text
+    try:
+        r = hub.api(
+            "POST",
+            f"/users/{name}/tokens",
+            json={"scopes": ["access:services!service=datahub"], "expires_in": 600},
+        )
+        assert r.status_code == 201, r.text
+        response = requests.post(
+            f"{stack.settings['gateway_url']}/v1/statement",
+            data="SELECT current_user",
+            headers={"Authorization": f"Bearer {r.json()['token']}"},
+            timeout=30,
+        )
+        # Refused, never run as the account itself. In this stack the hub already refuses
+        # the token (the directory has no such person: its refresh fails, 401); where the
+        # directory has one, the gateway's own check answers (403, see
+        # tests/integration/test_gateway_proxy.py, which proves it against Trino).
+        assert response.status_code in (401, 403), response.text
+        message = response.json()["error"]["message"]
+        assert message in (
+            INVALID_TOKEN,
+            f"The DataHub user {name!r} has the name of a cluster's service account, so the "
+            "gateway runs no queries for it; ask an admin.",
+        )
+    finally:
+        hub.api("DELETE", f"/users/{name}")
