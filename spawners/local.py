@@ -235,23 +235,30 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
             self.notebook_dir = account.pw_dir
 
 
-def limits_notice(config: Config) -> str | None:
-    """What the admin pages say about servers' limits on this host: `limits.weakness`
-    of the enforcement the hub's configuration *config* (the file the service also reads)
-    gives `DataHubLocalSpawner` here; None when the hub uses another spawner (Kubernetes
-    pods have their own limits) or each server is confined."""
-    spawner_class = config.get("JupyterHub", {}).get("spawner_class")
-    if not _is_local_spawner(spawner_class):
-        return None
+def enforcement_settings(config: Config) -> tuple[str, Path, Path]:
+    """``(limit_enforcement, cgroup_root, cgroup_parent)`` of `DataHubLocalSpawner` in the
+    hub's configuration *config*, defaults included."""
     section = config.get("DataHubLocalSpawner", {})
     traits = DataHubLocalSpawner.class_traits()
 
     def setting(name: str) -> str:
         return section.get(name, traits[name].default_value)
 
-    return limits.weakness(
-        setting("limit_enforcement"), Path(setting("cgroup_root")), Path(setting("cgroup_parent"))
+    return (
+        setting("limit_enforcement"),
+        Path(setting("cgroup_root")),
+        Path(setting("cgroup_parent")),
     )
+
+
+def limits_notice(config: Config) -> str | None:
+    """What the admin pages say about servers' limits on this host: `limits.weakness`
+    of the enforcement the hub's configuration *config* (the file the service also reads)
+    gives `DataHubLocalSpawner` here; None when the hub uses another spawner (Kubernetes
+    pods have their own limits) or each server is confined."""
+    if not _is_local_spawner(config.get("JupyterHub", {}).get("spawner_class")):
+        return None
+    return limits.weakness(*enforcement_settings(config))
 
 
 def _is_local_spawner(spec: object) -> bool:

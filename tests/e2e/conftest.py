@@ -9,6 +9,7 @@ them; pytest's importlib mode does not let test modules import one another.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -152,3 +153,25 @@ def trino_cli(stack):
         return argv, {**os.environ, "TRINO_PASSWORD": token}
 
     return command
+
+
+@pytest.fixture(scope="session")
+def restart_server(hub, users):
+    """``restart_server(name)``: stop *name*'s server through the hub's API and start it
+    again (the spawner reads the quota and prepares the home at every start). Kernels the
+    ``users`` fixture held for *name* are closed; the next ``users.kernel(name)`` opens one."""
+
+    def restart(name: str) -> None:
+        kernel = users.kernels.pop(name, None)
+        if kernel is not None:
+            kernel.close()
+        users.token(name)  # signed in, with a token, once
+        r = hub.api("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + 120
+        while hub.user(name)["servers"]:
+            assert time.monotonic() < deadline, f"{name}'s server did not stop"
+            time.sleep(0.5)
+        hub.start_server(name)
+
+    return restart
