@@ -237,19 +237,27 @@ def test_cancel_reaches_trino(gateway, direct_connection):
         time.sleep(0.05)
     query_id = cursor.query_id
     assert query_id
-    time.sleep(1)  # let it start running on Trino
+    probe = direct_connection(None).cursor()
+
+    def trino_state() -> list:
+        probe.execute(
+            f"SELECT state, error_code FROM system.runtime.queries WHERE query_id = '{query_id}'"
+        )
+        return probe.fetchall()
+
+    deadline = time.monotonic() + 60
+    while trino_state() != [["RUNNING", None]]:  # cancel a query Trino is running
+        assert time.monotonic() < deadline, trino_state()
+        time.sleep(0.05)
     cursor.cancel()
     thread.join(30)
     assert not thread.is_alive()
     assert "rows" not in outcome
 
-    probe = direct_connection(None).cursor()
     state = None
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        probe.execute(
-            f"SELECT state, error_code FROM system.runtime.queries WHERE query_id = '{query_id}'"
-        )
-        state = probe.fetchall()
+        state = trino_state()
         if state and state[0][0] == "FAILED":
             break
         time.sleep(0.2)
