@@ -16,6 +16,7 @@ without following links (see `homes`): she owns everything in it and may plant s
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import pwd
 import re
@@ -32,6 +33,9 @@ from . import homes, limits
 from .mixin import DataHubSpawnerMixin
 
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+#: Locked while an account is created (see ``ensure_system_account``): root's, never a
+#: path a user controls, and the same for every hub on the machine.
+ACCOUNTS_LOCK = "/etc/passwd"
 
 
 def system_username(template: str, hub_username: str) -> str:
@@ -104,31 +108,39 @@ class DataHubLocalSpawner(DataHubSpawnerMixin, LocalProcessSpawner):
         return system_username(self.system_username_template, self.user.name)
 
     def ensure_system_account(self) -> pwd.struct_passwd:
-        """Create the user's system account and private home on first use."""
+        """Create the user's system account and private home on first use.
+
+        Several hubs on one machine (two test sessions, two checkouts) may spawn the same
+        new user at once, and concurrent ``useradd`` runs of one name each add an
+        account; so creation is serialised machine-wide by an ``flock`` on
+        :data:`ACCOUNTS_LOCK` (root's own file, which ``useradd`` does not flock).
+        """
         name = self.system_username
         try:
             account = pwd.getpwnam(name)
         except KeyError:
-            home = os.path.join(self.home_root, name)
-            self.log.info("Creating system account %s for hub user %s", name, self.user.name)
-            subprocess.run(
-                [
-                    "useradd",
-                    "--create-home",
-                    "--home-dir",
-                    home,
-                    "--shell",
-                    "/bin/bash",
-                    "--user-group",
-                    name,
-                ],
-                check=True,
-                capture_output=True,
-            )
-            account = pwd.getpwnam(name)
+            with open(ACCOUNTS_LOCK, "rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                account = self._create_system_account(name)
         if account.pw_uid == 0:
             raise RuntimeError(f"The system account {name} is root; servers never run as root.")
         return account
+
+    def _create_system_account(self, name: str) -> pwd.struct_passwd:
+        """``useradd`` the account unless another hub did since we looked (call locked)."""
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        home = os.path.join(self.home_root, name)
+        self.log.info("Creating system account %s for hub user %s", name, self.user.name)
+        subprocess.run(
+            ["useradd", "--create-home", "--home-dir", home, "--shell", "/bin/bash"]
+            + ["--user-group", name],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(name)
 
     def prepare_home(self) -> pwd.struct_passwd:
         """The user's account, with a private home holding the welcome notebook.
