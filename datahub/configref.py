@@ -89,7 +89,11 @@ GROUPS: tuple[Group, ...] = (
         "Gateway",
         "The DataHub service: its listeners, the follow-up URI signature, the store, query "
         f"accounting, and how it identifies users from their hub tokens. {_IN_HUB_CONFIG}",
-        (Part(_SERVICE, without=_ROUTING), Part("datahub.identity:IdentityResolver")),
+        (
+            Part(_SERVICE, without=_ROUTING),
+            Part("datahub.identity:IdentityResolver"),
+            Part("datahub.catalog.catalog:MetadataCatalog"),  # SQL completion's metadata
+        ),
     ),
     Group(
         "Quotas",
@@ -129,7 +133,10 @@ GROUPS: tuple[Group, ...] = (
         "SQL cells",
         "The `%%sql` magic in users' kernels: set in a notebook with "
         "`%config SqlMagic.display_rows = 20`, or for everyone in `ipython_config.py`.",
-        (Part("datahub.extensions.sql:SqlMagic"),),
+        (
+            Part("datahub.extensions.sql:SqlMagic"),
+            Part("datahub.extensions.completer:SqlCompleter"),
+        ),
     ),
 )
 

@@ -689,9 +689,15 @@ def _columns(out: _Collector, ctx: Context, r: _Resolver) -> None:
     _keyword_list(out, ctx, rank=40)
 
 
+#: Column names that look like keys rank first among join conditions (tables often share
+#: descriptive columns too, such as ``comment`` or ``name``).
+_KEY_NAME = re.compile(r"(?:key|id|code|_sk|_no)\Z", re.I)
+
+
 def _join_conditions(out: _Collector, ctx: Context, r: _Resolver) -> None:
     """``a.key = b.key`` for columns of the same name in the joined table and the
-    tables before it (the natural join keys: tpch's ``custkey``, ``orderkey``…)."""
+    tables before it (the natural join keys: tpch's ``custkey``, ``orderkey``…), those
+    named like keys first."""
     new = ctx.joining
     if new is None:
         return
@@ -707,7 +713,7 @@ def _join_conditions(out: _Collector, ctx: Context, r: _Resolver) -> None:
                     f"{quote_name(ref.label)}.{quote_name(col.name)} = "
                     f"{quote_name(new.label)}.{quote_name(col.name)}"
                 )
-                out.add_text(text, "join", col.type, rank=5)
+                out.add_text(text, "join", col.type, rank=5 if _KEY_NAME.search(col.name) else 8)
 
 
 def _qualified_columns(out: _Collector, ctx: Context, r: _Resolver) -> None:

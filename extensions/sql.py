@@ -37,7 +37,8 @@ from traitlets import Bool, Integer, Unicode, default, validate
 from traitlets.config import Configurable
 
 from datahub import charts
-from datahub.extensions import history, quota
+from datahub.extensions import completer, history, quota
+from datahub.extensions.metadata_client import MetadataUnavailable
 from datahub.extensions.params import bind
 from datahub.extensions.progress import Progress, format_summary, human_seconds
 from datahub.extensions.query import QueryCancelled, QueryResult, run_query
@@ -241,7 +242,8 @@ def _y_columns(values: Sequence[str] | None) -> list[str]:
 
 
 _SUBCOMMAND = re.compile(
-    r"^(?:(?P<history>history)(?:\s+(?P<n>\S+))?|(?P<clusters>clusters)|(?P<quota>quota))$",
+    r"^(?:(?P<history>history)(?:\s+(?P<n>\S+))?|(?P<clusters>clusters)|(?P<quota>quota)"
+    r"|(?P<refresh>refresh-completions))$",
     re.I,
 )
 
@@ -259,6 +261,8 @@ def parse_subcommand(rest: str, cell: str | None) -> tuple[str, int | None] | No
         return "clusters", None
     if m.group("quota"):
         return "quota", None
+    if m.group("refresh"):
+        return "refresh-completions", None
     n = m.group("n")
     if n is None:
         return "history", None
@@ -657,6 +661,12 @@ class SqlMagic(Magics, Configurable):
         return result
 
     def _subcommand(self, name: str, n: int | None, args: Any) -> pd.DataFrame | None:
+        if name == "refresh-completions":  # datahub.extensions.completer
+            try:
+                print(self.completer.refresh())
+            except MetadataUnavailable as err:
+                raise self._error(str(err)) from None
+            return None
         if name == "quota":
             try:
                 display(quota.show_quota(self.gateway_url, str(self.token)), raw=True)
@@ -729,7 +739,9 @@ def _option_names(parser: Any) -> tuple[set[str], set[str]]:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register the magic and the compact display of its results (``%load_ext``)."""
-    ip.register_magics(SqlMagic(ip))
+    magic = SqlMagic(ip)
+    ip.register_magics(magic)
+    completer.register(ip, magic)  # SQL completion in %%sql cells (sets magic.completer)
     formatter = ip.display_formatter.mimebundle_formatter
     previous = formatter.lookup_by_type(pd.DataFrame) if _has_printer(formatter) else None
     if previous is _show_dataframe:

@@ -52,6 +52,8 @@ from ..audit import records
 from ..audit.events import EventLogFile
 from ..audit.handlers import default_handlers as audit_handlers
 from ..audit.log import AuditLog
+from ..catalog.catalog import MetadataCatalog
+from ..catalog.handlers import default_handlers as metadata_handlers
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
@@ -96,7 +98,7 @@ class DataHubService(Application):
         "port": "DataHubService.port",
         "log-level": "Application.log_level",
     }
-    classes = [IdentityResolver, HubAuth, HubOAuth]
+    classes = [IdentityResolver, HubAuth, HubOAuth, MetadataCatalog]
 
     config_file = Unicode(
         "jupyterhub_config.py",
@@ -546,6 +548,7 @@ class DataHubService(Application):
     metrics = Instance(GatewayMetrics)
     hooks = Instance(HookChain)
     tracker = Instance(QueryTracker)
+    metadata_catalog = Instance(MetadataCatalog, allow_none=True)
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -684,10 +687,13 @@ class DataHubService(Application):
             *audit_handlers(prefix),
             *quota_handlers(prefix),
             *sharing_handlers(prefix),
+            *metadata_handlers(prefix),
         ]
+        self.metadata_catalog = MetadataCatalog.for_service(self)
         return web.Application(
             handlers,
             datahub_service=self,
+            metadata_catalog=self.metadata_catalog,
             hub_auth=HubOAuth(parent=self, cache_max_age=60),
             jinja_env=template_environment(),
             page_csp=PAGE_CSP,
@@ -743,6 +749,8 @@ class DataHubService(Application):
         await self.tracker.stop()
         await self.monitor.stop()
         await self.upstream.aclose()
+        if self.metadata_catalog is not None:
+            await self.metadata_catalog.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
 
     async def _run(self) -> None:

@@ -52,8 +52,13 @@ class FakeCatalog:
                 Column("orderkey", "bigint"),
                 Column("custkey", "bigint"),
                 Column("totalprice", "double"),
+                Column("comment", "varchar(79)"),
             ],
-            "customer": [Column("custkey", "bigint"), Column("name", "varchar(25)")],
+            "customer": [
+                Column("custkey", "bigint"),
+                Column("name", "varchar(25)"),
+                Column("comment", "varchar(117)"),
+            ],
             "lineitem": [
                 Column("orderkey", "bigint"),
                 Column("address", ADDRESS, parse_type(ADDRESS)),
@@ -166,7 +171,12 @@ def test_only_the_schema_asked_for_is_listed():
 def test_alias_dot_lists_that_tables_columns():
     assert run("SELECT o.| FROM tpch.tiny.orders o") == (
         "",
-        [("custkey", "column"), ("orderkey", "column"), ("totalprice", "column")],
+        [
+            ("comment", "column"),
+            ("custkey", "column"),
+            ("orderkey", "column"),
+            ("totalprice", "column"),
+        ],
     )
 
 
@@ -221,9 +231,9 @@ def test_unknown_field_completes_nothing():
     assert texts("SELECT l.address.nope.| FROM tpch.tiny.lineitem l") == []
 
 
-def test_join_on_offers_the_shared_key_first():
+def test_join_on_offers_the_shared_key_first_then_other_shared_columns():
     names = run("SELECT * FROM tpch.tiny.orders o JOIN tpch.tiny.customer c ON |")[1]
-    assert names[0] == ("o.custkey = c.custkey", "join")
+    assert names[:2] == [("o.custkey = c.custkey", "join"), ("o.comment = c.comment", "join")]
 
 
 def test_join_keys_only_from_tables_before_the_join():

@@ -1,0 +1,219 @@
+"""SQL completion in the kernel: an IPython matcher active in ``%%sql`` cells and after
+``%sql`` on a line, so Tab completes in JupyterLab, Notebook, VS Code, the terminal.
+
+It finds the SQL and its options (``--catalog``, ``--schema``, ``--cluster``) around the
+cursor (:func:`sql_at_cursor`), asks :mod:`datahub.extensions.completion` what fits there,
+with the user's metadata from :class:`~datahub.extensions.metadata_client.MetadataClient`,
+and returns the candidates ranked, typed (catalog, schema, table, view, column, field,
+alias, join, function, keyword) and replacing just the name being typed.
+
+``%sql refresh-completions`` drops the cached metadata (here and in the service) so new
+tables show at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.completer import (
+    CompletionContext,
+    SimpleCompletion,
+    SimpleMatcherResult,
+    context_matcher,
+)
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import parse_argstring
+from traitlets import Bool, Float
+from traitlets.config import Configurable
+
+from datahub.extensions import completion
+from datahub.extensions.metadata_client import MetadataClient
+
+__all__ = ["SqlCompleter", "SqlAtCursor", "register", "sql_at_cursor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SqlAtCursor:
+    """The SQL of a magic around the cursor, the cursor's offset in it, and the magic's
+    option text."""
+
+    sql: str
+    offset: int
+    options: str
+
+
+_CELL_MAGIC = re.compile(r"\A\s*%%sql(?=\s|\Z)")
+_LINE_MAGIC = re.compile(r"(?:^|(?<=[\s=(]))%sql(?=\s|\Z)")
+
+
+def _split(text: str) -> tuple[str, int]:
+    """Options and where the SQL starts in the text after a magic's name, by the magic's
+    own rule (``split_options``; imported here: the magic imports this module)."""
+    from datahub.extensions.sql import split_options
+
+    flags, valued = _option_names()
+    try:
+        opts, rest = split_options(text, flags, valued)
+    except UsageError:
+        return text, len(text)  # an option still waiting for its value
+    return opts, (text.find(rest) if rest else len(text))
+
+
+@functools.cache
+def _option_names() -> tuple[frozenset[str], frozenset[str]]:
+    from datahub.extensions.sql import SqlMagic, _option_names
+
+    flags, valued = _option_names(SqlMagic.sql.parser)
+    return frozenset(flags), frozenset(valued)
+
+
+def sql_at_cursor(text: str, offset: int) -> SqlAtCursor | None:
+    """The SQL around *offset* in a cell: its body (and any SQL after the options on the
+    ``%%sql`` line) for a cell magic, the rest of the line for ``%sql``; None when the
+    cursor is not in SQL (Python code, the magic's name or options)."""
+    m = _CELL_MAGIC.match(text)
+    if m:
+        header_end = text.find("\n", m.end())
+        header_end = len(text) if header_end < 0 else header_end
+        opts, start = _split(text[m.end() : header_end])
+        sql_start = m.end() + start
+        if sql_start == header_end:  # no SQL on the header line: the body is the SQL
+            sql_start = min(header_end + 1, len(text))
+        on_header = offset <= header_end
+        if offset < sql_start or (on_header and text[sql_start:offset].startswith("-")):
+            return None  # the magic's name or options (a half-typed option, "--cata")
+        # Any SQL after the options on the header, then the body, as the magic joins them.
+        return SqlAtCursor(text[sql_start:], offset - sql_start, opts)
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    line = text[line_start : len(text) if line_end < 0 else line_end]
+    column = offset - line_start
+    found = None
+    for match in _LINE_MAGIC.finditer(line[:column]):
+        found = match  # the last %sql before the cursor
+    if found is None:
+        return None
+    opts, start = _split(line[found.end() :])
+    sql_start = found.end() + start
+    if column < sql_start:
+        return None
+    return SqlAtCursor(line[sql_start:], column - sql_start, opts)
+
+
+class SqlCompleter(Configurable):
+    """Completion of SQL in ``%%sql`` cells from the user's own metadata."""
+
+    enabled = Bool(
+        True,
+        help="""Complete SQL in %%sql cells and %sql lines (Tab): catalogs, schemas,
+        tables, columns (ROW fields too), aliases, join keys, functions and keywords, from
+        what Trino lets you see.
+
+        Example: %config SqlCompleter.enabled = False
+        """,
+    ).tag(config=True)
+
+    cache_seconds = Float(
+        60.0,
+        help="""Seconds the kernel reuses metadata it got from the DataHub service (which
+        has its own, longer cache: c.MetadataCatalog.ttl). `%sql refresh-completions`
+        drops both.
+
+        Example: %config SqlCompleter.cache_seconds = 300
+        """,
+    ).tag(config=True)
+
+    timeout = Float(
+        5.0,
+        help="""Seconds completion waits for the DataHub service before offering keywords
+        only (the first completion in a schema may run a metadata query on Trino).
+
+        Example: %config SqlCompleter.timeout = 10
+        """,
+    ).tag(config=True)
+
+    def __init__(self, magic: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.magic = magic
+        self._clients: dict[tuple, MetadataClient] = {}
+
+    def client(self, hint: str | None) -> MetadataClient:
+        """The metadata client for the magic's current API URL, token and routing hint."""
+        key = (self.magic.api_url, str(self.magic.token), hint, self.timeout, self.cache_seconds)
+        client = self._clients.get(key)
+        if client is None:
+            client = MetadataClient(
+                self.magic.api_url,
+                str(self.magic.token),
+                hint=hint,
+                timeout=self.timeout,
+                ttl=self.cache_seconds,
+            )
+            self._clients[key] = client
+        return client
+
+    def complete(self, text: str, offset: int) -> completion.Completion | None:
+        """Candidates at *offset* in a cell's *text*; None outside SQL."""
+        found = sql_at_cursor(text, offset)
+        if found is None:
+            return None
+        try:
+            args = parse_argstring(self.magic.sql, found.options)
+        except (UsageError, SystemExit):
+            args = None
+        catalog = getattr(args, "catalog", None) or self.magic.catalog
+        schema = getattr(args, "schema", None) or self.magic.schema
+        hint = getattr(args, "cluster", None)
+        return completion.complete(
+            found.sql,
+            found.offset,
+            self.client(hint),
+            default_catalog=catalog,
+            default_schema=schema,
+        )
+
+    def refresh(self) -> str:
+        """Drop cached metadata here and in the service; a sentence saying so."""
+        forgotten = self.client(None).refresh()
+        for client in self._clients.values():
+            client.forget()
+        return f"Completions refreshed: {forgotten} cached metadata answers dropped."
+
+    @context_matcher(priority=10)
+    def matcher(self, context: CompletionContext) -> SimpleMatcherResult:
+        """The IPython matcher (API v2)."""
+        empty: SimpleMatcherResult = {"completions": [], "suppress": False}
+        if not self.enabled:
+            return empty
+        lines = context.full_text.split("\n")
+        offset = sum(len(line) + 1 for line in lines[: context.cursor_line])
+        offset += context.cursor_position
+        result = self.complete(context.full_text, offset)
+        if result is None or not result.candidates:
+            return empty
+        return {
+            "completions": [SimpleCompletion(c.text, type=c.type) for c in result.candidates],
+            "matched_fragment": result.fragment,
+            "suppress": True,
+            "ordered": True,
+        }
+
+
+def register(shell: Any, magic: Any) -> SqlCompleter:
+    """Add the SQL matcher to *shell*'s completer (once) and attach it to *magic*."""
+    sql_completer = SqlCompleter(magic, config=shell.config)
+    shell.configurables.append(sql_completer)
+    matchers = shell.Completer.custom_matchers
+    matchers[:] = [m for m in matchers if getattr(m, "__qualname__", "") != _QUALNAME]
+    matchers.append(sql_completer.matcher)
+    magic.completer = sql_completer
+    return sql_completer
+
+
+_QUALNAME = SqlCompleter.matcher.__qualname__

@@ -1,0 +1,109 @@
+"""Where the SQL is in a cell (``%%sql`` cells, ``%sql`` lines), and the IPython matcher
+in a real IPython shell with an in-memory catalog in place of the service."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.testing import globalipapp
+
+from datahub.extensions.completer import sql_at_cursor
+from datahub.extensions.completion import Column, Table
+
+
+def at(text_with_cursor: str):
+    offset = text_with_cursor.index("|")
+    return sql_at_cursor(text_with_cursor.replace("|", "", 1), offset)
+
+
+def test_cell_magic_body_is_the_sql():
+    found = at("%%sql\nSELECT * FROM tpch.|")
+    assert (found.sql, found.offset, found.options) == ("SELECT * FROM tpch.", 19, "")
+
+
+def test_cell_magic_options_are_returned_and_skipped():
+    found = at("%%sql --catalog tpch --schema tiny -o out\nSELECT * FROM o|")
+    assert found.sql == "SELECT * FROM o"
+    assert found.options == "--catalog tpch --schema tiny -o out"
+
+
+def test_sql_on_the_cell_magic_line_joins_the_body():
+    found = at("%%sql --limit 5 SELECT *\nFROM tpch.|")
+    assert found.sql == "SELECT *\nFROM tpch." and found.offset == len(found.sql)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["%%sql --cata|", "%%s|ql\nSELECT", "SELECT * FROM tpch.|", "x = 1\ny = tpch.|"],
+)
+def test_no_sql_outside_the_magic_or_in_its_options(text):
+    assert at(text) is None
+
+
+def test_line_magic_sql_after_assignment():
+    found = at("x = 1\ndf = %sql --catalog tpch SELECT * FROM tiny.|\nprint(df)")
+    assert (found.sql, found.options) == ("SELECT * FROM tiny.", "--catalog tpch")
+
+
+def test_line_magic_is_not_found_after_the_cursor():
+    assert at("df = tpch.| ; %sql SELECT 1") is None
+
+
+class MemoryCatalog:
+    def catalogs(self):
+        return ["tpch"]
+
+    def schemas(self, catalog):
+        return ["sf1", "tiny"] if catalog == "tpch" else []
+
+    def tables(self, catalog, schema):
+        return [Table("orders"), Table("nation")] if (catalog, schema) == ("tpch", "tiny") else []
+
+    def columns(self, catalog, schema, table):
+        return [Column("orderkey", "bigint")] if table == "orders" else []
+
+    def functions(self):
+        return []
+
+
+@pytest.fixture(scope="module")
+def shell():
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "datahub.extensions.sql")
+    magic = ip.magics_manager.registry["SqlMagic"]
+    catalog = MemoryCatalog()
+    original = magic.completer.client
+    magic.completer.client = lambda hint: catalog
+    yield ip
+    magic.completer.client = original
+
+
+def completions(ip, text):
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():
+        return [
+            (c.text, c.type, text[c.start : c.end])
+            for c in ip.Completer.completions(text, len(text))
+        ]
+
+
+def test_ipython_completes_schemas_in_a_sql_cell_replacing_only_the_name(shell):
+    assert completions(shell, "%%sql\nSELECT * FROM tpch.ti") == [("tiny", "schema", "ti")]
+
+
+def test_ipython_completes_alias_columns_in_cells_and_lines(shell):
+    text = "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.ord"
+    assert completions(shell, text) == [("orderkey", "column", "ord")]
+    text = "df = %sql SELECT * FROM tpch.tiny.orders o WHERE o.ord"
+    assert completions(shell, text) == [("orderkey", "column", "ord")]
+
+
+def test_sql_after_a_comment_in_the_body_still_completes(shell):
+    text = "%%sql\n-- orders of the day\nSELECT * FROM tpch.ti"
+    assert completions(shell, text) == [("tiny", "schema", "ti")]
+
+
+def test_ipython_keeps_python_completion_outside_sql(shell):
+    shell.user_ns["my_variable"] = 1
+    assert ("my_variable", "my_vari") in [(t, f) for t, _, f in completions(shell, "my_vari")]
