@@ -61,15 +61,16 @@ STATIC_DIR = Path(__file__).with_name("static")
 PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
 STATIC_FILES = ("notebook.js", "notebook.css")
 #: A shared notebook's page carries its author's content, so it may load nothing but
-#: DataHub's own scripts and styles (the hub's stylesheet, Bootstrap, the theme toggle,
-#: notebook.js, plotly.js), images only from data: URLs (the author's images, Bootstrap's
-#: icons, Plotly's), connect nowhere, post forms only to the service, and be framed by
-#: no page. Even markup that slipped through the sanitiser could not make the viewer's
-#: browser send a request (a GET of /hub/logout, of an admin page).
+#: DataHub's own scripts, styles and fonts (the hub's stylesheet and icon font,
+#: Bootstrap, the theme toggle, notebook.js, plotly.js), images only from data: URLs (the
+#: author's images, Bootstrap's icons, Plotly's), connect nowhere, post forms only to the
+#: service, and be framed by no page. Even markup that slipped through the sanitiser
+#: could not make the viewer's browser send a request (a GET of /hub/logout, of an admin
+#: page): author markup has no CSS to load a font with.
 NOTEBOOK_PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src data:; connect-src 'none'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    "font-src 'self'; img-src data:; connect-src 'none'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 
