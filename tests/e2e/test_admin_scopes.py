@@ -16,15 +16,14 @@ import uuid
 import pytest
 import requests
 
+from datahub import scopes
+from datahub.identity import ACT_AS_HEADER
 from datahub.stack import demo
 
 pytestmark = pytest.mark.e2e
 
-ACT_AS_HEADER = "X-DataHub-Act-As"
 GATEWAY_SCOPE = "access:services!service=datahub"
-QUOTAS_SCOPE = "custom:datahub:quotas"
-ACT_AS_SCOPE = "custom:datahub:act-as"
-ADMIN_SCOPE = "custom:datahub:admin"
+QUOTAS_SCOPE, ACT_AS_SCOPE, ADMIN_SCOPE = scopes.QUOTAS, scopes.ACT_AS, scopes.ADMIN
 
 
 def service_url(stack, path: str = "") -> str:
@@ -128,24 +127,24 @@ def test_an_admins_server_token_cannot_edit_quotas(stack, tokens, carol_server_t
     assert not policy_exists(stack, tokens["carol"], group)
 
 
-def test_with_act_as_from_servers_on_an_admins_server_token_may_act_as(stack, carol_server_token):
+def test_with_server_token_act_as_on_an_admins_server_token_may_act_as(stack, carol_server_token):
     # jupyterhub_config.py turns DataHubLocalSpawner.server_token_act_as on for the demo:
     # an admin's server token then carries the act-as scope, and no other admin scope.
-    scopes = hub_scopes(stack, carol_server_token)
-    assert ACT_AS_SCOPE in scopes
-    assert QUOTAS_SCOPE not in scopes
+    held = hub_scopes(stack, carol_server_token)
+    assert ACT_AS_SCOPE in held
+    assert QUOTAS_SCOPE not in held
     page = act_as(stack, carol_server_token, "alice")
     assert page.status_code == 200, page.text
     assert "error" not in page.json(), page.text
 
 
-def test_without_act_as_from_servers_a_server_token_may_not_act_as(stack, hub, tokens):
+def test_with_server_token_act_as_off_a_server_token_may_not_act_as(stack, hub, tokens):
     # A token with exactly the scopes of a server token when server_token_act_as is off.
     from datahub.spawners.local import DataHubLocalSpawner
 
-    scopes = DataHubLocalSpawner(server_token_act_as=False).server_token_scopes
-    assert not any(s.startswith("custom:") for s in scopes)
-    r = new_token(hub, "carol", [s.replace("!server", "!server=carol/") for s in scopes])
+    server_scopes = DataHubLocalSpawner(server_token_act_as=False).server_token_scopes
+    assert not any(s.startswith("custom:") for s in server_scopes)
+    r = new_token(hub, "carol", [s.replace("!server", "!server=carol/") for s in server_scopes])
     assert r.status_code == 201, r.text
     refused = act_as(stack, r.json()["token"], "alice")
     assert refused.status_code == 403, refused.text
@@ -164,7 +163,7 @@ def test_an_admins_token_with_the_quota_scope_edits_quotas(stack, hub, tokens):
 
 
 def test_a_non_admin_cannot_get_an_admin_scope(stack, hub, tokens):
-    for scope in (ADMIN_SCOPE, QUOTAS_SCOPE, ACT_AS_SCOPE):
+    for scope in scopes.ALL:
         # Asked for by an operator on bob's behalf, or by bob himself: the hub refuses to
         # put a scope in a token that its owner does not hold.
         by_ops = new_token(hub, "bob", [GATEWAY_SCOPE, scope])
