@@ -237,15 +237,18 @@ def list_queries(db: Executor, where: QueryFilter) -> list[dict[str, Any]]:
 
 
 def open_queries(
-    db: Executor, submitted_before: dt.datetime, limit: int = 500
+    db: Executor, submitted_before: dt.datetime, limit: int = 500, user: str | None = None
 ) -> list[dict[str, Any]]:
-    """Records without a finished event, submitted before *submitted_before*, oldest first."""
+    """Records without a finished event, submitted before *submitted_before* (of *user*
+    only, if given), oldest first."""
     statement = (
         sa.select(QUERIES)
         .where(QUERIES.c.finished_at.is_(None), QUERIES.c.submitted_at < submitted_before)
         .order_by(QUERIES.c.submitted_at)
         .limit(limit)
     )
+    if user is not None:
+        statement = statement.where(QUERIES.c.user == user)
     return [_row(r) for r in db.execute(statement)]
 
 

@@ -31,6 +31,7 @@ from ..identity import (
 )
 from . import protocol
 from .clusters import Cluster
+from .engine_limits import limited_session_headers
 from .hooks import Admission, QueryQueued, QueryRefused, Submission
 from .pages import default_handlers as cluster_pages
 from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
@@ -506,7 +507,7 @@ class StatementHandler(TrinoProxyHandler):
             ),
         )
         try:
-            admission = await service.hooks.admit(identity, submission)
+            admission = await service.tracker.admit(identity, submission)
         except QueryQueued as queued:
             query_id = gateway_query_id()
             self.log.info("Query %s queued user=%s: %s", query_id, identity.name, queued.reason)
@@ -565,8 +566,11 @@ class StatementHandler(TrinoProxyHandler):
         for status in candidates:
             cluster = service.cluster_map[status.name]
             try:
+                # The hooks' per-query limits go to Trino as session limits, which the
+                # client's own session values can only lower.
+                headers = limited_session_headers(submission.headers, admission.engine_limits)
                 response = await self.send(
-                    identity, cluster, "POST", "/v1/statement", body, submission.headers
+                    identity, cluster, "POST", "/v1/statement", body, tuple(headers)
                 )
             except ClusterUnreachable as e:
                 service.monitor.mark_unreachable(cluster.name, e.reason)
@@ -817,7 +821,7 @@ class QueuedHandler(StatementHandler):
             return
         identity, queued = found
         try:
-            resumed = await self.service.hooks.recheck(identity, queued.place)
+            resumed = await self.service.tracker.recheck(identity, queued.place)
         except QueryQueued as waiting:
             self.write_queued(identity, queued.query_id, waiting)
             return
@@ -835,7 +839,10 @@ class QueuedHandler(StatementHandler):
         note = "; ".join(filter(None, (admission.note, f"queued as {queued.query_id}")))
         self.log.info("Query %s admitted after queueing user=%s", queued.query_id, identity.name)
         await self._submit(
-            identity, submission, Admission(note, admission.data), submission.statement.encode()
+            identity,
+            submission,
+            Admission(note, admission.data, admission.engine_limits),
+            submission.statement.encode(),
         )
 
     async def _withdraw(self) -> None:

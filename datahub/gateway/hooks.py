@@ -31,6 +31,9 @@ The calls, for one query:
     turn; see below). Returning None admits without data. ``Admission.data`` (JSON-able,
     namespace your keys) is stored with the query and handed back as ``query.admission``
     in the later calls, in whichever gateway process serves them.
+    ``Admission.engine_limits`` are per-query limits the engine enforces itself: the
+    gateway sets them as Trino session properties on the forwarded query (the stricter
+    of every hook's, and of the client's own values; see `engine_limits`).
 
 ``recheck(identity, place) -> Resumed`` and ``withdraw(identity, place) -> Submission | None``
     Only for hooks that queue. A hook raising ``QueryQueued(reason, place)`` must keep
@@ -48,6 +51,12 @@ The calls, for one query:
     FAILED with error ``QUOTA_EXCEEDED``, and answers the client's next request with a
     Trino-format error naming the reason (``DataHub stopped query …: <reason>.``).
 
+``on_running(identity, query, stats) -> str | None``
+    Every ``watch_interval`` seconds while the query runs, whether or not its client
+    polls, with Trino's statistics from the cluster's query info (read server-side as the
+    service account). For what must be counted while a query runs (a day's CPU and
+    bytes). A returned reason stops the query as in ``on_progress``.
+
 ``finished(identity, query, final_state, stats)``
     Exactly once for every ``admit`` (or ``recheck``) that returned (across all gateway
     processes: the
@@ -59,8 +68,8 @@ The calls, for one query:
     ``identity`` is rebuilt from the audit record when the query is closed by the
     reconciler, so it has the name, groups and admin flag recorded at submission.
 
-Exceptions from ``on_progress`` and ``finished`` are logged and ignored: a broken hook
-must neither kill queries nor leave them unaccounted for by the other hooks.
+Exceptions from ``on_progress``, ``on_running`` and ``finished`` are logged and ignored:
+a broken hook must neither kill queries nor leave them unaccounted for by the other hooks.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..identity import Identity
+from .engine_limits import EngineLimits
 
 #: Final states of a query, as hooks, the audit and the API name them.
 FINISHED = "FINISHED"
@@ -150,6 +160,8 @@ class Admission:
 
     note: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    #: Per-query limits the engine must enforce on the query (Trino session properties).
+    engine_limits: EngineLimits = field(default_factory=EngineLimits)
 
 
 class QueryRefused(Exception):
@@ -263,6 +275,11 @@ class QueryHooks:
     ) -> str | None:
         return None
 
+    async def on_running(
+        self, identity: Identity, query: QueryInfo, stats: QueryStats
+    ) -> str | None:
+        return None
+
     async def finished(
         self, identity: Identity, query: QueryInfo, final_state: str, stats: QueryStats
     ) -> None:
@@ -299,20 +316,23 @@ class HookChain:
         refusal propagates. If a hook queues the query, `QueryQueued` propagates with a
         place that ``recheck`` and ``withdraw`` understand.
         """
-        return await self._admit_from(0, identity, submission, [], {})
+        return await self._admit_from(0, identity, submission, Admission())
 
     async def _admit_from(
-        self,
-        start: int,
-        identity: Identity,
-        submission: Submission,
-        notes: list[str],
-        data: dict[str, Any],
+        self, start: int, identity: Identity, submission: Submission, so_far: Admission
     ) -> Admission:
+        notes = [so_far.note] if so_far.note else []
+        data = dict(so_far.data)
+        limits = so_far.engine_limits
         for index in range(start, len(self.hooks)):
             if index:
                 # What the hooks before this one admitted travels with a queued query.
-                earlier = {"count": index, "note": "; ".join(notes), "data": dict(data)}
+                earlier = {
+                    "count": index,
+                    "note": "; ".join(notes),
+                    "data": dict(data),
+                    "engine_limits": limits.to_data(),
+                }
                 submission = dataclasses.replace(submission, earlier=earlier)
             try:
                 admission = await self.hooks[index].admit(identity, submission)
@@ -325,7 +345,8 @@ class HookChain:
                 if admission.note:
                     notes.append(admission.note)
                 data.update(admission.data)
-        return Admission(note="; ".join(notes) or None, data=data)
+                limits = limits.stricter(admission.engine_limits)
+        return Admission(note="; ".join(notes) or None, data=data, engine_limits=limits)
 
     def _split(self, place: str) -> tuple[int, str]:
         index, _, hook_place = place.partition("-")
@@ -359,7 +380,11 @@ class HookChain:
         if resumed.admission.note:
             notes.append(resumed.admission.note)
         data.update(resumed.admission.data)
-        admission = await self._admit_from(index + 1, identity, submission, notes, data)
+        limits = EngineLimits.from_data(earlier.get("engine_limits"))
+        so_far = Admission(
+            "; ".join(notes) or None, data, limits.stricter(resumed.admission.engine_limits)
+        )
+        admission = await self._admit_from(index + 1, identity, submission, so_far)
         return Resumed(dataclasses.replace(submission, earlier={}), admission)
 
     async def withdraw(self, identity: Identity, place: str) -> Submission | None:
@@ -391,13 +416,24 @@ class HookChain:
     async def on_progress(
         self, identity: Identity, query: QueryInfo, stats: QueryStats
     ) -> str | None:
-        """The first stop reason a hook gives, or None."""
+        """The first stop reason a hook gives after a result page, or None."""
+        return await self._first_reason("on_progress", identity, query, stats)
+
+    async def on_running(
+        self, identity: Identity, query: QueryInfo, stats: QueryStats
+    ) -> str | None:
+        """The first stop reason a hook gives for a running query, or None."""
+        return await self._first_reason("on_running", identity, query, stats)
+
+    async def _first_reason(
+        self, method: str, identity: Identity, query: QueryInfo, stats: QueryStats
+    ) -> str | None:
         for hook in self.hooks:
             try:
-                reason = await hook.on_progress(identity, query, stats)
+                reason = await getattr(hook, method)(identity, query, stats)
             except Exception:
                 self.log.exception(
-                    "Query hook %s failed in on_progress of %s", type(hook).__name__, query.query_id
+                    "Query hook %s failed in %s of %s", type(hook).__name__, method, query.query_id
                 )
                 continue
             if reason:

@@ -13,6 +13,15 @@ counts the metric and writes the ``query_finished`` event. Queries nobody closes
 cluster or gateway crashed, the client went away) are found by the reconciler, which
 asks their cluster: Trino's final state if it has one, ``LOST`` if it no longer knows
 the query or has been unreachable for ``lost_after`` seconds.
+
+The watcher asks the clusters about every query this process follows, every
+``watch_interval`` seconds, whether or not its client polls: a query Trino says has
+ended is closed at once (its slot freed), and the hooks' ``on_running`` sees the
+statistics of the others (the quota counts the day's CPU and bytes while they run, and
+stops a query that takes its user past a daily limit). Before a query would be queued,
+`admit` asks the same about the user's open queries (`settle`): a slot is held only by a
+query its cluster says still runs, even when its client stopped reading after the data
+(the trino client's ``EXECUTE IMMEDIATE`` probe, ``fetchone()`` then close).
 """
 
 from __future__ import annotations
@@ -44,7 +53,9 @@ from .hooks import (
     Admission,
     HookChain,
     QueryInfo,
+    QueryQueued,
     QueryStats,
+    Resumed,
     Submission,
 )
 from .metrics import GatewayMetrics
@@ -147,6 +158,23 @@ def _is_running(state: str) -> bool:
     return state not in QUEUED_STATES and state not in TRINO_FINAL_STATES
 
 
+#: Seconds `QueryTracker.settle` waits for a query that is winding down to end.
+SETTLE_WAIT = 5.0
+
+
+def winding_down(info: Mapping[str, Any]) -> bool:
+    """Whether Trino has done all the work of a query it does not yet call ended (from
+    its query info): FINISHING (committing), or RUNNING with every driver completed (its
+    last rows are on their way out, as just after the page with the data). Such a query
+    ends on its own within moments, whether or not its client asks for more."""
+    state = info.get("state")
+    if state == "FINISHING":
+        return True
+    stats = info.get("queryStats") or {}
+    total = stats.get("totalDrivers") or 0
+    return state == "RUNNING" and total > 0 and stats.get("completedDrivers") == total
+
+
 class QueryTracker:
     """See the module docstring."""
 
@@ -165,6 +193,7 @@ class QueryTracker:
         reconcile_interval: float = 30.0,
         lost_after: float = 30.0,
         idle_timeout: float = 600.0,
+        watch_interval: float = 2.0,
     ) -> None:
         self.audit = audit
         self.hooks = hooks
@@ -178,9 +207,65 @@ class QueryTracker:
         self.reconcile_interval = reconcile_interval
         self.lost_after = lost_after
         self.idle_timeout = idle_timeout
+        self.watch_interval = watch_interval
         self.active: dict[str, ActiveQuery] = {}
         self._tasks: set[asyncio.Task] = set()
         self._reconciler: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------- admission
+
+    async def admit(self, identity: Identity, submission: Submission) -> Admission:
+        """Admit *submission* through the hooks. If they would queue it, first close
+        the user's queries that have ended on their cluster (`settle`) and, if any did,
+        ask again: a query whose client stopped reading never holds a slot."""
+        try:
+            return await self.hooks.admit(identity, submission)
+        except QueryQueued as queued:
+            if not await self.settle(identity.name):
+                raise
+            return (await self.hooks.recheck(identity, queued.place)).admission
+
+    async def recheck(self, identity: Identity, place: str) -> Resumed:
+        """Ask the hooks again about the queued query at *place*; while it still waits,
+        close the user's queries that have ended on their cluster and ask once more."""
+        try:
+            return await self.hooks.recheck(identity, place)
+        except QueryQueued:
+            if not await self.settle(identity.name):
+                raise
+            return await self.hooks.recheck(identity, place)
+
+    async def settle(self, user: str) -> int:
+        """Ask the clusters about *user*'s open queries (followed here or recorded in the
+        store) and close those that ended; returns how many were closed."""
+        mine = {q.query_id: q for q in self.active.values() if q.identity.name == user}
+        try:
+            stored = await self.audit.run(
+                functools.partial(records.open_queries, submitted_before=utcnow(), user=user)
+            )
+        except Exception:
+            stored = []  # logged by the writer; the queries followed here still count
+        for record in stored:
+            if record["query_id"] not in mine:
+                mine[record["query_id"]] = ActiveQuery.from_record(record)
+        settled = await asyncio.gather(
+            *(self._settle_one(q) for q in mine.values() if not q.closed), return_exceptions=True
+        )
+        for outcome in settled:
+            if isinstance(outcome, Exception):
+                self.log.error("Could not settle a query of %s: %r", user, outcome)
+        return sum(1 for outcome in settled if outcome is True)
+
+    async def _settle_one(self, active: ActiveQuery) -> bool:
+        """Close *active* if it ended, waiting up to SETTLE_WAIT for it while it winds
+        down; returns whether this call closed it."""
+        deadline = time.monotonic() + SETTLE_WAIT
+        while True:
+            closed, info = await self._ask(active)
+            if closed or info is None or not winding_down(info) or time.monotonic() > deadline:
+                return closed
+            await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------- before a cluster
 
@@ -408,12 +493,18 @@ class QueryTracker:
         message = stop_message(active.query_id, reason)
         self.log.info("Stopping query %s of %s: %s", active.query_id, active.identity.name, reason)
         cluster = self.clusters.get(active.cluster)
-        if cluster is not None and next_uri:
-            parts = urlsplit(next_uri)
-            path = parts.path + ("?" + parts.query if parts.query else "")
+        if cluster is not None:
+            if next_uri:
+                parts = urlsplit(next_uri)
+                path = parts.path + ("?" + parts.query if parts.query else "")
+                user: str | None = active.identity.name
+            else:
+                # No page at hand (the watcher stops it): Trino's query resource, as
+                # the service account.
+                path, user = f"/v1/query/{active.query_id}", None
             try:
                 await self.upstream.call(
-                    cluster, "DELETE", path, user=active.identity.name, timeout=self.request_timeout
+                    cluster, "DELETE", path, user=user, timeout=self.request_timeout
                 )
             except ClusterUnreachable as e:
                 self.log.warning(
@@ -594,17 +685,19 @@ class QueryTracker:
                 self.log.exception("Could not reconcile query %s", record["query_id"])
         return closed
 
-    async def _reconcile_one(self, record: Mapping[str, Any]) -> int:
-        active = ActiveQuery.from_record(record)
+    async def _ask(self, active: ActiveQuery) -> tuple[bool, Mapping[str, Any] | None]:
+        """Ask *active*'s cluster about it and close it if it has ended (Trino's final
+        state; LOST if the cluster forgot it, or stayed unreachable for ``lost_after``).
+        Returns whether this call closed it, and Trino's query info of a query that
+        still runs (None when there is none)."""
         cluster = self.clusters.get(active.cluster)
         if cluster is None:
             message = (
                 f"Cluster {active.cluster or '(none)'} is no longer configured; the outcome of "
                 "the query is unknown."
             )
-            return await self._close(
-                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
-            )
+            lost = (*protocol.QUERY_LOST[:2], message)
+            return await self._close(active, state=LOST, error=lost, fetch=False), None
         try:
             code, info = await self._query_info(cluster, active.query_id)
         except ClusterUnreachable as e:
@@ -613,25 +706,63 @@ class QueryTracker:
             if since is None or time.monotonic() - since < self.lost_after:
                 if status is not None and since is None:
                     self.monitor.mark_unreachable(cluster.name, e.reason)
-                return 0
+                return False, None
             message = (
                 f"Cluster {cluster.name} has been unreachable for {self.lost_after:.0f} s; the "
                 "outcome of the query is unknown."
             )
-            return await self._close(
-                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
-            )
+            lost = (*protocol.QUERY_LOST[:2], message)
+            return await self._close(active, state=LOST, error=lost, fetch=False), None
         if code in (404, 410):
             message = (
                 f"Cluster {cluster.name} no longer knows the query (it restarted, or forgot the "
                 "query); its outcome is unknown."
             )
-            return await self._close(
-                active, state=LOST, error=(*protocol.QUERY_LOST[:2], message), fetch=False
-            )
-        if code == 200 and isinstance(info, dict) and info.get("state") in TRINO_FINAL_STATES:
-            return await self._close(active, info=info)
-        return 0
+            lost = (*protocol.QUERY_LOST[:2], message)
+            return await self._close(active, state=LOST, error=lost, fetch=False), None
+        if code != 200 or not isinstance(info, dict):
+            return False, None
+        if info.get("state") in TRINO_FINAL_STATES:
+            return await self._close(active, info=info), None
+        return False, info
+
+    async def _reconcile_one(self, record: Mapping[str, Any]) -> int:
+        closed, _ = await self._ask(ActiveQuery.from_record(record))
+        return int(closed)
+
+    # ------------------------------------------------------------------ watching
+
+    async def watch(self) -> None:
+        """One pass of the watcher (see the module docstring)."""
+        followed = [q for q in self.active.values() if not q.closed and not q.stop_reason]
+        limit = asyncio.Semaphore(8)  # a few requests at a time, whatever the number
+
+        async def watch_one(active: ActiveQuery) -> None:
+            async with limit:
+                try:
+                    await self._watch_one(active)
+                except Exception:
+                    self.log.exception("Could not watch query %s", active.query_id)
+
+        await asyncio.gather(*(watch_one(q) for q in followed))
+
+    async def _watch_one(self, active: ActiveQuery) -> None:
+        closed, info = await self._ask(active)
+        if closed or info is None or active.closed or not self.hooks.hooks:
+            return
+        stats = stats_from_query_info(info)
+        reason = await self.hooks.on_running(active.identity, active.info(), stats)
+        if reason and not active.closed:
+            active.stats = stats
+            await self.stop_query(active, reason, None)
+
+    async def _watch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            try:
+                await self.watch()
+            except Exception:
+                self.log.exception("The query watcher failed")
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -650,16 +781,20 @@ class QueryTracker:
 
     def start(self) -> None:
         """Start the reconciler (every ``reconcile_interval`` seconds; when that is 0,
-        only the pruning of idle queries, every minute)."""
+        only the pruning of idle queries, every minute) and the watcher (every
+        ``watch_interval`` seconds; not when that is 0)."""
         if self._reconciler is None:
             self._reconciler = asyncio.ensure_future(self._reconcile_forever())
+        if self._watcher is None and self.watch_interval > 0:
+            self._watcher = asyncio.ensure_future(self._watch_forever())
 
     async def stop(self, timeout: float = 10) -> None:
-        """Stop the reconciler and let the closes in flight finish."""
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
-            self._reconciler = None
+        """Stop the reconciler and the watcher, and let the closes in flight finish."""
+        for task in (self._reconciler, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reconciler = self._watcher = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)

@@ -1,5 +1,6 @@
-"""Admission at the gateway: run, queue or refuse each new query; stop queries that pass
-a per-query limit; count what finished queries used.
+"""Admission at the gateway: run, queue or refuse each new query (with the per-query
+limits Trino is to enforce); count what queries use while they run and when they end;
+stop queries that take their user past a daily limit.
 
 `AdmissionController` is the asynchronous face of `counters` (whose transactions make the
 decisions exact across gateway processes). ``admit`` answers at once: run (a `Ticket`),
@@ -74,13 +75,24 @@ class QuotaUnavailable(Exception):
     )
 
 
-#: The limits a running query is checked against (the rest apply at admission).
+#: The per-query limits. Trino enforces them itself, as session limits set on every query
+#: (see `datahub.gateway.engine_limits`), whether or not the client polls; the gateway
+#: leaves them to it, so a query past one has one outcome, Trino's.
 PER_QUERY_LIMITS = ("query_runtime_seconds", "query_cpu_seconds", "query_bytes_scanned")
+#: Daily limits a running query's usage so far is checked against.
+RUNNING_DAILY_LIMITS = ("cpu_seconds_per_day", "bytes_scanned_per_day")
+#: Trino's error for a query it stopped at a per-query limit, and that limit.
+ENGINE_LIMIT_ERRORS = {
+    "EXCEEDED_CPU_LIMIT": "query_cpu_seconds",
+    "EXCEEDED_TIME_LIMIT": "query_runtime_seconds",
+    "EXCEEDED_SCAN_LIMIT": "query_bytes_scanned",
+}
 
 
 @dataclass
 class Ticket:
-    """An admitted query: whose, its slot, and the per-query limits it runs under.
+    """An admitted query: whose, its slot, and the limits it runs under (per query, and
+    the daily ones its running usage is checked against).
 
     It travels with the query as plain data (`to_data`/`from_data`), so whichever gateway
     process serves the query's later pages can check and release it.
@@ -111,23 +123,6 @@ class Ticket:
             limits=dict(data.get("limits") or {}),
             waited=float(data.get("waited") or 0),
         )
-
-
-def per_query_violation(
-    limits: Mapping[str, LimitValue], *, runtime: float, cpu_ms: float, bytes_scanned: float
-) -> tuple[str, float] | None:
-    """The first per-query limit a running query passed, with the value that passed it;
-    None while it is within all. *runtime* in seconds since admission."""
-    checks = (
-        ("query_runtime_seconds", runtime),
-        ("query_cpu_seconds", cpu_ms / 1000),
-        ("query_bytes_scanned", float(bytes_scanned)),
-    )
-    for limit, value in checks:
-        allowed = limits.get(limit)
-        if allowed is not None and value > allowed:  # type: ignore[operator]
-            return limit, value
-    return None
 
 
 class AdmissionController:
@@ -253,7 +248,9 @@ class AdmissionController:
             user=user,
             slot_id=int(decision.slot_id),  # type: ignore[arg-type]
             admitted_at=self.clock(),
-            limits={name: decision.policy[name] for name in PER_QUERY_LIMITS},
+            limits={
+                name: decision.policy[name] for name in (*PER_QUERY_LIMITS, *RUNNING_DAILY_LIMITS)
+            },
             waited=decision.waited,
         )
 
@@ -265,46 +262,17 @@ class AdmissionController:
         finally:
             self._wake(user)
 
-    async def progress(
-        self,
-        ticket: Ticket,
-        *,
-        cpu_ms: float = 0,
-        bytes_scanned: float = 0,
-        elapsed_ms: float = 0,
-        query_id: str | None = None,
-    ) -> str | None:
-        """Check a running query's statistics so far; return the reason to cancel it (a
-        per-query limit passed), or None. Renews the slot's lease every quarter lease (in
-        the background, noting the Trino query id for operators)."""
+    async def progress(self, ticket: Ticket, *, query_id: str | None = None) -> str | None:
+        """After a result page: the reason the query must stop (a daily limit it took its
+        user past, found by `count_running`), or None. Renews the slot's lease every
+        quarter lease (in the background, noting the Trino query id for operators).
+
+        Per-query limits are not checked here: Trino enforces them itself (see
+        `ENGINE_LIMIT_ERRORS`), whether or not the client polls.
+        """
         now = self.clock()
         if ticket.slot_id in self._cancelled:
             return self._cancelled[ticket.slot_id]
-        runtime = max((now - ticket.admitted_at).total_seconds(), elapsed_ms / 1000)
-        violation = per_query_violation(
-            ticket.limits, runtime=runtime, cpu_ms=cpu_ms, bytes_scanned=bytes_scanned
-        )
-        if violation is not None:
-            limit, value = violation
-            reason = messages.per_query_limit_passed(
-                limit, value, ticket.limits[limit], self.rules.contact
-            )
-            self._cancelled[ticket.slot_id] = reason
-            log.info("Stopping query %s of %s: %s", query_id, ticket.user, reason)
-            # Recorded in the background: the gateway should cancel the query at once.
-            self._background(
-                self._run(
-                    counters.record_cancel,
-                    self.store,
-                    ticket.user,
-                    limit,
-                    reason,
-                    query_id,
-                    self.rules,
-                    now,
-                )
-            )
-            return reason
         renewed = self._renewed.get(ticket.slot_id, ticket.admitted_at)
         if now - renewed >= self.rules.lease / 4:
             # In the background: a page never waits for the store; a renewal that fails
@@ -314,6 +282,74 @@ class AdmissionController:
                 self._run(counters.renew, self.store, ticket.slot_id, query_id, self.rules, now)
             )
         return None
+
+    def _stop(
+        self, ticket: Ticket, limit: str, reason: str, query_id: str | None, now: dt.datetime
+    ) -> str:
+        """Note that the query of *ticket* must stop for *reason*; returns the reason."""
+        self._cancelled[ticket.slot_id] = reason
+        log.info("Stopping query %s of %s: %s", query_id, ticket.user, reason)
+        # Recorded in the background: the gateway should cancel the query at once.
+        self._record_cancel(ticket.user, limit, reason, query_id, now)
+        return reason
+
+    def _record_cancel(
+        self, user: str, limit: str, reason: str, query_id: str | None, now: dt.datetime
+    ) -> None:
+        self._background(
+            self._run(
+                counters.record_cancel, self.store, user, limit, reason, query_id, self.rules, now
+            )
+        )
+
+    async def count_running(
+        self, ticket: Ticket, *, cpu_ms: float, bytes_scanned: float, query_id: str | None
+    ) -> str | None:
+        """Count what a running query used so far in its user's usage today (server-side,
+        whether or not its client polls; this renews its slot's lease too); return the
+        reason to cancel it if that took the user past a daily limit, else None."""
+        if ticket.slot_id in self._cancelled:
+            return self._cancelled[ticket.slot_id]
+        now = self.clock()
+        usage = await self._run(
+            counters.count_running,
+            self.store,
+            ticket.user,
+            ticket.slot_id,
+            self.rules,
+            now,
+            cpu_ms=int(cpu_ms),
+            bytes_scanned=int(bytes_scanned),
+            query_id=query_id,
+        )
+        if usage is None:
+            return None
+        self._renewed[ticket.slot_id] = now
+        daily = {k: v for k, v in ticket.limits.items() if k in RUNNING_DAILY_LIMITS}
+        hit = counters.daily_limit_hit(daily, usage, passed=True)
+        if hit is None:
+            return None
+        limit, used = hit
+        reason = messages.daily_limit_passed(
+            limit,
+            used,
+            ticket.limits[limit],
+            self.rules.days.describe_reset(now),
+            self.rules.contact,
+        )
+        return self._stop(ticket, limit, reason, query_id, now)
+
+    def stopped_by_engine(
+        self, ticket: Ticket, limit: str, value: float, query_id: str | None
+    ) -> None:
+        """Log, like the gateway's own cancels, a query Trino stopped at per-query
+        *limit* (*value*: what the query used of it, in its unit)."""
+        if ticket.limits.get(limit) is None:
+            return
+        reason = messages.per_query_limit_passed(
+            limit, value, ticket.limits[limit], self.rules.contact
+        )
+        self._record_cancel(ticket.user, limit, reason, query_id, self.clock())
 
     async def finish(
         self, ticket: Ticket, *, cpu_ms: float = 0, bytes_scanned: float = 0, ran: bool = True

@@ -211,21 +211,33 @@ def add_usage(conn: sa.Connection, user: str, day: dt.date, **amounts: int) -> N
     conn.execute(_upserts(conn.dialect.name)[1], row)
 
 
+def daily_limit_hit(
+    limits: Mapping[str, LimitValue], usage: Mapping[str, int], *, passed: bool = False
+) -> tuple[str, float] | None:
+    """The first daily limit *usage* has reached (used up: no new query may start) or,
+    with *passed*, gone over (a running query must stop), with today's use in the
+    limit's unit; None while within all."""
+    for limit, column, unit in DAILY:
+        allowed = limits.get(limit)
+        if allowed is None:
+            continue
+        used = usage[column] / unit
+        if used > allowed or (not passed and used >= allowed):  # type: ignore[operator]
+            return limit, used
+    return None
+
+
 def _daily_refusal(
     policy: EffectivePolicy, usage: Mapping[str, int], rules: Rules, now: dt.datetime
 ) -> tuple[str, str] | None:
-    for limit, column, unit in DAILY:
-        allowed = policy[limit]
-        if allowed is not None and usage[column] >= allowed * unit:
-            message = messages.daily_limit_reached(
-                limit,
-                usage[column] / unit,
-                allowed,
-                rules.days.describe_reset(now),
-                rules.contact,
-            )
-            return limit, message
-    return None
+    hit = daily_limit_hit(policy.limits, usage)
+    if hit is None:
+        return None
+    limit, used = hit
+    message = messages.daily_limit_reached(
+        limit, used, policy[limit], rules.days.describe_reset(now), rules.contact
+    )
+    return limit, message
 
 
 def _record_refusal(
@@ -449,6 +461,53 @@ def renew(store: Store, slot_id: int, query_id: str | None, rules: Rules, now: d
         conn.execute(slots_t.update().where(slots_t.c.id == slot_id).values(**values))
 
 
+_COUNTED = sa.select(slots_t.c.cpu_ms, slots_t.c.bytes_scanned).where(
+    slots_t.c.id == sa.bindparam("slot")
+)
+
+
+def uncounted(total: Mapping[str, int], counted: Mapping[str, int]) -> dict[str, int]:
+    """What of a query's *total* CPU and bytes is not yet in its user's usage, given
+    what was *counted* while it ran (Trino's numbers only grow; never negative)."""
+    return {
+        name: max(0, int(total[name]) - int(counted[name])) for name in ("cpu_ms", "bytes_scanned")
+    }
+
+
+def count_running(
+    store: Store,
+    user: str,
+    slot_id: int,
+    rules: Rules,
+    now: dt.datetime,
+    *,
+    cpu_ms: int,
+    bytes_scanned: int,
+    query_id: str | None = None,
+) -> dict[str, int] | None:
+    """Add what a running query used since it was last counted to today's usage, and
+    renew its slot's lease; returns the user's usage today (None if the slot is gone:
+    the query ended meanwhile, and its end counted it)."""
+    total = {"cpu_ms": cpu_ms, "bytes_scanned": bytes_scanned}
+    day = rules.days.day_of(now)
+    with write_transaction(store) as conn:
+        row = conn.execute(_COUNTED, {"slot": slot_id}).first()
+        if row is None:
+            return None
+        amounts = uncounted(total, row._mapping)
+        values: dict[str, Any] = {"expires_at": now + rules.lease}
+        if query_id:
+            values["query_id"] = query_id
+        if any(amounts.values()):
+            values.update(
+                cpu_ms=row.cpu_ms + amounts["cpu_ms"],
+                bytes_scanned=row.bytes_scanned + amounts["bytes_scanned"],
+            )
+            add_usage(conn, user, day, **amounts)
+        conn.execute(slots_t.update().where(slots_t.c.id == slot_id).values(**values))
+        return today_usage(conn, user, day)
+
+
 def release(
     store: Store,
     user: str,
@@ -460,13 +519,17 @@ def release(
     bytes_scanned: int = 0,
     uncount: bool = False,
 ) -> None:
-    """Free a slot (running or queued) and add the query's CPU and bytes to today.
+    """Free a slot (running or queued) and add the query's CPU and bytes to today, less
+    what was counted while it ran.
 
     *uncount* takes the query back out of today's count (it was admitted but never ran).
     """
+    total = {"cpu_ms": cpu_ms, "bytes_scanned": bytes_scanned}
     with write_transaction(store) as conn:
+        row = conn.execute(_COUNTED, {"slot": slot_id}).first()
         deleted = conn.execute(_DELETE_SLOT, {"slot": slot_id}).rowcount
-        amounts = {"cpu_ms": max(0, int(cpu_ms)), "bytes_scanned": max(0, int(bytes_scanned))}
+        counted = row._mapping if row is not None else {"cpu_ms": 0, "bytes_scanned": 0}
+        amounts = uncounted(total, counted)
         if uncount and deleted:
             amounts["queries"] = -1
         if any(amounts.values()):

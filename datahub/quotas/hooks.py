@@ -1,4 +1,5 @@
-"""The quota feature's gateway hooks: admission, per-query limits, accounting.
+"""The quota feature's gateway hooks: admission, per-query limits (set as Trino's own
+session limits on every query), accounting while queries run and when they end.
 
 Registered in ``DataHubService.init`` (``service.query_hooks.append(QuotaHooks(...))``).
 The ticket of an admitted query travels in ``Admission.data["quota"]``, so any gateway
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gateway.engine_limits import EngineLimits
 from ..gateway.hooks import (
     REJECTED,
     Admission,
@@ -22,7 +24,14 @@ from ..gateway.hooks import (
     Submission,
 )
 from ..identity import Identity, normalize_username
-from .admission import QuotaPlaceLost, QuotaQueued, QuotaRefused, QuotaUnavailable, Ticket
+from .admission import (
+    ENGINE_LIMIT_ERRORS,
+    QuotaPlaceLost,
+    QuotaQueued,
+    QuotaRefused,
+    QuotaUnavailable,
+    Ticket,
+)
 from .manager import QuotaManager
 
 #: Error of a query the quota store could not admit: the store is the gateway's
@@ -44,8 +53,9 @@ def _slot(place: str) -> int:
 
 
 class QuotaHooks(QueryHooks):
-    """Admits each query against its user's quota; stops those passing a per-query
-    limit; counts CPU and bytes of finished ones."""
+    """Admits each query against its user's quota, with its per-query limits for Trino
+    to enforce; counts CPU and bytes while queries run and when they end, and stops
+    those taking their user past a daily limit."""
 
     def __init__(self, manager: QuotaManager) -> None:
         self.manager = manager
@@ -101,7 +111,9 @@ class QuotaHooks(QueryHooks):
     @staticmethod
     def _admission(ticket: Ticket) -> Admission:
         note = f"quota: waited {ticket.waited:.1f} s" if ticket.waited >= 0.05 else None
-        return Admission(note=note, data={"quota": ticket.to_data()})
+        return Admission(
+            note=note, data={"quota": ticket.to_data()}, engine_limits=engine_limits(ticket)
+        )
 
     async def on_progress(
         self, identity: Identity, query: QueryInfo, stats: QueryStats
@@ -110,10 +122,19 @@ class QuotaHooks(QueryHooks):
         if not data:
             return None
         return await self.manager.controller.progress(
+            Ticket.from_data(data), query_id=query.query_id or None
+        )
+
+    async def on_running(
+        self, identity: Identity, query: QueryInfo, stats: QueryStats
+    ) -> str | None:
+        data = query.admission.get("quota")
+        if not data:
+            return None
+        return await self.manager.controller.count_running(
             Ticket.from_data(data),
             cpu_ms=stats.cpu_ms,
             bytes_scanned=stats.processed_bytes,
-            elapsed_ms=stats.elapsed_ms,
             query_id=query.query_id or None,
         )
 
@@ -123,9 +144,29 @@ class QuotaHooks(QueryHooks):
         data = query.admission.get("quota")
         if not data:
             return
-        await self.manager.controller.finish(
-            Ticket.from_data(data),
+        controller = self.manager.controller
+        ticket = Ticket.from_data(data)
+        limit = ENGINE_LIMIT_ERRORS.get(stats.error_name or "")
+        if limit is not None:
+            used = {
+                "query_cpu_seconds": stats.cpu_ms / 1000,
+                "query_runtime_seconds": stats.elapsed_ms / 1000,
+                "query_bytes_scanned": stats.physical_bytes,
+            }
+            controller.stopped_by_engine(ticket, limit, used[limit], query.query_id or None)
+        await controller.finish(
+            ticket,
             cpu_ms=stats.cpu_ms,
             bytes_scanned=stats.processed_bytes,
             ran=final_state != REJECTED,
         )
+
+
+def engine_limits(ticket: Ticket) -> EngineLimits:
+    """The per-query limits of *ticket* for Trino to enforce."""
+    limits = ticket.limits
+    return EngineLimits(
+        cpu_seconds=limits.get("query_cpu_seconds"),  # type: ignore[arg-type]
+        run_seconds=limits.get("query_runtime_seconds"),  # type: ignore[arg-type]
+        scan_bytes=limits.get("query_bytes_scanned"),  # type: ignore[arg-type]
+    )

@@ -12,17 +12,29 @@ from .policy import LimitValue, format_bytes, format_limit, format_seconds
 PREFIX = "QuotaExceeded: "
 
 
+def _used_today(limit: str, used: float, allowed: LimitValue) -> str:
+    if limit == "queries_per_day":
+        return f"{int(used):,} of {allowed:,} queries used today"
+    if limit == "cpu_seconds_per_day":
+        return f"{used:,.0f} of {allowed:,.0f} CPU seconds used today"
+    return f"{format_bytes(used)} of {format_limit(limit, allowed)} scanned today"
+
+
 def daily_limit_reached(
     limit: str, used: float, allowed: LimitValue, resets: str, contact: str
 ) -> str:
     """A daily limit is used up: queries, CPU seconds or bytes scanned today."""
-    if limit == "queries_per_day":
-        usage = f"{int(used):,} of {allowed:,} queries used today"
-    elif limit == "cpu_seconds_per_day":
-        usage = f"{used:,.0f} of {allowed:,.0f} CPU seconds used today"
-    else:
-        usage = f"{format_bytes(used)} of {format_limit(limit, allowed)} scanned today"
-    return f"{PREFIX}{usage}; resets {resets}; ask {contact} for more."
+    return f"{PREFIX}{_used_today(limit, used, allowed)}; resets {resets}; ask {contact} for more."
+
+
+def daily_limit_passed(
+    limit: str, used: float, allowed: LimitValue, resets: str, contact: str
+) -> str:
+    """A running query took its user past a daily limit (CPU seconds or bytes scanned)."""
+    return (
+        f"{PREFIX}{_used_today(limit, used, allowed)}, so this query was cancelled; "
+        f"resets {resets}; ask {contact} for more."
+    )
 
 
 def queue_full(running: int, concurrent: int, queued: int, max_queued: int, contact: str) -> str:

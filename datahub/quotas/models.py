@@ -89,6 +89,10 @@ class QuotaSlot(Base):
     #: A queued query's request (SQL, session headers, routing), kept with its place so
     #: whichever gateway process the client polls can submit it when its turn comes.
     request: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: A running query's CPU and bytes already added to its user's usage while it ran;
+    #: its end adds only the rest.
+    cpu_ms: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    bytes_scanned: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
 
 class QuotaUsage(Base):

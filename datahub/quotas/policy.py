@@ -76,35 +76,38 @@ LIMITS: dict[str, LimitSpec] = {
             "seconds",
             "CPU seconds per day",
             "daily",
-            "Trino CPU time of the day's finished queries.",
+            "Trino CPU time of the day's queries, counted while they run; a query that "
+            "goes past it is cancelled.",
         ),
         LimitSpec(
             "bytes_scanned_per_day",
             "bytes",
             "bytes scanned per day",
             "daily",
-            "Bytes Trino read for the day's finished queries.",
+            "Bytes Trino read for the day's queries, counted while they run; a query that "
+            "goes past it is cancelled.",
         ),
         LimitSpec(
             "query_runtime_seconds",
             "seconds",
             "runtime per query",
             "query",
-            "Wall-clock time one query may run before it is cancelled.",
+            "Wall-clock time one query may run (Trino's query_max_run_time: Trino stops it).",
         ),
         LimitSpec(
             "query_cpu_seconds",
             "seconds",
             "CPU seconds per query",
             "query",
-            "Trino CPU time one query may use before it is cancelled.",
+            "Trino CPU time one query may use (query_max_cpu_time: Trino stops it).",
         ),
         LimitSpec(
             "query_bytes_scanned",
             "bytes",
             "bytes scanned per query",
             "query",
-            "Bytes one query may read before it is cancelled.",
+            "Bytes one query may read from storage (query_max_scan_physical_bytes: "
+            "Trino stops it).",
         ),
         LimitSpec(
             "routing_groups",

@@ -266,6 +266,21 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    watch_interval = Float(
+        2.0,
+        help="""Seconds between passes of the query watcher, which asks the clusters (as
+        the service account) about every query this gateway process follows, whether or
+        not its client polls: a query its cluster says has ended is closed at once (its
+        quota slot freed, even when the client stopped reading after the data), and the
+        day's CPU seconds and bytes scanned are counted while queries run, so a query
+        that takes its user past a daily limit is cancelled. Each pass costs one small
+        request per followed query. 0 turns it off (usage is then counted when queries
+        end, and ended queries are found by the reconciler).
+
+        Example: c.DataHubService.watch_interval = 5
+        """,
+    ).tag(config=True)
+
     fetch_final_stats = Bool(
         True,
         help="""After a query ends, ask its cluster for Trino's query info (one small
@@ -642,6 +657,7 @@ class DataHubService(Application):
             request_timeout=self.health_check_timeout,
             reconcile_interval=self.reconcile_interval,
             lost_after=self.lost_after,
+            watch_interval=self.watch_interval,
         )
 
     async def _load_draining(self) -> set[str]:

@@ -104,16 +104,32 @@ def refusal(stack, token: str, sql: str = "SELECT 1", **kwargs) -> trino.excepti
     return info.value
 
 
-def submit(gateway_url: str, token: str, sql: str = "SELECT 1") -> dict:
-    """POST a statement the way every Trino client does; the first page."""
+def submit(gateway_url: str, token: str, sql: str = "SELECT 1", **headers: str) -> dict:
+    """POST a statement the way every Trino client does (with *headers*, ``_`` for
+    ``-`` in their names); the first page."""
     r = requests.post(
         f"{gateway_url}/v1/statement",
         data=sql,
-        headers={"Authorization": f"Bearer {token}", "X-Trino-Source": "quota-tests"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Trino-Source": "quota-tests",
+            **{name.replace("_", "-"): value for name, value in headers.items()},
+        },
         timeout=60,
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def follow(page: dict, token: str) -> list[dict]:
+    """Follow *page*'s nextUri to the end, as a client that polls; the pages after it."""
+    pages = []
+    while page.get("nextUri"):
+        r = requests.get(page["nextUri"], headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        pages.append(page)
+    return pages
 
 
 def audited(stack, token: str, query_id: str) -> dict:
@@ -488,15 +504,15 @@ def test_cpu_seconds_and_bytes_per_day_count_what_trino_reports(
 
 
 @pytest.mark.parametrize(
-    ("limit", "value", "text"),
+    ("limit", "value", "error_name", "text"),
     [
-        ("query_cpu_seconds", 1, "of CPU, over your limit of 1 s per query"),
-        ("query_runtime_seconds", 2, "this query ran"),
-        ("query_bytes_scanned", "100kB", "over your limit of 100 kB per query"),
+        ("query_cpu_seconds", 1, "EXCEEDED_CPU_LIMIT", "of CPU, over your limit of 1 s per query"),
+        ("query_runtime_seconds", 2, "EXCEEDED_TIME_LIMIT", "this query ran"),
+        ("query_bytes_scanned", "100kB", "EXCEEDED_SCAN_LIMIT", "over your limit of 100 kB"),
     ],
 )
-def test_a_query_past_a_per_query_limit_is_cancelled_on_trino(
-    stack, tokens, admin, policy, trino_query_info, scanned_table, limit, value, text
+def test_a_query_past_a_per_query_limit_is_stopped_by_trino_and_logged(
+    stack, tokens, admin, policy, trino_query_info, scanned_table, limit, value, error_name, text
 ):
     policy("user", "bob", **{limit: value})
     cursor = connect(stack, tokens["bob"]).cursor()
@@ -504,15 +520,145 @@ def test_a_query_past_a_per_query_limit_is_cancelled_on_trino(
         cursor.execute(BIG_QUERY.format(table=scanned_table))
         cursor.fetchall()
     error = info.value
-    assert error.error_name == "QUOTA_EXCEEDED"
-    assert "QuotaExceeded: " in error.message and text in error.message
-    assert f"ask {ADMINS} for more" in error.message
+    # Trino enforced the limit (set as its session limit) and said so.
+    assert error.error_name == error_name
+    trino_side = trino_query_info(error.query_id)
+    assert trino_side["state"] == "FAILED"
+    assert trino_side["errorCode"]["name"] == error_name
+    # The refusal log shows it like the gateway's own cancels, in the quota's words.
     cancel = recorded_cancel(admin, "bob", error.query_id)
     assert (cancel["action"], cancel["limit_name"]) == ("cancelled", limit)
-    # Trino confirms: the query was cancelled, not finished.
-    trino_side = trino_query_info(cancel["query_id"])
+    assert text in cancel["message"] and f"ask {ADMINS} for more" in cancel["message"]
+
+
+# ------------------------------------------------- limits enforced while nobody polls
+
+# Minutes of CPU on this machine (Trino generates the rows), and one row of output: it
+# runs on without anyone reading it.
+CPU_HEAVY_QUERY = "SELECT count(*), sum(extendedprice * discount) FROM tpch.sf100.lineitem -- {}"
+
+
+@pytest.fixture
+def unpolled(stack, tokens):
+    """``unpolled(**headers) -> first page``: bob submits CPU_HEAVY_QUERY by raw HTTP and
+    never follows its nextUri. Whatever still runs at the end is killed on Trino."""
+    session = stack.trino.http_session()
+    session.auth = (stack.trino.service_user, stack.trino.service_password)
+    submitted: list[str] = []
+
+    def start(**headers: str) -> dict:
+        page = submit(
+            stack.settings["gateway_url"],
+            tokens["bob"],
+            CPU_HEAVY_QUERY.format(uuid.uuid4().hex),
+            **headers,
+        )
+        assert "error" not in page, page
+        submitted.append(page["id"])
+        return page
+
+    yield start
+    for query_id in submitted:
+        session.delete(f"{stack.trino.url}/v1/query/{query_id}", timeout=30)
+
+
+def test_a_query_over_its_cpu_limit_that_nobody_polls_is_killed_by_trino_with_no_rows(
+    stack, tokens, policy, trino_query_info, unpolled
+):
+    policy("user", "bob", query_cpu_seconds=2)
+    first = unpolled()
+    # Nobody polls, yet Trino stops it at 2 s of CPU.
+    trino_side = trino_query_info(first["id"], timeout=120)
+    assert trino_side["state"] == "FAILED"
+    assert trino_side["errorCode"]["name"] == "EXCEEDED_CPU_LIMIT"
+    assert trino_side["session"]["systemProperties"]["query_max_cpu_time"] == "2000ms"
+    # The client that comes back gets the error, and never a row.
+    pages = [first, *follow(first, tokens["bob"])]
+    assert not [page for page in pages if page.get("data")]
+    assert pages[-1]["error"]["errorName"] == "EXCEEDED_CPU_LIMIT"
+
+
+def test_a_client_session_value_cannot_raise_its_cpu_limit_but_may_lower_it(
+    stack, tokens, policy, trino_query_info, unpolled
+):
+    policy("user", "bob", query_cpu_seconds=2, query_runtime_seconds=600)
+    first = unpolled(
+        X_Trino_Session="query_max_cpu_time=1h,query_max_run_time=100d,query_max_execution_time=1d"
+    )
+    trino_side = trino_query_info(first["id"], timeout=120)
+    assert trino_side["state"] == "FAILED"
+    assert trino_side["errorCode"]["name"] == "EXCEEDED_CPU_LIMIT"
+    properties = trino_side["session"]["systemProperties"]
+    assert properties["query_max_cpu_time"] == "2000ms"
+    assert properties["query_max_run_time"] == properties["query_max_execution_time"] == "600000ms"
+    # Lower is allowed, and other session properties pass as sent.
+    page = submit(
+        stack.settings["gateway_url"],
+        tokens["bob"],
+        "SELECT 1",
+        X_Trino_Session="query_max_cpu_time=1500ms, join_distribution_type=BROADCAST",
+    )
+    follow(page, tokens["bob"])
+    properties = trino_query_info(page["id"])["session"]["systemProperties"]
+    assert properties["query_max_cpu_time"] == "1500ms"
+    assert properties["join_distribution_type"] == "BROADCAST"
+
+
+def test_a_running_querys_cpu_counts_in_todays_usage_before_it_ends(
+    stack, tokens, admin, policy, unpolled
+):
+    before = settled_usage(admin, "bob")["cpu_ms"]
+    first = unpolled()
+    deadline = time.monotonic() + 60
+    while usage(admin, "bob")["cpu_ms"] <= before:
+        assert time.monotonic() < deadline, "the running query's CPU was never counted"
+        time.sleep(0.5)
+    # Counted while Trino still runs it.
+    session = stack.trino.http_session()
+    session.auth = (stack.trino.service_user, stack.trino.service_password)
+    state = session.get(f"{stack.trino.url}/v1/query/{first['id']}", timeout=30).json()["state"]
+    assert state == "RUNNING"
+
+
+def test_a_query_that_takes_its_user_past_a_daily_cpu_limit_is_cancelled_though_nobody_polls(
+    stack, tokens, admin, policy, trino_query_info, unpolled
+):
+    used = settled_usage(admin, "bob")["cpu_ms"] / 1000
+    policy("user", "bob", cpu_seconds_per_day=used + 3)
+    first = unpolled()
+    trino_side = trino_query_info(first["id"], timeout=120)
     assert trino_side["state"] == "FAILED"
     assert trino_side["errorCode"]["name"] == "USER_CANCELED"
+    pages = [first, *follow(first, tokens["bob"])]
+    assert not [page for page in pages if page.get("data")]
+    error = pages[-1]["error"]
+    assert error["errorName"] == "QUOTA_EXCEEDED"
+    assert "CPU seconds used today, so this query was cancelled; resets " in error["message"]
+    cancel = recorded_cancel(admin, "bob", first["id"])
+    assert (cancel["action"], cancel["limit_name"]) == ("cancelled", "cpu_seconds_per_day")
+
+
+# ------------------------------------------------------------------ slots of ended queries
+
+
+def test_a_client_that_stops_after_the_first_data_page_does_not_keep_its_slot(
+    stack, tokens, admin, policy
+):
+    # Like the trino client's EXECUTE IMMEDIATE probe: read the page with the data, and
+    # never ask for the (empty) rest.
+    policy("user", "bob", concurrent_queries=1, queued_queries=5)
+    gateway = stack.settings["gateway_url"]
+    page = submit(gateway, tokens["bob"], "EXECUTE IMMEDIATE 'SELECT 1'")
+    while not page.get("data"):
+        page = requests.get(
+            page["nextUri"], headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=60
+        ).json()
+    assert page["data"] == [[1]] and page.get("nextUri"), "the page with the data was the last"
+    # The next query goes to Trino at once: the probe holds no slot.
+    second = submit(gateway, tokens["bob"], "SELECT 2")
+    assert QUEUE_REASON_KEY not in second["stats"], second["stats"]
+    pages = [second, *follow(second, tokens["bob"])]
+    assert [row for p in pages for row in p.get("data") or []] == [[2]]
 
 
 # ------------------------------------------------------------------ routing and precedence

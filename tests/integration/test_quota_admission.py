@@ -349,6 +349,66 @@ def test_cpu_and_bytes_per_day_count_finished_queries(store):
     assert refused.message.startswith("QuotaExceeded: 2 MB of 1 MB scanned today;")
 
 
+def test_a_running_querys_usage_counts_while_it_runs_and_its_end_adds_only_the_rest(store):
+    r = rules()
+    d = counters.enqueue(store, "busy", [], r, T0)
+    so_far = counters.count_running(
+        store, "busy", d.slot_id, r, T0, cpu_ms=4000, bytes_scanned=100, query_id="q1"
+    )
+    assert (so_far["cpu_ms"], so_far["bytes_scanned"]) == (4000, 100)
+    # The same numbers again (another gateway process watching it too) add nothing.
+    again = counters.count_running(
+        store, "busy", d.slot_id, r, T0, cpu_ms=4000, bytes_scanned=100, query_id="q1"
+    )
+    assert again == so_far
+    # Counting renews the slot's lease: the query outlives its first lease.
+    later = T0 + r.lease - dt.timedelta(seconds=1)
+    counters.count_running(store, "busy", d.slot_id, r, later, cpu_ms=6000, bytes_scanned=100)
+    after_first_lease = storage.user_usage(store, "busy", T0.date(), T0 + r.lease)
+    assert (after_first_lease["running"], after_first_lease["cpu_ms"]) == (1, 6000)
+    counters.release(store, "busy", d.slot_id, r, later, cpu_ms=9000, bytes_scanned=150)
+    today = storage.user_usage(store, "busy", r.days.day_of(later), later)
+    assert (today["cpu_ms"], today["bytes_scanned"]) == (9000, 150)
+    # A slot already freed (the query's end was counted) counts nothing more.
+    assert (
+        counters.count_running(store, "busy", d.slot_id, r, later, cpu_ms=1, bytes_scanned=1)
+        is None
+    )
+
+
+def test_a_running_query_past_a_daily_limit_is_stopped_with_the_reason(store):
+    set_user(store, "spender", cpu_seconds_per_day=5)
+    controller = AdmissionController(store, rules(), clock=Clock())
+
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        ticket = await controller.admit("spender", [])
+        within = await controller.count_running(
+            ticket, cpu_ms=5000, bytes_scanned=0, query_id="q-spender"
+        )
+        past = await controller.count_running(
+            ticket, cpu_ms=5001, bytes_scanned=0, query_id="q-spender"
+        )
+        # The next page of the query hears the same reason.
+        page = await controller.progress(ticket, query_id="q-spender")
+        await asyncio.gather(*controller._tasks)
+        return within, past, page
+
+    within, past, page = asyncio.run(scenario())
+    assert within is None
+    assert (
+        past
+        == page
+        == (
+            "QuotaExceeded: 5 of 5 CPU seconds used today, so this query was cancelled; "
+            f"resets 00:00 UTC; ask {ADMINS} for more."
+        )
+    )
+    log = storage.recent_refusals(store, user="spender")
+    assert [(row["action"], row["limit_name"], row["query_id"]) for row in log] == [
+        ("cancelled", "cpu_seconds_per_day", "q-spender")
+    ]
+
+
 def test_a_queued_query_is_refused_if_the_day_runs_out_while_it_waits(store):
     set_user(store, "wait", concurrent_queries=1, queued_queries=5, queries_per_day=1)
     r = rules()

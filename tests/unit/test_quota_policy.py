@@ -9,7 +9,6 @@ import pytest
 
 from datahub.gateway.routing import Router
 from datahub.quotas import messages
-from datahub.quotas.admission import per_query_violation
 from datahub.quotas.counters import Rules
 from datahub.quotas.days import UsageDays
 from datahub.quotas.policy import (
@@ -270,21 +269,3 @@ def test_the_cancel_message_says_what_the_query_used_and_the_limit():
         "QuotaExceeded: this query used 2.5 s of CPU, over your limit of 1 s per query, "
         "so it was cancelled; ask your DataHub admin (datahub-admins) for more."
     )
-
-
-def test_per_query_limits_are_checked_against_trinos_stats():
-    limits = {"query_cpu_seconds": 1.0, "query_bytes_scanned": 1000}
-
-    def check(runtime=5.0, cpu_ms=0, bytes_scanned=0, limits=limits):
-        return per_query_violation(
-            limits, runtime=runtime, cpu_ms=cpu_ms, bytes_scanned=bytes_scanned
-        )
-
-    assert check(cpu_ms=900, bytes_scanned=10) is None
-    assert check(cpu_ms=1500) == ("query_cpu_seconds", 1.5)
-    assert check(bytes_scanned=2000) == ("query_bytes_scanned", 2000.0)
-    assert check(runtime=2.5, limits={"query_runtime_seconds": 2.0}) == (
-        "query_runtime_seconds",
-        2.5,
-    )
-    assert check(runtime=1e9, cpu_ms=1e9, limits={"query_runtime_seconds": None}) is None
