@@ -9,6 +9,8 @@ servers, your Trino clusters, and secrets from your secret store.
 import sys
 from pathlib import Path
 
+from jupyterhub.scopes import get_scopes_for
+
 from datahub import scopes
 from datahub.authenticator import group_key
 from datahub.stack.local import STACK_FILE_ENV, load_stack_settings
@@ -38,9 +40,13 @@ c.ConfigurableHTTPProxy.command = [stack["proxy_command"]]
 c.ConfigurableHTTPProxy.pid_file = str(state_dir / "hub" / "proxy.pid")
 c.JupyterHub.template_paths = [str(here / "templates")]
 # Hub pages draw the same nav bar as the DataHub service's pages (datahub.web.nav), with
-# links to the service at /services/<its name>/.
+# links to the service at /services/<its name>/; admin items for holders of the admin scope.
 c.JupyterHub.template_vars = {
-    "datahub_nav": hub_template_nav(hub_prefix="/hub/", service_prefix="/services/datahub/")
+    "datahub_nav": hub_template_nav(
+        hub_prefix="/hub/",
+        service_prefix="/services/datahub/",
+        is_admin=lambda user: scopes.holds(get_scopes_for(user), scopes.ADMIN),
+    )
 }
 c.JupyterHub.cleanup_servers = True
 

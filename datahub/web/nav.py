@@ -131,20 +131,24 @@ def nav_bar(
 
 
 def hub_template_nav(
-    hub_prefix: str = "/hub/", service_prefix: str = "/services/datahub/"
+    hub_prefix: str = "/hub/",
+    service_prefix: str = "/services/datahub/",
+    is_admin: Callable[[Any], bool] = lambda user: bool(user.admin),
 ) -> Callable[[Any], Callable[[str], NavBar]]:
     """The value of ``c.JupyterHub.template_vars["datahub_nav"]``.
 
     JupyterHub calls a template variable with the page's user (None on the login page);
     hub templates then call the result with the page's target
-    (``datahub_nav("hub:home")``) to get its `NavBar`.
+    (``datahub_nav("hub:home")``) to get its `NavBar`. ``is_admin(user)`` decides who
+    sees the admin items: jupyterhub_config.py asks whether the user holds DataHub's admin
+    scope, as the service's pages do.
     """
 
     def for_user(user: Any) -> Callable[[str], NavBar]:
         def bar(current: str = "") -> NavBar:
             return nav_bar(
                 user.name if user else None,
-                admin=bool(user and user.admin),
+                admin=bool(user) and is_admin(user),
                 current=current,
                 hub_prefix=hub_prefix,
                 service_prefix=service_prefix,

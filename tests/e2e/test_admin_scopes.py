@@ -255,3 +255,10 @@ def test_a_cookie_write_with_a_bogus_authorization_header_still_needs_xsrf(
         timeout=60,
     )
     assert honest.status_code == 200, honest.text
+
+
+def test_hub_pages_show_admin_items_only_to_holders_of_the_admin_scope(stack, pages):
+    admin_link = 'href="/services/datahub/admin/quotas"'
+    home = f"{stack.hub_url}/hub/home"
+    assert admin_link in pages("carol").get(home, timeout=60).text
+    assert admin_link not in pages("bob").get(home, timeout=60).text
