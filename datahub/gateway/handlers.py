@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -272,18 +272,21 @@ class TrinoProxyHandler(GatewayHandler):
 
         rewriter = protocol.ResultRewriter(rewrite_uri)
         upstream_length = response.headers.get("content-length")
-        if collapse and upstream_length and int(upstream_length) <= protocol.SMALL_PAGE:
-            # A small page (queued, planning): read it whole, and skip it if it carries
-            # nothing for the client.
+        # A small page (queued, planning, an error) is read whole: skipped if it carries
+        # nothing for the client, and Trino's stack frames kept to ourselves. (Trino sends
+        # error pages chunked, without a length.)
+        body, whole = b"", False
+        if not upstream_length or int(upstream_length) <= protocol.WHOLE_PAGE:
             try:
-                body = await response.read()
+                body, whole = await response.read_up_to(protocol.WHOLE_PAGE)
             except ClusterUnreachable as e:
                 return self._broken_off(identity, cluster, e, started=False)
-            out = rewriter.feed(body) + rewriter.finish()
+        if whole:
+            out = rewriter.feed(protocol.without_stack_frames(body)) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(identity, cluster, response, body)
             facts = rewriter.facts()
-            if protocol.carries_nothing(body, response.header_items()):
+            if collapse and protocol.carries_nothing(body, response.header_items()):
                 if before_finish is not None:
                     before_finish(facts)
                 return Relayed(facts=facts, follow=facts.next_uri)
@@ -295,8 +298,15 @@ class TrinoProxyHandler(GatewayHandler):
             return Relayed(facts=facts)
         self._answer_with(response)
         started = False
-        try:
+
+        async def rest() -> AsyncIterator[bytes]:
+            if body:
+                yield body
             async for chunk in response.chunks():
+                yield chunk
+
+        try:
+            async for chunk in rest():
                 out = rewriter.feed(chunk)
                 if out:
                     if not started and upstream_length and rewriter.size_delta is not None:

@@ -588,15 +588,46 @@ class ResultRewriter:
         )
 
 
-#: Pages up to this size may be read whole to see whether they carry anything (queued and
-#: planning pages are a few hundred bytes; data pages are streamed).
-SMALL_PAGE = 16 * 1024
-
 #: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
 #: them on every later page, the one with the first rows included.
 _PROGRESS_KEYS = frozenset(
     {"id", "infoUri", "partialCancelUri", "nextUri", "columns", "stats", "warnings"}
 )
+
+
+#: Pages up to this size are read whole (larger data pages stream): queued and planning
+#: pages (a few hundred bytes), to see whether they carry anything, and error pages with
+#: Trino's Java stack frames, which `without_stack_frames` removes.
+WHOLE_PAGE = 64 * 1024
+
+
+def _clear_frames(failure: Any) -> None:
+    if not isinstance(failure, dict):
+        return
+    if failure.get("stack"):
+        failure["stack"] = []
+    _clear_frames(failure.get("cause"))
+    for suppressed in failure.get("suppressed") or ():
+        _clear_frames(suppressed)
+
+
+def without_stack_frames(body: bytes) -> bytes:
+    """*body* (a whole result page) without the Java stack frames Trino puts in a failed
+    query's ``error.failureInfo``: the message, error code, type and location stay, so
+    clients show the same error; the frames (Trino's internals) go. Other bodies are
+    returned unchanged."""
+    if b'"failureInfo"' not in body:
+        return body
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return body
+    error = page.get("error") if isinstance(page, dict) else None
+    failure = error.get("failureInfo") if isinstance(error, dict) else None
+    if not isinstance(failure, dict):
+        return body
+    _clear_frames(failure)
+    return json.dumps(page, separators=(",", ":")).encode()
 
 
 def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:

@@ -68,6 +68,21 @@ class UpstreamResponse:
         except (TimeoutError, aiohttp.ClientError) as e:
             raise ClusterUnreachable(self.cluster, e) from e
 
+    async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
+        """The body and True if it ends within *limit* bytes; else what was read so far
+        and False (``chunks()`` then yields the rest)."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in self._response.content.iter_any():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    return b"".join(parts), False
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise ClusterUnreachable(self.cluster, e) from e
+        return b"".join(parts), True
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives."""
         try:

@@ -87,6 +87,24 @@ def test_the_trino_client_shows_the_refused_role_as_a_clean_error(gateway):
     assert "at io.trino" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "sql",
+    ["SELEC 1", "SELECT * FROM tpch.tiny.no_such_table", "SELECT CAST('x' AS integer)"],
+)
+def test_a_failed_querys_page_carries_no_java_stack_frames(gateway, sql):
+    """Trino puts its Java stack frames in every failed query's failureInfo; they stay at
+    the gateway, the message and the error location reach the client."""
+    response = requests.post(f"{gateway.url}/v1/statement", data=sql, headers=BEARER, timeout=30)
+    page = response.json()
+    while "error" not in page and page.get("nextUri"):
+        response = requests.get(page["nextUri"], headers=BEARER, timeout=30)
+        page = response.json()
+    assert ".java:" not in response.text
+    failure = page["error"]["failureInfo"]
+    assert failure["stack"] == [] and failure["message"]
+    assert page["error"]["message"] and page["stats"]["state"] == "FAILED"
+
+
 # ------------------------------------------------- follow-ups against a failing cluster
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from datahub.gateway import protocol
@@ -61,3 +63,27 @@ def test_a_body_that_is_no_json_object_is_flagged_by_the_rewriter():
     page.feed(b'{"id":"q","stats":{"state":"FINISHED"}}')
     page.finish()
     assert not page.not_json
+
+
+def test_a_failed_querys_page_keeps_its_error_but_not_trinos_stack_frames():
+    failure = {
+        "type": "io.trino.sql.parser.ParsingException",
+        "message": "line 1:1: mismatched input 'SELEC'",
+        "cause": {"type": "x", "stack": ["io.trino.Inner.run(Inner.java:3)"], "suppressed": []},
+        "suppressed": [{"type": "y", "stack": ["io.trino.S.run(S.java:4)"]}],
+        "stack": ["io.trino.sql.parser.ErrorHandler.syntaxError(ErrorHandler.java:1)"],
+        "errorLocation": {"lineNumber": 1, "columnNumber": 1},
+    }
+    page = {
+        "id": "q1",
+        "stats": {"state": "FAILED"},
+        "error": {"message": "line 1:1: mismatched input 'SELEC'", "failureInfo": failure},
+    }
+    cleaned = json.loads(protocol.without_stack_frames(json.dumps(page).encode()))
+    assert ".java:" not in json.dumps(cleaned)
+    kept = cleaned["error"]["failureInfo"]
+    assert kept["message"] == failure["message"]
+    assert kept["errorLocation"] == failure["errorLocation"] and kept["stack"] == []
+    assert kept["cause"]["stack"] == [] and kept["suppressed"][0]["stack"] == []
+    data_page = b'{"id":"q1","data":[["failureInfo"]],"stats":{"state":"RUNNING"}}'
+    assert protocol.without_stack_frames(data_page) == data_page
