@@ -59,3 +59,20 @@ def stale_files(checkout: Path, locate: Callable[[str], Path | None] = installed
             elif file.suffix == ".py":
                 stale.append(str(file.relative_to(checkout.resolve())))
     return stale
+
+
+def unlisted_packages(checkout: Path) -> list[str]:
+    """Python packages of the checkout (directories with ``__init__.py`` under each
+    ``package-dir``) missing from pyproject.toml's explicit ``packages`` list: an editable
+    install finds them anyway, a regular install leaves them out."""
+    setuptools = tomllib.loads((checkout / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for package, directory in setuptools["package-dir"].items():
+        source = checkout / directory
+        for init in source.rglob("__init__.py"):
+            relative = init.parent.relative_to(source).parts
+            if "__pycache__" in relative or "node_modules" in relative:
+                continue
+            found.add(".".join((package, *relative)))
+    return sorted(found - listed)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
-from datahub.stack.install import stale_files
+from datahub.stack.install import stale_files, unlisted_packages
 
+REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = """\
+[tool.setuptools]
+packages = ["pkg", "pkg.ext"]
+
 [tool.setuptools.package-dir]
 "pkg" = "pkg"
 "pkg.ext" = "ext"
@@ -77,3 +82,13 @@ def test_an_editable_install_of_another_checkout_is_stale(tmp_path, checkout):
 
 def test_a_package_that_is_not_installed_is_stale(checkout):
     assert stale_files(checkout, {}.get) == ["pkg", "ext"]
+
+
+def test_every_package_of_this_checkout_is_in_pyprojects_packages_list():
+    # A package left out is missing from a regular install (a checkout under /root).
+    assert unlisted_packages(REPO) == []
+
+
+def test_a_new_subpackage_missing_from_the_packages_list_is_found(checkout):
+    (checkout / "pkg" / "sub" / "__init__.py").write_text("")
+    assert unlisted_packages(checkout) == ["pkg.sub"]
