@@ -45,9 +45,10 @@ def pytest_sessionstart(session):
     checkout's copy."""
     stale = stale_files(REPO)
     if stale:
+        where = stale[0] + (f" and {len(stale) - 1} more files" if len(stale) > 1 else "")
         pytest.exit(
-            f"The installed datahub package is not this checkout's code ({len(stale)} "
-            f"files differ, e.g. {stale[0]}); run `make install` first.",
+            f"The installed datahub package is not this checkout's code (it differs in "
+            f"{where}); run `make install` first.",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
 
