@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import check_scopes
 from tornado import web
@@ -42,7 +41,7 @@ from .statements import (
     resolve_statement,
     with_prepared_statements,
 )
-from .tracker import ActiveQuery, gateway_query_id, stop_message
+from .tracker import ActiveQuery, gateway_query_id, stop_message, upstream_path
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -190,12 +189,6 @@ def lost_message(cluster: Cluster) -> str:
         f"Cluster {cluster.name} became unreachable while your query ran; its outcome is "
         "unknown. Run it again."
     )
-
-
-def upstream_path(uri: str) -> str:
-    """The path and query of a cluster URI (follow-ups always go to the configured URL)."""
-    parts = urlsplit(uri)
-    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 class TrinoProxyHandler(GatewayHandler):

@@ -80,6 +80,12 @@ def gateway_query_id() -> str:
     return "datahub_" + uuid.uuid4().hex[:20]
 
 
+def upstream_path(uri: str) -> str:
+    """The path and query of a cluster URI (requests always go to the configured URL)."""
+    parts = urlsplit(uri)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
 def stop_message(query_id: str, reason: str) -> str:
     """The user's sentence for a query a hook stopped."""
     return f"DataHub stopped query {query_id}: {reason.rstrip('.')}."
@@ -158,21 +164,17 @@ def _is_running(state: str) -> bool:
     return state not in QUEUED_STATES and state not in TRINO_FINAL_STATES
 
 
-#: Seconds `QueryTracker.settle` waits for a query that is winding down to end.
-SETTLE_WAIT = 5.0
-
-
-def winding_down(info: Mapping[str, Any]) -> bool:
-    """Whether Trino has done all the work of a query it does not yet call ended (from
-    its query info): FINISHING (committing), or RUNNING with every driver completed (its
-    last rows are on their way out, as just after the page with the data). Such a query
-    ends on its own within moments, whether or not its client asks for more."""
-    state = info.get("state")
-    if state == "FINISHING":
-        return True
-    stats = info.get("queryStats") or {}
-    total = stats.get("totalDrivers") or 0
-    return state == "RUNNING" and total > 0 and stats.get("completedDrivers") == total
+#: Seconds after its submission during which a cluster that does not know a query is not
+#: taken to have forgotten it: Trino lists a query only once it is dispatched, at its
+#: client's first poll.
+UNLISTED_GRACE = 30.0
+#: Seconds `QueryTracker.settle` gives a running query to end. Short: it is paid each time
+#: a user at their concurrency limit submits, and only matters for queries that are
+#: ending (Trino still calls a query RUNNING for a moment after its client had the page
+#: with the data, until its last driver and output buffer finish).
+SETTLE_WAIT = 1.0
+#: Trino's states of a query that may end at any moment.
+ENDING_STATES = frozenset({"RUNNING", "FINISHING"})
 
 
 class QueryTracker:
@@ -258,13 +260,19 @@ class QueryTracker:
         return sum(1 for outcome in settled if outcome is True)
 
     async def _settle_one(self, active: ActiveQuery) -> bool:
-        """Close *active* if it ended, waiting up to SETTLE_WAIT for it while it winds
-        down; returns whether this call closed it."""
+        """Close *active* if it ended; returns whether this call closed it.
+
+        Trino still calls a query RUNNING for a moment after its client had the page with
+        the data (the probe that never asks for the empty rest): a running query is asked
+        about again until it ends, for up to SETTLE_WAIT.
+        """
         deadline = time.monotonic() + SETTLE_WAIT
         while True:
             closed, info = await self._ask(active)
-            if closed or info is None or not winding_down(info) or time.monotonic() > deadline:
+            if closed or info is None or info.get("state") not in ENDING_STATES:
                 return closed
+            if time.monotonic() > deadline:
+                return False
             await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------- before a cluster
@@ -495,9 +503,7 @@ class QueryTracker:
         cluster = self.clusters.get(active.cluster)
         if cluster is not None:
             if next_uri:
-                parts = urlsplit(next_uri)
-                path = parts.path + ("?" + parts.query if parts.query else "")
-                user: str | None = active.identity.name
+                path, user = upstream_path(next_uri), active.identity.name
             else:
                 # No page at hand (the watcher stops it): Trino's query resource, as
                 # the service account.
@@ -714,6 +720,8 @@ class QueryTracker:
             lost = (*protocol.QUERY_LOST[:2], message)
             return await self._close(active, state=LOST, error=lost, fetch=False), None
         if code in (404, 410):
+            if utcnow() - active.submitted_at < dt.timedelta(seconds=UNLISTED_GRACE):
+                return False, None
             message = (
                 f"Cluster {cluster.name} no longer knows the query (it restarted, or forgot the "
                 "query); its outcome is unknown."

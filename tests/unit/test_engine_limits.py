@@ -23,7 +23,6 @@ from datahub.gateway.hooks import (
     Resumed,
     Submission,
 )
-from datahub.gateway.tracker import winding_down
 from datahub.identity import Identity
 from datahub.quotas.admission import Ticket
 from datahub.quotas.counters import daily_limit_hit, uncounted
@@ -205,18 +204,3 @@ def test_a_daily_limit_refuses_when_used_up_and_stops_a_query_once_passed():
     over = {**used_up, "cpu_ms": 10_001}
     assert daily_limit_hit(limits, over, passed=True) == ("cpu_seconds_per_day", 10.001)
     assert daily_limit_hit({}, over, passed=True) is None
-
-
-@pytest.mark.parametrize(
-    ("state", "total", "completed", "ending"),
-    [
-        ("FINISHING", 4, 1, True),  # committing
-        ("RUNNING", 1, 1, True),  # just after the page with the data
-        ("RUNNING", 8, 3, False),  # still working, or blocked on unread results
-        ("RUNNING", 0, 0, False),  # not scheduled yet
-        ("QUEUED", 0, 0, False),
-    ],
-)
-def test_a_query_trino_has_done_all_the_work_of_is_about_to_end(state, total, completed, ending):
-    info = {"state": state, "queryStats": {"totalDrivers": total, "completedDrivers": completed}}
-    assert winding_down(info) is ending
