@@ -39,6 +39,7 @@ from tornado import web
 
 from ..web.base import APIHandler, PageHandler
 from .config import SharedNotebooks
+from .copies import inert_copy
 from .errors import SharingError
 from .hub import HubDirectory, UserServer
 from .metadata import clean_message, parse_settings, publish_form_settings, shares_from_text
@@ -49,7 +50,6 @@ from .notebooks import (
     safe_file_name,
     sql_diff,
     sql_text,
-    strip_trust,
     unified_diff_text,
 )
 from .permissions import Access, Share, Viewer, access_for
@@ -284,7 +284,8 @@ class SharingMixin:
         config = self.sharing.config
         server = self.user_server()
         await server.ensure_running(config.server_start_timeout)
-        notebook = strip_trust(json.loads(version.content or "{}"))
+        # Untrusted, and loading nothing in the copier's JupyterLab (see copies.py).
+        notebook = inert_copy(json.loads(version.content or "{}"))
         path = await server.save_notebook(
             config.copy_directory, safe_file_name(record.title), notebook
         )

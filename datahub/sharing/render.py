@@ -90,6 +90,14 @@ def _attachment_image(name: str, attachments: Attachments) -> str | None:
     return None
 
 
+def is_inline_image(url: str) -> bool:
+    """Whether an image URL shows without the browser sending any request: a base64
+    ``data:`` URL of a raster image, or ``attachment:NAME`` of the cell (JupyterLab and
+    our page both inline it as such a URL). The one rule for the page and the copies."""
+    url = url.strip()
+    return url[:11].lower() == "attachment:" or bool(_DATA_IMAGE.match(url))
+
+
 def image_source(url: str, attachments: Attachments | None = None) -> str | None:
     """What an ``<img src>`` may be on a shared notebook's page: a base64 ``data:`` URL of
     a raster image, given or made from the cell's ``attachment:NAME``; None for anything
