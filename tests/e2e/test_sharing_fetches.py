@@ -6,9 +6,9 @@ and at the admin page about bob, in every form that would make a browser fetch t
 (images, srcset, video posters, CSS, frames, objects, forms, meta refresh, base, SVG,
 Plotly layout images). dave, and carol (an admin), open it: their browsers request
 neither, they are still signed in afterwards, and no "carol opened bob's page" is
-recorded. Separately, an ``<img>`` or frame of the admin page, made in carol's browser
-by markup on a page of the hub's origin, is refused and not recorded, while her opening
-the page herself is.
+recorded; nor does dave's JupyterLab when he opens a copy of it. Separately, an
+``<img>`` or frame of the admin page, made in carol's browser by markup on a page of
+the hub's origin, is refused and not recorded, while her opening the page herself is.
 """
 
 from __future__ import annotations
@@ -165,6 +165,35 @@ def test_a_shared_notebook_cannot_log_its_viewer_out_or_open_admin_pages_in_thei
     )
     assert refused == []
     assert attached == 1  # the cell's attached image shows, from a data: URL
+
+
+def test_opening_a_copy_cannot_log_the_viewer_out_or_open_admin_pages_in_their_jupyterlab(
+    stack, attack, new_page, sign_in_form
+):
+    # JupyterLab renders the copy's markdown and HTML outputs itself, loading their image
+    # URLs with the viewer's cookies: the copy must hold none it would fetch.
+    page = new_page()
+    signed_in(page, stack, "dave", sign_in_form)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(attack)
+    page.get_by_role("button", name="Open a copy in JupyterLab").click()
+    page.wait_for_url(re.compile(r"/user/dave/lab/tree/.+\.ipynb$"), timeout=180_000)
+    markdown = page.locator(".jp-MarkdownCell .jp-RenderedMarkdown").first
+    expect(markdown.get_by_role("heading", name="Quarterly numbers")).to_be_visible(timeout=120_000)
+    # The attached image shows (inline), and so does the chart, without its layout images.
+    expect(markdown.locator('img[alt="attached"]')).to_have_js_property("naturalWidth", 1)
+    expect(page.locator(".jp-OutputArea .js-plotly-plot .main-svg").first).to_be_visible(
+        timeout=120_000
+    )
+    # The author's fetching markup shows as text (links and escaped tags) instead.
+    expect(markdown.get_by_role("link", name="image: logout")).to_be_visible()
+    expect(markdown).to_contain_text('<img src="')
+    # dave is still signed in, and his browser requested nothing the author pointed at.
+    page.goto(f"{stack.hub_url}{SERVICE}gallery")
+    expect(page.get_by_role("heading", name="Shared notebooks")).to_be_visible()
+    assert page.url.startswith(f"{stack.hub_url}{SERVICE}gallery")
+    assert [url for url in requested if TARGETS.search(url)] == []
 
 
 def test_markup_loading_the_admin_page_records_nothing_but_opening_it_does(
