@@ -31,6 +31,13 @@ LIMITED_PROPERTIES: dict[str, str] = {
     "query_max_scan_physical_bytes": "scan_bytes",
 }
 
+#: Trino's error for a query it stopped at each `EngineLimits` field's limit.
+LIMIT_ERRORS: dict[str, str] = {
+    "cpu_seconds": "EXCEEDED_CPU_LIMIT",
+    "run_seconds": "EXCEEDED_TIME_LIMIT",
+    "scan_bytes": "EXCEEDED_SCAN_LIMIT",
+}
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {
     "ns": 1e-9,
@@ -174,3 +181,33 @@ def limited_session_headers(
     if kept:
         out.insert(len(out) if position is None else position, (SESSION_HEADER, ",".join(kept)))
     return out
+
+
+def _client_values(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() == SESSION_HEADER.lower():
+            for prop, raw in session_entries(value):
+                if prop.lower() in LIMITED_PROPERTIES:
+                    values[prop.lower()] = unquote(raw)
+    return values
+
+
+def limit_messages_for(
+    headers: Iterable[tuple[str, str]], limits: EngineLimits, messages: Mapping[str, str]
+) -> dict[str, str]:
+    """Of *messages* (the client's sentence by Trino error name, see `LIMIT_ERRORS`),
+    those for the limits of *limits* that stop the query as forwarded: the client's
+    *headers* did not lower them (a client that set a lower limit itself hears Trino's
+    own message when it stops the query)."""
+    asked = _client_values(headers)
+    kept: dict[str, str] = {}
+    for field, error in LIMIT_ERRORS.items():
+        bound = getattr(limits, field)
+        if bound is None or error not in messages:
+            continue
+        props = [p for p, f in LIMITED_PROPERTIES.items() if f == field]
+        wanted = [_parse(p, asked[p]) for p in props if p in asked]
+        if not any(w is not None and w < bound for w in wanted):
+            kept[error] = messages[error]
+    return kept

@@ -8,10 +8,11 @@ proxy too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from ..identity import (
 )
 from . import protocol
 from .clusters import Cluster
-from .engine_limits import limited_session_headers
+from .engine_limits import limit_messages_for, limited_session_headers
 from .hooks import Admission, QueryQueued, QueryRefused, Submission
 from .pages import default_handlers as cluster_pages
 from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
@@ -41,7 +42,7 @@ from .statements import (
     resolve_statement,
     with_prepared_statements,
 )
-from .tracker import ActiveQuery, gateway_query_id, stop_message, upstream_path
+from .tracker import LIMIT_MESSAGES, ActiveQuery, gateway_query_id, stop_message, upstream_path
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -228,6 +229,7 @@ class TrinoProxyHandler(GatewayHandler):
         before_finish: Callable[[protocol.PageFacts], None] | None = None,
         *,
         collapse: bool = False,
+        limit_messages: Mapping[str, str] | None = None,
     ) -> Relayed:
         """Stream *response* to the client with its URIs rewritten.
 
@@ -235,6 +237,7 @@ class TrinoProxyHandler(GatewayHandler):
         have the whole page (so the query is known before the client can follow it).
         With *collapse*, a page that carries nothing for the client (see
         `protocol.carries_nothing`) is not sent: the result says which URI to follow.
+        A failed query's error gets the message of *limit_messages* for its error name.
         """
         status = response.status_code
         if status == 401:
@@ -275,7 +278,8 @@ class TrinoProxyHandler(GatewayHandler):
             except ClusterUnreachable as e:
                 return self._broken_off(identity, cluster, e, started=False)
         if whole:
-            out = rewriter.feed(protocol.without_stack_frames(body)) + rewriter.finish()
+            page = protocol.with_error_message(protocol.without_stack_frames(body), limit_messages)
+            out = rewriter.feed(page) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(identity, cluster, response, body)
             facts = rewriter.facts()
@@ -410,7 +414,11 @@ class TrinoProxyHandler(GatewayHandler):
                 return
             try:
                 relayed = await self.relay(
-                    identity, cluster, response, collapse=time.monotonic() < deadline
+                    identity,
+                    cluster,
+                    response,
+                    collapse=time.monotonic() < deadline,
+                    limit_messages=active.limit_messages,
                 )
             finally:
                 await response.aclose()
@@ -614,6 +622,15 @@ class StatementHandler(TrinoProxyHandler):
             await self._fail(identity, submission, admission, None, message)
             return
         service.monitor.note_submitted(cluster.name)
+        # Trino's error for a limit set from the hooks' (not a lower one of the client's)
+        # reaches the client as the hooks' sentence, on whichever process serves it.
+        messages = limit_messages_for(
+            submission.headers, admission.engine_limits, admission.limit_messages
+        )
+        if messages:
+            admission = dataclasses.replace(
+                admission, data={**admission.data, LIMIT_MESSAGES: messages}
+            )
         followed: list[ActiveQuery] = []
 
         def register(facts: protocol.PageFacts) -> None:
@@ -628,6 +645,7 @@ class StatementHandler(TrinoProxyHandler):
                 response,
                 before_finish=register,
                 collapse=service.page_collapse_seconds > 0,
+                limit_messages=messages,
             )
         finally:
             await response.aclose()
@@ -752,7 +770,13 @@ class FollowupHandler(TrinoProxyHandler):
             return
         collapse = following and method == "GET" and service.page_collapse_seconds > 0
         try:
-            relayed = await self.relay(identity, cluster, response, collapse=collapse)
+            relayed = await self.relay(
+                identity,
+                cluster,
+                response,
+                collapse=collapse,
+                limit_messages=active.limit_messages if active is not None else None,
+            )
         finally:
             await response.aclose()
         if not following:

@@ -83,7 +83,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..identity import Identity
-from .engine_limits import EngineLimits
+from .engine_limits import LIMIT_ERRORS, EngineLimits
 
 #: Final states of a query, as hooks, the audit and the API name them.
 FINISHED = "FINISHED"
@@ -162,6 +162,9 @@ class Admission:
     data: Mapping[str, Any] = field(default_factory=dict)
     #: Per-query limits the engine must enforce on the query (Trino session properties).
     engine_limits: EngineLimits = field(default_factory=EngineLimits)
+    #: The client's error message when the engine stops the query at one of those
+    #: limits, by Trino's error name (``EXCEEDED_CPU_LIMIT``…); see `engine_limits.LIMIT_ERRORS`.
+    limit_messages: Mapping[str, str] = field(default_factory=dict)
 
 
 class QueryRefused(Exception):
@@ -301,6 +304,22 @@ def _query_info(identity: Identity, submission: Submission, data: Mapping[str, A
     )
 
 
+def _stricter(
+    limits: EngineLimits, messages: dict[str, str], admission: Admission
+) -> tuple[EngineLimits, dict[str, str]]:
+    """*limits* and their *messages* merged with *admission*'s: each limit the stricter
+    one, with the message of the hook that set it."""
+    merged = dict(messages)
+    for field_name, error in LIMIT_ERRORS.items():
+        theirs = getattr(admission.engine_limits, field_name)
+        ours = getattr(limits, field_name)
+        if theirs is not None and (ours is None or theirs < ours):
+            merged.pop(error, None)
+            if error in admission.limit_messages:
+                merged[error] = admission.limit_messages[error]
+    return limits.stricter(admission.engine_limits), merged
+
+
 class HookChain:
     """Calls a list of hooks in order, with the contract of the module docstring."""
 
@@ -323,7 +342,7 @@ class HookChain:
     ) -> Admission:
         notes = [so_far.note] if so_far.note else []
         data = dict(so_far.data)
-        limits = so_far.engine_limits
+        limits, messages = so_far.engine_limits, dict(so_far.limit_messages)
         for index in range(start, len(self.hooks)):
             if index:
                 # What the hooks before this one admitted travels with a queued query.
@@ -332,6 +351,7 @@ class HookChain:
                     "note": "; ".join(notes),
                     "data": dict(data),
                     "engine_limits": limits.to_data(),
+                    "limit_messages": messages,
                 }
                 submission = dataclasses.replace(submission, earlier=earlier)
             try:
@@ -345,8 +365,8 @@ class HookChain:
                 if admission.note:
                     notes.append(admission.note)
                 data.update(admission.data)
-                limits = limits.stricter(admission.engine_limits)
-        return Admission(note="; ".join(notes) or None, data=data, engine_limits=limits)
+                limits, messages = _stricter(limits, messages, admission)
+        return Admission("; ".join(notes) or None, data, limits, messages)
 
     def _split(self, place: str) -> tuple[int, str]:
         index, _, hook_place = place.partition("-")
@@ -380,10 +400,12 @@ class HookChain:
         if resumed.admission.note:
             notes.append(resumed.admission.note)
         data.update(resumed.admission.data)
-        limits = EngineLimits.from_data(earlier.get("engine_limits"))
-        so_far = Admission(
-            "; ".join(notes) or None, data, limits.stricter(resumed.admission.engine_limits)
+        limits, messages = _stricter(
+            EngineLimits.from_data(earlier.get("engine_limits")),
+            dict(earlier.get("limit_messages") or {}),
+            resumed.admission,
         )
+        so_far = Admission("; ".join(notes) or None, data, limits, messages)
         admission = await self._admit_from(index + 1, identity, submission, so_far)
         return Resumed(dataclasses.replace(submission, earlier={}), admission)
 

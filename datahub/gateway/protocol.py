@@ -30,7 +30,7 @@ import json
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -627,6 +627,28 @@ def without_stack_frames(body: bytes) -> bytes:
     if not isinstance(failure, dict):
         return body
     _clear_frames(failure)
+    return json.dumps(page, separators=(",", ":")).encode()
+
+
+def with_error_message(body: bytes, messages: Mapping[str, str] | None) -> bytes:
+    """*body* (a whole result page) with its error's message replaced by
+    ``messages[errorName]``, when it has one: Trino's error name, code and type stay, so
+    clients still recognise the error (e.g. a per-query limit that came from the user's
+    quota, said in the quota's words). Other bodies are returned unchanged."""
+    if not messages or b'"error"' not in body:
+        return body
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return body
+    error = page.get("error") if isinstance(page, dict) else None
+    message = messages.get(error.get("errorName")) if isinstance(error, dict) else None
+    if not isinstance(message, str):
+        return body
+    error["message"] = message
+    failure = error.get("failureInfo")
+    if isinstance(failure, dict):
+        failure["message"] = message
     return json.dumps(page, separators=(",", ":")).encode()
 
 

@@ -91,6 +91,10 @@ def stop_message(query_id: str, reason: str) -> str:
     return f"DataHub stopped query {query_id}: {reason.rstrip('.')}."
 
 
+#: Key of the admission data holding `ActiveQuery.limit_messages`.
+LIMIT_MESSAGES = "limit_messages"
+
+
 @dataclass
 class ActiveQuery:
     """A query the gateway follows: what the hooks and the audit need, and its progress."""
@@ -109,6 +113,12 @@ class ActiveQuery:
     stop_reason: str | None = None
     closed: bool = False
     last_seen: float = field(default_factory=time.monotonic)
+
+    @property
+    def limit_messages(self) -> Mapping[str, str]:
+        """The client's error message by Trino error name for the per-query limits the
+        gateway set (kept in the admission data, so every gateway process has them)."""
+        return self.admission.get(LIMIT_MESSAGES, {})
 
     def info(self) -> QueryInfo:
         return QueryInfo(

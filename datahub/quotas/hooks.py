@@ -24,6 +24,7 @@ from ..gateway.hooks import (
     Submission,
 )
 from ..identity import Identity, normalize_username
+from . import messages
 from .admission import (
     ENGINE_LIMIT_ERRORS,
     QuotaPlaceLost,
@@ -108,11 +109,13 @@ class QuotaHooks(QueryHooks):
             raise _unavailable(e) from None
         return Submission.from_data(request) if request else None
 
-    @staticmethod
-    def _admission(ticket: Ticket) -> Admission:
+    def _admission(self, ticket: Ticket) -> Admission:
         note = f"quota: waited {ticket.waited:.1f} s" if ticket.waited >= 0.05 else None
         return Admission(
-            note=note, data={"quota": ticket.to_data()}, engine_limits=engine_limits(ticket)
+            note=note,
+            data={"quota": ticket.to_data()},
+            engine_limits=engine_limits(ticket),
+            limit_messages=limit_messages(ticket, self.manager.admin_contact),
         )
 
     async def on_progress(
@@ -160,6 +163,16 @@ class QuotaHooks(QueryHooks):
             bytes_scanned=stats.processed_bytes,
             ran=final_state != REJECTED,
         )
+
+
+def limit_messages(ticket: Ticket, contact: str) -> dict[str, str]:
+    """What the client reads when Trino stops a query at one of *ticket*'s per-query
+    limits, by Trino's error name."""
+    return {
+        error: messages.per_query_limit_stopped(limit, ticket.limits[limit], contact)
+        for error, limit in ENGINE_LIMIT_ERRORS.items()
+        if ticket.limits.get(limit) is not None
+    }
 
 
 def engine_limits(ticket: Ticket) -> EngineLimits:

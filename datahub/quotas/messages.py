@@ -88,6 +88,20 @@ def per_query_limit_passed(limit: str, value: float, allowed: LimitValue, contac
     )
 
 
+def per_query_limit_stopped(limit: str, allowed: LimitValue, contact: str) -> str:
+    """Trino stopped a query at a per-query limit the gateway set from the quota (the
+    sentence the client reads instead of Trino's own message)."""
+    what = {
+        "query_runtime_seconds": "of run time",
+        "query_cpu_seconds": "of CPU",
+        "query_bytes_scanned": "scanned",
+    }[limit]
+    return (
+        f"{PREFIX}this query went over your limit of {format_limit(limit, allowed)} {what} "
+        f"per query, so Trino stopped it; ask {contact} for more."
+    )
+
+
 def routing_group_not_allowed(group: str, allowed: tuple[str, ...], contact: str) -> str:
     """The query asked for a routing group the user's quota does not include."""
     yours = ", ".join(allowed) if allowed else "none"

@@ -11,6 +11,7 @@ import pytest
 
 from datahub.gateway.engine_limits import (
     EngineLimits,
+    limit_messages_for,
     limited_session_headers,
     parse_data_size,
     parse_duration,
@@ -26,7 +27,7 @@ from datahub.gateway.hooks import (
 from datahub.identity import Identity
 from datahub.quotas.admission import Ticket
 from datahub.quotas.counters import daily_limit_hit, uncounted
-from datahub.quotas.hooks import engine_limits
+from datahub.quotas.hooks import engine_limits, limit_messages
 
 LOG = logging.getLogger("tests")
 ALICE = Identity("alice", ("analysts",))
@@ -143,18 +144,62 @@ def test_a_quota_ticket_gives_trino_its_per_query_limits():
     assert engine_limits(ticket) == EngineLimits(cpu_seconds=2.0, scan_bytes=1000)
 
 
+def test_a_quota_ticket_says_in_the_quotas_words_which_per_query_limit_stopped_a_query():
+    ticket = Ticket(
+        user="bob",
+        slot_id=1,
+        admitted_at=dt.datetime.now(dt.UTC),
+        limits={"query_cpu_seconds": 2.0, "query_runtime_seconds": None},
+    )
+    assert limit_messages(ticket, "the data team (#data-help)") == {
+        "EXCEEDED_CPU_LIMIT": "QuotaExceeded: this query went over your limit of 2 s of CPU "
+        "per query, so Trino stopped it; ask the data team (#data-help) for more."
+    }
+
+
+MESSAGES = {
+    "EXCEEDED_CPU_LIMIT": "cpu quota",
+    "EXCEEDED_TIME_LIMIT": "time quota",
+    "EXCEEDED_SCAN_LIMIT": "scan quota",
+}
+
+
+def test_the_limits_the_gateway_set_keep_their_messages():
+    assert limit_messages_for([], TWO_SECONDS, MESSAGES) == MESSAGES
+    # A client asking for more, or for the same, or for nonsense still runs under ours.
+    asked = [("X-Trino-Session", "query_max_cpu_time=1h,query_max_run_time=1m")]
+    asked.append(("x-trino-session", "query_max_scan_physical_bytes=lots"))
+    assert limit_messages_for(asked, TWO_SECONDS, MESSAGES) == MESSAGES
+    assert limit_messages_for([], EngineLimits(cpu_seconds=2), MESSAGES) == {
+        "EXCEEDED_CPU_LIMIT": "cpu quota"
+    }
+
+
+def test_a_limit_the_client_lowered_itself_keeps_trinos_message():
+    lowered = [("X-Trino-Session", "query_max_cpu_time=1500ms,query_max_scan_physical_bytes=1kB")]
+    assert limit_messages_for(lowered, TWO_SECONDS, MESSAGES) == {
+        "EXCEEDED_TIME_LIMIT": "time quota"
+    }
+    # Either of Trino's two time limits, lowered, is the client's.
+    lowered = [("X-Trino-Session", "query_max_execution_time=10s")]
+    assert "EXCEEDED_TIME_LIMIT" not in limit_messages_for(lowered, TWO_SECONDS, MESSAGES)
+
+
 class Limiting(QueryHooks):
-    def __init__(self, limits: EngineLimits, queue: bool = False) -> None:
-        self.limits, self.queue = limits, queue
+    def __init__(
+        self, limits: EngineLimits, queue: bool = False, messages: dict | None = None
+    ) -> None:
+        self.limits, self.queue, self.messages = limits, queue, messages or {}
 
     async def admit(self, identity, submission):
         if self.queue:
             self.stored = submission
             raise QueryQueued("waiting", "1")
-        return Admission(engine_limits=self.limits)
+        return Admission(engine_limits=self.limits, limit_messages=self.messages)
 
     async def recheck(self, identity, place):
-        return Resumed(self.stored, Admission(engine_limits=self.limits))
+        admission = Admission(engine_limits=self.limits, limit_messages=self.messages)
+        return Resumed(self.stored, admission)
 
 
 def test_the_hooks_limits_are_merged_the_stricter_way_also_after_queueing():
@@ -168,18 +213,29 @@ def test_the_hooks_limits_are_merged_the_stricter_way_also_after_queueing():
         routing_group="default",
         routing_reason="default",
     )
-    first = Limiting(EngineLimits(cpu_seconds=5, scan_bytes=100))
+    first_messages = {"EXCEEDED_CPU_LIMIT": "first cpu", "EXCEEDED_SCAN_LIMIT": "first scan"}
+    first = Limiting(EngineLimits(cpu_seconds=5, scan_bytes=100), messages=first_messages)
     last = Limiting(EngineLimits(cpu_seconds=2, run_seconds=9))
     expected = EngineLimits(cpu_seconds=2, run_seconds=9, scan_bytes=100)
     admission = run(HookChain([first, last], LOG).admit(ALICE, submission))
     assert admission.engine_limits == expected
+    # Each limit keeps the message of the hook that set it (the last says nothing).
+    assert admission.limit_messages == {"EXCEEDED_SCAN_LIMIT": "first scan"}
     # Queued by a later hook: the earlier hooks' limits travel with the stored query.
-    queueing = Limiting(EngineLimits(cpu_seconds=2, run_seconds=9), queue=True)
+    queueing = Limiting(
+        EngineLimits(cpu_seconds=2, run_seconds=9),
+        queue=True,
+        messages={"EXCEEDED_CPU_LIMIT": "last cpu"},
+    )
     chain = HookChain([first, queueing], LOG)
     with pytest.raises(QueryQueued) as queued:
         run(chain.admit(ALICE, submission))
     resumed = run(chain.recheck(ALICE, queued.value.place))
     assert resumed.admission.engine_limits == expected
+    assert resumed.admission.limit_messages == {
+        "EXCEEDED_CPU_LIMIT": "last cpu",
+        "EXCEEDED_SCAN_LIMIT": "first scan",
+    }
 
 
 def test_usage_counted_while_running_is_not_counted_again_at_the_end():

@@ -452,3 +452,31 @@ def test_session_headers_keep_what_trino_needs_and_never_identity():
         ("X-Trino-Session", "b=2"),
         ("User-Agent", "trino-python"),
     ]
+
+
+def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
+    page = {
+        "id": "q1",
+        "stats": {"state": "FAILED"},
+        "error": {
+            "message": "Query exceeded the maximum CPU time limit of 2.00s",
+            "errorCode": 131075,
+            "errorName": "EXCEEDED_CPU_LIMIT",
+            "errorType": "INSUFFICIENT_RESOURCES",
+            "failureInfo": {"type": "io.trino.ExceededCpuLimitException", "message": "x"},
+        },
+    }
+    body = json.dumps(page).encode()
+    out = json.loads(protocol.with_error_message(body, {"EXCEEDED_CPU_LIMIT": "Your quota."}))
+    assert out["error"] == {
+        **page["error"],
+        "message": "Your quota.",
+        "failureInfo": {"type": "io.trino.ExceededCpuLimitException", "message": "Your quota."},
+    }
+    assert out["id"] == "q1" and out["stats"] == page["stats"]
+    # Other errors, pages without one, and no messages: unchanged.
+    assert protocol.with_error_message(body, {"EXCEEDED_TIME_LIMIT": "x"}) == body
+    assert protocol.with_error_message(body, {}) == body
+    assert protocol.with_error_message(body, None) == body
+    plain = b'{"id":"q1","stats":{"state":"RUNNING"}}'
+    assert protocol.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain
