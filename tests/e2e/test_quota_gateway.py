@@ -504,15 +504,37 @@ def test_cpu_seconds_and_bytes_per_day_count_what_trino_reports(
 
 
 @pytest.mark.parametrize(
-    ("limit", "value", "error_name", "text"),
+    ("limit", "value", "error_name", "text", "quota"),
     [
-        ("query_cpu_seconds", 1, "EXCEEDED_CPU_LIMIT", "of CPU, over your limit of 1 s per query"),
-        ("query_runtime_seconds", 2, "EXCEEDED_TIME_LIMIT", "this query ran"),
-        ("query_bytes_scanned", "100kB", "EXCEEDED_SCAN_LIMIT", "over your limit of 100 kB"),
+        (
+            "query_cpu_seconds",
+            1,
+            "EXCEEDED_CPU_LIMIT",
+            "of CPU, over your limit of 1 s per query",
+            "1 s of CPU",
+        ),
+        ("query_runtime_seconds", 2, "EXCEEDED_TIME_LIMIT", "this query ran", "2 s of run time"),
+        (
+            "query_bytes_scanned",
+            "100kB",
+            "EXCEEDED_SCAN_LIMIT",
+            "over your limit of 100 kB",
+            "100 kB scanned",
+        ),
     ],
 )
 def test_a_query_past_a_per_query_limit_is_stopped_by_trino_and_logged(
-    stack, tokens, admin, policy, trino_query_info, scanned_table, limit, value, error_name, text
+    stack,
+    tokens,
+    admin,
+    policy,
+    trino_query_info,
+    scanned_table,
+    limit,
+    value,
+    error_name,
+    text,
+    quota,
 ):
     policy("user", "bob", **{limit: value})
     cursor = connect(stack, tokens["bob"]).cursor()
@@ -520,8 +542,11 @@ def test_a_query_past_a_per_query_limit_is_stopped_by_trino_and_logged(
         cursor.execute(BIG_QUERY.format(table=scanned_table))
         cursor.fetchall()
     error = info.value
-    # Trino enforced the limit (set as its session limit) and said so.
+    # Trino enforced the limit (set as its session limit); the client reads it as its
+    # quota's limit, with whom to ask, under Trino's error name.
     assert error.error_name == error_name
+    assert error.message.startswith(f"QuotaExceeded: this query went over your limit of {quota}")
+    assert error.message.endswith(f" per query, so Trino stopped it; ask {ADMINS} for more.")
     trino_side = trino_query_info(error.query_id)
     assert trino_side["state"] == "FAILED"
     assert trino_side["errorCode"]["name"] == error_name
