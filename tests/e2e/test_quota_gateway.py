@@ -556,6 +556,23 @@ def test_a_query_past_a_per_query_limit_is_stopped_by_trino_and_logged(
     assert text in cancel["message"] and f"ask {ADMINS} for more" in cancel["message"]
 
 
+def test_a_query_past_a_per_query_limit_the_client_lowered_itself_gets_trinos_message(
+    stack, tokens, policy, trino_query_info, scanned_table
+):
+    policy("user", "bob", query_cpu_seconds=600)
+    connection = connect(stack, tokens["bob"], session_properties={"query_max_cpu_time": "1s"})
+    cursor = connection.cursor()
+    with pytest.raises(trino.exceptions.TrinoQueryError) as info:
+        cursor.execute(BIG_QUERY.format(table=scanned_table))
+        cursor.fetchall()
+    error = info.value
+    assert error.error_name == "EXCEEDED_CPU_LIMIT"
+    trino_side = trino_query_info(error.query_id)
+    assert trino_side["session"]["systemProperties"]["query_max_cpu_time"] == "1000ms"
+    assert error.message == trino_side["failureInfo"]["message"]
+    assert "QuotaExceeded" not in error.message
+
+
 # ------------------------------------------------- limits enforced while nobody polls
 
 # Minutes of CPU on this machine (Trino generates the rows), and one row of output: it
