@@ -189,7 +189,10 @@ def test_the_admins_browser_session_carries_the_admin_scope(stack, pages):
 # --- Act-as only for accounts still allowed and enabled ------------------------------------
 
 
-def test_acting_as_a_disabled_account_is_refused(stack, hub, tokens):
+@pytest.fixture
+def locked_account(stack, hub):
+    """A locked LDAP account in the allowed group, with a hub user; removed afterwards, so
+    the shared demo directory is as the other tests expect it."""
     uid = "frank"
     stack.slapd.modify(
         f"dn: {demo.user_dn(uid)}\nchangetype: add\nobjectClass: inetOrgPerson\n"
@@ -198,7 +201,20 @@ def test_acting_as_a_disabled_account_is_refused(stack, hub, tokens):
         f"dn: {demo.group_dn(demo.ALLOWED_GROUP)}\nchangetype: modify\nadd: member\n"
         f"member: {demo.user_dn(uid)}\n"
     )
-    assert hub.api("POST", f"/users/{uid}").status_code in (201, 409)
+    try:
+        assert hub.api("POST", f"/users/{uid}").status_code in (201, 409)
+        yield uid
+    finally:
+        hub.api("DELETE", f"/users/{uid}")
+        stack.slapd.modify(
+            f"dn: {demo.group_dn(demo.ALLOWED_GROUP)}\nchangetype: modify\ndelete: member\n"
+            f"member: {demo.user_dn(uid)}\n\n"
+            f"dn: {demo.user_dn(uid)}\nchangetype: delete\n"
+        )
+
+
+def test_acting_as_a_disabled_account_is_refused(stack, tokens, locked_account):
+    uid = locked_account
     refused = act_as(stack, tokens["carol"], uid)
     assert refused.status_code == 403, refused.text
     assert refusal(refused) == "You cannot act as frank: frank is disabled in the LDAP directory."

@@ -30,9 +30,11 @@ def test_sign_in_opens_jupyterlab_and_a_sql_cell_shows_table_and_chart(
     page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
     tab = page.get_by_role("tab", name=re.compile("Welcome to DataHub"))
     expect(tab).to_be_visible(timeout=120_000)
-    expect(page.locator(".jp-Notebook")).to_be_visible()
+    # The welcome notebook is the main area's visible notebook (JupyterLab may restore
+    # other notebooks of her workspace in background tabs).
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(notebook).to_be_visible()
     # Run the first SQL example with Shift+Enter.
-    notebook = page.locator(".jp-Notebook").first
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
         timeout=120_000
     )

@@ -33,8 +33,11 @@ ADMINS = "your DataHub admin (datahub-admins)"
 # Long enough that a tiny per-query limit stops it (Trino generates the data); it reads
 # the memory table first, so the bytes Trino reports grow early (tpch reads none).
 BIG_QUERY = "SELECT count(*) FROM tpch.sf100.lineitem l JOIN {table} t ON l.orderkey = t.orderkey"
-# Several result pages, so a query stays open while the client reads slowly.
-PAGED_QUERY = "SELECT orderkey, partkey, suppkey FROM tpch.tiny.lineitem"
+# Holds a concurrent query slot: 225 million rows (of tpch.tiny, which everyone may read),
+# far more than Trino's output buffers hold, so Trino keeps the query RUNNING until its
+# client reads on or cancels (a smaller result would be FINISHED on Trino at once, and
+# its slot rightly freed).
+HOLDING_QUERY = "SELECT a.orderkey, b.custkey FROM tpch.tiny.orders a CROSS JOIN tpch.tiny.orders b"
 # 5,000 rows that cost Trino and the client little; the marker finds them on Trino.
 RACE_QUERY = "SELECT n FROM UNNEST(sequence(1, 5000)) AS t(n) -- race {marker}"
 
@@ -260,7 +263,7 @@ def test_a_full_queue_is_refused_with_the_counts_and_a_cancel_frees_the_slot(
 ):
     policy("user", "bob", concurrent_queries=1, queued_queries=0)
     holder = connect(stack, tokens["bob"]).cursor()
-    holder.execute(PAGED_QUERY)  # open, first page read, the rest not yet
+    holder.execute(HOLDING_QUERY)  # open, first page read, the rest not yet
     error = refusal(stack, tokens["bob"])
     assert error.error_name == "QUOTA_EXCEEDED"
     assert error.message == (
@@ -276,7 +279,7 @@ def test_a_full_queue_is_refused_with_the_counts_and_a_cancel_frees_the_slot(
 def test_a_queued_query_shows_queued_with_the_reason_then_runs(stack, tokens, admin, policy):
     policy("user", "bob", concurrent_queries=1, queued_queries=5)
     holder = connect(stack, tokens["bob"]).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     seen: list[dict] = []
     waiter = connect(stack, tokens["bob"]).cursor(stats_callback=seen.append)
 
@@ -292,7 +295,7 @@ def test_a_queued_query_shows_queued_with_the_reason_then_runs(stack, tokens, ad
             time.sleep(0.1)
         assert usage(admin, "bob")["queued"] == 1
         assert not waiting.done()
-        holder.fetchall()  # the first query ends: the queued one takes its slot
+        holder.cancel()  # the first query ends: the queued one takes its slot
         assert waiting.result(timeout=60) == [[2]]
     # What the client saw (the trino client, as the %%sql magic uses it): QUEUED with
     # the reason while it waited, then Trino's own pages.
@@ -309,7 +312,7 @@ def test_the_trino_cli_waits_through_queued_pages_then_prints_the_result(
 ):
     policy("user", "bob", concurrent_queries=1, queued_queries=5)
     holder = connect(stack, tokens["bob"]).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     command, env = trino_cli("bob", tokens["bob"], "SELECT 'the cli waited'")
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as cli:
         try:
@@ -318,7 +321,7 @@ def test_the_trino_cli_waits_through_queued_pages_then_prints_the_result(
                 assert cli.poll() is None, cli.stderr.read()
                 assert time.monotonic() < deadline, "the CLI's query never showed as queued"
                 time.sleep(0.2)
-            holder.fetchall()  # the first query ends: the CLI's takes its slot
+            holder.cancel()  # the first query ends: the CLI's takes its slot
             out, err = cli.communicate(timeout=120)
         finally:
             if cli.poll() is None:
@@ -332,7 +335,7 @@ def test_cancelling_a_queued_query_frees_its_place_and_is_audited(stack, tokens,
     policy("user", "bob", concurrent_queries=1, queued_queries=1)
     gateway = stack.settings["gateway_url"]
     holder = connect(stack, tokens["bob"]).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     try:
         page = submit(gateway, tokens["bob"], "SELECT 'queued then cancelled'")
         assert page["stats"]["state"] == "QUEUED"
@@ -393,7 +396,7 @@ def quick_queue(stack, tmp_path):
 
 def test_a_queued_query_whose_client_goes_away_loses_its_place(stack, quick_queue):
     holder = connect_to(quick_queue).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     try:
         abandoned = submit(quick_queue.url, "bob-token", "SELECT 'abandoned'")
         assert abandoned["stats"]["state"] == "QUEUED"
@@ -422,7 +425,7 @@ def test_a_queued_query_whose_client_goes_away_loses_its_place(stack, quick_queu
 
 def test_a_queued_query_is_refused_after_max_queue_wait_with_the_message(stack, quick_queue):
     holder = connect_to(quick_queue).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     try:
         cursor = connect_to(quick_queue).cursor()
         with pytest.raises(trino.exceptions.TrinoQueryError) as info:
@@ -731,7 +734,7 @@ def test_the_users_policy_then_the_most_generous_group_then_the_default(stack, t
     )
     # The gateway enforces the same answer: dave may run one query at a time.
     holder = connect(stack, tokens["dave"]).cursor()
-    holder.execute(PAGED_QUERY)
+    holder.execute(HOLDING_QUERY)
     try:
         assert "1 of 1 concurrent queries running" in refusal(stack, tokens["dave"]).message
     finally:
