@@ -13,11 +13,12 @@ others; the failure is logged and raised to whoever awaits that operation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +138,10 @@ class AuditLog:
                 self.event_log.write(item.events(result))
             except Exception:
                 self.log.exception("Could not write to the event log %s", self.event_log.path)
-        item.future.set_result(result)
+        # The operation is applied either way; its waiter may have been cancelled (a
+        # request that ended, a service stopping), and then nobody wants the answer.
+        with contextlib.suppress(InvalidStateError):
+            item.future.set_result(result)
 
     def _fail(self, item: _Item, error: Exception) -> None:
         op = getattr(item.op, "func", item.op)  # functools.partial
@@ -147,4 +151,5 @@ class AuditLog:
             error,
             exc_info=error,
         )
-        item.future.set_exception(error)
+        with contextlib.suppress(InvalidStateError):
+            item.future.set_exception(error)

@@ -180,6 +180,29 @@ def test_the_writer_applies_operations_in_order_and_writes_events_after_commit(s
         assert records.get_query(session, "w2") is not None
 
 
+def test_an_operation_whose_waiter_gave_up_is_applied_and_the_writer_carries_on(store):
+    log = AuditLog(store)
+    release = threading.Event()
+    errors: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        blocker = log.submit(lambda _connection: release.wait(10))
+        abandoned = log.submit(functools.partial(records.insert_submitted, row=submitted("gone")))
+        assert abandoned.cancel()  # its request ended before the writer reached it
+        release.set()
+        blocker.result(10)
+        after = log.submit(functools.partial(records.insert_submitted, row=submitted("after")))
+        after.result(10)
+        log.close()
+    finally:
+        threading.excepthook = previous_hook
+    assert errors == []
+    with store.session() as session:
+        assert records.get_query(session, "gone") is not None
+        assert records.get_query(session, "after") is not None
+
+
 def test_concurrent_closers_close_a_query_once(store):
     with store.session() as session:
         records.insert_submitted(session, submitted("race"))
