@@ -107,3 +107,24 @@ def test_sql_after_a_comment_in_the_body_still_completes(shell):
 def test_ipython_keeps_python_completion_outside_sql(shell):
     shell.user_ns["my_variable"] = 1
     assert ("my_variable", "my_vari") in [(t, f) for t, _, f in completions(shell, "my_vari")]
+
+
+def test_the_labextension_knows_the_magics_options():
+    """The JupyterLab extension skips the magic's options to find the SQL it highlights;
+    its lists must be the magic's own."""
+    import re
+    from pathlib import Path
+
+    from datahub.extensions.sql import SqlMagic, _option_names
+
+    source = (
+        Path(__file__).resolve().parents[2] / "extensions" / "labextension" / "src" / "regions.ts"
+    ).read_text()
+
+    def ts_list(name: str) -> set[str]:
+        body = re.search(rf"{name} = \[(.*?)\]", source, re.S).group(1)
+        return set(re.findall(r"'([^']+)'", body))
+
+    flags, valued = _option_names(SqlMagic.sql.parser)
+    assert ts_list("VALUED_OPTIONS") == valued
+    assert ts_list("FLAG_OPTIONS") == flags

@@ -1,0 +1,136 @@
+"""SQL cells as a SQL editor, in a real browser (Debian's Chromium, Playwright) on the real
+stack: the JupyterLab extension highlights the SQL of %%sql cells, and Tab lists what
+the kernel completes from the signed-in user's own Trino metadata."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from datahub.stack import demo
+
+pytestmark = pytest.mark.e2e
+
+
+KERNEL = "Python 3 (DataHub SQL)"
+
+
+def open_welcome_notebook(page, stack, sign_in_form, user: str):
+    """Sign in as *user*; the welcome notebook (with SQL cells) once its kernel is idle."""
+    sign_in_form(page, user, demo.demo_password(user))
+    page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
+    tab = page.get_by_role("tab", name=re.compile("Welcome to DataHub"))
+    expect(tab).to_be_visible(timeout=120_000)
+    notebook = page.locator(f'.lm-DockPanel-widget[aria-labelledby="{tab.get_attribute("id")}"]')
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+        timeout=120_000
+    )
+    return notebook
+
+
+def new_notebook(page, stack, user: str):
+    """A new notebook with the DataHub kernel, opened from a launcher by signed-in *user*
+    (JupyterLab reloaded first: the welcome notebook takes the focus back whenever it
+    finishes opening); its panel once the kernel is idle."""
+    page.goto(f"{stack.hub_url}/user/{user}/lab")
+    page.get_by_role("button", name="New Launcher", exact=True).click()
+    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
+    expect(current).to_have_text("Launcher", timeout=120_000)
+    launcher = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    launcher.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{KERNEL}"]').click()
+    expect(current).to_have_text(re.compile(r"\.ipynb$"))
+    notebook = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+        timeout=120_000
+    )
+    return notebook
+
+
+def new_cell_with(page, notebook, source: str):
+    """A new cell at the end of *notebook* holding *source*, its cursor at the end."""
+    cells = notebook.locator(".jp-Cell")
+    count = cells.count()
+    notebook.get_by_role("button", name="Click to add a cell.").click()
+    expect(cells).to_have_count(count + 1)
+    cell = cells.nth(count)  # stays this cell when running it adds another below
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.insert_text(source)
+    expect(cell.locator(".jp-InputArea-editor")).to_contain_text(source.splitlines()[-1])
+    return cell
+
+
+def patient_completion(page, notebook, run_cell) -> None:
+    """Let completion wait as long as a cold metadata query may take on this busy test
+    machine (the interactive default gives up sooner and offers keywords only)."""
+    cell = new_cell_with(page, notebook, "%config SqlCompleter.timeout = 120.0")
+    run_cell(page, cell)
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"))
+
+
+def completion_list(page, cell) -> list[str]:
+    """Press Tab in *cell* and read the completer's list once it shows."""
+    completer = page.locator(".jp-Completer:not(.lm-mod-hidden)")  # one per open notebook
+    for attempt in range(3):
+        # The cursor is still where the text was typed. The first completion in a schema
+        # runs a metadata query on Trino; on a busy machine JupyterLab may stop waiting
+        # for it (its providerTimeout), and a person presses Tab again.
+        page.keyboard.press("Tab")
+        try:
+            expect(completer).to_be_visible(timeout=30_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    return completer.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
+
+
+def test_sql_in_a_sql_cell_is_highlighted_as_sql(page, stack, sign_in_form, shot):
+    notebook = open_welcome_notebook(page, stack, sign_in_form, "alice")
+    cell = notebook.locator(".jp-CodeCell").filter(has_text="%%sql").first
+    # The extension's marks: the magic, SQL keywords with the SQL classes.
+    expect(cell.locator(".cm-datahub-sql-magic").first).to_have_text("%%sql")
+    keywords = cell.locator(".cm-datahub-sql.tok-keyword")
+    expect(keywords.first).to_be_visible()
+    assert "SELECT" in [k.upper() for k in keywords.all_inner_texts()]
+    # A {{ }} parameter typed into a new notebook's cell is marked as one.
+    notebook = new_notebook(page, stack, "alice")
+    typed = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.nation WHERE n = {{ n }}")
+    params = typed.locator(".cm-datahub-sql-param")
+    expect(params.first).to_be_visible()
+    # Other marks (bracket matching, SQL tokens) may split it into several spans.
+    assert "".join(params.all_inner_texts()) == "{{ n }}"
+    expect(typed.locator(".cm-datahub-sql.tok-keyword").first).to_have_text("SELECT")
+
+
+def test_completion_lists_follow_trinos_rules_for_alice_and_dave(
+    new_page, stack, sign_in_form, shot, run_cell
+):
+    lists = {}
+    for user in ("alice", "dave"):
+        page = new_page()
+        open_welcome_notebook(page, stack, sign_in_form, user)
+        notebook = new_notebook(page, stack, user)
+        patient_completion(page, notebook, run_cell)
+        cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.")
+        lists[user] = completion_list(page, cell)
+        if user == "alice":
+            shot(page, "sql-completion")
+    # Trino lets alice read tpch's customer tables; dave (a contractor) not.
+    assert {"customer", "orders", "nation"} <= set(lists["alice"])
+    assert {"orders", "nation"} <= set(lists["dave"])
+    assert "customer" not in lists["dave"]
+
+
+def test_alias_columns_complete_in_the_browser(page, stack, sign_in_form, run_cell):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, stack, "alice")
+    patient_completion(page, notebook, run_cell)
+    cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.")
+    offered = completion_list(page, cell)
+    assert {"orderkey", "custkey", "totalprice"} <= set(offered)
