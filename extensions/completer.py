@@ -32,6 +32,7 @@ from traitlets.config import Configurable
 
 from datahub.extensions import completion
 from datahub.extensions.metadata_client import MetadataClient
+from datahub.tls import pinned_session
 
 __all__ = ["SqlCompleter", "SqlAtCursor", "register", "sql_at_cursor"]
 
@@ -145,7 +146,9 @@ class SqlCompleter(Configurable):
 
     def client(self, hint: str | None) -> MetadataClient:
         """The metadata client for the magic's current API URL, token and routing hint."""
-        key = (self.magic.api_url, str(self.magic.token), hint, self.timeout, self.cache_seconds)
+        ca_file = getattr(self.magic, "ca_file", "")
+        key = (self.magic.api_url, str(self.magic.token), ca_file, hint)
+        key += (self.timeout, self.cache_seconds)
         client = self._clients.get(key)
         if client is None:
             client = MetadataClient(
@@ -154,6 +157,8 @@ class SqlCompleter(Configurable):
                 hint=hint,
                 timeout=self.timeout,
                 ttl=self.cache_seconds,
+                # The same trust as the magic's own requests (SqlMagic.ca_file).
+                session=pinned_session(ca_file) if ca_file else None,
             )
             self._clients[key] = client
         return client

@@ -128,3 +128,19 @@ def test_the_labextension_knows_the_magics_options():
     flags, valued = _option_names(SqlMagic.sql.parser)
     assert ts_list("VALUED_OPTIONS") == valued
     assert ts_list("FLAG_OPTIONS") == flags
+
+
+def test_metadata_requests_trust_the_magics_ca_file_only(shell, tmp_path):
+    """With SqlMagic.ca_file set, the completion's requests to the service are pinned to
+    it like the magic's own (REQUESTS_CA_BUNDLE cannot widen the trust)."""
+    magic = shell.magics_manager.registry["SqlMagic"]
+    completer = type(magic.completer)(magic)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    shell.run_line_magic("config", f"SqlMagic.ca_file = {str(ca)!r}")
+    try:
+        session = completer.client(None)._session
+        assert session.verify == str(ca) and session.trust_env is False
+    finally:
+        shell.run_line_magic("config", "SqlMagic.ca_file = ''")
+    assert completer.client(None)._session.verify is True
