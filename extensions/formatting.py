@@ -12,7 +12,7 @@ import re
 import sqlglot
 from sqlglot.errors import ParseError, TokenError
 
-__all__ = ["FormatError", "format_cell", "format_sql"]
+__all__ = ["FormatError", "FormattedCell", "format_cell", "format_sql"]
 
 _PARAM = re.compile(r"\{\{.*?\}\}", re.S)
 _PLACEHOLDER = "__datahub_param_{}__"
@@ -48,3 +48,17 @@ def format_cell(cell: str) -> str:
     if not header.lstrip().startswith("%%sql") or not body.strip():
         return cell
     return f"{header}{sep}{format_sql(body)}"
+
+
+class FormattedCell:
+    """What the JupyterLab "Format SQL" command gets back (as JSON) from the kernel: the
+    cell's new text, or the one-sentence reason it stays as it is."""
+
+    def __init__(self, cell: str) -> None:
+        try:
+            self.result = {"text": format_cell(cell)}
+        except FormatError as e:
+            self.result = {"error": str(e)}
+
+    def _repr_json_(self) -> dict[str, str]:
+        return self.result

@@ -134,3 +134,31 @@ def test_alias_columns_complete_in_the_browser(page, stack, sign_in_form, run_ce
     cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.")
     offered = completion_list(page, cell)
     assert {"orderkey", "custkey", "totalprice"} <= set(offered)
+
+
+def test_format_sql_shortcut_lays_out_the_cell(page, stack, sign_in_form):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, stack, "alice")
+    cell = new_cell_with(page, notebook, "%%sql --limit 5\nselect a, b from t where a > {{ n }}")
+    formatted = ["%%sql --limit 5", "SELECT", "a,", "b", "FROM t", "WHERE", "a > {{ n }}"]
+    for attempt in range(2):
+        # Once more if the kernel of the new notebook was still connecting (formatting
+        # formatted SQL changes nothing, so a second press is harmless).
+        page.keyboard.press("Alt+Shift+F")
+        try:
+            expect(cell.locator(".cm-line")).to_have_text(formatted, timeout=60_000)
+            break
+        except AssertionError:
+            if attempt == 1:
+                raise
+
+
+def test_format_sql_leaves_sql_that_does_not_parse_and_says_why(page, stack, sign_in_form):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, stack, "alice")
+    cell = new_cell_with(page, notebook, "%%sql\nSELECT FROM WHERE (")
+    page.keyboard.press("Alt+Shift+F")
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("Cannot format this SQL", timeout=120_000)
+    dialog.get_by_role("button").last.click()
+    expect(cell.locator(".cm-line")).to_have_text(["%%sql", "SELECT FROM WHERE ("])

@@ -36,3 +36,11 @@ def test_sql_that_does_not_parse_is_one_sentence():
 def test_other_cells_are_left_alone():
     assert format_cell("x = 1\nprint(x)") == "x = 1\nprint(x)"
     assert format_cell("%%sql\n") == "%%sql\n"
+
+
+def test_the_frontend_gets_json_text_or_the_error():
+    from datahub.extensions.formatting import FormattedCell
+
+    assert FormattedCell("%%sql\nselect 1")._repr_json_() == {"text": "%%sql\nSELECT\n  1"}
+    error = FormattedCell("%%sql\nSELECT FROM WHERE (")._repr_json_()["error"]
+    assert error.startswith("Cannot format this SQL: ")
