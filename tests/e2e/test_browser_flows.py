@@ -44,7 +44,7 @@ def open_lab(page, stack, sign_in_form, user: str) -> None:
     expect(page.get_by_role("tab", name=re.compile("Welcome to DataHub"))).to_be_visible(
         timeout=120_000
     )
-    page.goto(f"{stack.hub_url}/user/{user}/lab")
+    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
     expect(page.get_by_role("button", name="New Launcher", exact=True)).to_be_visible(
         timeout=120_000
     )

@@ -21,6 +21,8 @@ def open_welcome_notebook(page, stack, sign_in_form, user: str):
     """Sign in as *user*; the welcome notebook (with SQL cells) once its kernel is idle."""
     sign_in_form(page, user, demo.demo_password(user))
     page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
+    # The welcome notebook alone: earlier tests' notebooks are not restored.
+    page.goto(f"{stack.hub_url}/user/{user}/lab/tree/Welcome%20to%20DataHub.ipynb?reset")
     tab = page.get_by_role("tab", name=re.compile("Welcome to DataHub"))
     expect(tab).to_be_visible(timeout=120_000)
     notebook = page.locator(f'.lm-DockPanel-widget[aria-labelledby="{tab.get_attribute("id")}"]')
@@ -34,7 +36,7 @@ def new_notebook(page, stack, user: str):
     """A new notebook with the DataHub kernel, opened from a launcher by signed-in *user*
     (JupyterLab reloaded first: the welcome notebook takes the focus back whenever it
     finishes opening); its panel once the kernel is idle."""
-    page.goto(f"{stack.hub_url}/user/{user}/lab")
+    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
     page.get_by_role("button", name="New Launcher", exact=True).click()
     current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
     expect(current).to_have_text("Launcher", timeout=120_000)
