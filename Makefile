@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql chromium fonts-dejavu-core
 PYTEST_ARGS ?=
 # The browser tests that take the README's pictures (docs/screenshots/*.png).
-SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py
+SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py \
+	tests/e2e/test_sql_editor.py
 
 .PHONY: help install demo test screenshots lint format clean
 
@@ -85,4 +86,6 @@ format:
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf .make build *.egg-info node_modules .datahub
+	rm -rf .make build *.egg-info node_modules .datahub datahub/labextension \
+		extensions/labextension/node_modules extensions/labextension/lib \
+		extensions/labextension/tsconfig.tsbuildinfo
