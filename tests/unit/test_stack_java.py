@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datahub.stack.trino import JavaCandidate, _locked, choose_java, java_version
+from datahub.stack.trino import JavaCandidate, _locked, choose_java, java_candidates, java_version
 
 
 def jdk(name: str, version: int | None, origin: str = "system") -> JavaCandidate:
@@ -47,6 +47,15 @@ def test_java_version_reads_the_jdks_release_file(tmp_path):
 
 def test_a_directory_without_a_jdk_has_no_java_version(tmp_path):
     assert java_version(tmp_path) is None
+
+
+def test_system_jdks_are_the_visible_directories_of_the_jvm_folder(tmp_path):
+    for name in ("temurin-25-jdk-amd64", ".temurin-25-hidden"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "release").write_text('JAVA_VERSION="25.0.1"\n')
+    (tmp_path / ".java-1.17.0-openjdk-amd64.jinfo").write_text("name=java-1.17.0\n")
+    _, system, _ = java_candidates([tmp_path])
+    assert [c.home.name for c in system] == ["temurin-25-jdk-amd64"]
 
 
 def test_a_trino_download_killed_midway_is_cleared_before_the_next(tmp_path):
