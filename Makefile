@@ -9,6 +9,9 @@ PYTHON ?= /usr/bin/python3.11
 BIN := $(VENV)/bin
 APT_PACKAGES := slapd ldap-utils python3.11-venv maven postgresql chromium fonts-dejavu-core
 PYTEST_ARGS ?=
+# Where JupyterLab finds DataHub's prebuilt extension (setup.py's data_files put it there
+# for a regular install).
+LABEXTENSION := $(VENV)/share/jupyter/labextensions/jupyter-datahub
 # The browser tests that take the README's pictures (docs/screenshots/*.png).
 SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py \
 	tests/e2e/test_sql_editor.py
@@ -33,6 +36,8 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@if runuser -u nobody -- test -r "$(CURDIR)/datahub/__init__.py" 2>/dev/null; then \
 		echo "==> Installing this checkout editable (other accounts can read it)"; \
 		$(BIN)/pip install --quiet --no-deps --force-reinstall --editable . ; \
+		echo "==> Linking the JupyterLab extension's build (an editable install has no copy)"; \
+		rm -rf "$(LABEXTENSION)" && ln -s "$(CURDIR)/datahub/labextension" "$(LABEXTENSION)"; \
 	else \
 		echo "==> Installing a copy of this checkout (other accounts cannot read it)"; \
 		$(BIN)/pip install --quiet --no-deps --force-reinstall . ; \
