@@ -11,6 +11,7 @@ import pwd
 import queue
 import re
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -80,6 +81,18 @@ def _has_processes(uid: int) -> bool:
         if re.search(rf"^Uid:\s+{uid}\s", text, re.M):
             return True
     return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def python_handles_interrupts():
+    """Python's own SIGINT handler, as a kernel has, for the tests that interrupt a running
+    query: a suite started in the background by a non-interactive shell inherits SIGINT
+    ignored, and then ``_thread.interrupt_main()`` does nothing and such a test waits for
+    its query (hours on tpch.sf1000) instead of cancelling it."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
