@@ -611,6 +611,16 @@ def _clear_frames(failure: Any) -> None:
         _clear_frames(suppressed)
 
 
+def _page_error(body: bytes) -> tuple[Any, dict[str, Any] | None]:
+    """A whole page parsed, and its ``error`` object (None if it is not JSON or has none)."""
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return None, None
+    error = page.get("error") if isinstance(page, dict) else None
+    return page, error if isinstance(error, dict) else None
+
+
 def without_stack_frames(body: bytes) -> bytes:
     """*body* (a whole result page) without the Java stack frames Trino puts in a failed
     query's ``error.failureInfo``: the message, error code, type and location stay, so
@@ -618,12 +628,8 @@ def without_stack_frames(body: bytes) -> bytes:
     returned unchanged."""
     if b'"failureInfo"' not in body:
         return body
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return body
-    error = page.get("error") if isinstance(page, dict) else None
-    failure = error.get("failureInfo") if isinstance(error, dict) else None
+    page, error = _page_error(body)
+    failure = error.get("failureInfo") if error is not None else None
     if not isinstance(failure, dict):
         return body
     _clear_frames(failure)
@@ -637,12 +643,8 @@ def with_error_message(body: bytes, messages: Mapping[str, str] | None) -> bytes
     quota, said in the quota's words). Other bodies are returned unchanged."""
     if not messages or b'"error"' not in body:
         return body
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return body
-    error = page.get("error") if isinstance(page, dict) else None
-    message = messages.get(error.get("errorName")) if isinstance(error, dict) else None
+    page, error = _page_error(body)
+    message = messages.get(error.get("errorName")) if error is not None else None
     if not isinstance(message, str):
         return body
     error["message"] = message
