@@ -1,10 +1,15 @@
-"""The store's engine, sessions and migrations."""
+"""The store's engine, sessions, migrations, and its threads for the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -15,6 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Store calls that may run at once from the event loop (`Store.run`), by default.
+DEFAULT_THREADS = 8
 
 # Stable constraint names, so migrations can refer to them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -51,10 +62,29 @@ class Store:
 
     ``Store("sqlite:////var/lib/datahub/datahub.sqlite")`` or
     ``Store("postgresql+psycopg://datahub:…@db:5432/datahub")``.
+
+    Store calls block (the database driver is synchronous), so code on the event loop
+    never makes them itself: ``await store.run(fn, *args)`` runs one in the store's own
+    pool of at most *threads* threads and waits for it without blocking the loop. A slow
+    call (a big search, a locked table) then holds one of those threads, never the
+    loop: every other request, and every query's result pages, go on meanwhile. The
+    bound keeps a burst of requests from opening more database connections than the
+    engine's pool holds.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        threads: int = DEFAULT_THREADS,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"A store needs at least one thread, not {threads}.")
         self.url = url
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="datahub-store")
         kwargs: dict = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
@@ -82,6 +112,42 @@ class Store:
         finally:
             session.close()
 
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call the blocking ``fn(*args, **kwargs)`` in the store's threads and wait for
+        its result (or exception) without blocking the event loop.
+
+        The one way code on the event loop uses the store: handlers, pages and features'
+        hooks alike. Calls beyond ``threads`` wait their turn. Example::
+
+            page = await self.store.run(notebooks.search, viewer, query, limit=20)
+        """
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    async def run_in_transaction(
+        self,
+        op: Callable[Concatenate[sa.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``op(connection, *args, **kwargs)`` in one transaction (committed when it
+        returns, rolled back when it raises), in the store's threads like `run`: for
+        functions over a connection, such as those of `datahub.audit.records`::
+
+            rows = await self.store.run_in_transaction(records.list_queries, where=where)
+        """
+        return await self.run(self.transaction, op, *args, **kwargs)
+
+    def transaction(
+        self, op: Callable[Concatenate[sa.Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``op(connection, *args, **kwargs)`` in one transaction, in this thread."""
+        with self.engine.begin() as connection:
+            return op(connection, *args, **kwargs)
+
     def _alembic_config(self, connection: sa.Connection) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
@@ -105,4 +171,7 @@ class Store:
             return set(script.get_heads())
 
     def dispose(self) -> None:
+        """Stop the store's threads (calls already running finish) and close the
+        connections of the engine's pool."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
