@@ -32,7 +32,7 @@ from traitlets.config import Configurable
 
 from datahub.extensions import completion
 from datahub.extensions.metadata_client import MetadataClient
-from datahub.tls import pinned_session
+from datahub.extensions.service_client import ServiceClient
 
 __all__ = ["SqlCompleter", "SqlAtCursor", "register", "sql_at_cursor"]
 
@@ -151,15 +151,11 @@ class SqlCompleter(Configurable):
         key += (self.timeout, self.cache_seconds)
         client = self._clients.get(key)
         if client is None:
-            client = MetadataClient(
-                self.magic.api_url,
-                str(self.magic.token),
-                hint=hint,
-                timeout=self.timeout,
-                ttl=self.cache_seconds,
-                # The same trust as the magic's own requests (SqlMagic.ca_file).
-                session=pinned_session(ca_file) if ca_file else None,
+            # The same service and trust as the magic's own requests (SqlMagic.ca_file).
+            service = ServiceClient(
+                self.magic.api_url, str(self.magic.token), ca_file=ca_file, timeout=self.timeout
             )
+            client = MetadataClient(service, hint=hint, ttl=self.cache_seconds)
             self._clients[key] = client
         return client
 

@@ -1,7 +1,7 @@
-"""``%sql history [N]`` and ``%sql clusters``: the gateway's REST API, as tables.
+"""``%sql history [N]`` and ``%sql clusters``: the service's REST API, as tables.
 
-The DataHub service serves, with the same hub token the queries use
-(``Authorization: Bearer <token>``):
+The DataHub service serves, with the same hub token the queries use (asked through
+:class:`~datahub.extensions.service_client.ServiceClient`):
 
 * ``GET {api}/queries?user=me&limit=N`` →
   ``{"queries": [{"query_id", "user", "acting_admin", "cluster", "state", "sql",
@@ -10,8 +10,9 @@ The DataHub service serves, with the same hub token the queries use
 * ``GET {api}/clusters`` →
   ``{"clusters": [{"name", "routing_group", "healthy", "draining", "running", "queued"}]}``.
 
-:func:`fetch_json` is the only I/O; the rest turns the JSON into typed DataFrames and
-renders them as a compact HTML table with a plain-text twin.
+:func:`fetch_history` and :func:`fetch_clusters` ask the service; the rest turns the
+JSON into typed DataFrames and renders them as a compact HTML table with a plain-text
+twin.
 """
 
 from __future__ import annotations
@@ -21,17 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import requests
 
 from datahub.extensions.progress import human_seconds
-from datahub.tls import pinned_session
+from datahub.extensions.service_client import ServiceClient
 
 __all__ = [
-    "GatewayApiError",
     "clusters_frame",
     "fetch_clusters",
     "fetch_history",
-    "fetch_json",
     "history_frame",
     "render_clusters",
     "render_history",
@@ -56,79 +54,14 @@ CLUSTER_COLUMNS = ["name", "routing_group", "healthy", "draining", "running", "q
 SQL_PREVIEW = 80
 
 
-class GatewayApiError(Exception):
-    """The gateway's API could not answer; the message is one sentence for the user."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [str(self)]
-
-
-def fetch_json(
-    url: str,
-    token: str,
-    params: dict[str, Any] | None = None,
-    what: str = "",
-    ca_file: str = "",
-) -> Any:
-    """GET ``url`` with the hub token; the decoded JSON, or :class:`GatewayApiError`.
-    With ``ca_file``, an https ``url`` is verified against that CA only."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    what = what or url
-    get = pinned_session(ca_file).get if ca_file else requests.get
-    try:
-        response = get(url, params=params, headers=headers, timeout=30)
-    except requests.RequestException as e:
-        raise GatewayApiError(
-            f"Cannot reach the DataHub gateway for {what} ({type(e).__name__}); check "
-            "SqlMagic.api_url or ask your DataHub admin whether the service is up."
-        ) from None
-    if response.status_code == 401:
-        raise GatewayApiError(
-            "The DataHub gateway refused your token; restart your server from the hub "
-            "home page (File → Hub Control Panel → Stop My Server, then Start)."
-        )
-    if response.status_code == 404:
-        raise GatewayApiError(
-            f"This DataHub gateway has no {what} API (HTTP 404 from {url}); "
-            "ask your DataHub admin to upgrade it."
-        )
-    if response.status_code != 200:
-        body = " ".join(response.text.split())[:200]
-        raise GatewayApiError(
-            f"The DataHub gateway answered HTTP {response.status_code} for {what}"
-            + (f": {body}" if body else ".")
-        )
-    try:
-        return response.json()
-    except ValueError:
-        raise GatewayApiError(
-            f"The DataHub gateway answered {what} with something not JSON."
-        ) from None
-
-
-def fetch_history(api_url: str, token: str, limit: int, ca_file: str = "") -> pd.DataFrame:
+def fetch_history(client: ServiceClient, limit: int) -> pd.DataFrame:
     """My most recent ``limit`` queries, newest first."""
-    body = fetch_json(
-        f"{api_url.rstrip('/')}/queries",
-        token,
-        {"user": "me", "limit": int(limit)},
-        "query history",
-        ca_file,
-    )
-    return history_frame(_list(body, "queries"))
+    return history_frame([q for q in client.queries(limit) if isinstance(q, dict)])
 
 
-def fetch_clusters(api_url: str, token: str, ca_file: str = "") -> pd.DataFrame:
+def fetch_clusters(client: ServiceClient) -> pd.DataFrame:
     """The gateway's clusters and their health."""
-    body = fetch_json(f"{api_url.rstrip('/')}/clusters", token, None, "clusters", ca_file)
-    return clusters_frame(_list(body, "clusters"))
-
-
-def _list(body: Any, key: str) -> list[dict[str, Any]]:
-    items = body.get(key) if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        raise GatewayApiError(f"The DataHub gateway's answer has no {key!r} list.")
-    return [item for item in items if isinstance(item, dict)]
+    return clusters_frame([c for c in client.clusters() if isinstance(c, dict)])
 
 
 def _times(values: Sequence[Any]) -> Any:

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 from traitlets import Float, Unicode, default
 from traitlets.config import Configurable
+
+from datahub import wire
+from datahub.extensions.service_client import ServiceClient
 
 __all__ = [
     "DataHubMagics",
@@ -157,8 +159,8 @@ class DataHubMagics(Magics, Configurable):
 
     @default("service_url")
     def _default_service_url(self) -> str:
-        gateway = os.environ.get("DATAHUB_GATEWAY_URL") or "http://127.0.0.1:8765"
-        return gateway.rstrip("/") + "/services/datahub/"
+        gateway = os.environ.get(wire.GATEWAY_URL_ENV) or "http://127.0.0.1:8765"
+        return gateway.rstrip("/") + wire.SERVICE_PREFIX
 
     token = Unicode(
         help="""Hub API token sent to the service: defaults to $JUPYTERHUB_API_TOKEN, the
@@ -168,7 +170,7 @@ class DataHubMagics(Magics, Configurable):
 
     @default("token")
     def _default_token(self) -> str:
-        return _Secret(os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+        return _Secret(os.environ.get(wire.HUB_TOKEN_ENV, ""))
 
     workspace_root = Unicode(
         help="""Root of the workspace as JupyterLab shows it (the home directory by
@@ -217,22 +219,9 @@ class DataHubMagics(Magics, Configurable):
         body = publish_body(args, notebook, workspace_path(path, Path(self.workspace_root)))
         if not self.token:
             raise UsageError("No hub token ($JUPYTERHUB_API_TOKEN) in this kernel's environment.")
-        try:
-            response = httpx.post(
-                self.service_url + "api/notebooks",
-                json=body,
-                headers={"Authorization": f"token {self.token}"},
-                timeout=self.timeout,
-            )
-        except httpx.HTTPError as e:
-            raise UsageError(f"The DataHub service did not answer ({e}); try again.") from None
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {}
-        if response.status_code != 201:
-            message = answer.get("message") or f"HTTP {response.status_code}"
-            raise UsageError(f"Not published: {message}")
+        api_url = self.service_url.rstrip("/") + "/api"
+        # ServiceError is one sentence (no traceback); the service checks every permission.
+        answer = ServiceClient(api_url, str(self.token), timeout=self.timeout).publish(body)
         self.last_published = answer
         self._show(answer)
         return answer

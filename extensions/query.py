@@ -39,16 +39,17 @@ import requests
 import trino
 import trino.client
 import trino.constants
-import trino.mapper
 
+from datahub.extensions import trino_compat
 from datahub.results import ResultBuilder
+from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX
 
 __all__ = ["QueryCancelled", "QueryResult", "cluster_from_uri", "run_query"]
 
 log = logging.getLogger(__name__)
 
 #: The gateway's follow-up URIs name the cluster: ``/v1/dh/{cluster}/{signature}/v1/…``.
-_CLUSTER_IN_URI = re.compile(r"/v1/dh/([A-Za-z0-9_-]{1,64})/")
+_CLUSTER_IN_URI = re.compile(re.escape(FOLLOWUP_PREFIX) + f"({CLUSTER_NAME_PATTERN})/")
 
 #: Response headers that change the client's session; rare, so the client's own (slower)
 #: processing runs only when one is present.
@@ -119,9 +120,8 @@ def run_query(
     ``HttpError``/``TrinoConnectionError``.
     """
     start = time.perf_counter()
-    # The dbapi has no public way to run a statement on a connection's session; this
-    # private call gives exactly what its cursors use.
-    request = connection._create_request()
+    # The dbapi has no public way to run a statement on a connection's session.
+    request = trino_compat.new_request(connection)
     stream = _PageStream(request, sql, http_headers)
     builder: ResultBuilder | None = None
     columns: list[dict[str, Any]] = []
@@ -136,7 +136,7 @@ def run_query(
             data = page.get("data")
             if data:
                 if isinstance(data, dict):  # the spooling protocol
-                    data = _spooled_rows(request, data)
+                    data = trino_compat.spooled_rows(request, data)
                 if builder is None:  # rows before any column list: untyped
                     columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(data[0]))]
                     builder = ResultBuilder(columns)
@@ -174,14 +174,6 @@ def run_query(
     )
 
 
-def _spooled_rows(request: trino.client.TrinoRequest, data: dict[str, Any]) -> list[list[Any]]:
-    """Rows of a spooled-protocol page, decoded by the client (the gateway normally
-    disables spooling, but a direct connection may get it)."""
-    segments = trino.client.TrinoQuery(request, query="")._to_segments(data)
-    mapper = trino.mapper.RowMapperFactory.NO_OP_ROW_MAPPER
-    return list(trino.client.SegmentIterator(segments, mapper))
-
-
 def read_page(request: trino.client.TrinoRequest, response: requests.Response) -> dict[str, Any]:
     """One protocol page as a dict; raises the client's exceptions for errors."""
     if response.status_code != 200:
@@ -194,7 +186,7 @@ def read_page(request: trino.client.TrinoRequest, response: requests.Response) -
     page = orjson.loads(body)
     error = page.get("error")
     if error:
-        raise trino.client.TrinoRequest._process_error(error, page.get("id"))
+        trino_compat.raise_page_error(error, page.get("id"))
     if not _SESSION_HEADERS.isdisjoint(h.lower() for h in response.headers):
         request.process(response)  # applies the session changes to the connection
     return page

@@ -6,59 +6,25 @@ gateway's own listener) with the kernel's hub token and returns a display bundle
     from IPython.display import display
     display(show_quota(os.environ["DATAHUB_GATEWAY_URL"],
                        os.environ["JUPYTERHUB_API_TOKEN"]), raw=True)
+
+Failures raise :class:`~datahub.extensions.service_client.ServiceError` (one sentence).
 """
 
 from __future__ import annotations
 
 import html
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
-__all__ = ["QuotaLookupError", "fetch_quota", "format_quota", "show_quota"]
+from datahub.extensions.service_client import ServiceClient
 
-SERVICE_PREFIX = "/services/datahub/"
-
-
-class QuotaLookupError(Exception):
-    """The quota could not be fetched; shown as its one-line message, no traceback."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def _render_traceback_(self) -> list[str]:
-        return [self.message]
+__all__ = ["fetch_quota", "format_quota", "show_quota"]
 
 
 def fetch_quota(
-    gateway_url: str, token: str, *, prefix: str = SERVICE_PREFIX, timeout: float = 30
+    gateway_url: str, token: str, *, ca_file: str = "", timeout: float = 30
 ) -> dict[str, Any]:
-    """The JSON of ``GET {prefix}api/quota/me`` from the service behind *gateway_url*."""
-    if not gateway_url:
-        raise QuotaLookupError(
-            "No DataHub gateway is configured (DATAHUB_GATEWAY_URL is empty); ask an admin."
-        )
-    url = gateway_url.rstrip("/") + "/" + prefix.strip("/") + "/api/quota/me"
-    # http(s) only: gateway_url comes from the spawner (DATAHUB_GATEWAY_URL).
-    if not url.startswith(("http://", "https://")):
-        raise QuotaLookupError(f"The DataHub gateway URL {gateway_url!r} is not http(s).")
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return json.load(response)
-    except urllib.error.HTTPError as e:
-        try:
-            message = json.load(e).get("message") or e.reason
-        except ValueError:
-            message = e.reason
-        raise QuotaLookupError(f"DataHub refused to show your quota: {message}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise QuotaLookupError(
-            f"Could not reach DataHub at {gateway_url} ({reason}); try again shortly."
-        ) from None
+    """The JSON of ``GET api/quota/me`` from the service behind *gateway_url*."""
+    return ServiceClient.for_gateway(gateway_url, token, ca_file=ca_file, timeout=timeout).quota()
 
 
 def format_quota(report: dict[str, Any]) -> dict[str, str]:

@@ -36,12 +36,12 @@ from IPython.display import display
 from traitlets import Bool, Integer, Unicode, default, validate
 from traitlets.config import Configurable
 
-from datahub import charts
-from datahub.extensions import completer, history, quota
-from datahub.extensions.metadata_client import MetadataUnavailable
+from datahub import charts, wire
+from datahub.extensions import completer, history, quota, trino_compat
 from datahub.extensions.params import bind
 from datahub.extensions.progress import Progress, format_summary, human_seconds
 from datahub.extensions.query import QueryCancelled, QueryResult, run_query
+from datahub.extensions.service_client import TOKEN_REFUSED, ServiceClient, ServiceError
 from datahub.extensions.statement import (
     SentStatement,
     line_and_column,
@@ -50,6 +50,7 @@ from datahub.extensions.statement import (
     wrap_limit,
 )
 from datahub.tls import pinned_session
+from datahub.wire import ACT_AS_HEADER, ROUTING_HEADER
 
 __all__ = [
     "ACT_AS_HEADER",
@@ -64,12 +65,6 @@ __all__ = [
     "wrap_limit",
 ]
 
-#: Header the gateway reads to pick a routing group (cluster) for the query.
-ROUTING_HEADER = "X-DataHub-Routing-Group"
-#: Header with which a hub admin asks the gateway to run the query as another user
-#: (``datahub.identity.ACT_AS_HEADER``; not imported, which would load the hub's
-#: libraries into every kernel).
-ACT_AS_HEADER = "X-DataHub-Act-As"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 CHART_CHOICES = ("none", "auto", *charts.CHART_KINDS)
 
@@ -105,18 +100,7 @@ class _Secret(str):
 _LOCATION_PREFIX = re.compile(r"^line \d+:\d+: ")
 #: Errors whose message is already a sentence for the user, shown as it is: Trino's access
 #: rules, and the gateway's own refusals (quotas, routing, cluster health).
-SENTENCE_ERRORS = frozenset(
-    {
-        "PERMISSION_DENIED",
-        "QUOTA_EXCEEDED",
-        "INVALID_ROUTING_GROUP",
-        "QUEUED_QUERY_EXPIRED",
-        "NO_CLUSTER_AVAILABLE",
-        "CLUSTER_UNREACHABLE",
-        "HUB_UNAVAILABLE",
-        "QUERY_LOST",
-    }
-)
+SENTENCE_ERRORS = wire.DATAHUB_ERROR_NAMES
 
 
 def format_query_error(
@@ -177,10 +161,7 @@ def _gateway_error(err: Exception, gateway_url: str) -> str:
         status = int(m.group(1))
         body = _error_body_text((m.group(2) or "").strip())
         if status == 401:
-            return (
-                "The DataHub gateway refused your token; restart your server from the hub "
-                "home page (File → Hub Control Panel → Stop My Server, then Start)."
-            )
+            return TOKEN_REFUSED
         detail = f": {body[:300]}" if body else "."
         if status == 403:
             return f"The DataHub gateway refused the query{detail}"
@@ -354,7 +335,7 @@ class SqlMagic(Magics, Configurable):
 
     @default("gateway_url")
     def _default_gateway_url(self) -> str:
-        return os.environ.get("DATAHUB_GATEWAY_URL") or "http://127.0.0.1:8765"
+        return os.environ.get(wire.GATEWAY_URL_ENV) or "http://127.0.0.1:8765"
 
     api_url = Unicode(
         help="""Base URL of the DataHub service's REST API, which serves `%sql history`
@@ -364,7 +345,7 @@ class SqlMagic(Magics, Configurable):
 
     @default("api_url")
     def _default_api_url(self) -> str:
-        return self.gateway_url.rstrip("/") + "/services/datahub/api"
+        return wire.service_api_url(self.gateway_url)
 
     token = Unicode(
         help="""Token sent to the gateway as a bearer token (JWT authentication).
@@ -377,7 +358,7 @@ class SqlMagic(Magics, Configurable):
 
     @default("token")
     def _default_token(self) -> str:
-        return _Secret(_env_default("JUPYTERHUB_API_TOKEN"))
+        return _Secret(_env_default(wire.HUB_TOKEN_ENV))
 
     @validate("token")
     def _hide_token(self, proposal: Any) -> str:
@@ -401,7 +382,7 @@ class SqlMagic(Magics, Configurable):
 
     @default("user")
     def _default_user(self) -> str:
-        return _env_default("JUPYTERHUB_USER") or getpass.getuser()
+        return _env_default(wire.HUB_USER_ENV) or getpass.getuser()
 
     display_rows = Integer(
         10, help="How many rows the result table shows; the DataFrame always has them all."
@@ -596,7 +577,7 @@ class SqlMagic(Magics, Configurable):
         if args.limit is not None:
             stmt = wrap_limit(stmt, args.limit)
         conn = self.connection(args.catalog, args.schema, args.act_as)
-        sent = prepare(stmt, conn.cursor()._format_prepared_param, explain_plan=args.explain)
+        sent = prepare(stmt, trino_compat.format_parameter(conn), explain_plan=args.explain)
 
         result = self._run(sent, user_sql, args)
         df = result.frame
@@ -660,30 +641,26 @@ class SqlMagic(Magics, Configurable):
         progress.done(summary)
         return result
 
+    def service(self) -> ServiceClient:
+        """The client of the DataHub service's REST API (``api_url``, the token, the CA)."""
+        return ServiceClient(self.api_url, str(self.token), ca_file=self.ca_file)
+
     def _subcommand(self, name: str, n: int | None, args: Any) -> pd.DataFrame | None:
-        if name == "refresh-completions":  # datahub.extensions.completer
-            try:
-                print(self.completer.refresh())
-            except MetadataUnavailable as err:
-                raise self._error(str(err)) from None
-            return None
-        if name == "quota":
-            try:
-                display(quota.show_quota(self.gateway_url, str(self.token)), raw=True)
-            except quota.QuotaLookupError as err:
-                raise self._error(err.message) from None
-            return None
         try:
+            if name == "refresh-completions":  # datahub.extensions.completer
+                print(self.completer.refresh())
+                return None
+            if name == "quota":
+                display(quota.format_quota(self.service().quota()), raw=True)
+                return None
             if name == "history":
-                df = history.fetch_history(
-                    self.api_url, str(self.token), n or self.history_rows, self.ca_file
-                )
+                df = history.fetch_history(self.service(), n or self.history_rows)
                 render = history.render_history
             else:
-                df = history.fetch_clusters(self.api_url, str(self.token), self.ca_file)
+                df = history.fetch_clusters(self.service())
                 render = history.render_clusters
-        except history.GatewayApiError as err:
-            raise self._error(str(err)) from None
+        except ServiceError as err:
+            raise self._error(err.message) from None
         if args.out:
             self.shell.user_ns[args.out] = df
         if args.no_display:

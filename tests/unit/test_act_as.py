@@ -21,6 +21,7 @@ from datahub import scopes
 from datahub.audit import events, records, views
 from datahub.audit.models import AdminAccess, QueryRecord
 from datahub.extensions import sql as sql_magic
+from datahub.extensions import trino_compat
 from datahub.gateway import protocol
 from datahub.identity import (
     ACT_AS_ADMINS_ONLY,
@@ -323,10 +324,10 @@ def test_as_is_an_option_of_the_magic_with_help():
 def test_a_connection_acting_as_a_user_sends_the_header_on_every_request():
     magic = sql_magic.SqlMagic(shell=None, gateway_url="http://127.0.0.1:1", token="t")
     acting = magic.connection(act_as="alice")
-    assert acting._create_request().http_headers[ACT_AS_HEADER] == "alice"
+    assert trino_compat.new_request(acting).http_headers[ACT_AS_HEADER] == "alice"
     own = magic.connection()
     assert own is not acting
-    assert ACT_AS_HEADER not in own._create_request().http_headers
+    assert ACT_AS_HEADER not in trino_compat.new_request(own).http_headers
 
 
 def test_as_is_refused_for_the_subcommands():

@@ -8,7 +8,8 @@ import datetime as dt
 
 import pytest
 
-from datahub.extensions.quota import QuotaLookupError, fetch_quota, format_quota
+from datahub.extensions.quota import fetch_quota, format_quota
+from datahub.extensions.service_client import ServiceError
 from datahub.quotas import charts
 from datahub.quotas.cli import CLIError, format_user, parse_assignments, parse_subject
 from datahub.quotas.openapi import openapi_document
@@ -176,7 +177,8 @@ def test_the_notebook_bundle_has_text_and_html():
 
 
 def test_the_notebook_explains_a_missing_or_unreachable_gateway():
-    with pytest.raises(QuotaLookupError, match="DATAHUB_GATEWAY_URL is empty"):
+    with pytest.raises(ServiceError, match="DATAHUB_GATEWAY_URL is empty"):
         fetch_quota("", "token")
-    with pytest.raises(QuotaLookupError, match="Could not reach DataHub at http://127.0.0.1:9"):
+    reach = "Cannot reach the DataHub service at http://127.0.0.1:9 to show your quota"
+    with pytest.raises(ServiceError, match=reach):
         fetch_quota("http://127.0.0.1:9", "token", timeout=5)

@@ -139,8 +139,8 @@ def test_metadata_requests_trust_the_magics_ca_file_only(shell, tmp_path):
     ca.write_text("")
     shell.run_line_magic("config", f"SqlMagic.ca_file = {str(ca)!r}")
     try:
-        session = completer.client(None)._session
+        session = completer.client(None).service.session
         assert session.verify == str(ca) and session.trust_env is False
     finally:
         shell.run_line_magic("config", "SqlMagic.ca_file = ''")
-    assert completer.client(None)._session.verify is True
+    assert completer.client(None).service.session.verify is True

@@ -75,7 +75,7 @@ class _Api(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
         url = urlsplit(self.path)
         _Api.requests.append((url.path, parse_qs(url.query), self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        if self.headers.get("Authorization") != f"token {TOKEN}":
             return self._send(401, {"error": "no"})
         routes = {
             "/services/datahub/api/queries": QUERIES,
@@ -176,7 +176,7 @@ def test_history_magic_asks_for_my_queries_with_the_hub_token(magic):
     path, query, auth = _Api.requests[-1]
     assert path == "/services/datahub/api/queries"
     assert query == {"user": ["me"], "limit": ["2"]}
-    assert auth == f"Bearer {TOKEN}"
+    assert auth == f"token {TOKEN}"
     assert df["state"].tolist() == ["FAILED", "RUNNING"]
     assert result_mimebundle(df)["text/plain"].startswith("Your last 2 queries")
 
@@ -201,10 +201,15 @@ def test_dash_o_stores_the_history(magic):
 @pytest.mark.parametrize(
     ("api_path", "token", "message"),
     [
-        ("/services/datahub/api", "wrong", "refused your token"),
-        ("/nowhere", TOKEN, "has no query history API (HTTP 404"),
-        ("/fails", TOKEN, 'answered HTTP 500 for query history: {"error": "database is locked"}'),
-        ("/broken", TOKEN, "something not JSON"),
+        ("/services/datahub/api", "wrong", "DataHub refused your token; restart your server"),
+        ("/nowhere", TOKEN, "has no API to show your query history (HTTP 404 for queries)"),
+        (
+            "/fails",
+            TOKEN,
+            "answered HTTP 500 when asked to show your query history: "
+            '{"error": "database is locked"}',
+        ),
+        ("/broken", TOKEN, "answered something not JSON when asked to show your query history"),
     ],
 )
 def test_api_failures_are_one_sentence(magic, api, api_path, token, message):
@@ -218,7 +223,8 @@ def test_api_failures_are_one_sentence(magic, api, api_path, token, message):
 
 def test_unreachable_gateway_is_one_sentence(magic):
     magic.api_url = "http://127.0.0.1:9/services/datahub/api"
-    with pytest.raises(SqlError, match="Cannot reach the DataHub gateway for clusters"):
+    reach = "Cannot reach the DataHub service at http://127.0.0.1:9 to list the clusters"
+    with pytest.raises(SqlError, match=reach):
         magic.sql("clusters")
 
 

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import trino
 
-from datahub.extensions.query import QueryCancelled, _spooled_rows, cluster_from_uri, run_query
+from datahub.extensions import trino_compat
+from datahub.extensions.query import QueryCancelled, cluster_from_uri, run_query
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
 
@@ -181,4 +182,4 @@ def test_spooled_protocol_pages_are_decoded_by_the_client(conn):
             }
         ],
     }
-    assert _spooled_rows(conn._create_request(), data) == rows
+    assert trino_compat.spooled_rows(trino_compat.new_request(conn), data) == rows

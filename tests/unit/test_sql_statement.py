@@ -10,6 +10,7 @@ import pytest
 import trino
 from IPython.core.error import UsageError
 
+from datahub.extensions import trino_compat
 from datahub.extensions.params import bind
 from datahub.extensions.statement import (
     Statement,
@@ -24,6 +25,11 @@ from datahub.extensions.statement import (
 def cursor():
     # Only its value formatting is used; nothing connects.
     return trino.dbapi.connect(host="localhost", port=1, user="nobody").cursor()
+
+
+def fmt(cursor):
+    """How the magic formats bound values: the trino client's own literal writer."""
+    return trino_compat.format_parameter(cursor.connection)
 
 
 def user(sql):
@@ -53,9 +59,9 @@ def test_limit_rejects_statements_that_are_not_queries():
 
 
 def test_without_parameters_the_statement_goes_as_it_is(cursor):
-    sent = prepare(user("SELECT 1"), cursor._format_prepared_param)
+    sent = prepare(user("SELECT 1"), fmt(cursor))
     assert sent.text == "SELECT 1"
-    sent = prepare(user("SELECT 1"), cursor._format_prepared_param, explain_plan=True)
+    sent = prepare(user("SELECT 1"), fmt(cursor), explain_plan=True)
     assert sent.text == "EXPLAIN SELECT 1"
     assert sent.locate(1, 9) == 0
 
@@ -69,7 +75,7 @@ def test_parameters_are_sent_exactly_as_the_trino_client_sends_them(cursor):
         "f": float("nan"),
     }
     stmt = bind("SELECT {{ s }}, 'it''s', {{ d }}, {{ xs }}, {{ b }}, {{ f }}", values)
-    sent = prepare(stmt, cursor._format_prepared_param)
+    sent = prepare(stmt, fmt(cursor))
     # What cursor.execute(sql, params) sends on a Trino with EXECUTE IMMEDIATE.
     assert sent.text == cursor._execute_immediate_statement(stmt.text, stmt.params).query
     assert sent.text == (
@@ -80,7 +86,7 @@ def test_parameters_are_sent_exactly_as_the_trino_client_sends_them(cursor):
 
 def test_explain_with_parameters_explains_the_bound_statement(cursor):
     stmt = bind("SELECT {{ n }}", {"n": 1})
-    sent = prepare(stmt, cursor._format_prepared_param, explain_plan=True)
+    sent = prepare(stmt, fmt(cursor), explain_plan=True)
     assert sent.text == "EXPLAIN EXECUTE IMMEDIATE 'SELECT ?' USING 1"
 
 
@@ -88,7 +94,7 @@ def test_explain_with_parameters_explains_the_bound_statement(cursor):
 def bound(cursor):
     sql = "SELECT {{ n }}, 'a''b' || 1,\n  nope\nFORM t"
     stmt = bind(sql, {"n": 1})
-    return sql, prepare(stmt, cursor._format_prepared_param)
+    return sql, prepare(stmt, fmt(cursor))
 
 
 def test_semantic_error_on_the_first_line_is_shifted_by_the_literal(bound):
