@@ -12,7 +12,7 @@ from pathlib import Path
 from jupyterhub.scopes import get_scopes_for
 
 from datahub import scopes
-from datahub.authenticator import group_key
+from datahub.ldap.names import group_key
 from datahub.stack.local import STACK_FILE_ENV, load_stack_settings
 from datahub.web.nav import hub_template_nav
 

@@ -611,7 +611,7 @@ class DataHubService(Application):
         asked before an admin acts as someone; None without one."""
         if "DataHubLDAPAuthenticator" not in self.config:
             return None
-        from ..authenticator import DataHubLDAPAuthenticator
+        from ..ldap.authenticator import DataHubLDAPAuthenticator
 
         return DataHubLDAPAuthenticator(parent=self).account_refusal
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 import trino
 
-from datahub import authenticator as messages
+from datahub.ldap import authenticator as messages
 from datahub.stack import demo
 
 PLOTLY = "application/vnd.plotly.v1+json"

@@ -19,8 +19,8 @@ import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPBindError
 
-from datahub import authenticator as auth
-from datahub.authenticator import DataHubLDAPAuthenticator
+from datahub.ldap import authenticator as auth
+from datahub.ldap.authenticator import DataHubLDAPAuthenticator
 from datahub.stack import demo
 from datahub.stack.ldap import Slapd
 from datahub.stack.process import free_port
@@ -259,7 +259,7 @@ def test_the_authenticator_never_binds_without_a_password(slapd):
     authenticator = make_authenticator(slapd)
     server = authenticator.server_list()[0]
     with pytest.raises(LDAPBindError):
-        authenticator.connect(server, demo.user_dn("alice"), "")
+        authenticator.directory().connect(server, demo.user_dn("alice"), "")
     for password in ("", " ", "\t"):
         assert sign_in(authenticator, "alice", password) == (None, auth.EMPTY_PASSWORD)
 
@@ -310,7 +310,7 @@ def test_starttls_with_the_test_ca(slapd):
     authenticator = make_authenticator(slapd)
     server = authenticator.server_list()[0]
     assert server.security == "starttls"
-    conn = authenticator.connect(server, demo.user_dn("alice"), "alice-pass")
+    conn = authenticator.directory().connect(server, demo.user_dn("alice"), "alice-pass")
     assert conn.tls_started
     conn.unbind()
     assert sign_in(authenticator, "alice")[0]["name"] == "alice"
@@ -320,7 +320,7 @@ def test_ldaps_with_the_test_ca(slapd):
     authenticator = make_authenticator(slapd, servers=[slapd.ldaps_url])
     server = authenticator.server_list()[0]
     assert server.security == "ldaps"
-    conn = authenticator.connect(server, demo.user_dn("alice"), "alice-pass")
+    conn = authenticator.directory().connect(server, demo.user_dn("alice"), "alice-pass")
     assert conn.server.ssl
     conn.unbind()
     assert sign_in(authenticator, "alice")[0]["name"] == "alice"

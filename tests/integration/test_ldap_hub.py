@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from datahub import authenticator as messages
 from datahub import names
+from datahub.ldap import authenticator as messages
 from datahub.stack import demo
 from datahub.stack.hub import HubProcess
 from datahub.stack.ldap import Slapd
@@ -222,7 +222,7 @@ c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.tests.mocksu"]
 # DataHub's admin scopes go to the hub group of the LDAP admin group, as in
 # jupyterhub_config.py.
 from datahub import scopes
-from datahub.authenticator import group_key
+from datahub.ldap.names import group_key
 c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
 admin_group = group_key({admins!r}, {groups!r})
 c.JupyterHub.load_roles.append(

@@ -1,165 +1,32 @@
-"""The authenticator's pure decisions, and its flow with the directory replaced by stubs.
+"""The authenticator (datahub.ldap.authenticator): its options, the warnings about
+inherited options it ignores, password checks, and its flow with the directory replaced by
+stubs. DNs and group names are in test_ldap_names.py, server order in test_ldap_servers.py.
 
 The same flows against a real slapd are in tests/integration/test_ldap_*.py.
 """
 
 import asyncio
+import logging
 import ssl
+from pathlib import Path
 
 import pytest
 from ldap3.core.exceptions import LDAPBindError
+from ldapauthenticator import LDAPAuthenticator
 from traitlets import TraitError
+from traitlets.config import Config
 
-from datahub import authenticator as auth
+import datahub.authenticator
 from datahub import names
-from datahub.authenticator import (
-    Account,
-    DataHubLDAPAuthenticator,
-    LDAPServer,
-    ServerHealth,
-    dn_key,
-    dn_within,
-    group_key,
-    is_member,
-    merge_groups,
-    parse_server_url,
-    password_problem,
-)
+from datahub.ldap import authenticator as auth
+from datahub.ldap import options
+from datahub.ldap.authenticator import DataHubLDAPAuthenticator, password_problem
+from datahub.ldap.directory import Account, DirectoryError, DirectoryUnavailable
+from datahub.ldap.servers import LDAPServer
 
 GROUPS = "ou=groups,dc=example,dc=com"
 ANALYSTS = f"cn=analysts,{GROUPS}"
 ADMINS = f"cn=hub-admins,{GROUPS}"
-
-
-# --- Server URLs and failover order ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "strategy", "expected"),
-    [
-        ("ldap://ldap1.example.com", "before_bind", ("ldap1.example.com", 389, "starttls")),
-        ("ldap://ldap1.example.com:1389", "insecure", ("ldap1.example.com", 1389, "plain")),
-        ("ldaps://ldap1.example.com", "before_bind", ("ldap1.example.com", 636, "ldaps")),
-        ("ldaps://ldap1.example.com:1636/", "insecure", ("ldap1.example.com", 1636, "ldaps")),
-        ("ldap://10.0.0.5:3389", "on_connect", ("10.0.0.5", 3389, "ldaps")),
-        ("ldap://[::1]:389", "before_bind", ("::1", 389, "starttls")),
-    ],
-)
-def test_server_urls_say_where_and_how_to_connect(url, strategy, expected):
-    server = parse_server_url(url, strategy)
-    assert (server.host, server.port, server.security) == expected
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["http://ldap.example.com", "ldap.example.com", "ldap://", "ldap://h:99999", "ldap://h/dc=x"],
-)
-def test_malformed_server_urls_are_refused(url):
-    with pytest.raises(ValueError):
-        parse_server_url(url)
-
-
-def test_server_url_round_trips():
-    assert LDAPServer("::1", 636, "ldaps").url == "ldaps://[::1]:636"
-    assert parse_server_url("ldap://h:1389").url == "ldap://h:1389"
-
-
-def test_failed_servers_go_last_until_they_may_be_retried():
-    a, b, c = (LDAPServer(h, 389, "starttls") for h in ("a", "b", "c"))
-    health = ServerHealth(retry_after=60)
-    assert health.order([a, b, c], now=0) == [a, b, c]
-    health.failed(a, now=10)
-    assert health.order([a, b, c], now=11) == [b, c, a]
-    health.failed(b, now=20)
-    # Both failed: still tried (oldest failure first), after the healthy one.
-    assert health.order([a, b, c], now=21) == [c, a, b]
-    assert health.order([a, b, c], now=71) == [a, c, b]  # a may be retried
-    health.succeeded(b)
-    assert health.order([a, b, c], now=71) == [a, b, c]
-
-
-# --- DNs and groups ----------------------------------------------------------------------
-
-
-def test_dns_compare_regardless_of_case_and_spaces():
-    assert dn_key("CN=Analysts, OU=Groups,dc=Example,DC=com") == dn_key(ANALYSTS)
-    assert dn_key(ANALYSTS) != dn_key(ADMINS)
-    with pytest.raises(ValueError):
-        dn_key("not a dn")
-
-
-def test_dn_within_a_base():
-    assert dn_within(ANALYSTS, GROUPS)
-    assert dn_within(ANALYSTS, "OU=Groups, DC=example,DC=com")
-    assert dn_within(GROUPS, GROUPS)
-    assert not dn_within("cn=analysts,ou=other,dc=example,dc=com", GROUPS)
-    assert not dn_within("dc=com", GROUPS)
-    assert dn_within(ANALYSTS, "")
-    assert not dn_within("garbage", GROUPS)
-
-
-@pytest.mark.parametrize(
-    ("dn", "name"),
-    [
-        (ANALYSTS, "analysts"),
-        (f"CN=Data Team,{GROUPS}", "Data Team"),
-        (f"cn=Smith\\, John,{GROUPS}", "Smith, John"),
-        (f"cn=caf\\C3\\A9,{GROUPS}", "café"),
-        ("not a dn", None),
-    ],
-)
-def test_a_group_directly_below_the_base_is_named_by_its_rdn_value(dn, name):
-    assert group_key(dn, GROUPS) == name
-
-
-@pytest.mark.parametrize(
-    ("dn", "name"),
-    [
-        (f"cn=admins,ou=sales,{GROUPS}", "admins@sales"),
-        (f"cn=admins,ou=it,{GROUPS}", "admins@it"),
-        (f"cn=admins,ou=emea,ou=sales,{GROUPS}", "admins@emea@sales"),
-        # Names that could pass for another group's are left out.
-        (f"cn=admins@sales,{GROUPS}", None),
-        (f"cn=admins+ou=sales,{GROUPS}", None),
-        (f"cn=admins,ou=sal@es,{GROUPS}", None),
-        ("cn=admins,ou=groups,dc=other,dc=com", None),  # outside the base
-        (GROUPS, None),  # the base itself
-    ],
-)
-def test_groups_in_ous_below_the_base_are_named_by_their_path(dn, name):
-    assert group_key(dn, GROUPS) == name
-
-
-def test_same_named_groups_in_different_ous_never_share_a_hub_name():
-    names_ = {group_key(f"cn=admins,{ou}{GROUPS}", GROUPS) for ou in ("", "ou=it,", "ou=sales,")}
-    assert names_ == {"admins", "admins@it", "admins@sales"}
-
-
-def test_groups_from_search_and_memberof_are_merged_once():
-    searched = [ANALYSTS, f"cn=unix,{GROUPS}"]
-    member_of = [
-        "CN=Analysts,OU=Groups,DC=example,DC=com",  # same group, other spelling
-        ADMINS,
-        f"cn=hub-admins,ou=sales,{GROUPS}",  # same name, another OU: another group
-        "cn=elsewhere,ou=apps,dc=example,dc=com",  # outside the group base
-        "not a dn",
-    ]
-    merged = merge_groups(searched, member_of, GROUPS)
-    assert merged == [
-        (ANALYSTS, "analysts"),
-        (ADMINS, "hub-admins"),
-        (f"cn=hub-admins,ou=sales,{GROUPS}", "hub-admins@sales"),
-        (f"cn=unix,{GROUPS}", "unix"),
-    ]
-    # Without a base, every group counts, named by its whole DN.
-    assert [name for _, name in merge_groups([], [ADMINS], "")] == ["hub-admins@groups@example@com"]
-
-
-def test_membership_compares_dns_not_strings():
-    assert is_member(["CN=ANALYSTS,ou=groups,dc=example,dc=com"], [ANALYSTS])
-    assert not is_member([ADMINS], [ANALYSTS])
-    assert not is_member([], [ANALYSTS])
-    assert not is_member(["garbage"], ["garbage"])
 
 
 # --- Passwords ------------------------------------------------------------------------------
@@ -219,7 +86,7 @@ def test_defaults_refresh_before_spawn_and_verify_certificates(authenticator):
     assert authenticator.manage_groups is True
     assert authenticator.refresh_pre_spawn is True
     assert authenticator.auth_refresh_strict is True
-    tls = authenticator.tls_settings()
+    tls = authenticator.directory().tls_settings()
     assert tls.validate == ssl.CERT_REQUIRED
 
 
@@ -227,15 +94,15 @@ def test_tls_kwargs_override_the_defaults(authenticator, tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("not read until a connection is made")
     authenticator.tls_ca_file = str(ca)
-    assert authenticator.tls_settings().ca_certs_file == str(ca)
+    assert authenticator.directory().tls_settings().ca_certs_file == str(ca)
     authenticator.tls_kwargs = {"validate": ssl.CERT_NONE}
-    assert authenticator.tls_settings().validate == ssl.CERT_NONE
+    assert authenticator.directory().tls_settings().validate == ssl.CERT_NONE
 
 
 def test_a_missing_ca_file_is_a_directory_error(authenticator, tmp_path):
     authenticator.tls_ca_file = str(tmp_path / "missing.pem")
-    with pytest.raises(auth.DirectoryError, match="TLS"):
-        authenticator.tls_settings()
+    with pytest.raises(DirectoryError, match="TLS"):
+        authenticator.directory().tls_settings()
 
 
 def test_servers_from_server_address_follow_tls_strategy():
@@ -257,10 +124,10 @@ def test_bad_configuration_is_refused_at_startup():
 
 
 def test_never_binds_without_a_password(authenticator):
-    server = authenticator.server_list()[0]
+    directory = authenticator.directory()
     for user, password in [("uid=alice,dc=x", ""), ("", "pw"), (None, None)]:
         with pytest.raises(LDAPBindError):
-            authenticator.connect(server, user, password)
+            directory.connect(directory.servers[0], user, password)
 
 
 def test_hub_names_follow_datahub_names(authenticator):
@@ -323,8 +190,8 @@ def test_admin_users_stay_admins(authenticator, monkeypatch):
         (account(disabled=True), auth.ACCOUNT_DISABLED),
         (account(groups=[]), auth.NOT_ALLOWED),
         (account(name="Ａlice"), names.INVALID_USERNAME),  # the directory's own name is bad
-        (auth.DirectoryUnavailable(["ldap1: refused"]), auth.DIRECTORY_DOWN),
-        (auth.DirectoryError("two entries match"), auth.DIRECTORY_ERROR),
+        (DirectoryUnavailable(["ldap1: refused"]), auth.DIRECTORY_DOWN),
+        (DirectoryError("two entries match"), auth.DIRECTORY_ERROR),
     ],
     ids=["wrong", "disabled", "not-allowed", "bad-dir-name", "down", "dir-error"],
 )
@@ -398,7 +265,7 @@ def test_refresh_signs_out_accounts_the_directory_revoked(authenticator, monkeyp
 
 @pytest.mark.parametrize(
     "error",
-    [auth.DirectoryUnavailable(["ldap1: timed out"]), auth.DirectoryError("search refused")],
+    [DirectoryUnavailable(["ldap1: timed out"]), DirectoryError("search refused")],
     ids=["down", "error"],
 )
 def test_refresh_keeps_people_signed_in_when_the_directory_cannot_answer(
@@ -424,3 +291,120 @@ def test_account_refusal_says_why_someone_may_not_be_acted_as(
     authenticator.blocked_users = blocked
     monkeypatch.setattr(authenticator, "lookup_account", lambda username: outcome)
     assert asyncio.run(authenticator.account_refusal("alice")) == reason
+
+
+# --- The directory the options describe ---------------------------------------------------------
+
+
+def test_the_directory_is_built_from_the_current_options(authenticator):
+    directory = authenticator.directory()
+    assert [s.url for s in directory.servers] == [
+        "ldaps://ldap1.example.com:636",
+        "ldap://ldap2.example.com:389",
+    ]
+    assert directory.search_user == "uid=hub,ou=services,dc=example,dc=com"
+    assert directory.user_search_base == "ou=people,dc=example,dc=com"
+    assert directory.name_attribute == "uid"  # user_attribute, without lookup_dn_user_dn_attribute
+    assert directory.group_search_base == GROUPS
+    authenticator.lookup_dn_user_dn_attribute = "cn"
+    assert authenticator.directory().name_attribute == "cn"
+    # Each question gets a fresh Directory; what failed recently is remembered across them.
+    assert authenticator.directory().health is directory.health
+
+
+# --- Inherited options DataHub ignores -----------------------------------------------------------
+
+#: A value a deployment might set for each ignored option.
+IGNORED_VALUES = {
+    "bind_dn_template": "uid={username},ou=people,dc=example,dc=com",
+    "use_lookup_dn_username": True,
+    "group_search_filter": "(member={userdn})",
+    "group_attributes": ["member"],
+    "attributes": ["mail"],
+}
+
+
+def started(caplog, config: Config) -> list[str]:
+    """The warnings logged while an authenticator starts with ``config``."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        DataHubLDAPAuthenticator(config=config)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("section", ["DataHubLDAPAuthenticator", "LDAPAuthenticator"])
+@pytest.mark.parametrize("name", sorted(options.IGNORED_OPTIONS))
+def test_an_ignored_inherited_option_is_named_in_one_warning_at_startup(caplog, section, name):
+    config = Config()
+    config[section][name] = IGNORED_VALUES[name]
+    assert started(caplog, config) == [
+        f"{section}.{name} is set, but DataHub ignores it ({options.IGNORED_OPTIONS[name]}); "
+        "remove it from the configuration."
+    ]
+
+
+def test_lookup_dn_false_is_named_in_a_warning_and_true_is_not(caplog):
+    config = Config()
+    config.DataHubLDAPAuthenticator.lookup_dn = True
+    assert started(caplog, config) == []
+    config.DataHubLDAPAuthenticator.bind_dn_template = IGNORED_VALUES["bind_dn_template"]
+    config.DataHubLDAPAuthenticator.lookup_dn = False
+    warnings = started(caplog, config)
+    assert len(warnings) == 2
+    assert "DataHubLDAPAuthenticator.bind_dn_template is set" in warnings[0]
+    assert warnings[1].startswith("DataHubLDAPAuthenticator.lookup_dn is set to False, but DataHub")
+
+
+def test_the_options_datahub_uses_start_without_warnings(caplog):
+    # The options of jupyterhub_config.py and the inherited ones DataHub reads.
+    config = Config()
+    a = config.DataHubLDAPAuthenticator
+    a.server_address = "ldap.example.com"
+    a.server_port = 389
+    a.tls_strategy = "before_bind"
+    a.tls_kwargs = {"validate": ssl.CERT_REQUIRED}
+    a.lookup_dn = True
+    a.lookup_dn_search_user = "uid=hub,ou=services,dc=example,dc=com"
+    a.lookup_dn_search_password = "search-secret"
+    a.lookup_dn_search_filter = "({login_attr}={login})"
+    a.lookup_dn_user_dn_attribute = "uid"
+    a.user_search_base = "ou=people,dc=example,dc=com"
+    a.user_attribute = "uid"
+    a.search_filter = "(employeeType=staff)"
+    a.auth_state_attributes = ["mail"]
+    a.group_search_base = GROUPS
+    a.allowed_groups = [ANALYSTS]
+    a.admin_groups = [ADMINS]
+    a.auth_refresh_age = 300
+    config.LDAPAuthenticator.valid_username_regex = names.USERNAME_PATTERN
+    assert started(caplog, config) == []
+
+
+#: Inherited options neither read by name nor in IGNORED_OPTIONS, and why that is right.
+HANDLED_UPSTREAM = {
+    "use_ssl": "ldapauthenticator turns use_ssl=True into tls_strategy, which DataHub reads",
+    "escape_userdn": "ldapauthenticator itself warns that it has no effect",
+    "lookup_dn": "DataHub's own (always on); False is warned about",
+}
+
+
+def test_every_inherited_option_is_either_read_or_named_as_ignored():
+    source = "\n".join(p.read_text() for p in Path(auth.__file__).parent.glob("*.py"))
+    for name in LDAPAuthenticator.class_own_traits(config=True):
+        read = f"self.{name}" in source
+        if name in options.IGNORED_OPTIONS:
+            assert not read, f"DataHub reads {name} now; take it out of IGNORED_OPTIONS"
+        elif name not in HANDLED_UPSTREAM:
+            assert read, f"DataHub never reads LDAPAuthenticator.{name}; add it to IGNORED_OPTIONS"
+
+
+# --- The former module path ------------------------------------------------------------------
+
+
+def test_configuration_files_may_still_name_the_former_module():
+    from traitlets.utils.importstring import import_item
+
+    assert import_item("datahub.authenticator.DataHubLDAPAuthenticator") is (
+        DataHubLDAPAuthenticator
+    )
+    assert datahub.authenticator.group_key(ANALYSTS, GROUPS) == "analysts"
