@@ -27,22 +27,37 @@ from typing import Any
 
 from tornado import web
 
-from ..identity import ACT_AS_HEADER, IdentityUnavailable, normalize_username
+from ..identity import ACT_AS_HEADER, IdentityResolver, IdentityUnavailable, normalize_username
 from ..names import UsernameError, validate_username
-from ..quotas.handlers import QuotaMixin
+from ..quotas.manager import QuotaManager
 from ..scopes import AUDIT as AUDIT_SCOPE
-from ..web.base import APIHandler, PageHandler, needs_scope
+from ..web.base import APIHandler, BaseHandler, PageHandler, needs_scope
 from ..web.fetch_metadata import is_page_navigation, is_program_call
 from . import records, views
+from .log import AuditLog
 
 #: How many admin views of their account a user's history page lists.
 ACCESS_ROWS = 20
 
 
-class _QueriesMixin:
+class AuditHandler(BaseHandler):
+    """Base of the feature's handlers: the audit's writer (the service's
+    ``datahub_audit`` part) for what they record; reads go through ``self.store``."""
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.settings["datahub_audit"]
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """The configured clusters' names, for the history's filter."""
+        return list(self.settings["datahub_clusters"])
+
+
+class _QueriesMixin(AuditHandler):
     """Filters from the query string, with the one rule: others' queries are for admins."""
 
-    def query_filter(self: Any, default_user: str = "me") -> records.QueryFilter:
+    def query_filter(self, default_user: str = "me") -> records.QueryFilter:
         user = (self.get_argument("user", default_user) or default_user).strip()
         if user in ("me", ""):
             user = self.user_name
@@ -64,13 +79,11 @@ class _QueriesMixin:
         except views.FilterError as e:
             raise web.HTTPError(400, str(e)) from None
 
-    async def load(self: Any, where: records.QueryFilter) -> list[dict[str, Any]]:
-        return await self.service.audit.run(functools.partial(records.list_queries, where=where))
+    async def load(self, where: records.QueryFilter) -> list[dict[str, Any]]:
+        return await self.store.run_in_transaction(records.list_queries, where=where)
 
-    async def load_one(self: Any, query_id: str) -> dict[str, Any]:
-        record = await self.service.audit.run(
-            functools.partial(records.get_query, query_id=query_id)
-        )
+    async def load_one(self, query_id: str) -> dict[str, Any]:
+        record = await self.store.run_in_transaction(records.get_query, query_id=query_id)
         # Someone else's query is as absent as a missing one, unless you are an admin.
         if record is None or (record["user"] != self.user_name and not self.has_scope(AUDIT_SCOPE)):
             raise web.HTTPError(404, f"No query {query_id} of yours is recorded.")
@@ -115,7 +128,7 @@ class _QueryListPage(_QueriesMixin, PageHandler):
             rows=[views.page_row(r) for r in rows],
             where=_form_values(where),
             states=views.STATES,
-            clusters=list(self.service.cluster_map),
+            clusters=self.cluster_names,
             accesses=[views.page_access(a) for a in accesses or ()],
         )
 
@@ -127,8 +140,8 @@ class MyQueriesPage(_QueryListPage):
     @web.authenticated
     async def get(self) -> None:
         where = self.query_filter()
-        accesses = await self.service.audit.run(
-            functools.partial(records.admin_accesses, user=self.user_name, limit=ACCESS_ROWS)
+        accesses = await self.store.run_in_transaction(
+            records.admin_accesses, user=self.user_name, limit=ACCESS_ROWS
         )
         await self.render_list(where, "queries", "Query history", everyone=False, accesses=accesses)
 
@@ -158,7 +171,7 @@ class QueryPage(_QueriesMixin, PageHandler):
         )
 
 
-class _UserViewMixin(QuotaMixin):
+class _UserViewMixin(_QueriesMixin):
     """One user's account as an admin sees it, recorded for the user."""
 
     #: Whether a request is one the admin meant to send (from its headers), and the
@@ -166,7 +179,17 @@ class _UserViewMixin(QuotaMixin):
     deliberate: Callable[[Mapping[str, str]], bool]
     not_deliberate: str
 
-    async def user_view(self: Any, name: str, what: str) -> dict[str, Any]:
+    @property
+    def quotas(self) -> QuotaManager:
+        """The quota feature's manager (``datahub_quotas``), for the user's quota."""
+        return self.settings["datahub_quotas"]
+
+    @property
+    def identity_resolver(self) -> IdentityResolver:
+        """Asks the hub about users (``datahub_identity``)."""
+        return self.settings["datahub_identity"]
+
+    async def user_view(self, name: str, what: str) -> dict[str, Any]:
         """The user's hub groups, history and quota; records that the admin looked."""
         if not type(self).deliberate(self.request.headers):
             raise web.HTTPError(403, self.not_deliberate)
@@ -175,7 +198,7 @@ class _UserViewMixin(QuotaMixin):
         except UsernameError:
             name = ""
         try:
-            model = await self.service.identity_resolver.hub_user(name) if name else None
+            model = await self.identity_resolver.hub_user(name) if name else None
         except IdentityUnavailable as e:
             raise web.HTTPError(503, str(e)) from None
         if model is None:
@@ -183,7 +206,8 @@ class _UserViewMixin(QuotaMixin):
         name = model["name"]
         groups = list(model.get("groups") or ())
         if name != self.user_name:
-            await self.service.audit.run(
+            # Through the audit's writer, in order with everything else it records.
+            await self.audit.run(
                 functools.partial(
                     records.record_admin_access, admin=self.user_name, user=name, what=what
                 )
@@ -194,12 +218,12 @@ class _UserViewMixin(QuotaMixin):
             "groups": groups,
             "admin": bool(model.get("admin")),
             "queries": queries,
-            "quota": await self.user_report(name, groups),
-            "act_as": self.service.allow_admin_act_as,
+            "quota": await self.quotas.report(name, groups),
+            "act_as": bool(self.settings["datahub_allow_admin_act_as"]),
         }
 
 
-class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
+class AdminUserAPI(_UserViewMixin, APIHandler):
     """``GET {prefix}api/admin/users/{name}``: one user's history and quota (admins)."""
 
     deliberate = staticmethod(is_program_call)
@@ -220,7 +244,7 @@ class AdminUserAPI(_UserViewMixin, _QueriesMixin, APIHandler):
         )
 
 
-class AdminUserPage(_UserViewMixin, _QueriesMixin, PageHandler):
+class AdminUserPage(_UserViewMixin, PageHandler):
     """``{prefix}admin/users/{name}``: one user's history and quota (admins)."""
 
     deliberate = staticmethod(is_page_navigation)

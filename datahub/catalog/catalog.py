@@ -19,13 +19,11 @@ import httpx
 from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..wire import ROUTING_HEADER, STATEMENT_PATH, TRINO_SOURCE_HEADER, TRINO_USER_HEADER
 from .cache import MetadataCache
 from .queries import MetadataRequest, shape, statement
 
 __all__ = ["MetadataCatalog", "MetadataError", "gateway_listener_url"]
-
-#: The gateway's routing hint header (datahub.gateway.routing.ROUTING_HEADER).
-ROUTING_HEADER = "X-DataHub-Routing-Group"
 
 
 class MetadataError(Exception):
@@ -34,7 +32,11 @@ class MetadataError(Exception):
 
 
 class MetadataCatalog(LoggingConfigurable):
-    """Answers metadata questions for the caller, through the gateway, cached per user."""
+    """Answers metadata questions for the caller, through the gateway, cached per user.
+
+    The service builds one in `DataHubService.init` (its ``datahub_catalog`` part),
+    setting ``gateway_url`` to its own listener when the configuration leaves it empty.
+    """
 
     ttl = Float(
         300.0,
@@ -85,15 +87,6 @@ class MetadataCatalog(LoggingConfigurable):
         """,
     ).tag(config=True)
 
-    @classmethod
-    def for_service(cls, service: Any) -> MetadataCatalog:
-        """The catalog of a running DataHubService (configured from its file), sending
-        statements to its own gateway listener unless gateway_url says otherwise."""
-        catalog = cls(parent=service, log=service.log)
-        if not catalog.gateway_url:
-            catalog.gateway_url = gateway_listener_url(service.ip, service.port)
-        return catalog
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = MetadataCache(self.ttl, self.max_entries)
@@ -136,9 +129,9 @@ class MetadataCatalog(LoggingConfigurable):
         """Run *sql* through the gateway with the caller's *authorization*; its rows."""
         headers = {
             "Authorization": authorization,
-            "X-Trino-Source": self.source,
+            TRINO_SOURCE_HEADER: self.source,
             # The gateway sets the session user from the token; Trino wants the header.
-            "X-Trino-User": "datahub-metadata",
+            TRINO_USER_HEADER: "datahub-metadata",
         }
         if hint:
             headers[ROUTING_HEADER] = hint
@@ -146,7 +139,7 @@ class MetadataCatalog(LoggingConfigurable):
         rows: list[list] = []
         try:
             response = await client.post(
-                self.gateway_url.rstrip("/") + "/v1/statement", content=sql, headers=headers
+                self.gateway_url.rstrip("/") + STATEMENT_PATH, content=sql, headers=headers
             )
             while True:
                 page = _page(response)

@@ -32,7 +32,8 @@ __all__ = ["default_handlers"]
 class _MetadataHandler(APIHandler):
     @property
     def metadata(self) -> MetadataCatalog:
-        return self.settings["metadata_catalog"]
+        """The service's metadata catalog (its ``datahub_catalog`` part)."""
+        return self.settings["datahub_catalog"]
 
 
 class MetadataAPI(_MetadataHandler):

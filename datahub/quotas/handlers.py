@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 import plotly
@@ -23,7 +21,7 @@ from tornado import web
 
 from ..scopes import QUOTAS as QUOTAS_SCOPE
 from ..spawners.local import limits_notice
-from ..web.base import APIHandler, PageHandler, needs_scope
+from ..web.base import APIHandler, BaseHandler, PageHandler, needs_scope
 from . import charts, storage
 from .manager import QuotaManager
 from .openapi import openapi_document
@@ -42,20 +40,16 @@ from .resource_groups import resource_groups
 STATIC = Path(__file__).with_name("static")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data"
 
-T = TypeVar("T")
-
 _NAME = r"([^/]+)"
 
 
-class QuotaMixin:
-    """The feature's manager, and store calls off the event loop."""
+class QuotaHandler(BaseHandler):
+    """Base of the feature's handlers: its manager (the service's ``datahub_quotas``
+    part). Store calls go through ``self.store.run``, off the event loop."""
 
     @property
     def quotas(self) -> QuotaManager:
-        return QuotaManager.for_service(self.service)  # type: ignore[attr-defined]
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        return self.settings["datahub_quotas"]
 
     def subject(self, scope: str, name: str | None) -> tuple[str, str]:
         """A policy's subject from the URL, normalized; 400 when it is not one."""
@@ -66,32 +60,13 @@ class QuotaMixin:
 
     async def me(self) -> dict[str, Any]:
         """The caller's effective policy, today's usage and when it resets."""
-        name = self.user_name  # type: ignore[attr-defined]
-        groups = self.user_groups  # type: ignore[attr-defined]
-        return await self.user_report(name, groups)
-
-    async def user_report(self, name: str, groups: list[str]) -> dict[str, Any]:
-        quotas = self.quotas
-        now = quotas.now()
-        policy = await self.call(quotas.effective, name, groups)
-        usage = await self.call(
-            storage.user_usage, quotas.store, name, quotas.days.day_of(now), now
-        )
-        return {
-            "user": name,
-            "groups": groups,
-            **policy.to_json(),
-            "usage": usage,
-            "lines": usage_lines(policy.limits, usage, policy.sources),
-            **quotas.reset_info(),
-            "contact": quotas.admin_contact,
-        }
+        return await self.quotas.report(self.user_name, self.user_groups)
 
 
 # ------------------------------------------------------------------ REST API
 
 
-class MeAPI(QuotaMixin, APIHandler):
+class MeAPI(QuotaHandler, APIHandler):
     """``GET api/quota/me``: your limits (and where each comes from) and today's usage."""
 
     @web.authenticated
@@ -106,12 +81,12 @@ def _policy_body(handler: APIHandler) -> dict[str, Any]:
     return body["limits"]
 
 
-class PoliciesAPI(QuotaMixin, APIHandler):
+class PoliciesAPI(QuotaHandler, APIHandler):
     """``GET api/quota/policies``: every stored policy."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
-        policies = await self.call(storage.list_policies, self.quotas.store)
+        policies = await self.store.run(storage.list_policies, self.store)
         self.write_json(
             {
                 "policies": policies,
@@ -124,14 +99,14 @@ class PoliciesAPI(QuotaMixin, APIHandler):
         )
 
 
-class PolicyAPI(QuotaMixin, APIHandler):
+class PolicyAPI(QuotaHandler, APIHandler):
     """``api/quota/policies/default`` and ``api/quota/policies/{group|user}/{name}``:
     read (GET), replace (PUT), change some limits (PATCH), delete (DELETE)."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self, scope: str, name: str | None = None) -> None:
         scope, name = self.subject(scope, name)
-        policy = await self.call(storage.get_policy, self.quotas.store, scope, name)
+        policy = await self.store.run(storage.get_policy, self.store, scope, name)
         if policy is None:
             raise web.HTTPError(404, f"There is no policy for {scope} {name}.")
         self.write_json({"scope": scope, "name": name, "limits": limits_to_json(policy.limits)})
@@ -140,9 +115,9 @@ class PolicyAPI(QuotaMixin, APIHandler):
         scope, name = self.subject(scope, name)
         limits = _policy_body(self)
         try:
-            before, after = await self.call(
+            before, after = await self.store.run(
                 storage.set_policy,
-                self.quotas.store,
+                self.store,
                 scope,
                 name,
                 limits,
@@ -165,9 +140,9 @@ class PolicyAPI(QuotaMixin, APIHandler):
     @needs_scope(QUOTAS_SCOPE)
     async def delete(self, scope: str, name: str | None = None) -> None:
         scope, name = self.subject(scope, name)
-        before = await self.call(
+        before = await self.store.run(
             storage.reset_policy,
-            self.quotas.store,
+            self.store,
             scope,
             name,
             self.user_name,
@@ -178,16 +153,16 @@ class PolicyAPI(QuotaMixin, APIHandler):
         self.write_json({"scope": scope, "name": name, "before": before, "after": None})
 
 
-class UsersAPI(QuotaMixin, APIHandler):
+class UsersAPI(QuotaHandler, APIHandler):
     """``GET api/quota/users``: every known user with today's usage against limits."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         quotas = self.quotas
         now = quotas.now()
-        users = await self.call(
+        users = await self.store.run(
             storage.users_overview,
-            quotas.store,
+            self.store,
             quotas.days.day_of(now),
             now,
             quotas.configured_limits,
@@ -195,18 +170,18 @@ class UsersAPI(QuotaMixin, APIHandler):
         self.write_json({"users": users, **quotas.reset_info()})
 
 
-class UserAPI(QuotaMixin, APIHandler):
+class UserAPI(QuotaHandler, APIHandler):
     """``GET api/quota/users/{name}``: one user's limits and today's usage (their groups
     as the gateway last saw them)."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self, name: str) -> None:
         _, name = self.subject("user", name)
-        groups = await self.call(storage.user_groups, self.quotas.store, name)
-        self.write_json(await self.user_report(name, groups))
+        groups = await self.store.run(storage.user_groups, self.store, name)
+        self.write_json(await self.quotas.report(name, groups))
 
 
-class ResetUsageAPI(QuotaMixin, APIHandler):
+class ResetUsageAPI(QuotaHandler, APIHandler):
     """``POST api/quota/users/{name}/reset-usage``: zero the user's counters of today."""
 
     @needs_scope(QUOTAS_SCOPE)
@@ -214,21 +189,21 @@ class ResetUsageAPI(QuotaMixin, APIHandler):
         _, name = self.subject("user", name)
         quotas = self.quotas
         now = quotas.now()
-        before = await self.call(
-            storage.reset_usage, quotas.store, name, quotas.days.day_of(now), self.user_name, now
+        before = await self.store.run(
+            storage.reset_usage, self.store, name, quotas.days.day_of(now), self.user_name, now
         )
         self.write_json({"user": name, "day": quotas.days.day_of(now), "before": before})
 
 
-class GroupsAPI(QuotaMixin, APIHandler):
+class GroupsAPI(QuotaHandler, APIHandler):
     """``GET api/quota/groups``: every known group, its policy and its members' usage."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         quotas = self.quotas
         now = quotas.now()
-        groups = await self.call(
-            storage.groups_overview, quotas.store, quotas.days.day_of(now), now
+        groups = await self.store.run(
+            storage.groups_overview, self.store, quotas.days.day_of(now), now
         )
         self.write_json({"groups": groups, **quotas.reset_info()})
 
@@ -240,15 +215,15 @@ def _int_argument(handler: web.RequestHandler, name: str, default: int, most: in
     return int(raw)
 
 
-async def _usage_summary(handler: QuotaMixin, days: int) -> dict[str, Any]:
+async def _usage_summary(handler: QuotaHandler, days: int) -> dict[str, Any]:
     quotas = handler.quotas
     last = quotas.today()
     first = last - dt.timedelta(days=days - 1)
-    rows = await handler.call(storage.usage_history, quotas.store, first, last)
+    rows = await handler.store.run(storage.usage_history, handler.store, first, last)
     return charts.summarize(rows, first, last)
 
 
-class UsageAPI(QuotaMixin, APIHandler):
+class UsageAPI(QuotaHandler, APIHandler):
     """``GET api/quota/usage?days=30``: totals per day, top users and top groups."""
 
     @needs_scope(QUOTAS_SCOPE)
@@ -257,36 +232,35 @@ class UsageAPI(QuotaMixin, APIHandler):
         self.write_json(await _usage_summary(self, days))
 
 
-class RefusalsAPI(QuotaMixin, APIHandler):
+class RefusalsAPI(QuotaHandler, APIHandler):
     """``GET api/quota/refusals?limit=50``: the newest refusals and quota cancellations."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         limit = _int_argument(self, "limit", 50, 1000)
         user = self.get_argument("user", None)
-        rows = await self.call(storage.recent_refusals, self.quotas.store, limit, user)
+        rows = await self.store.run(storage.recent_refusals, self.store, limit, user)
         self.write_json({"refusals": rows})
 
 
-class ChangesAPI(QuotaMixin, APIHandler):
+class ChangesAPI(QuotaHandler, APIHandler):
     """``GET api/quota/changes?limit=50``: the audit of policy and usage changes."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
         limit = _int_argument(self, "limit", 50, 1000)
-        rows = await self.call(storage.recent_changes, self.quotas.store, limit)
+        rows = await self.store.run(storage.recent_changes, self.store, limit)
         self.write_json({"changes": rows})
 
 
-class ResourceGroupsAPI(QuotaMixin, APIHandler):
+class ResourceGroupsAPI(QuotaHandler, APIHandler):
     """``GET api/quota/resource-groups``: Trino resource-group configuration generated
     from the policies, for the clusters' ``etc/resource-groups.json``."""
 
     @needs_scope(QUOTAS_SCOPE)
     async def get(self) -> None:
-        store = self.quotas.store
-        policies = await self.call(storage.all_policies, store)
-        users = await self.call(storage.seen_users, store)
+        policies = await self.store.run(storage.all_policies, self.store)
+        users = await self.store.run(storage.seen_users, self.store)
         self.write_json(resource_groups(policies, self.quotas.configured_limits, users))
 
 
@@ -294,13 +268,13 @@ class OpenAPIHandler(APIHandler):
     """``GET api/openapi.json``: the REST API's OpenAPI 3 document (no sign-in needed)."""
 
     async def get(self) -> None:
-        self.write_json(openapi_document(self.service.prefix))
+        self.write_json(openapi_document(self.prefix))
 
 
 # ------------------------------------------------------------------ pages
 
 
-class QuotaPage(QuotaMixin, PageHandler):
+class QuotaPage(QuotaHandler, PageHandler):
     """``quota``: your limits and today's usage."""
 
     @web.authenticated
@@ -308,7 +282,7 @@ class QuotaPage(QuotaMixin, PageHandler):
         self.render_page("quota.html", active="quota", report=await self.me())
 
 
-class QuotaBox(QuotaMixin, PageHandler):
+class QuotaBox(QuotaHandler, PageHandler):
     """``quota/box``: the usage box the hub's home page embeds (an iframe, so the
     service's own sign-in applies)."""
 
@@ -317,7 +291,7 @@ class QuotaBox(QuotaMixin, PageHandler):
         self.render_page("quota_box.html", report=await self.me())
 
 
-class AdminQuotasPage(QuotaMixin, PageHandler):
+class AdminQuotasPage(QuotaHandler, PageHandler):
     """``admin/quotas``: users and groups with today's usage against limits, policies
     with their editors, recent refusals and changes."""
 
@@ -326,8 +300,10 @@ class AdminQuotasPage(QuotaMixin, PageHandler):
         quotas = self.quotas
         now = quotas.now()
         day = quotas.days.day_of(now)
-        store = quotas.store
-        users = await self.call(storage.users_overview, store, day, now, quotas.configured_limits)
+        store = self.store
+        users = await self.store.run(
+            storage.users_overview, store, day, now, quotas.configured_limits
+        )
         for user in users:
             user["lines"] = {
                 line["limit"]: line for line in usage_lines(user["policy"]["limits"], user["usage"])
@@ -336,10 +312,10 @@ class AdminQuotasPage(QuotaMixin, PageHandler):
             "admin_quotas.html",
             active="admin/quotas",
             users=users,
-            groups=await self.call(storage.groups_overview, store, day, now),
-            policies=await self.call(storage.list_policies, store),
-            refusals=await self.call(storage.recent_refusals, store, 20),
-            changes=await self.call(storage.recent_changes, store, 20),
+            groups=await self.store.run(storage.groups_overview, store, day, now),
+            policies=await self.store.run(storage.list_policies, store),
+            refusals=await self.store.run(storage.recent_refusals, store, 20),
+            changes=await self.store.run(storage.recent_changes, store, 20),
             limits=LIMITS,
             configured=quotas.default_limits,
             input_value=input_value,
@@ -348,11 +324,12 @@ class AdminQuotasPage(QuotaMixin, PageHandler):
             reset=quotas.reset_info(),
             message=self.get_argument("message", ""),
             error=self.get_argument("error", ""),
-            limits_notice=await self.call(limits_notice, self.service.config),
+            # Not a store call: it looks at the host's enforcement (files, processes).
+            limits_notice=await asyncio.to_thread(limits_notice, self.quotas.config),
         )
 
 
-class AdminPolicyForm(QuotaMixin, PageHandler):
+class AdminPolicyForm(QuotaHandler, PageHandler):
     """``POST admin/quotas/policy``: save or reset a policy from the admin page's form
     (XSRF-checked like every POST). Empty fields are inherited; "unlimited" sets none."""
 
@@ -365,8 +342,8 @@ class AdminPolicyForm(QuotaMixin, PageHandler):
         try:
             scope, name = storage.subject(scope, name)
             if action == "reset":
-                await self.call(
-                    storage.reset_policy, quotas.store, scope, name, self.user_name, quotas.now()
+                await self.store.run(
+                    storage.reset_policy, self.store, scope, name, self.user_name, quotas.now()
                 )
                 message = f"Policy of {scope} {name} removed; it inherits again."
             else:
@@ -375,9 +352,9 @@ class AdminPolicyForm(QuotaMixin, PageHandler):
                     for limit in LIMITS
                     if self.get_body_argument(limit, "").strip()
                 }
-                await self.call(
+                await self.store.run(
                     storage.set_policy,
-                    quotas.store,
+                    self.store,
                     scope,
                     name,
                     limits,
@@ -391,7 +368,7 @@ class AdminPolicyForm(QuotaMixin, PageHandler):
         self.redirect(_admin_url(self, message=message))
 
 
-class AdminResetUsageForm(QuotaMixin, PageHandler):
+class AdminResetUsageForm(QuotaHandler, PageHandler):
     """``POST admin/quotas/reset-usage``: zero a user's counters of today."""
 
     @needs_scope(QUOTAS_SCOPE)
@@ -403,17 +380,17 @@ class AdminResetUsageForm(QuotaMixin, PageHandler):
             self.redirect(_admin_url(self, error=str(e)))
             return
         now = quotas.now()
-        await self.call(
-            storage.reset_usage, quotas.store, name, quotas.days.day_of(now), self.user_name, now
+        await self.store.run(
+            storage.reset_usage, self.store, name, quotas.days.day_of(now), self.user_name, now
         )
         self.redirect(_admin_url(self, message=f"Today's usage of {name} reset."))
 
 
-def _admin_url(handler: QuotaMixin, **args: str) -> str:
-    return f"{handler.service.prefix}admin/quotas?{urlencode(args)}"  # type: ignore[attr-defined]
+def _admin_url(handler: QuotaHandler, **args: str) -> str:
+    return f"{handler.prefix}admin/quotas?{urlencode(args)}"
 
 
-class AdminUsagePage(QuotaMixin, PageHandler):
+class AdminUsagePage(QuotaHandler, PageHandler):
     """``admin/quotas/usage``: queries, CPU and bytes per day; top users and groups."""
 
     @needs_scope(QUOTAS_SCOPE)

@@ -6,24 +6,29 @@ Configure it in jupyterhub_config.py, which the hub and the DataHub service both
     c.QuotaManager.timezone = "Europe/Berlin"
     c.QuotaManager.day_starts_at = "06:00"
     c.QuotaManager.default_limits = {"concurrent_queries": 5, "queries_per_day": 500}
+
+The service builds one manager in `DataHubService.init` (its ``quotas`` part, in the
+tornado settings as ``datahub_quotas``); the quota handlers read it as ``self.quotas``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from traitlets import Dict, Float, Instance, Integer, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from ..gateway.routing import Access
 from ..store import Store
 from .admission import AdmissionController, Clock, utcnow
 from .counters import Rules
 from .days import UsageDays, parse_time_of_day, parse_timezone
 from .policy import EffectivePolicy, LimitValue, PolicyError, parse_limits
-from .storage import effective_for
+from .report import usage_lines
+from .storage import effective_for, user_usage
 
 
 class QuotaManager(LoggingConfigurable):
@@ -166,9 +171,10 @@ class QuotaManager(LoggingConfigurable):
 
     store = Instance(Store, allow_none=False)
 
-    #: The routing groups each user may use when no stored policy says: set by the
-    #: service from c.DataHubService.routing_group_access ((user, groups) -> names).
-    routing_access: Any = None
+    #: The routing groups each user may use when no stored policy says ((user, groups)
+    #: -> names), from the deprecated c.DataHubService.routing_group_access
+    #: (`use_routing_group_access`); None: c.QuotaManager.default_limits alone says.
+    routing_access: Callable[[str, Sequence[str]], Sequence[str]] | None = None
 
     #: The current time (aware); replaced in tests to cross day boundaries.
     clock: Clock = staticmethod(utcnow)
@@ -219,6 +225,23 @@ class QuotaManager(LoggingConfigurable):
         """The limits for *user* in *groups*, from the store (synchronous)."""
         return effective_for(self.store, user, groups, self.rules.configured_for(user, groups))
 
+    async def report(self, user: str, groups: Sequence[str]) -> dict[str, Any]:
+        """*user*'s effective policy (and where each limit comes from), today's usage and
+        when it resets: what ``api/quota/me``, the quota pages and an admin's view of an
+        account show. Reads the store through `Store.run`."""
+        now = self.clock()
+        policy = await self.store.run(self.effective, user, groups)
+        usage = await self.store.run(user_usage, self.store, user, self.days.day_of(now), now)
+        return {
+            "user": user,
+            "groups": list(groups),
+            **policy.to_json(),
+            "usage": usage,
+            "lines": usage_lines(policy.limits, usage, policy.sources),
+            **self.reset_info(),
+            "contact": self.admin_contact,
+        }
+
     def reset_info(self) -> Mapping[str, str]:
         """When the daily counters reset, for the API and pages."""
         now = self.clock()
@@ -228,20 +251,42 @@ class QuotaManager(LoggingConfigurable):
             "resets": self.days.describe_reset(now),
         }
 
+    def use_routing_group_access(
+        self, access: Mapping[str, Any], routing_groups: Sequence[str]
+    ) -> None:
+        """Take the deprecated ``c.DataHubService.routing_group_access`` as the configured
+        layer of ``routing_groups`` (below every stored policy, like default_limits):
+        each user may use every routing group of *routing_groups* it does not list, and
+        those it lists them or one of their groups for. Raises ValueError when
+        default_limits sets routing_groups too (one place for that rule)."""
+        if not access:
+            return
+        if "routing_groups" in self.default_limits:
+            raise ValueError(
+                "Set the routing groups people may use in one place: "
+                "c.DataHubService.routing_group_access or routing_groups in "
+                "c.QuotaManager.default_limits, not both."
+            )
+        self.routing_access = configured_routing_groups(access, routing_groups)
+
     @classmethod
     def for_service(cls, service: Any) -> QuotaManager:
-        """The manager of a running DataHubService (created once, configured from the
-        service's configuration, on the service's store)."""
-        manager = getattr(service, "_datahub_quota_manager", None)
-        if manager is None:
-            manager = cls(parent=service, store=service.store)
-            if service.routing_group_access:
-                if "routing_groups" in manager.default_limits:
-                    raise ValueError(
-                        "Set the routing groups people may use in one place: "
-                        "c.DataHubService.routing_group_access or routing_groups in "
-                        "c.QuotaManager.default_limits, not both."
-                    )
-                manager.routing_access = service.router.allowed_groups
-            service._datahub_quota_manager = manager
-        return manager
+        """Deprecated: the service's manager is its ``quotas`` part, built once in
+        `DataHubService.init`; handlers read it from the tornado settings
+        (``datahub_quotas``). Kept for callers not yet moved to the settings."""
+        return service.quotas
+
+
+def configured_routing_groups(
+    access: Mapping[str, Any], routing_groups: Sequence[str]
+) -> Callable[[str, Sequence[str]], list[str]]:
+    """``routing_group_access`` (routing group -> {"users": [...], "groups": [...]}) as
+    (user, groups) -> the routing groups of *routing_groups* the user may use: those not
+    listed, and those listing the user or one of their groups."""
+    rules = {group: Access.from_config(group, entry) for group, entry in access.items()}
+    ordered = list(dict.fromkeys(routing_groups))
+
+    def allowed(user: str, groups: Sequence[str]) -> list[str]:
+        return [g for g in ordered if (rule := rules.get(g)) is None or rule.allows(user, groups)]
+
+    return allowed

@@ -52,7 +52,7 @@ from ..audit import records
 from ..audit.events import EventLogFile
 from ..audit.handlers import default_handlers as audit_handlers
 from ..audit.log import AuditLog
-from ..catalog.catalog import MetadataCatalog
+from ..catalog.catalog import MetadataCatalog, gateway_listener_url
 from ..catalog.handlers import default_handlers as metadata_handlers
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.handlers import NotFoundHandler
@@ -67,8 +67,11 @@ from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
 from ..quotas.handlers import default_handlers as quota_handlers
 from ..quotas.hooks import QuotaHooks
+from ..quotas.manager import QuotaManager
+from ..sharing.context import SharingContext
 from ..sharing.handlers import default_handlers as sharing_handlers
 from ..store import Store
+from ..store.core import DEFAULT_THREADS
 from ..web.base import oauth_handlers, template_environment
 from ..web.pages import default_handlers as page_handlers
 
@@ -186,17 +189,23 @@ class DataHubService(Application):
         return proposal["value"]
 
     routing_group_access = Dict(
-        help="""The routing groups people may use unless a quota policy says otherwise:
-        routing group -> {"users": [...], "groups": [...]}; routing groups not listed are
-        open to everyone. This is the configured default of the quota policies'
-        routing_groups limit (the layer below the default policy admins edit), so a
-        user's, group's or the default policy's routing_groups overrides it; with it set,
-        c.QuotaManager.default_limits must not set routing_groups. Every query is checked
-        at admission, whatever routed it (a hint, a rule, the default): one using a
-        routing group the user may not use is refused with one sentence listing theirs.
+        help="""Deprecated: which routing groups people may use is the quota policies'
+        routing_groups limit (c.QuotaManager.default_limits, and the default, group and
+        user policies of the admin pages). Still honoured, with a warning at start.
 
-        Example: c.DataHubService.routing_group_access = {
-            "etl": {"groups": ["data-engineers"], "users": ["carol"]}}
+        Routing group -> {"users": [...], "groups": [...]}; routing groups not listed are
+        open to everyone. It maps into the quota policy as its configured layer of
+        routing_groups, per user (the layer of c.QuotaManager.default_limits, below every
+        stored policy): every routing group it does not list, and those listing the user
+        or one of their groups. A user's, group's or the default policy's routing_groups
+        overrides it; with it set, c.QuotaManager.default_limits must not set
+        routing_groups. Every query is checked at admission, whatever routed it: one using
+        a routing group the user may not use is refused with one sentence listing theirs.
+
+        Instead of c.DataHubService.routing_group_access = {"etl": {"groups":
+        ["data-engineers"]}} with clusters in "adhoc" and "etl", set
+        c.QuotaManager.default_limits = {"routing_groups": ["adhoc"], ...} and give the
+        group data-engineers a policy with routing_groups adhoc, etl.
         """,
     ).tag(config=True)
 
@@ -502,6 +511,24 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    store_threads = Integer(
+        DEFAULT_THREADS,
+        help="""Store calls that may run at once for the pages, the REST API and the
+        features (the store's own bounded thread pool, Store.run): the event loop never
+        waits for the database; a call beyond this many waits for a free thread, holding
+        nothing but its own request. Keep it below what the database accepts from one
+        service process (PostgreSQL: the engine's pool of 10 connections plus 20 more).
+
+        Example: c.DataHubService.store_threads = 16
+        """,
+    ).tag(config=True)
+
+    @validate("store_threads")
+    def _validate_store_threads(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise TraitError("DataHubService.store_threads must be at least 1.")
+        return proposal["value"]
+
     store_url = Unicode(
         "sqlite:///datahub.sqlite",
         help="""Database of the query audit, quota policies and usage, and shared
@@ -563,7 +590,9 @@ class DataHubService(Application):
     metrics = Instance(GatewayMetrics)
     hooks = Instance(HookChain)
     tracker = Instance(QueryTracker)
-    metadata_catalog = Instance(MetadataCatalog, allow_none=True)
+    metadata_catalog = Instance(MetadataCatalog)
+    quotas = Instance(QuotaManager)
+    sharing = Instance(SharingContext)
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -583,7 +612,7 @@ class DataHubService(Application):
         self.started_at = time.monotonic()
         # httpx logs every request URL at INFO; follow-up URLs carry Trino's tokens.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        self.store = Store(self.store_url)
+        self.store = Store(self.store_url, threads=self.store_threads)
         self.store.migrate()
         self.cluster_map = load_clusters(self.clusters)
         if not self.cluster_map:
@@ -604,7 +633,30 @@ class DataHubService(Application):
             max_connections=self.max_connections,
         )
         self._init_gateway()
-        self.query_hooks.append(QuotaHooks.for_service(self))
+        self._init_features()
+        self.query_hooks.append(QuotaHooks(self.quotas))
+
+    def _init_features(self) -> None:
+        """The features' parts, built once on the store (the handlers read them from
+        the tornado settings, see make_app)."""
+        self.quotas = QuotaManager(parent=self, store=self.store)
+        if self.routing_group_access:
+            self.log.warning(
+                "c.DataHubService.routing_group_access is deprecated: it still gives each "
+                "user the routing groups it does not list and those it lists them for, as "
+                "the configured layer of the quota policies' routing_groups (below every "
+                "stored policy). Set routing_groups in c.QuotaManager.default_limits and in "
+                "group or user policies instead."
+            )
+            self.quotas.use_routing_group_access(
+                self.routing_group_access,
+                [cluster.routing_group for cluster in self.cluster_map.values()],
+            )
+        self.sharing = SharingContext.build(self, self.store)
+        self.metadata_catalog = MetadataCatalog(parent=self, log=self.log)
+        if not self.metadata_catalog.gateway_url:
+            # Metadata statements go through this service's own gateway listener.
+            self.metadata_catalog.gateway_url = gateway_listener_url(self.ip, self.port)
 
     def _account_check(self) -> Any:
         """The hub's LDAP authenticator's account check (configured in the same file),
@@ -705,11 +757,20 @@ class DataHubService(Application):
             *sharing_handlers(prefix),
             *metadata_handlers(prefix),
         ]
-        self.metadata_catalog = MetadataCatalog.for_service(self)
         return web.Application(
             handlers,
+            # The named parts handlers read (datahub.web.base.BaseHandler and each
+            # feature's base handler); datahub_service only for the gateway's handlers.
             datahub_service=self,
-            metadata_catalog=self.metadata_catalog,
+            datahub_prefix=prefix,
+            datahub_store=self.store,
+            datahub_clusters=self.cluster_map,
+            datahub_identity=self.identity_resolver,
+            datahub_allow_admin_act_as=self.allow_admin_act_as,
+            datahub_audit=self.audit,
+            datahub_quotas=self.quotas,
+            datahub_sharing=self.sharing,
+            datahub_catalog=self.metadata_catalog,
             hub_auth=HubOAuth(parent=self, cache_max_age=60),
             jinja_env=template_environment(),
             page_csp=PAGE_CSP,
@@ -765,9 +826,9 @@ class DataHubService(Application):
         await self.tracker.stop()
         await self.monitor.stop()
         await self.upstream.aclose()
-        if self.metadata_catalog is not None:
-            await self.metadata_catalog.aclose()
+        await self.metadata_catalog.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
+        self.store.dispose()
 
     async def _run(self) -> None:
         servers = await self.serve()

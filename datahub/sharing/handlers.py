@@ -19,8 +19,9 @@ settings), ``gallery/{id}/diff``, ``gallery/{id}/v{n}.ipynb`` (download), and th
 POST targets ``gallery/{id}/copy|settings|unpublish``.
 
 Handlers are thin: rules live in `permissions`, checks in `metadata`/`notebooks`,
-rendering in `render`, storage in `store`, the hub and servers in `hub`. A notebook the
-requester may not see answers 404 everywhere.
+rendering in `render`, storage in `store` (called through ``Store.run``, never on the
+event loop), the hub and servers in `hub`. A notebook the requester may not see answers
+404 everywhere.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from urllib.parse import quote, urlencode
 import plotly
 from tornado import web
 
-from ..web.base import APIHandler, PageHandler
-from .config import SharedNotebooks
+from ..web.base import APIHandler, BaseHandler, PageHandler
+from .context import SharingContext
 from .copies import inert_copy
 from .errors import SharingError
 from .hub import HubDirectory, UserServer
@@ -90,14 +91,6 @@ STATIC_VERSIONS = {name: _file_version(STATIC_DIR / name) for name in STATIC_FIL
 }
 
 
-class SharingContext:
-    """What every handler of this feature shares: options and the notebook store."""
-
-    def __init__(self, service: Any) -> None:
-        self.config = SharedNotebooks(parent=service)
-        self.notebooks = SharedNotebookStore(service.store)
-
-
 def sharing_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Turn SharingError into the HTTP error the API and pages show."""
 
@@ -115,43 +108,46 @@ def _quote_path(path: str) -> str:
     return "/".join(quote(part, safe="") for part in path.split("/"))
 
 
-class SharingMixin:
-    """Helpers of this feature's handlers (mixed into PageHandler and APIHandler)."""
+class SharingHandler(BaseHandler):
+    """Base of this feature's handlers (before PageHandler or APIHandler): the feature's
+    part (``datahub_sharing``: options and notebook store) and its helpers."""
 
     def set_default_headers(self) -> None:
-        super().set_default_headers()  # type: ignore[misc]
+        super().set_default_headers()
         # Author content is in our JSON and downloads: never let a browser sniff it as HTML.
         self.set_header("X-Content-Type-Options", "nosniff")
 
     @property
     def sharing(self) -> SharingContext:
-        settings = self.application.settings  # type: ignore[attr-defined]
-        if "datahub_sharing" not in settings:
-            settings["datahub_sharing"] = SharingContext(self.service)  # type: ignore[attr-defined]
-        return settings["datahub_sharing"]
+        return self.settings["datahub_sharing"]
+
+    @property
+    def notebooks(self) -> SharedNotebookStore:
+        """The shared notebooks in the store: call its methods through ``self.store.run``."""
+        return self.sharing.notebooks
 
     @property
     def viewer(self) -> Viewer:
-        user = self.current_user  # type: ignore[attr-defined]
+        user = self.current_user
         if user.get("kind", "user") != "user":
             raise SharingError(
                 "Shared notebooks belong to people: use a hub user's token, not a service's.",
                 status=403,
             )
         return Viewer(
-            name=self.user_name,  # type: ignore[attr-defined]
-            groups=frozenset(self.user_groups),  # type: ignore[attr-defined]
-            admin=self.is_admin,  # type: ignore[attr-defined]
+            name=self.user_name,
+            groups=frozenset(self.user_groups),
+            admin=self.is_admin,
         )
 
     @property
     def base_url(self) -> str:
         """The hub's base URL (``/``), from its prefix (``/hub/``)."""
-        prefix = self.hub_auth.hub_prefix  # type: ignore[attr-defined]
+        prefix = self.hub_auth.hub_prefix
         return prefix[: -len("hub/")] if prefix.endswith("hub/") else "/"
 
     def page_url(self, notebook_id: int, **query: Any) -> str:
-        url = f"{self.service.prefix}gallery/{notebook_id}"  # type: ignore[attr-defined]
+        url = f"{self.prefix}gallery/{notebook_id}"
         query = {k: v for k, v in query.items() if v is not None}
         return f"{url}?{urlencode(query)}" if query else url
 
@@ -160,10 +156,10 @@ class SharingMixin:
             f"{self.base_url}user/{quote(self.viewer.name, safe='')}/lab/tree/{_quote_path(path)}"
         )
 
-    def visible(self, notebook_id: int | str) -> tuple[NotebookRecord, Access]:
+    async def visible(self, notebook_id: int | str) -> tuple[NotebookRecord, Access]:
         """The notebook and the viewer's access; 404 when it does not exist or they may
         not see it (the same answer, so that existence does not leak)."""
-        record = self.sharing.notebooks.get(int(notebook_id))
+        record = await self.store.run(self.notebooks.get, int(notebook_id))
         if record is not None:
             access = access_for(self.viewer, record.owner, record.public, record.shares)
             if access.can_view:
@@ -172,7 +168,7 @@ class SharingMixin:
             f"There is no shared notebook {notebook_id} that you can see.", status=404
         )
 
-    def version_of(self, record: NotebookRecord, number: Any = None) -> VersionRecord:
+    async def version_of(self, record: NotebookRecord, number: Any = None) -> VersionRecord:
         if number in (None, ""):
             number = None
         else:
@@ -180,7 +176,7 @@ class SharingMixin:
                 number = int(number)
             except (TypeError, ValueError):
                 raise SharingError(f"Version {number!r} is not a number.") from None
-        version = self.sharing.notebooks.version(record.id, number)
+        version = await self.store.run(self.notebooks.version, record.id, number)
         if version is None:
             raise SharingError(
                 f"{record.title!r} has no version {number} (its latest is "
@@ -191,14 +187,14 @@ class SharingMixin:
 
     def directory(self) -> HubDirectory:
         return HubDirectory(
-            self.hub_auth.api_url,  # type: ignore[attr-defined]
-            self.hub_auth.api_token,  # type: ignore[attr-defined]
+            self.hub_auth.api_url,
+            self.hub_auth.api_token,
             timeout=self.sharing.config.request_timeout,
         )
 
     def user_server(self) -> UserServer:
         """The requester's own server, reached with the requester's own token."""
-        token = self.hub_auth.get_token(self)  # type: ignore[attr-defined]
+        token = self.hub_auth.get_token(self)
         if not token:
             raise SharingError("Sign in again: DataHub has no token for your server.", status=403)
         config = self.sharing.config
@@ -206,7 +202,7 @@ class SharingMixin:
             user=self.viewer.name,
             token=token,
             hub_url=config.hub_url,
-            hub_api_url=self.hub_auth.api_url,  # type: ignore[attr-defined]
+            hub_api_url=self.hub_auth.api_url,
             base_url=self.base_url,
             timeout=config.request_timeout,
         )
@@ -235,13 +231,13 @@ class SharingMixin:
         notebook from ``source_path``, or a new shared notebook. Everything is checked
         before the one transaction that stores it. Returns (notebook, version, created)."""
         viewer = self.viewer
-        notebooks = self.sharing.notebooks
+        notebooks = self.notebooks
         target: tuple[NotebookRecord, Access] | None = None
         if target_id is not None:
-            target = self.visible(target_id)
+            target = await self.visible(target_id)
         elif source_path:
             source_path = check_workspace_path(source_path)
-            existing = notebooks.find_by_source(viewer.name, source_path)
+            existing = await self.store.run(notebooks.find_by_source, viewer.name, source_path)
             if existing is not None:
                 target = existing, access_for(viewer, existing.owner, False, ())
         if target is not None and not target[1].can_publish:
@@ -264,8 +260,12 @@ class SharingMixin:
                     status=403,
                 )
             await self.check_shares(settings.shares)
-            record, added = notebooks.add_version(
-                record.id, viewer.name, version, None if settings.empty else settings
+            record, added = await self.store.run(
+                notebooks.add_version,
+                record.id,
+                viewer.name,
+                version,
+                None if settings.empty else settings,
             )
             return record, added, False
         if not data.get("title") and source_path:
@@ -274,13 +274,15 @@ class SharingMixin:
         if not settings.title:
             raise SharingError("Give the notebook a title (--title in %datahub publish).")
         await self.check_shares(settings.shares)
-        record, added = notebooks.create(viewer.name, settings, version, source_path)
+        record, added = await self.store.run(
+            notebooks.create, viewer.name, settings, version, source_path
+        )
         return record, added, True
 
     async def open_copy(self, record: NotebookRecord, number: Any = None) -> str:
         """Write a version into the requester's workspace (starting their server if
         needed); return its path there."""
-        version = self.version_of(record, number)
+        version = await self.version_of(record, number)
         config = self.sharing.config
         server = self.user_server()
         await server.ensure_running(config.server_start_timeout)
@@ -289,15 +291,15 @@ class SharingMixin:
         path = await server.save_notebook(
             config.copy_directory, safe_file_name(record.title), notebook
         )
-        self.sharing.notebooks.count(record.id, "copies")
+        await self.store.run(self.notebooks.count, record.id, "copies")
         return path
 
-    def diff(self, record: NotebookRecord, old: Any, new: Any) -> dict[str, Any]:
+    async def diff(self, record: NotebookRecord, old: Any, new: Any) -> dict[str, Any]:
         """The SQL changes between two versions (default: the latest and the one before)."""
-        new_version = self.version_of(record, new)
+        new_version = await self.version_of(record, new)
         if old in (None, ""):
             old = max(new_version.number - 1, 1)
-        old_version = self.version_of(record, old)
+        old_version = await self.version_of(record, old)
         lines = sql_diff(old_version.sql, new_version.sql)
         return {
             "from": old_version.number,
@@ -316,7 +318,7 @@ def _time(value: Any) -> str:
 
 
 def notebook_json(
-    handler: SharingMixin, record: NotebookRecord, access: Access, **extra: Any
+    handler: SharingHandler, record: NotebookRecord, access: Access, **extra: Any
 ) -> dict[str, Any]:
     body = {
         "id": record.id,
@@ -365,7 +367,7 @@ def _int_argument(handler: web.RequestHandler, name: str, default: int, top: int
     return number
 
 
-class NotebooksAPI(SharingMixin, APIHandler):
+class NotebooksAPI(SharingHandler, APIHandler):
     """``GET`` search, ``POST`` publish."""
 
     @web.authenticated
@@ -373,7 +375,8 @@ class NotebooksAPI(SharingMixin, APIHandler):
     async def get(self) -> None:
         config = self.sharing.config
         viewer = self.viewer
-        page = self.sharing.notebooks.search(
+        page = await self.store.run(
+            self.notebooks.search,
             viewer,
             parse_query(self.get_argument("q", "")),
             filter=check_filter(self.get_argument("filter", "all")),
@@ -427,14 +430,14 @@ class NotebooksAPI(SharingMixin, APIHandler):
         )
 
 
-class NotebookAPI(SharingMixin, APIHandler):
+class NotebookAPI(SharingHandler, APIHandler):
     """One shared notebook: ``GET``, ``PATCH`` settings, ``DELETE`` unpublish."""
 
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
-        versions = self.sharing.notebooks.versions(record.id)
+        record, access = await self.visible(notebook_id)
+        versions = await self.store.run(self.notebooks.versions, record.id)
         self.write_json(
             notebook_json(self, record, access, versions=[version_json(v) for v in versions])
         )
@@ -442,7 +445,7 @@ class NotebookAPI(SharingMixin, APIHandler):
     @web.authenticated
     @sharing_errors
     async def patch(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
+        record, access = await self.visible(notebook_id)
         if not access.can_edit:
             raise SharingError(f"Only {record.owner} can change {record.title!r}.", status=403)
         data = self.body_json()
@@ -450,30 +453,30 @@ class NotebookAPI(SharingMixin, APIHandler):
             raise SharingError("Send a JSON object with the settings to change.")
         settings = parse_settings(data, owner=record.owner)
         await self.check_shares(settings.shares)
-        record = self.sharing.notebooks.update_settings(record.id, settings)
+        record = await self.store.run(self.notebooks.update_settings, record.id, settings)
         self.write_json(notebook_json(self, record, access))
 
     @web.authenticated
     @sharing_errors
     async def delete(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
+        record, access = await self.visible(notebook_id)
         if not access.can_unpublish:
             raise SharingError(
                 f"Only {record.owner} or an admin can unpublish {record.title!r}.", status=403
             )
-        self.sharing.notebooks.unpublish(record.id)
+        await self.store.run(self.notebooks.unpublish, record.id)
         self.set_status(204)
         self.finish()
 
 
-class VersionsAPI(SharingMixin, APIHandler):
+class VersionsAPI(SharingHandler, APIHandler):
     """``GET`` the history, ``POST`` a new version (owner or editor)."""
 
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str) -> None:
-        record, _ = self.visible(notebook_id)
-        versions = self.sharing.notebooks.versions(record.id)
+        record, _ = await self.visible(notebook_id)
+        versions = await self.store.run(self.notebooks.versions, record.id)
         self.write_json({"versions": [version_json(v) for v in versions]})
 
     @web.authenticated
@@ -490,35 +493,35 @@ class VersionsAPI(SharingMixin, APIHandler):
         self.write_json(version_json(version) | {"url": self.page_url(record.id)}, status=201)
 
 
-class VersionAPI(SharingMixin, APIHandler):
+class VersionAPI(SharingHandler, APIHandler):
     """``GET`` one version with its notebook (``content``)."""
 
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str, number: str) -> None:
-        record, _ = self.visible(notebook_id)
-        self.write_json(version_json(self.version_of(record, number), content=True))
+        record, _ = await self.visible(notebook_id)
+        self.write_json(version_json(await self.version_of(record, number), content=True))
 
 
-class DiffAPI(SharingMixin, APIHandler):
+class DiffAPI(SharingHandler, APIHandler):
     """``GET ?from=N&to=M``: the SQL changes between two versions."""
 
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str) -> None:
-        record, _ = self.visible(notebook_id)
+        record, _ = await self.visible(notebook_id)
         self.write_json(
-            self.diff(record, self.get_argument("from", None), self.get_argument("to", None))
+            await self.diff(record, self.get_argument("from", None), self.get_argument("to", None))
         )
 
 
-class CopyAPI(SharingMixin, APIHandler):
+class CopyAPI(SharingHandler, APIHandler):
     """``POST {"version": n}``: copy into your workspace; answers its path and Lab URL."""
 
     @web.authenticated
     @sharing_errors
     async def post(self, notebook_id: str) -> None:
-        record, _ = self.visible(notebook_id)
+        record, _ = await self.visible(notebook_id)
         data = self.body_json() or {}
         if not isinstance(data, dict):
             raise SharingError('Send a JSON object, e.g. {"version": 2}, or nothing.')
@@ -526,7 +529,7 @@ class CopyAPI(SharingMixin, APIHandler):
         self.write_json({"path": path, "url": self.lab_url(path)}, status=201)
 
 
-class WorkspaceAPI(SharingMixin, APIHandler):
+class WorkspaceAPI(SharingHandler, APIHandler):
     """``GET``: the notebooks in your own workspace (through your running server)."""
 
     @web.authenticated
@@ -545,14 +548,14 @@ class WorkspaceAPI(SharingMixin, APIHandler):
 # --------------------------------------------------------------------------- pages
 
 
-class SharingPage(SharingMixin, PageHandler):
+class SharingPage(SharingHandler, PageHandler):
     def render_sharing(self, template: str, status: int = 200, **context: Any) -> None:
         self.set_status(status)
         self.render_page(
             template,
             active="gallery",
             static=lambda name: (
-                f"{self.service.prefix}gallery/static/{name}?v={STATIC_VERSIONS.get(name, '0')}"
+                f"{self.prefix}gallery/static/{name}?v={STATIC_VERSIONS.get(name, '0')}"
             ),
             **context,
         )
@@ -567,7 +570,9 @@ class SharingPage(SharingMixin, PageHandler):
         form: dict[str, Any] | None = None,
     ) -> None:
         """Render the notebook page (version ``number``, default the latest)."""
-        version = self.version_of(record, number)
+        version = await self.version_of(record, number)
+        versions = await self.store.run(self.notebooks.versions, record.id)
+        # Rendering is CPU work on the author's content: off the event loop too.
         cells = await asyncio.to_thread(render_notebook, json.loads(version.content or "{}"))
         self.page_csp = NOTEBOOK_PAGE_CSP
         self.render_sharing(
@@ -576,7 +581,7 @@ class SharingPage(SharingMixin, PageHandler):
             notebook=record,
             access=access,
             version=version,
-            versions=self.sharing.notebooks.versions(record.id),
+            versions=versions,
             cells=cells,
             has_charts=any(o.kind == "chart" for c in cells for o in c.outputs),
             error=error,
@@ -605,7 +610,8 @@ class GalleryPage(SharingPage):
         sort = self.get_argument("sort", "recent")
         page_number = max(_int_argument(self, "page", 1, 10**6), 1)
         try:
-            page = self.sharing.notebooks.search(
+            page = await self.store.run(
+                self.notebooks.search,
                 viewer,
                 parse_query(q),
                 filter=check_filter(filter_),
@@ -649,9 +655,10 @@ class PublishPage(SharingPage):
         paths: list[str] = []
         if state in ("ready", "unknown"):
             paths = await server.list_notebooks(self.sharing.config.workspace_scan_limit)
+        mine = await self.store.run(self.notebooks.search, viewer, filter="all", limit=200)
         editable = [
             record
-            for record in self.sharing.notebooks.search(viewer, filter="all", limit=200).notebooks
+            for record in mine.notebooks
             if access_for(viewer, record.owner, record.public, record.shares).can_publish
         ]
         self.render_sharing(
@@ -659,7 +666,7 @@ class PublishPage(SharingPage):
             status=status,
             server_state=state,
             spawn_url=f"{self.base_url}hub/spawn/{quote(viewer.name, safe='')}?"
-            + urlencode({"next": f"{self.service.prefix}gallery/publish"}),
+            + urlencode({"next": f"{self.prefix}gallery/publish"}),
             paths=paths,
             editable=editable,
             error=error,
@@ -684,7 +691,7 @@ class PublishPage(SharingPage):
             content = await self.user_server().read_notebook(path)
             data: dict[str, Any] = {"message": form["message"]}
             target = form["target"] if form["target"] not in ("", "new") else None
-            if target is None or self.visible(target)[0].owner == self.viewer.name:
+            if target is None or (await self.visible(target))[0].owner == self.viewer.name:
                 # Settings come with a new notebook, or from its owner; an editor's
                 # version leaves them as they are.
                 data |= publish_form_settings(form)
@@ -707,11 +714,11 @@ class NotebookPage(SharingPage):
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
+        record, access = await self.visible(notebook_id)
         number = self.get_argument("version", None)
         await self.show(record, access, number)
         if record.owner != self.viewer.name:
-            self.sharing.notebooks.count(record.id, "views")
+            await self.store.run(self.notebooks.count, record.id, "views")
 
 
 class SettingsAction(SharingPage):
@@ -720,7 +727,7 @@ class SettingsAction(SharingPage):
     @web.authenticated
     @sharing_errors
     async def post(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
+        record, access = await self.visible(notebook_id)
         if not access.can_edit:
             raise SharingError(f"Only {record.owner} can change {record.title!r}.", status=403)
         form = {n: self.get_argument(n, "") for n in ("title", "description", "tags", "shares")}
@@ -730,7 +737,7 @@ class SettingsAction(SharingPage):
                 {**form, "shares": shares_from_text(form["shares"])}, owner=record.owner
             )
             await self.check_shares(settings.shares)
-            self.sharing.notebooks.update_settings(record.id, settings)
+            await self.store.run(self.notebooks.update_settings, record.id, settings)
         except SharingError as e:
             await self.show(record, access, status=e.status, error=e.message, form=form)
             return
@@ -743,13 +750,13 @@ class UnpublishAction(SharingPage):
     @web.authenticated
     @sharing_errors
     async def post(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
+        record, access = await self.visible(notebook_id)
         if not access.can_unpublish:
             raise SharingError(
                 f"Only {record.owner} or an admin can unpublish {record.title!r}.", status=403
             )
-        self.sharing.notebooks.unpublish(record.id)
-        self.redirect(f"{self.service.prefix}gallery")
+        await self.store.run(self.notebooks.unpublish, record.id)
+        self.redirect(f"{self.prefix}gallery")
 
 
 class CopyAction(SharingPage):
@@ -758,7 +765,7 @@ class CopyAction(SharingPage):
     @web.authenticated
     @sharing_errors
     async def post(self, notebook_id: str) -> None:
-        record, _ = self.visible(notebook_id)
+        record, _ = await self.visible(notebook_id)
         path = await self.open_copy(record, self.get_argument("version", None))
         self.redirect(self.lab_url(path))
 
@@ -769,14 +776,16 @@ class DiffPage(SharingPage):
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str) -> None:
-        record, access = self.visible(notebook_id)
-        diff = self.diff(record, self.get_argument("from", None), self.get_argument("to", None))
+        record, access = await self.visible(notebook_id)
+        diff = await self.diff(
+            record, self.get_argument("from", None), self.get_argument("to", None)
+        )
         self.render_sharing(
             "notebook_diff.html",
             notebook=record,
             access=access,
             diff=diff,
-            versions=self.sharing.notebooks.versions(record.id),
+            versions=await self.store.run(self.notebooks.versions, record.id),
             base=self.page_url(record.id),
         )
 
@@ -787,8 +796,8 @@ class DownloadHandler(SharingPage):
     @web.authenticated
     @sharing_errors
     async def get(self, notebook_id: str, number: str) -> None:
-        record, _ = self.visible(notebook_id)
-        version = self.version_of(record, number)
+        record, _ = await self.visible(notebook_id)
+        version = await self.version_of(record, number)
         name = safe_file_name(record.title)
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header(

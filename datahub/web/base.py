@@ -6,6 +6,13 @@ JupyterHub's XSRF check on writes). Identity always comes from the hub, never fr
 request. Power comes from the scopes of the token behind the request (the OAuth token of
 the page cookie, or the API token): handlers that need one use ``@needs_scope(SCOPE)``
 (:mod:`datahub.scopes`), the one place that rule lives, never the hub's admin flag.
+
+Handlers depend on named parts, never on the service object (JupyterHub's
+``BaseHandler`` style): `DataHubService.make_app` puts each part the service built in
+the tornado settings under a ``datahub_*`` name, and each handler reads the ones it uses
+through a typed property: the common ones here (``store``, ``prefix``, ``hub_auth``, the
+identity of the request), each feature's in its own base handler (``quotas``,
+``sharing``, ``audit``, ``metadata``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import datahub.templates
 
 from .. import scopes
 from ..identity import normalize_username
+from ..store import Store
 from .nav import nav_bar
 
 TEMPLATES = Path(datahub.templates.__file__).parent / "service"
@@ -41,15 +49,26 @@ def template_environment() -> jinja2.Environment:
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
-    """Common to pages and API: the hub user, the service, templates."""
+    """Common to pages and API: the hub user and their power, the store, templates."""
 
     @property
     def hub_auth(self) -> HubOAuth:
         return self.settings["hub_auth"]
 
     @property
+    def store(self) -> Store:
+        """The store; call it with ``await self.store.run(fn, ...)``, never directly."""
+        return self.settings["datahub_store"]
+
+    @property
+    def prefix(self) -> str:
+        """The service prefix, with slashes at both ends (``/services/datahub/``)."""
+        return self.settings["datahub_prefix"]
+
+    @property
     def service(self) -> Any:
-        """The running `DataHubService` (store, clusters, configuration)."""
+        """The running `DataHubService`, for the gateway's own pages; features use the
+        named parts (``store``, ``prefix``, their own) instead."""
         return self.settings["datahub_service"]
 
     async def prepare(self) -> None:
@@ -84,7 +103,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def user_name(self) -> str:
-        return normalize_username(self.current_user["name"])
+        """The requester's DataHub user name (only under ``@web.authenticated``)."""
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(403, "Sign in first.")
+        return normalize_username(user["name"])
 
     @property
     def token_scopes(self) -> frozenset[str]:
@@ -102,6 +125,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def user_groups(self) -> list[str]:
+        """The requester's hub groups."""
         return list((self.current_user or {}).get("groups") or [])
 
 
@@ -147,7 +171,7 @@ class PageHandler(BaseHandler):
         """Render a service template; ``active`` (a path under the service prefix, e.g.
         "gallery") marks the page's nav item."""
         env = self.settings["jinja_env"]
-        prefix = self.service.prefix
+        prefix = self.prefix
         active = context.pop("active", None)
         user = self.current_user
         nav = nav_bar(

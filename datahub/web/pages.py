@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tornado import web
 
 from .base import APIHandler, PageHandler
@@ -10,14 +12,14 @@ from .base import APIHandler, PageHandler
 class HomePage(PageHandler):
     """``{prefix}``: who you are and which clusters serve your queries."""
 
+    @property
+    def clusters(self) -> list[Any]:
+        """The configured clusters (the service's ``datahub_clusters`` part)."""
+        return list(self.settings["datahub_clusters"].values())
+
     @web.authenticated
     async def get(self) -> None:
-        self.render_page(
-            "home.html",
-            active="",
-            groups=self.user_groups,
-            clusters=list(self.service.cluster_map.values()),
-        )
+        self.render_page("home.html", active="", groups=self.user_groups, clusters=self.clusters)
 
 
 class MeAPI(APIHandler):

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from datahub.gateway.routing import Router
 from datahub.quotas import messages
 from datahub.quotas.counters import Rules
 from datahub.quotas.days import UsageDays
+from datahub.quotas.manager import configured_routing_groups
 from datahub.quotas.policy import (
     LIMITS,
     Policy,
@@ -236,14 +236,13 @@ def test_a_queued_query_hears_why_it_waits():
 
 
 def test_routing_group_access_is_the_configured_default_that_policies_override():
-    router = Router.from_config(
-        {"a-1": "adhoc", "e-1": "etl"}, [], "adhoc", {"etl": {"groups": ["engineers"]}}
-    )
     rules = Rules(
         days=UsageDays(),
         configured={"concurrent_queries": 5},
         contact=ADMINS,
-        routing_access=router.allowed_groups,
+        routing_access=configured_routing_groups(
+            {"etl": {"groups": ["engineers"]}}, ["adhoc", "etl"]
+        ),
     )
     configured = rules.configured_for("bob", ("analysts",))
     assert configured == {"concurrent_queries": 5, "routing_groups": ("adhoc",)}
