@@ -80,6 +80,7 @@ class _Api(BaseHTTPRequestHandler):
         routes = {
             "/services/datahub/api/queries": QUERIES,
             "/services/datahub/api/clusters": CLUSTERS,
+            "/services/datahub/api/quota/me": {"user": "alice", "resets": "00:00 UTC", "lines": []},
             "/broken/queries": "not json",
             "/fails/queries": None,
         }
@@ -191,6 +192,14 @@ def test_clusters_magic_lists_the_clusters(magic):
     df = magic.sql("clusters")
     assert df["name"].tolist() == ["adhoc", "etl"]
     assert "routing group" in result_mimebundle(df)["text/plain"]
+
+
+def test_quota_magic_asks_the_same_api_with_the_hub_token(magic, capsys):
+    _Api.requests.clear()
+    assert magic.sql("quota") is None
+    assert _Api.requests[-1][0] == "/services/datahub/api/quota/me"
+    assert _Api.requests[-1][2] == f"token {TOKEN}"
+    assert "Quota of alice" in capsys.readouterr().out
 
 
 def test_dash_o_stores_the_history(magic):
