@@ -27,6 +27,7 @@ from datahub.quotas.policy import EffectivePolicy, effective_policy
 from datahub.store import Store
 
 SHARE_DIR = Path(datahub.__file__).parent / "share" / "jupyter"
+SHARE_CONFIG_DIR = Path(datahub.__file__).parent / "share" / "jupyter_config"
 WELCOME_NOTEBOOK = Path(__file__).parent / "welcome.ipynb"
 
 # The only variables a user's server gets from the hub's environment; everything else
@@ -125,6 +126,12 @@ class DataHubSpawnerMixin(LoggingConfigurable):
         if env.get("JUPYTER_PATH"):
             jupyter_path.append(env["JUPYTER_PATH"])
         env["JUPYTER_PATH"] = ":".join(jupyter_path)
+        # Our jupyter_server_config.d enables the server extension that serves the schema
+        # browser (datahub.extensions.server_proxy).
+        config_path = [str(SHARE_CONFIG_DIR)]
+        if env.get("JUPYTER_CONFIG_PATH"):
+            config_path.append(env["JUPYTER_CONFIG_PATH"])
+        env["JUPYTER_CONFIG_PATH"] = ":".join(config_path)
         return env
 
     def quota_manager(self) -> QuotaManager:
