@@ -159,3 +159,18 @@ def test_routing_groups_are_those_the_policy_allows_with_their_clusters():
         "etl",
         "adhoc",
     ]
+
+
+def test_the_schema_browser_quotes_the_reserved_words_the_kernel_does():
+    """The JupyterLab extension writes names into cells; its list of words that must be
+    quoted must be the kernel completion's own."""
+    import re
+    from pathlib import Path
+
+    from datahub.extensions.completion import _RESERVED
+
+    source = (
+        Path(__file__).resolve().parents[2] / "extensions" / "labextension" / "src" / "schema.ts"
+    ).read_text()
+    body = re.search(r"RESERVED = \[(.*?)\]", source, re.S).group(1)
+    assert set(re.findall(r"'([^']+)'", body)) == set(_RESERVED)

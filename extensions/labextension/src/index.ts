@@ -2,7 +2,8 @@
  * DataHub's JupyterLab extension. SQL in `%%sql` cells and after `%sql` is highlighted as
  * Trino SQL, with `{{ … }}` parameters shown as such. Completion comes from the kernel
  * (the `%%sql` magic completes from the user's own Trino metadata), so it works the
- * same in every frontend.
+ * same in every frontend. The schema browser side panel lists what Trino lets the user
+ * see, read as them through their server and the DataHub service.
  */
 import {
   JupyterFrontEnd,
@@ -13,10 +14,13 @@ import {
   EditorExtensionRegistry,
   IEditorExtensionRegistry
 } from '@jupyterlab/codemirror';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { tableRowsIcon } from '@jupyterlab/ui-components';
 
+import { SchemaBrowser, serverFetch } from './browser';
 import { formatExpression, isSqlCell, readFormatted } from './format';
 import { sqlHighlighting } from './highlight';
+import { SchemaNode, insertText, previewCell } from './schema';
 
 const highlighting: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-datahub:sql-highlighting',
@@ -74,4 +78,62 @@ const formatting: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [highlighting, formatting];
+const INSERT_NAME = 'jupyter-datahub:schema-insert-name';
+const PREVIEW = 'jupyter-datahub:schema-preview';
+
+const schemaBrowser: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-datahub:schema-browser',
+  description: 'The schema browser: what Trino lets you see, with search and previews.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker): void => {
+    const browser = new SchemaBrowser(serverFetch(app.serviceManager.serverSettings));
+    browser.id = 'jupyter-datahub-schema-browser';
+    browser.title.icon = tableRowsIcon;
+    browser.title.caption = 'DataHub schema browser';
+    app.shell.add(browser, 'left', { rank: 600 });
+
+    const clicked = (): SchemaNode | undefined =>
+      browser.nodeOf(app.contextMenuHitTest(n => n.classList.contains('jp-DataHub-schemaRow')) ?? null);
+
+    app.commands.addCommand(INSERT_NAME, {
+      label: 'Insert name into cell',
+      execute: () => {
+        const node = clicked();
+        const editor = tracker.activeCell?.editor;
+        if (!node || !editor) {
+          return showErrorMessage('Insert name into cell', 'Select a cell in a notebook first.');
+        }
+        const text = insertText(node);
+        if (editor.replaceSelection) {
+          editor.replaceSelection(text);
+        } else {
+          const at = editor.getOffsetAt(editor.getCursorPosition());
+          editor.model.sharedModel.updateSource(at, at, text);
+        }
+        editor.focus();
+      }
+    });
+    app.commands.addCommand(PREVIEW, {
+      label: 'Preview 100 rows',
+      isVisible: () => ['table', 'column'].includes(clicked()?.kind ?? ''),
+      execute: async () => {
+        const node = clicked();
+        const panel = tracker.currentWidget;
+        if (!node || !panel) {
+          return showErrorMessage('Preview 100 rows', 'Open a notebook first.');
+        }
+        NotebookActions.insertBelow(panel.content);
+        panel.content.activeCell?.model.sharedModel.setSource(
+          previewCell(node, browser.model.defaultGroup)
+        );
+        await NotebookActions.run(panel.content, panel.sessionContext);
+      }
+    });
+    const selector = '.jp-DataHub-schemaRow';
+    app.contextMenu.addItem({ command: INSERT_NAME, selector, rank: 1 });
+    app.contextMenu.addItem({ command: PREVIEW, selector, rank: 2 });
+  }
+};
+
+export default [highlighting, formatting, schemaBrowser];
