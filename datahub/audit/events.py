@@ -8,7 +8,7 @@ warehouse, as Pinterest does with its Presto query events: a query with a
 - ``query_submitted``: a cluster accepted the query (who, where, why, the SQL); who is
   ``user``, and ``acting_admin`` when a hub admin ran it as that user (else null);
 - ``query_finished``: the query ended (state, error and Trino's statistics);
-- ``query_rejected``: routing or a hook refused the query before any cluster saw it.
+- ``query_rejected``: routing or the admission refused the query before any cluster saw it.
 
 The file is opened for each batch of lines, so log rotation (rename, then a new file)
 needs no signal.
@@ -61,7 +61,8 @@ def _iso(value: Any) -> Any:
 
 
 def event(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """The event of *kind* for an audit record (a dict of its columns)."""
+    """The event of *kind* for an audit record (a dict of its columns, as
+    `records.row_of` maps a query to it): the one mapping of a query to its events."""
     keys = {SUBMITTED: _SUBMITTED, FINISHED: _FINISHED, REJECTED: _REJECTED}[kind]
     body = {"event": kind, "time": _iso(dt.datetime.now(dt.UTC))}
     body.update((key, _iso(record.get(key))) for key in keys)

@@ -41,9 +41,11 @@ class UTCDateTime(sa.TypeDecorator):
         return value.astimezone(dt.UTC)
 
 
-class QueryRecord(Base):
-    """One query: its submitted event (who, where, why, what) and finished event
-    (state, error, Trino's statistics). ``finished_at`` is NULL while it is open."""
+class AuditedQuery(Base):
+    """The audit record of one query (`datahub.audit.records.row_of` maps a
+    `datahub.query.QueryRecord` to it): its submitted event (who, where, why, what) and
+    finished event (state, error, Trino's statistics). ``finished_at`` is NULL while it
+    is open."""
 
     __tablename__ = "audit_queries"
 

@@ -1,11 +1,13 @@
 """Reading and writing audit records: synchronous functions over a store connection.
 
 They run in the audit's writer thread (`AuditLog`), never on the event loop. Records
-leave this module as plain dicts, safe to hand to another thread.
+leave this module as plain dicts, safe to hand to another thread. `row_of` and
+`record_of` are the one mapping between a query (`datahub.query.QueryRecord`) and its
+audit record.
 
 Closing is the one place exactly-once lives: ``close_query`` updates only an open
 record (``finished_at IS NULL``), so when several gateway processes (or the reconciler
-and a handler) close the same query, exactly one of them wins and calls the hooks.
+and a handler) close the same query, exactly one of them wins and tells the listeners.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..identity import Identity
-from .models import AdminAccess, ClusterState, QueryRecord
+from ..query import QueryRecord
+from .models import AdminAccess, AuditedQuery, ClusterState
 
-QUERIES = QueryRecord.__table__
+QUERIES = AuditedQuery.__table__
 CLUSTER_STATES = ClusterState.__table__
 ADMIN_ACCESS = AdminAccess.__table__
 COLUMNS = tuple(c.key for c in QUERIES.columns)
@@ -50,14 +53,8 @@ SUBMITTED_FIELDS = (
     "admission",
 )
 
-#: Fields set when a query ends.
-FINISHED_FIELDS = (
-    "state",
-    "error_name",
-    "error_type",
-    "error",
-    "stop_reason",
-    "finished_at",
+#: Fields of Trino's statistics (`QueryStats`) a record keeps.
+STATS_FIELDS = (
     "elapsed_ms",
     "queued_ms",
     "cpu_ms",
@@ -68,6 +65,20 @@ FINISHED_FIELDS = (
     "peak_memory_bytes",
     "output_rows",
 )
+
+#: Fields set when a query ends.
+FINISHED_FIELDS = (
+    "state",
+    "error_name",
+    "error_type",
+    "error",
+    "stop_reason",
+    "finished_at",
+    *STATS_FIELDS,
+)
+
+#: What the record of a query closed without one says of how it was routed.
+LOST_ROUTING_REASON = "unknown (submitted event lost)"
 
 _EMPTY = (None, "", [], {})
 
@@ -104,6 +115,84 @@ def identity_of(record: Mapping[str, Any]) -> Identity:
         via=record.get("auth_via") or "token",
         acting_admin=record.get("acting_admin"),
     )
+
+
+def row_of(query: QueryRecord) -> dict[str, Any]:
+    """The audit record of *query* (a complete dict of the table's columns): the one
+    mapping from `QueryRecord` to the audit."""
+    stats = query.stats
+    return new_record(
+        query_id=query.query_id,
+        **identity_fields(query.identity),
+        principal=query.principal,
+        cluster=query.cluster,
+        routing_group=query.routing_group,
+        routing_reason=query.routing_reason,
+        sql=query.sql,
+        client_sql=query.client_sql,
+        source=query.source,
+        client_tags=list(query.client_tags),
+        admission_note=query.admission_note,
+        admission=dict(query.admission),
+        state=str(query.state),
+        error_name=query.error_name,
+        error_type=query.error_type,
+        error=query.error,
+        stop_reason=query.stop_reason,
+        submitted_at=query.submitted_at,
+        finished_at=query.finished_at,
+        **({name: getattr(stats, name) for name in STATS_FIELDS} if stats else {}),
+    )
+
+
+def record_of(row: Mapping[str, Any], identity: Identity | None = None) -> QueryRecord:
+    """The `QueryRecord` of an audit record (the inverse of `row_of`, without Trino's
+    statistics); run by *identity* when given, else by the one recorded."""
+    return QueryRecord(
+        identity=identity or identity_of(row),
+        query_id=row["query_id"],
+        cluster=row.get("cluster"),
+        principal=row.get("principal"),
+        routing_group=row.get("routing_group"),
+        routing_reason=row.get("routing_reason"),
+        sql=row.get("sql") or "",
+        client_sql=row.get("client_sql"),
+        source=row.get("source"),
+        client_tags=tuple(row.get("client_tags") or ()),
+        admission_note=row.get("admission_note"),
+        admission=row.get("admission") or {},
+        state=row.get("state") or "QUEUED",
+        error_name=row.get("error_name"),
+        error_type=row.get("error_type"),
+        error=row.get("error"),
+        stop_reason=row.get("stop_reason"),
+        submitted_at=row.get("submitted_at") or utcnow(),
+        finished_at=row.get("finished_at"),
+        closed=row.get("finished_at") is not None,
+    )
+
+
+def closing_fields(query: QueryRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The *fields* and *fallback* of `close_query` for *query*, which has ended: its
+    finished fields (and what it knows of its SQL, to fill gaps), and the record to
+    insert if its submitted event was lost."""
+    row = row_of(query)
+    fields = {name: row[name] for name in (*FINISHED_FIELDS, *_KNOWN_LATE)}
+    fallback = {
+        name: row[name]
+        for name in ("query_id", *identity_fields(query.identity), "principal", "cluster")
+    }
+    fallback.update(
+        cluster=row["cluster"] or None,
+        routing_group=row["routing_group"],
+        routing_reason=LOST_ROUTING_REASON,
+        submitted_at=row["submitted_at"],
+    )
+    return fields, fallback
+
+
+#: Submitted fields a query may learn only at its end (from Trino's query info).
+_KNOWN_LATE = ("sql", "client_sql", "source", "client_tags")
 
 
 def _row(result_row: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from ..gateway.hooks import FINAL_STATES
+from ..query import FINAL_STATES
 
 #: Longest page of the API (``limit``) and of the pages.
 MAX_LIMIT = 1000

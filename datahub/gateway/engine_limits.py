@@ -2,9 +2,10 @@
 
 A limit the engine enforces holds while the query runs, whether or not its client polls:
 Trino fails a query past ``query_max_cpu_time`` with ``EXCEEDED_CPU_LIMIT`` even if nobody
-ever reads its results. The gateway sets these properties from the hooks' `EngineLimits`
-in the forwarded ``X-Trino-Session`` header, and a client can only lower them: its own
-values for these properties are replaced by the stricter of its value and the limit.
+ever reads its results. The gateway sets these properties from the admission's
+`EngineLimits` in the forwarded ``X-Trino-Session`` header, and a client can only lower
+them: its own values for these properties are replaced by the stricter of its value and
+the limit.
 (A session value only takes effect up to the cluster's own maximum, ``query.max-cpu-time``
 and friends in its config.properties.)
 

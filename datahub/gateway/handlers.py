@@ -8,7 +8,6 @@ proxy too.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -29,10 +28,11 @@ from ..identity import (
     IdentityUnavailable,
     parse_authorization,
 )
+from ..query import LIMIT_MESSAGES, QueryRecord
 from . import protocol
+from .admission import Admitted, QueryQueued, QueryRefused
 from .clusters import Cluster
 from .engine_limits import limit_messages_for, limited_session_headers
-from .hooks import Admission, QueryQueued, QueryRefused, Submission
 from .pages import default_handlers as cluster_pages
 from .routing import ROUTING_HEADER, RoutingError, RoutingRequest, parse_client_tags
 from .statements import (
@@ -42,7 +42,7 @@ from .statements import (
     resolve_statement,
     with_prepared_statements,
 )
-from .tracker import LIMIT_MESSAGES, ActiveQuery, gateway_query_id, stop_message, upstream_path
+from .tracker import gateway_query_id, stop_message, upstream_path
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ class TrinoProxyHandler(GatewayHandler):
         self,
         identity: Identity,
         cluster: Cluster,
-        active: ActiveQuery,
+        active: QueryRecord,
         relayed: Relayed,
         deadline: float,
     ) -> None:
@@ -466,17 +466,16 @@ class StatementHandler(TrinoProxyHandler):
         source = headers.get("X-Trino-Source")
         client_tags = parse_client_tags(headers.get_list("X-Trino-Client-Tags"))
         tags = tuple(sorted(client_tags))
-        # What the audit records of the query if it is refused before a Submission exists.
-        query: dict[str, Any] = {"sql": sql, "source": source, "client_tags": tags}
+        query = QueryRecord(identity, sql=sql, source=source, client_tags=tags)
         try:
             prepared = parse_prepared_statements(headers.get_list(PREPARED_STATEMENT_HEADER))
         except StatementError as e:
-            self._refuse(identity, query, str(e), protocol.GENERIC_USER_ERROR, "request")
+            self._refuse(query, str(e), protocol.GENERIC_USER_ERROR, "request")
             return
         # Routing and the audit see the SQL that runs (a prepared statement's, not the
         # EXECUTE of it); only the prepared statements it uses reach the cluster.
         resolved = resolve_statement(sql, prepared)
-        query.update(sql=resolved.sql, client_sql=resolved.client_sql)
+        query.sql, query.client_sql = resolved.sql, resolved.client_sql
         request = RoutingRequest(
             user=identity.name,
             groups=identity.groups,
@@ -489,53 +488,42 @@ class StatementHandler(TrinoProxyHandler):
         try:
             decision = service.router.route(request)
         except RoutingError as e:
-            self._refuse(identity, query, e.message, e.error, "routing")
+            self._refuse(query, e.message, e.error, "routing")
             return
         except Exception:
             self.log.exception("Routing failed for a query of %s", identity.name)
             message = "DataHub could not route the query (an internal error); ask an admin."
-            self._refuse(identity, query, message, protocol.GENERIC_INTERNAL_ERROR, "internal")
+            self._refuse(query, message, protocol.GENERIC_INTERNAL_ERROR, "internal")
             return
-        submission = Submission(
-            sql=resolved.sql,
-            client_sql=resolved.client_sql,
-            source=source,
-            client_tags=tags,
-            catalog=headers.get("X-Trino-Catalog"),
-            schema=headers.get("X-Trino-Schema"),
-            routing_hint=request.hint,
-            routing_group=decision.routing_group,
-            routing_reason=decision.reason,
-            cluster=decision.cluster,
-            headers=tuple(
-                with_prepared_statements(
-                    protocol.session_headers(
-                        headers.get_all(), allow_spooling=service.allow_spooling
-                    ),
-                    prepared,
-                    resolved.uses,
-                )
-            ),
+        query.catalog = headers.get("X-Trino-Catalog")
+        query.schema = headers.get("X-Trino-Schema")
+        query.routing_hint = request.hint
+        query.routing_group, query.routing_reason = decision.routing_group, decision.reason
+        query.pinned_cluster = decision.cluster
+        query.headers = tuple(
+            with_prepared_statements(
+                protocol.session_headers(headers.get_all(), allow_spooling=service.allow_spooling),
+                prepared,
+                resolved.uses,
+            )
         )
         try:
-            admission = await service.tracker.admit(identity, submission)
+            admitted = await service.tracker.admit(query)
         except QueryQueued as queued:
             query_id = gateway_query_id()
             self.log.info("Query %s queued user=%s: %s", query_id, identity.name, queued.reason)
             self.write_queued(identity, query_id, queued)
             return
         except QueryRefused as e:
-            self._refuse(identity, submission.audited(), e.message, e.error, "quota")
+            self._refuse(query, e.message, e.error, "quota")
             return
         except Exception:
-            self.log.exception("A query hook failed to admit a query of %s", identity.name)
+            self.log.exception("The admission failed to admit a query of %s", identity.name)
             message = "DataHub could not admit the query (an internal error); ask an admin."
-            self._refuse(
-                identity, submission.audited(), message, protocol.GENERIC_INTERNAL_ERROR, "internal"
-            )
+            self._refuse(query, message, protocol.GENERIC_INTERNAL_ERROR, "internal")
             return
         # Admitted: from here on the query ends exactly once, whatever happens.
-        await self._submit(identity, submission, admission, self.request.body)
+        await self._submit(identity, query, admitted, self.request.body)
 
     def write_queued(self, identity: Identity, query_id: str, queued: QueryQueued) -> None:
         """Answer with the gateway's QUEUED page: the client polls its signed nextUri."""
@@ -551,35 +539,33 @@ class StatementHandler(TrinoProxyHandler):
 
     def _refuse(
         self,
-        identity: Identity,
-        query: dict[str, Any],
+        query: QueryRecord,
         message: str,
         error: tuple[str, str, int],
         reason: str,
         query_id: str | None = None,
     ) -> None:
-        """Audit the refusal of *query* (what is known of it: sql, source, client_tags,
-        routing_group, routing_reason) and answer with *message*."""
+        """Audit the refusal of *query* (as far as it got) and answer with *message*."""
         query_id = self.service.tracker.rejected(
-            identity, message=message, error=error, reason=reason, query_id=query_id, **query
+            query, message=message, error=error, reason=reason, query_id=query_id
         )
         self.write_trino_error(message, error, query_id=query_id)
 
     async def _submit(
-        self, identity: Identity, submission: Submission, admission: Admission, body: bytes
+        self, identity: Identity, query: QueryRecord, admitted: Admitted, body: bytes
     ) -> None:
         service = self.service
         tracker = service.tracker
-        candidates = service.monitor.rank(submission.routing_group, submission.cluster)
+        candidates = service.monitor.rank(query.routing_group, query.pinned_cluster)
         tried: list[str] = []
         response = None
         cluster = None
         for status in candidates:
             cluster = service.cluster_map[status.name]
             try:
-                # The hooks' per-query limits go to Trino as session limits, which the
-                # client's own session values can only lower.
-                headers = limited_session_headers(submission.headers, admission.engine_limits)
+                # The admission's per-query limits go to Trino as session limits, which
+                # the client's own session values can only lower.
+                headers = limited_session_headers(query.headers, admitted.engine_limits)
                 response = await self.send(
                     identity, cluster, "POST", "/v1/statement", body, tuple(headers)
                 )
@@ -591,7 +577,7 @@ class StatementHandler(TrinoProxyHandler):
                         f"Cluster {cluster.name} stopped answering while taking the query; "
                         "run it again."
                     )
-                    await self._fail(identity, submission, admission, cluster, message)
+                    await self._fail(query, cluster, message)
                     return
                 tried.append(f"{cluster.name} unreachable")
             else:
@@ -612,30 +598,28 @@ class StatementHandler(TrinoProxyHandler):
         if response is None or cluster is None:
             if tried:
                 message = (
-                    f"No cluster of routing group {submission.routing_group!r} could take the "
+                    f"No cluster of routing group {query.routing_group!r} could take the "
                     f"query ({', '.join(tried)}); try again shortly or ask an admin."
                 )
             else:
                 message = service.monitor.unavailable_message(
-                    submission.routing_group, submission.cluster
+                    query.routing_group, query.pinned_cluster
                 )
-            await self._fail(identity, submission, admission, None, message)
+            await self._fail(query, None, message)
             return
         service.monitor.note_submitted(cluster.name)
-        # Trino's error for a limit set from the hooks' (not a lower one of the client's)
-        # reaches the client as the hooks' sentence, on whichever process serves it.
+        # Trino's error for a limit set from the admission's (not a lower one of the
+        # client's) reaches the client as its sentence, on whichever process serves it.
         messages = limit_messages_for(
-            submission.headers, admission.engine_limits, admission.limit_messages
+            query.headers, admitted.engine_limits, admitted.limit_messages
         )
         if messages:
-            admission = dataclasses.replace(
-                admission, data={**admission.data, LIMIT_MESSAGES: messages}
-            )
-        followed: list[ActiveQuery] = []
+            query.admission = {**query.admission, LIMIT_MESSAGES: messages}
+        followed: list[QueryRecord] = []
 
         def register(facts: protocol.PageFacts) -> None:
             if facts.query_id:
-                followed.append(tracker.submitted(identity, submission, admission, cluster, facts))
+                followed.append(tracker.submitted(query, cluster, facts))
 
         deadline = time.monotonic() + service.page_collapse_seconds
         try:
@@ -654,12 +638,7 @@ class StatementHandler(TrinoProxyHandler):
             # the request itself (the client has the cluster's answer).
             message = relayed.failure or f"Cluster {cluster.name} did not start the query."
             await tracker.failed(
-                identity,
-                submission,
-                admission,
-                cluster,
-                message,
-                relayed.error or protocol.GENERIC_USER_ERROR,
+                query, cluster, message, relayed.error or protocol.GENERIC_USER_ERROR
             )
             return
         active = followed[0]
@@ -669,24 +648,15 @@ class StatementHandler(TrinoProxyHandler):
             identity.name,
             identity.via,
             cluster.name,
-            submission.routing_group,
-            submission.routing_reason,
-            submission.source or "",
+            query.routing_group,
+            query.routing_reason,
+            query.source or "",
         )
         await self.pages(identity, cluster, active, relayed, deadline)
 
-    async def _fail(
-        self,
-        identity: Identity,
-        submission: Submission,
-        admission: Admission,
-        cluster: Cluster | None,
-        message: str,
-    ) -> None:
+    async def _fail(self, query: QueryRecord, cluster: Cluster | None, message: str) -> None:
         error = protocol.NO_CLUSTER_AVAILABLE if cluster is None else protocol.CLUSTER_UNREACHABLE
-        query_id = await self.service.tracker.failed(
-            identity, submission, admission, cluster, message, error
-        )
+        query_id = await self.service.tracker.failed(query, cluster, message, error)
         self.write_trino_error(message, error, query_id=query_id)
 
 
@@ -848,29 +818,24 @@ class QueuedHandler(StatementHandler):
             return
         identity, queued = found
         try:
-            resumed = await self.service.tracker.recheck(identity, queued.place)
+            query, admitted = await self.service.tracker.recheck(identity, queued.place)
         except QueryQueued as waiting:
             self.write_queued(identity, queued.query_id, waiting)
             return
         except QueryRefused as e:
             # The stored request is gone when the place was lost: refuse with what is known.
-            query = e.submission.audited() if e.submission else {"sql": ""}
-            self._refuse(identity, query, e.message, e.error, "quota", query_id=queued.query_id)
+            kept = e.query or QueryRecord(identity)
+            self._refuse(kept, e.message, e.error, "quota", query_id=queued.query_id)
             return
         except Exception:
-            self.log.exception("A query hook failed to re-admit queued query %s", queued.query_id)
+            self.log.exception("The admission failed to re-admit queued query %s", queued.query_id)
             message = "DataHub could not admit the query (an internal error); ask an admin."
             self.write_trino_error(message, protocol.GENERIC_INTERNAL_ERROR)
             return
-        submission, admission = resumed.submission, resumed.admission
-        note = "; ".join(filter(None, (admission.note, f"queued as {queued.query_id}")))
+        note = "; ".join(filter(None, (query.admission_note, f"queued as {queued.query_id}")))
+        query.admission_note = note
         self.log.info("Query %s admitted after queueing user=%s", queued.query_id, identity.name)
-        await self._submit(
-            identity,
-            submission,
-            Admission(note, admission.data, admission.engine_limits),
-            submission.statement.encode(),
-        )
+        await self._submit(identity, query, admitted, query.statement.encode())
 
     async def _withdraw(self) -> None:
         found = await self._queued()
@@ -878,17 +843,15 @@ class QueuedHandler(StatementHandler):
             return
         identity, queued = found
         try:
-            submission = await self.service.hooks.withdraw(identity, queued.place)
+            await self.service.tracker.withdraw(identity, queued.place, queued.query_id)
         except QueryRefused as e:
             self.write_trino_error(e.message, e.error)
             return
         except Exception:
-            self.log.exception("A query hook failed to withdraw queued query %s", queued.query_id)
+            self.log.exception("The admission failed to withdraw queued query %s", queued.query_id)
             message = "DataHub could not cancel the queued query (an internal error); ask an admin."
             self.write_trino_error(message, protocol.GENERIC_INTERNAL_ERROR)
             return
-        if submission is not None:
-            self.service.tracker.withdrawn(identity, submission, queued.query_id)
         self.set_status(204)
         self.finish()
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .hooks import CANCELED, FAILED, FINISHED, QueryStats
+from ..query import QueryState, QueryStats
 
 #: Trino states of a query that has not ended, by what they mean for load.
 QUEUED_STATES = frozenset({"QUEUED", "WAITING_FOR_RESOURCES", "DISPATCHING"})
@@ -64,10 +64,10 @@ def _int(value: Any) -> int:
 def final_state(trino_state: str | None, error_name: str | None) -> str:
     """The audit's final state for Trino's: a cancelled query is CANCELED, not FAILED."""
     if error_name == "USER_CANCELED":
-        return CANCELED
+        return QueryState.CANCELED
     if trino_state == "FINISHED" and not error_name:
-        return FINISHED
-    return FAILED
+        return QueryState.FINISHED
+    return QueryState.FAILED
 
 
 def stats_from_page(stats: Mapping[str, Any], error: Mapping[str, Any] | None = None) -> QueryStats:

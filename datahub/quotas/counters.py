@@ -11,7 +11,8 @@ after ``queue_lease``. The gateway renews a running slot while its query makes p
 and deletes it when the query ends (expiry only matters when a gateway process died); a
 queued slot is renewed each time its client asks whether its turn has come, so a client
 that went away loses its place after ``queue_lease``. A queued slot keeps the query's
-request (SQL, session headers, routing) so any gateway process can submit it.
+request (`QueryRecord.queued_data`: SQL, session headers, routing) so any gateway process
+can submit it.
 
 All functions here are synchronous (SQLAlchemy); `admission.AdmissionController` runs
 them in worker threads.

@@ -1,29 +1,29 @@
-"""The quota feature's gateway hooks: admission, per-query limits (set as Trino's own
-session limits on every query), accounting while queries run and when they end.
+"""The quota feature at the gateway: its admission (run, queue or refuse each query, with
+per-query limits set as Trino's own session limits) and its listener (accounting while
+queries run and when they end, stopping those taking their user past a daily limit).
 
-Registered in ``DataHubService.init`` (``service.query_hooks.append(QuotaHooks(...))``).
-The ticket of an admitted query travels in ``Admission.data["quota"]``, so any gateway
-process can check and release it. A query that must wait keeps its submission with its
-queued slot in the store; its place is the slot id.
+The service configures them (``DataHubService.admission`` and ``query_listeners``). The
+ticket of an admitted query travels in its admission data (``query.admission["quota"]``,
+mapped in `ticket_of`), so any gateway process can check and release it. A query that
+must wait keeps its `QueryRecord.queued_data` with its queued slot in the store; its
+place is the slot id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..gateway.engine_limits import EngineLimits
-from ..gateway.hooks import (
-    REJECTED,
-    Admission,
-    QueryHooks,
-    QueryInfo,
+from ..gateway.admission import (
+    Admitted,
+    QueryAdmission,
+    QueryListener,
     QueryQueued,
     QueryRefused,
-    QueryStats,
-    Resumed,
-    Submission,
+    unknown_place,
 )
+from ..gateway.engine_limits import EngineLimits
 from ..identity import Identity, normalize_username
+from ..query import QueryRecord, QueryState, QueryStats
 from . import messages
 from .admission import (
     ENGINE_LIMIT_ERRORS,
@@ -41,6 +41,16 @@ QUOTA_UNAVAILABLE = ("QUOTA_UNAVAILABLE", "EXTERNAL", 0x0100_DA10)
 #: Error of a queued query whose client stopped asking for it and so lost its place.
 QUEUED_QUERY_EXPIRED = ("QUEUED_QUERY_EXPIRED", "USER_ERROR", 0xDA13)
 
+#: Key of the admission data holding the quota ticket.
+TICKET = "quota"
+
+
+def ticket_of(query: QueryRecord) -> Ticket | None:
+    """The quota ticket of *query* (None if the quota did not admit it): the one mapping
+    from a query to the quota's view of it."""
+    data = query.admission.get(TICKET)
+    return Ticket.from_data(data) if data else None
+
 
 def _unavailable(e: QuotaUnavailable) -> QueryRefused:
     name, kind, code = QUOTA_UNAVAILABLE
@@ -48,32 +58,34 @@ def _unavailable(e: QuotaUnavailable) -> QueryRefused:
 
 
 def _slot(place: str) -> int:
+    # "0-<slot>": a place given while the quota was the first of a chain of hooks, in a
+    # queued URI a client may still hold across the upgrade.
+    place = place.removeprefix("0-")
     if not place.isdigit():
-        raise QueryRefused("This queued query is unknown to DataHub; run it again.")
+        raise unknown_place()
     return int(place)
 
 
-class QuotaHooks(QueryHooks):
+class QuotaAdmission(QueryAdmission):
     """Admits each query against its user's quota, with its per-query limits for Trino
-    to enforce; counts CPU and bytes while queries run and when they end, and stops
-    those taking their user past a daily limit."""
+    to enforce."""
 
     def __init__(self, manager: QuotaManager) -> None:
         self.manager = manager
 
     @classmethod
-    def for_service(cls, service: Any) -> QuotaHooks:
-        """The hooks of a DataHubService, on its quota manager."""
+    def for_service(cls, service: Any) -> QuotaAdmission:
+        """The admission of a DataHubService, on its quota manager."""
         return cls(QuotaManager.for_service(service))
 
-    async def admit(self, identity: Identity, submission: Submission) -> Admission:
-        controller = self.manager.controller
+    async def admit(self, query: QueryRecord) -> Admitted:
+        identity = query.identity
         try:
-            ticket = await controller.admit(
+            ticket = await self.manager.controller.admit(
                 normalize_username(identity.name),
                 identity.groups,
-                routing_group=submission.routing_group,
-                request=submission.to_data(),
+                routing_group=query.routing_group,
+                request=query.queued_data(),
             )
         except QuotaQueued as queued:
             raise QueryQueued(queued.message, str(queued.slot_id), queued.waited) from None
@@ -81,9 +93,9 @@ class QuotaHooks(QueryHooks):
             raise QueryRefused(refusal.message) from None
         except QuotaUnavailable as e:
             raise _unavailable(e) from None
-        return self._admission(ticket)
+        return self._admitted(ticket)
 
-    async def recheck(self, identity: Identity, place: str) -> Resumed:
+    async def recheck(self, identity: Identity, place: str) -> tuple[QueryRecord, Admitted]:
         controller = self.manager.controller
         try:
             ticket, request = await controller.recheck(
@@ -92,63 +104,63 @@ class QuotaHooks(QueryHooks):
         except QuotaQueued as queued:
             raise QueryQueued(queued.message, str(queued.slot_id), queued.waited) from None
         except QuotaRefused as refusal:
-            stored = Submission.from_data(refusal.request) if refusal.request else None
-            raise QueryRefused(refusal.message, submission=stored) from None
+            kept = refusal.request and QueryRecord.from_queued_data(identity, refusal.request)
+            raise QueryRefused(refusal.message, query=kept or None) from None
         except QuotaPlaceLost as lost:
             raise QueryRefused(lost.message, *QUEUED_QUERY_EXPIRED) from None
         except QuotaUnavailable as e:
             raise _unavailable(e) from None
-        return Resumed(Submission.from_data(request), self._admission(ticket))
+        return QueryRecord.from_queued_data(identity, request), self._admitted(ticket)
 
-    async def withdraw(self, identity: Identity, place: str) -> Submission | None:
+    async def withdraw(self, identity: Identity, place: str) -> QueryRecord | None:
         try:
             request = await self.manager.controller.withdraw(
                 normalize_username(identity.name), _slot(place)
             )
         except QuotaUnavailable as e:
             raise _unavailable(e) from None
-        return Submission.from_data(request) if request else None
+        return QueryRecord.from_queued_data(identity, request) if request else None
 
-    def _admission(self, ticket: Ticket) -> Admission:
+    def _admitted(self, ticket: Ticket) -> Admitted:
         note = f"quota: waited {ticket.waited:.1f} s" if ticket.waited >= 0.05 else None
-        return Admission(
+        return Admitted(
             note=note,
-            data={"quota": ticket.to_data()},
+            data={TICKET: ticket.to_data()},
             engine_limits=engine_limits(ticket),
             limit_messages=limit_messages(ticket, self.manager.admin_contact),
         )
 
-    async def on_progress(
-        self, identity: Identity, query: QueryInfo, stats: QueryStats
-    ) -> str | None:
-        data = query.admission.get("quota")
-        if not data:
-            return None
-        return await self.manager.controller.progress(
-            Ticket.from_data(data), query_id=query.query_id or None
-        )
 
-    async def on_running(
-        self, identity: Identity, query: QueryInfo, stats: QueryStats
-    ) -> str | None:
-        data = query.admission.get("quota")
-        if not data:
+class QuotaListener(QueryListener):
+    """Counts CPU and bytes while queries run and when they end (freeing their slot),
+    and stops those taking their user past a daily limit."""
+
+    def __init__(self, manager: QuotaManager) -> None:
+        self.manager = manager
+
+    async def on_progress(self, query: QueryRecord, stats: QueryStats) -> str | None:
+        ticket = ticket_of(query)
+        if ticket is None:
+            return None
+        return await self.manager.controller.progress(ticket, query_id=query.query_id or None)
+
+    async def on_running(self, query: QueryRecord, stats: QueryStats) -> str | None:
+        ticket = ticket_of(query)
+        if ticket is None:
             return None
         return await self.manager.controller.count_running(
-            Ticket.from_data(data),
+            ticket,
             cpu_ms=stats.cpu_ms,
             bytes_scanned=stats.processed_bytes,
             query_id=query.query_id or None,
         )
 
-    async def finished(
-        self, identity: Identity, query: QueryInfo, final_state: str, stats: QueryStats
-    ) -> None:
-        data = query.admission.get("quota")
-        if not data:
+    async def on_finished(self, query: QueryRecord) -> None:
+        ticket = ticket_of(query)
+        if ticket is None:
             return
         controller = self.manager.controller
-        ticket = Ticket.from_data(data)
+        stats = query.stats or QueryStats(query.state)
         limit = ENGINE_LIMIT_ERRORS.get(stats.error_name or "")
         if limit is not None:
             used = {
@@ -161,7 +173,7 @@ class QuotaHooks(QueryHooks):
             ticket,
             cpu_ms=stats.cpu_ms,
             bytes_scanned=stats.processed_bytes,
-            ran=final_state != REJECTED,
+            ran=query.state != QueryState.REJECTED,
         )
 
 

@@ -51,14 +51,15 @@ from .. import __version__
 from ..audit import records
 from ..audit.events import EventLogFile
 from ..audit.handlers import default_handlers as audit_handlers
+from ..audit.journal import AuditJournal
 from ..audit.log import AuditLog
 from ..catalog.catalog import MetadataCatalog, gateway_listener_url
 from ..catalog.handlers import default_handlers as metadata_handlers
+from ..gateway.admission import Listeners, QueryAdmission, QueryListener
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
 from ..gateway.health import ClusterMonitor
-from ..gateway.hooks import HookChain, QueryHooks
 from ..gateway.metrics import GatewayMetrics
 from ..gateway.protocol import FollowupSigner
 from ..gateway.routing import Access, Router, RoutingConfigError, RoutingRule
@@ -66,7 +67,7 @@ from ..gateway.tracker import QueryTracker
 from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
 from ..quotas.handlers import default_handlers as quota_handlers
-from ..quotas.hooks import QuotaHooks
+from ..quotas.hooks import QuotaAdmission, QuotaListener
 from ..quotas.manager import QuotaManager
 from ..sharing.context import SharingContext
 from ..sharing.handlers import default_handlers as sharing_handlers
@@ -311,14 +312,33 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
-    query_hooks = List(
-        Instance(QueryHooks),
-        help="""Hooks called around every query, in order: admit (may queue or refuse),
-        on_progress (may stop a query), finished (exactly once per admitted query). See
-        datahub.gateway.hooks. Features register theirs in DataHubService.init with
-        self.query_hooks.append(...).
+    admission = Instance(
+        QueryAdmission,
+        allow_none=True,
+        help="""What decides, after routing, whether each query runs now, waits its turn
+        or is refused (a datahub.gateway.admission.QueryAdmission: admit, recheck,
+        withdraw). There is one; None (the default) is the quotas' (QuotaAdmission).
 
-        Example: c.DataHubService.query_hooks = [MyHooks()]
+        Example: c.DataHubService.admission = MyAdmission()
+        """,
+    ).tag(config=True)
+
+    query_listeners = List(
+        Instance(QueryListener),
+        help="""Listeners told of every admitted query's progress and end, in order
+        (datahub.gateway.admission.QueryListener: on_progress and on_running may return
+        a reason to stop the query; on_finished is called exactly once per admitted
+        query). Their exceptions are logged and ignored. The quotas' listener is added
+        after these.
+
+        Example: c.DataHubService.query_listeners = [MyListener()]
+        """,
+    ).tag(config=True)
+
+    query_hooks = List(
+        Instance(QueryListener),
+        help="""Deprecated: the listeners of query_listeners (the one admission is
+        c.DataHubService.admission). Entries are added to query_listeners, with a warning.
         """,
     ).tag(config=True)
 
@@ -588,7 +608,6 @@ class DataHubService(Application):
     monitor = Instance(ClusterMonitor)
     audit = Instance(AuditLog)
     metrics = Instance(GatewayMetrics)
-    hooks = Instance(HookChain)
     tracker = Instance(QueryTracker)
     metadata_catalog = Instance(MetadataCatalog)
     quotas = Instance(QuotaManager)
@@ -634,7 +653,9 @@ class DataHubService(Application):
         )
         self._init_gateway()
         self._init_features()
-        self.query_hooks.append(QuotaHooks(self.quotas))
+        # The quotas' admission (unless one is configured) and listener, on their manager.
+        self.tracker.admission = self.admission or QuotaAdmission(self.quotas)
+        self.query_listeners.append(QuotaListener(self.quotas))
 
     def _init_features(self) -> None:
         """The features' parts, built once on the store (the handlers read them from
@@ -668,7 +689,8 @@ class DataHubService(Application):
         return DataHubLDAPAuthenticator(parent=self).account_refusal
 
     def _init_gateway(self) -> None:
-        """Routing, health, audit, metrics, hooks and the query tracker."""
+        """Routing, health, audit, metrics and the query tracker (its journal is the
+        audit; its admission and listeners are completed by init)."""
         self.router = Router.from_config(
             {name: c.routing_group for name, c in self.cluster_map.items()},
             self.routing_rules,
@@ -692,14 +714,20 @@ class DataHubService(Application):
             log=self.log,
             load_draining=self._load_draining,
         )
-        # The list itself, so hooks appended later in init (by features) are called too.
-        self.hooks = HookChain(self.query_hooks, self.log)
+        if self.query_hooks:
+            self.log.warning(
+                "c.DataHubService.query_hooks is deprecated: its entries are added to "
+                "c.DataHubService.query_listeners; set that instead."
+            )
+            self.query_listeners.extend(self.query_hooks)
         self.metrics = GatewayMetrics(
             lambda: self.monitor.statuses.values(), lambda: len(self.tracker.active)
         )
         self.tracker = QueryTracker(
-            audit=self.audit,
-            hooks=self.hooks,
+            journal=AuditJournal(self.audit),
+            admission=self.admission or QueryAdmission(),
+            # The list itself, so listeners appended later in init (by features) are told too.
+            listeners=Listeners(self.query_listeners, self.log),
             metrics=self.metrics,
             monitor=self.monitor,
             upstream=self.upstream,

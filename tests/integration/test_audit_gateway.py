@@ -1,6 +1,6 @@
 """The audit of every query through a gateway in front of the stack's real Trino: every
-field for finished, failed, cancelled and stopped queries, the event log, the query
-hooks' contract, the reconciler, and the metrics.
+field for finished, failed, cancelled and stopped queries, the event log, the admission's
+and the listeners' contract, the reconciler, and the metrics.
 
 Gateways run in-process (`BackgroundGateway`) with tokens from a static map; the hub's
 token check is covered by tests/e2e.
@@ -20,8 +20,8 @@ import trino
 from trino.auth import JWTAuthentication
 
 from datahub.audit import records
-from datahub.gateway.hooks import Admission, QueryHooks, QueryRefused
-from datahub.gateway.testing import BackgroundGateway, free_port, resolver_for, user_token
+from datahub.gateway.admission import Admitted, QueryAdmission, QueryListener, QueryRefused
+from datahub.testing import BackgroundGateway, free_port, resolver_for, user_token
 
 SECRET = b"audit-gateway-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts"), "bob-token": user_token("bob")}
@@ -29,9 +29,9 @@ ENDLESS = "SELECT * FROM tpch.sf100.lineitem"
 FINITE = "SELECT * FROM tpch.tiny.orders"
 
 
-class RecordingHooks(QueryHooks):
-    """Refuses SQL saying 'refuse me', stops SQL saying 'stop me' once it read rows, and
-    records every call."""
+class RecordingHooks(QueryAdmission, QueryListener):
+    """The admission and a listener: refuses SQL saying 'refuse me', stops SQL saying
+    'stop me' once it read rows, and records every call."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
@@ -41,20 +41,20 @@ class RecordingHooks(QueryHooks):
         with self.lock:
             self.calls.append(call)
 
-    async def admit(self, identity, submission):
-        self.add("admit", identity, submission)
-        if "refuse me" in submission.sql:
+    async def admit(self, query):
+        self.add("admit", query)
+        if "refuse me" in query.sql:
             raise QueryRefused("You have used 50 of 50 queries today; resets 00:00 UTC.")
-        return Admission(note="slot 7", data={"test_slot": 7})
+        return Admitted(note="slot 7", data={"test_slot": 7})
 
-    async def on_progress(self, identity, query, stats):
+    async def on_progress(self, query, stats):
         self.add("progress", query.query_id, stats)
         if "stop me" in query.sql and stats.processed_rows > 0:
             return "it read more rows than your per-query limit allows"
         return None
 
-    async def finished(self, identity, query, final_state, stats):
-        self.add("finished", query, final_state, stats)
+    async def on_finished(self, query):
+        self.add("finished", query, query.state, query.stats)
 
     def finished_calls(self, query_id: str) -> list[tuple]:
         with self.lock:
@@ -80,7 +80,8 @@ def gateway(cluster, hooks, tmp_path_factory):
         secret=SECRET,
         identity_resolver_class=resolver_for(TOKENS),
         event_log_file=str(state / "events.jsonl"),
-        query_hooks=[hooks],
+        admission=hooks,
+        query_listeners=[hooks],
         reconcile_interval=1,
         lost_after=1,
     )
@@ -142,8 +143,8 @@ SUBMITTED_FIELDS = {
 
 def assert_submitted_fields(rec: dict[str, Any], sql: str) -> None:
     assert {key: rec[key] for key in SUBMITTED_FIELDS} == SUBMITTED_FIELDS
-    # This test's hook admits first; the service's own (quotas) may add their note.
-    assert rec["admission_note"].startswith("slot 7")
+    # This test's admission replaces the quotas'.
+    assert rec["admission_note"] == "slot 7"
     assert rec["sql"] == sql
     assert rec["submitted_at"] <= rec["finished_at"]
 
@@ -353,7 +354,8 @@ def test_an_admitted_query_no_cluster_takes_fails_clearly_and_finishes_its_hooks
         store_url=f"sqlite:///{tmp_path / 'datahub.sqlite'}",
         secret=SECRET,
         identity_resolver_class=resolver_for(TOKENS),
-        query_hooks=[hooks],
+        admission=hooks,
+        query_listeners=[hooks],
         health_check_interval=3600,
     )
     try:

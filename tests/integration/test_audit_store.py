@@ -14,11 +14,11 @@ from alembic.runtime.migration import MigrationContext
 
 from datahub.audit import events, records
 from datahub.audit.log import AuditLog
-from datahub.audit.models import AdminAccess, ClusterState, QueryRecord
+from datahub.audit.models import AdminAccess, AuditedQuery, ClusterState
 from datahub.store import Base
 
 T0 = dt.datetime(2025, 1, 31, 9, 0, tzinfo=dt.UTC)
-MY_TABLES = {QueryRecord.__tablename__, ClusterState.__tablename__, AdminAccess.__tablename__}
+MY_TABLES = {AuditedQuery.__tablename__, ClusterState.__tablename__, AdminAccess.__tablename__}
 
 
 def submitted(query_id: str, user: str = "alice", minutes: int = 0, **fields) -> dict:

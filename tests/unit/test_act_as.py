@@ -19,7 +19,7 @@ from trino.exceptions import HttpError
 
 from datahub import scopes
 from datahub.audit import events, records, views
-from datahub.audit.models import AdminAccess, QueryRecord
+from datahub.audit.models import AdminAccess, AuditedQuery
 from datahub.extensions import sql as sql_magic
 from datahub.extensions import trino_compat
 from datahub.gateway import protocol
@@ -274,7 +274,7 @@ def sqlite_store(tmp_path):
 
 def test_the_migration_adds_the_act_as_column_and_table_as_modelled(sqlite_store):
     inspector = sa.inspect(sqlite_store.engine)
-    for model in (AdminAccess, QueryRecord):
+    for model in (AdminAccess, AuditedQuery):
         columns = {c["name"] for c in inspector.get_columns(model.__tablename__)}
         assert columns == set(model.__table__.columns.keys())
     indexes = {i["name"] for i in inspector.get_indexes(AdminAccess.__tablename__)}

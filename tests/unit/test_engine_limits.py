@@ -1,5 +1,5 @@
 """Per-query limits as Trino session properties: set on every query, never raised by a
-client, merged across hooks; and the quota arithmetic of usage counted while queries run."""
+client; and the quota arithmetic of usage counted while queries run."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from datahub.gateway.engine_limits import (
     limited_session_headers,
     parse_data_size,
     parse_duration,
-)
-from datahub.gateway.hooks import (
-    Admission,
-    HookChain,
-    QueryHooks,
-    QueryQueued,
-    Resumed,
-    Submission,
 )
 from datahub.identity import Identity
 from datahub.quotas.admission import Ticket
@@ -183,59 +175,6 @@ def test_a_limit_the_client_lowered_itself_keeps_trinos_message():
     # Either of Trino's two time limits, lowered, is the client's.
     lowered = [("X-Trino-Session", "query_max_execution_time=10s")]
     assert "EXCEEDED_TIME_LIMIT" not in limit_messages_for(lowered, TWO_SECONDS, MESSAGES)
-
-
-class Limiting(QueryHooks):
-    def __init__(
-        self, limits: EngineLimits, queue: bool = False, messages: dict | None = None
-    ) -> None:
-        self.limits, self.queue, self.messages = limits, queue, messages or {}
-
-    async def admit(self, identity, submission):
-        if self.queue:
-            self.stored = submission
-            raise QueryQueued("waiting", "1")
-        return Admission(engine_limits=self.limits, limit_messages=self.messages)
-
-    async def recheck(self, identity, place):
-        admission = Admission(engine_limits=self.limits, limit_messages=self.messages)
-        return Resumed(self.stored, admission)
-
-
-def test_the_hooks_limits_are_merged_the_stricter_way_also_after_queueing():
-    submission = Submission(
-        sql="SELECT 1",
-        source=None,
-        client_tags=(),
-        catalog=None,
-        schema=None,
-        routing_hint=None,
-        routing_group="default",
-        routing_reason="default",
-    )
-    first_messages = {"EXCEEDED_CPU_LIMIT": "first cpu", "EXCEEDED_SCAN_LIMIT": "first scan"}
-    first = Limiting(EngineLimits(cpu_seconds=5, scan_bytes=100), messages=first_messages)
-    last = Limiting(EngineLimits(cpu_seconds=2, run_seconds=9))
-    expected = EngineLimits(cpu_seconds=2, run_seconds=9, scan_bytes=100)
-    admission = run(HookChain([first, last], LOG).admit(ALICE, submission))
-    assert admission.engine_limits == expected
-    # Each limit keeps the message of the hook that set it (the last says nothing).
-    assert admission.limit_messages == {"EXCEEDED_SCAN_LIMIT": "first scan"}
-    # Queued by a later hook: the earlier hooks' limits travel with the stored query.
-    queueing = Limiting(
-        EngineLimits(cpu_seconds=2, run_seconds=9),
-        queue=True,
-        messages={"EXCEEDED_CPU_LIMIT": "last cpu"},
-    )
-    chain = HookChain([first, queueing], LOG)
-    with pytest.raises(QueryQueued) as queued:
-        run(chain.admit(ALICE, submission))
-    resumed = run(chain.recheck(ALICE, queued.value.place))
-    assert resumed.admission.engine_limits == expected
-    assert resumed.admission.limit_messages == {
-        "EXCEEDED_CPU_LIMIT": "last cpu",
-        "EXCEEDED_SCAN_LIMIT": "first scan",
-    }
 
 
 def test_usage_counted_while_running_is_not_counted_again_at_the_end():

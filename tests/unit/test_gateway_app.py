@@ -108,12 +108,32 @@ def test_bad_routing_settings_fail_at_configuration_time(trait, value, message):
         DataHubService(**{trait: value})
 
 
-def test_features_register_query_hooks_after_the_service_is_built(tmp_path, monkeypatch):
-    from datahub.gateway.hooks import QueryHooks
+def test_the_quotas_admit_and_listen_unless_an_admission_is_configured(tmp_path, monkeypatch):
+    from datahub.gateway.admission import QueryAdmission, QueryListener
+    from datahub.quotas.hooks import QuotaAdmission, QuotaListener
 
     monkeypatch.chdir(tmp_path)
     service = DataHubService(clusters=[])
     service.init()
-    hook = QueryHooks()
-    service.query_hooks.append(hook)
-    assert service.hooks.hooks[-1] is hook
+    assert isinstance(service.tracker.admission, QuotaAdmission)
+    # Listeners appended once the service is built are told too (the list itself is held).
+    listener = QueryListener()
+    service.query_listeners.append(listener)
+    assert isinstance(service.tracker.listeners.listeners[-2], QuotaListener)
+    assert service.tracker.listeners.listeners[-1] is listener
+
+    mine = QueryAdmission()
+    configured = DataHubService(clusters=[], admission=mine)
+    configured.init()
+    assert configured.tracker.admission is mine
+
+
+def test_query_hooks_is_a_deprecated_name_of_query_listeners(tmp_path, monkeypatch, capfd):
+    from datahub.gateway.admission import QueryListener
+
+    monkeypatch.chdir(tmp_path)
+    listener = QueryListener()
+    service = DataHubService(clusters=[], query_hooks=[listener])
+    service.init()
+    assert service.tracker.listeners.listeners[0] is listener
+    assert "query_hooks is deprecated" in capfd.readouterr().err
