@@ -20,7 +20,6 @@ import plotly
 from tornado import web
 
 from ..scopes import QUOTAS as QUOTAS_SCOPE
-from ..spawners.local import limits_notice
 from ..web.base import APIHandler, BaseHandler, PageHandler, needs_scope
 from . import charts, storage
 from .manager import QuotaManager
@@ -324,8 +323,8 @@ class AdminQuotasPage(QuotaHandler, PageHandler):
             reset=quotas.reset_info(),
             message=self.get_argument("message", ""),
             error=self.get_argument("error", ""),
-            # Not a store call: it looks at the host's enforcement (files, processes).
-            limits_notice=await asyncio.to_thread(limits_notice, self.quotas.config),
+            # Not a store call: it looks at the host's enforcement (cgroup files).
+            limits_notice=await asyncio.to_thread(self.quotas.server_limits_notice),
         )
 
 

@@ -176,6 +176,11 @@ class QuotaManager(LoggingConfigurable):
     #: (`use_routing_group_access`); None: c.QuotaManager.default_limits alone says.
     routing_access: Callable[[str, Sequence[str]], Sequence[str]] | None = None
 
+    #: What the admin pages say about servers' limits on this host (None: nothing to
+    #: say). The service sets it from the hub's spawner configuration
+    #: (`datahub.spawners.local.limits_notice`); it reads files, so call it off the loop.
+    server_limits_notice: Callable[[], str | None] = staticmethod(lambda: None)
+
     #: The current time (aware); replaced in tests to cross day boundaries.
     clock: Clock = staticmethod(utcnow)
 

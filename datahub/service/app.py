@@ -14,6 +14,7 @@ gives its services.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -71,6 +72,7 @@ from ..quotas.hooks import QuotaAdmission, QuotaListener
 from ..quotas.manager import QuotaManager
 from ..sharing.context import SharingContext
 from ..sharing.handlers import default_handlers as sharing_handlers
+from ..spawners.local import limits_notice
 from ..store import Store
 from ..store.core import DEFAULT_THREADS
 from ..web.base import oauth_handlers, template_environment
@@ -661,6 +663,7 @@ class DataHubService(Application):
         """The features' parts, built once on the store (the handlers read them from
         the tornado settings, see make_app)."""
         self.quotas = QuotaManager(parent=self, store=self.store)
+        self.quotas.server_limits_notice = functools.partial(limits_notice, self.config)
         if self.routing_group_access:
             self.log.warning(
                 "c.DataHubService.routing_group_access is deprecated: it still gives each "

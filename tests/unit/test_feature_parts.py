@@ -181,3 +181,20 @@ def test_the_web_layer_and_the_store_depend_on_no_feature(base):
     for path in sorted((PACKAGE / base).rglob("*.py")):
         reached = {m for m in _imports(path) if m.startswith(features)}
         assert not reached, f"{path.relative_to(PACKAGE)} imports {reached}"
+
+
+def test_the_admin_pages_notice_about_server_limits_comes_from_the_hubs_spawner_config(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    config = Config()
+    config.JupyterHub.spawner_class = "datahub.spawners.local.DataHubLocalSpawner"
+    config.DataHubLocalSpawner.limit_enforcement = "none"
+    service = DataHubService(clusters=[], config=config)
+    service.init()
+    assert "Server limits are not enforced on this host" in service.quotas.server_limits_notice()
+    service.store.dispose()
+    plain = DataHubService(clusters=[])
+    plain.init()
+    assert plain.quotas.server_limits_notice() is None
+    plain.store.dispose()
