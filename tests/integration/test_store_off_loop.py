@@ -23,7 +23,7 @@ import requests
 import sqlalchemy as sa
 from traitlets.config import Config
 
-from datahub.gateway.testing import BackgroundGateway
+from datahub.testing import BackgroundGateway
 
 PREFIX = "/services/datahub/"
 #: A query with many result pages (about 150 MB of rows); the test reads a few and
