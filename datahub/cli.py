@@ -1,6 +1,7 @@
 """The `datahub` command.
 
-datahub up                     start slapd, Trino and JupyterHub (with the gateway) here
+datahub up [--kafka]           start slapd, Trino and JupyterHub (with the gateway) here,
+                               and Kafka for the query events with --kafka
 datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
                                hub token); see datahub.quotas.cli
 datahub config-reference       every configuration option, from the traitlets help
@@ -24,7 +25,13 @@ def _up(args: argparse.Namespace) -> int:
     from .stack.local import LocalStack
 
     progress = Progress()
-    stack = LocalStack(args.state_dir, args.config, progress=progress, hub_port=args.port or None)
+    stack = LocalStack(
+        args.state_dir,
+        args.config,
+        progress=progress,
+        hub_port=args.port or None,
+        kafka=args.kafka,
+    )
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -40,6 +47,11 @@ def _up(args: argparse.Namespace) -> int:
             + "\n".join(
                 f"  {p.uid:<6} {p.password:<11} {p.full_name} ({', '.join(p.groups)})"
                 for p in demo.PEOPLE
+            )
+            + (
+                f"\n\nKafka (query events): {stack.kafka.bootstrap_servers}"
+                if stack.kafka is not None
+                else ""
             )
             + f"\n\nState and logs: {stack.state_dir}\nPress Ctrl-C to stop everything.",
             flush=True,
@@ -86,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the hub configuration file (default: ./jupyterhub_config.py)",
     )
     up.add_argument("--port", type=int, default=8000, help="hub port (default 8000; 0 = any)")
+    up.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also start a Kafka broker for the query events (its address goes to the "
+        "settings file as kafka.bootstrap_servers; first run downloads it from Maven Central)",
+    )
     quota_cli.add_parser(sub)
     reference = sub.add_parser(
         "config-reference",

@@ -23,6 +23,7 @@ import websocket
 
 from datahub.stack import demo
 from datahub.stack.install import stale_files
+from datahub.stack.kafka import KafkaServer
 from datahub.stack.local import LocalStack
 from datahub.stack.postgres import PostgresServer
 from datahub.store import Store
@@ -133,6 +134,18 @@ def browser():
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """A Kafka broker (one KRaft node), started on first use and once for the session.
+
+    A test that stops it starts it again before it ends (same ports, same data).
+    """
+    server = KafkaServer(tmp_path_factory.mktemp("kafka"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The whole DataHub on one machine: slapd, Trino, and JupyterHub with the gateway service.
+"""The whole DataHub on one machine: slapd, Trino, and JupyterHub with the gateway service
+(and Kafka, for the query events, when asked).
 
 `make demo` (through `datahub up`) and the test suite's session fixtures use this. Each
 part gets free ports on 127.0.0.1 and its own directory under one state directory; the
@@ -20,6 +21,7 @@ from typing import Any
 
 from . import demo
 from .hub import proxy_command
+from .kafka import KafkaServer
 from .ldap import Slapd
 from .process import ManagedProcess, Progress, free_port
 from .tls import write_self_signed_certificate
@@ -72,11 +74,13 @@ class LocalStack:
         trino_cache: Path | None = None,
         store_url: str | None = None,
         trino_routing_groups: Sequence[str] = ("default",),
+        kafka: bool = False,
     ) -> None:
         """``trino_routing_groups`` starts one Trino cluster per entry, in that routing
         group: ``("default",)`` (the default) one cluster named ``trino``;
         ``("default", "etl")`` adds ``trino-2`` in routing group ``etl`` (about 1.5 GB
-        more memory and 20 s more start-up)."""
+        more memory and 20 s more start-up). ``kafka`` also starts a Kafka broker for the
+        query events (about 500 MB more memory) and puts its address in the settings."""
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.config_file = Path(config_file).resolve()
         self.progress = progress or Progress()
@@ -86,6 +90,7 @@ class LocalStack:
         if not trino_routing_groups:
             raise ValueError("The local stack needs at least one Trino cluster.")
         self.trino_routing_groups = tuple(trino_routing_groups)
+        self.with_kafka = kafka
         self.secrets = _load_or_create_json(
             self.state_dir / "secrets.json",
             lambda: {
@@ -97,6 +102,7 @@ class LocalStack:
         self.slapd: Slapd | None = None
         self.trino: TrinoServer | None = None
         self.trinos: list[TrinoServer] = []
+        self.kafka: KafkaServer | None = None
         self.hub: ManagedProcess | None = None
         self.settings: dict[str, Any] = {}
 
@@ -113,6 +119,8 @@ class LocalStack:
         try:
             self._start_ldap()
             self._start_trino()
+            if self.with_kafka:
+                self._start_kafka()
             self._write_settings()
             self._start_hub()
         except BaseException:
@@ -149,6 +157,11 @@ class LocalStack:
         self.trino = self.trinos[0]
         for server in self.trinos:
             server.start()
+
+    def _start_kafka(self) -> None:
+        self.progress.step("Starting Kafka (first run downloads it from Maven Central)")
+        self.kafka = KafkaServer(self.state_dir / "kafka", progress=self.progress)
+        self.kafka.start()
 
     def _gateway_certificate(self) -> tuple[Path, Path]:
         """The gateway's HTTPS certificate for external clients (kept across restarts)."""
@@ -200,6 +213,8 @@ class LocalStack:
                 for server, group in zip(self.trinos, self.trino_routing_groups, strict=True)
             ],
         }
+        if self.kafka is not None:
+            self.settings["kafka"] = dict(self.kafka.settings())
         self.stack_file.write_text(json.dumps(self.settings, indent=2))
         os.chmod(self.stack_file, 0o600)
 
@@ -228,6 +243,6 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that was started (the hub stops the proxy, servers, gateway)."""
-        for part in (self.hub, *self.trinos, self.slapd):
+        for part in (self.hub, self.kafka, *self.trinos, self.slapd):
             if part is not None:
                 part.stop()

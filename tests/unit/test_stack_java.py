@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datahub.stack.trino import JavaCandidate, _locked, choose_java, java_candidates, java_version
+from datahub.stack.maven import cache_lock
+from datahub.stack.trino import JavaCandidate, choose_java, java_candidates, java_version
 
 
 def jdk(name: str, version: int | None, origin: str = "system") -> JavaCandidate:
@@ -61,5 +62,5 @@ def test_system_jdks_are_the_visible_directories_of_the_jvm_folder(tmp_path):
 def test_a_trino_download_killed_midway_is_cleared_before_the_next(tmp_path):
     (tmp_path / ".download-killed" / "mvn").mkdir(parents=True)
     (tmp_path / ".download-killed" / "mvn" / "trino-server-core-476.tar.gz").write_bytes(b"half")
-    with _locked(tmp_path):
+    with cache_lock(tmp_path):
         assert list(tmp_path.glob(".download-*")) == []
