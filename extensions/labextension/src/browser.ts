@@ -134,8 +134,10 @@ export class SchemaBrowser extends Widget {
     this.rendered = [];
     this.updateCatalogs();
     const searching = this.input.value.trim() !== '';
-    this.message.textContent = this.model.error ||
-      (this.started && !this.model.roots.length ? 'Loading…' : '');
+    this.message.textContent = this.model.error || (
+      !this.model.started ? 'Loading…'
+        : !this.model.roots.length ? 'Your quota policy lets you use no routing group.' : ''
+    );
     this.message.classList.toggle('jp-mod-error', !!this.model.error);
     const items = searching ? this.model.hits : this.model.roots;
     const list = this.nodes(items, 1);

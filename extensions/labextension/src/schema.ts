@@ -133,6 +133,8 @@ export class SchemaModel {
   hitsNext: number | null = null;
   searchText = '';
   error = '';
+  /** Whether the routing groups have been asked for and answered (or refused). */
+  started = false;
 
   constructor(private fetch: Fetch) {}
 
@@ -149,6 +151,8 @@ export class SchemaModel {
     } catch (e) {
       this.error = (e as Error).message;
       return;
+    } finally {
+      this.started = true;
     }
     const first = this.roots.find(g => g.name === this.defaultGroup) ?? this.roots[0];
     if (first) {

@@ -222,6 +222,7 @@ describe('SchemaModel', () => {
     const model = new SchemaModel(fakeApi({ 'routing-groups': new Error('DataHub refused your token.') }).fetch);
     await model.start();
     expect(model.error).toBe('DataHub refused your token.');
+    expect(model.started).toBe(true);
     expect(model.roots).toEqual([]);
   });
 
