@@ -93,7 +93,7 @@ def grant_parallel_queries(stack: LocalStack, admin_token: str, user: str, n: in
 
 
 BARE_CONFIG = """import json
-from datahub.gateway.testing import user_token
+from datahub.testing import user_token
 c = get_config()  # noqa: F821
 settings = json.load(open({settings!r}))
 c.DataHubService.clusters = settings["clusters"]
@@ -101,7 +101,7 @@ c.DataHubService.port = {port}
 c.DataHubService.secret = settings["gateway_hmac"]
 c.DataHubService.store_url = "sqlite:///{state}/bare.sqlite"
 c.DataHubService.event_log_file = "{state}/bare-events.jsonl"
-c.DataHubService.identity_resolver_class = "datahub.gateway.testing.StaticIdentityResolver"
+c.DataHubService.identity_resolver_class = "datahub.testing.StaticIdentityResolver"
 c.StaticIdentityResolver.tokens = {{{token!r}: user_token("alice", "analysts")}}
 """
 

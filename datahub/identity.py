@@ -41,6 +41,10 @@ from traitlets.config import LoggingConfigurable
 from . import scopes
 from .names import normalize_username, username_problem
 
+# The header with which a hub admin asks to act as another user: defined in datahub.wire
+# (the kernel sends it), named here too for the identity's users.
+from .wire import ACT_AS_HEADER as ACT_AS_HEADER
+
 Via = Literal["token", "basic"]
 
 
@@ -102,9 +106,6 @@ INVALID_TOKEN = (
     "token page (or restart your server) and try again."
 )
 
-
-#: The request header with which a hub admin asks to act as another user.
-ACT_AS_HEADER = "X-DataHub-Act-As"
 
 ACT_AS_OFF = "Acting as another user is turned off on this DataHub; ask an admin."
 ACT_AS_ADMINS_ONLY = (

@@ -1,4 +1,4 @@
-"""Running a gateway inside a test or a benchmark: a `DataHubService` serving from a
+"""Running the service inside a test or a benchmark: a `DataHubService` serving from a
 background event loop, with tokens looked up in a dict instead of asking a hub.
 
 The hub's token check is covered end to end by the tests through the local stack; this
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from traitlets import Dict
 
-from .. import scopes
-from ..identity import IdentityResolver
+from . import scopes
+from .identity import IdentityResolver
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class BackgroundGateway:
     """
 
     def __init__(self, *, port: int | None = None, **traits: Any) -> None:
-        from ..service.app import DataHubService
+        from .service.app import DataHubService
 
         self.port = port or free_port()
         self.service = DataHubService(ip="127.0.0.1", port=self.port, **traits)

@@ -1,9 +1,11 @@
 """The DataHub gateway: Trino protocol in, hub identity checked, Trino clusters out.
 
-- ``protocol``: headers, signed follow-up URIs, result-page rewriting, Trino-format errors
-  (pure functions);
+- ``protocol``: headers, page facts, Trino-format errors (pure functions);
+- ``signing``: signed follow-up and queued-query URIs (pure);
+- ``rewrite``: result pages rewritten as they stream through (pure);
 - ``routing``: which routing group a query goes to (rules, hint, hook; pure);
-- ``clusters``: cluster configuration, status, the choice within a routing group (pure);
+- ``clusters``: cluster configuration, status, the choice within a routing group and the
+  failover rule (pure);
 - ``stats``: Trino's statistics in plain numbers (pure);
 - ``admission``: where other features plug in: the one admission, the listeners;
 - ``journal``: the record of every query the tracker writes to (the audit implements it);
@@ -12,6 +14,9 @@
   metrics), its one close, and the watcher and reconciler that ask the clusters;
 - ``upstream``: pooled HTTP clients for the clusters;
 - ``metrics``: Prometheus metrics at ``/metrics``;
-- ``handlers`` and ``pages``: the Trino protocol, and the clusters API and page;
-- ``testing``: a gateway served from a thread, for tests and benchmarks.
+- ``core``: the `Gateway` part the service builds and the handlers read;
+- ``submit``, ``followup``, ``exchange``: the steps of a query (route, admit, pick a cluster,
+  forward, relay; follow-ups and queued queries), over values, no HTTP server;
+- ``handlers`` and ``pages``: thin tornado adapters for the Trino protocol, and the
+  clusters API and page.
 """

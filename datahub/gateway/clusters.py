@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .protocol import basic_authorization, is_valid_cluster_name
+from .protocol import basic_authorization
+from .signing import is_valid_cluster_name
 
 
 class ClusterConfigError(ValueError):
@@ -173,6 +175,35 @@ def rank_clusters(
         if s.routing_group == routing_group and s.available and (pinned is None or s.name == pinned)
     ]
     return sorted(candidates, key=ClusterStatus.sort_key)
+
+
+class Attempt(enum.Enum):
+    """What sending a new query to one cluster came to (see `failover`)."""
+
+    #: The cluster answered: its answer goes to the client.
+    TAKEN = "taken"
+    #: The cluster surely does not have the query: send it to the next cluster.
+    NEXT = "next"
+    #: The cluster may have the query: never send it anywhere again (it would run twice).
+    STOP = "stop"
+
+
+#: A cluster's answers to a new query that mean it did not take it: starting, shutting
+#: down, or a load balancer without a backend.
+NOT_TAKEN_STATUSES = frozenset({502, 503, 504})
+
+
+def failover(status: int | None, *, not_sent: bool = False) -> Attempt:
+    """The failover rule for a new query sent to a cluster of `rank_clusters`' list.
+
+    *status* is the cluster's HTTP status, None when it did not answer at all; then
+    *not_sent* says whether the request surely never reached it (no connection was made,
+    see ``upstream.NOT_SENT``). Only a query no cluster can have started goes on to the
+    next cluster: one that may have reached a cluster is never sent twice.
+    """
+    if status is None:
+        return Attempt.NEXT if not_sent else Attempt.STOP
+    return Attempt.NEXT if status in NOT_TAKEN_STATUSES else Attempt.TAKEN
 
 
 def unavailable_message(

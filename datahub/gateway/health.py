@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from ..wire import INFO_PATH
 from .clusters import Cluster, ClusterStatus, rank_clusters, unavailable_message
 from .stats import count_queries
 from .upstream import ClusterUnreachable, Upstream
@@ -79,7 +80,7 @@ class ClusterMonitor:
         cluster = self.clusters[name]
         status = self.statuses[name]
         try:
-            code, info = await self.upstream.call(cluster, "GET", "/v1/info", timeout=self.timeout)
+            code, info = await self.upstream.call(cluster, "GET", INFO_PATH, timeout=self.timeout)
             if code != 200 or not isinstance(info, dict):
                 raise _CheckFailed(f"/v1/info answered HTTP {code}")
             if info.get("starting", True):

@@ -10,29 +10,47 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
 
 from tornado import web
 
-from ..audit.views import api_cluster
-from ..quotas.manager import QuotaManager
-from ..web.base import APIHandler, PageHandler, admin_only
+from ..web.base import APIHandler, BaseHandler, PageHandler, admin_only
+from ..wire import API_CLUSTERS, CLUSTER_NAME_PATTERN
+from .clusters import ClusterStatus
+from .core import Gateway
 
 
-class _ClustersMixin:
-    def cluster_entries(self) -> list[dict]:
-        admin = self.is_admin  # type: ignore[attr-defined]
-        statuses = self.service.monitor.statuses.values()  # type: ignore[attr-defined]
-        return [api_cluster(s, admin=admin) for s in statuses]
+def api_cluster(status: ClusterStatus, *, admin: bool = False) -> dict[str, Any]:
+    """A cluster's status as ``GET api/clusters`` lists it."""
+    entry: dict[str, Any] = {
+        "name": status.name,
+        "routing_group": status.routing_group,
+        "healthy": bool(status.healthy),
+        "draining": bool(status.draining),
+        "running": status.running,
+        "queued": status.queued,
+    }
+    if admin:
+        entry["error"] = status.last_error
+    return entry
+
+
+class _ClustersHandler(BaseHandler):
+    @property
+    def gateway(self) -> Gateway:
+        return self.settings["gateway"]
+
+    def cluster_entries(self) -> list[dict[str, Any]]:
+        admin = self.is_admin
+        return [api_cluster(s, admin=admin) for s in self.gateway.monitor.statuses.values()]
 
     async def change(self, name: str, action: str) -> None:
-        service = self.service  # type: ignore[attr-defined]
-        if name not in service.cluster_map:
+        if name not in self.gateway.clusters:
             raise web.HTTPError(404, f"There is no cluster named {name!r}.")
-        await service.set_draining(name, action == "drain", self.user_name)  # type: ignore[attr-defined]
+        await self.gateway.set_draining(name, action == "drain", self.user_name)
 
 
-class ClustersAPI(_ClustersMixin, APIHandler):
+class ClustersAPI(_ClustersHandler, APIHandler):
     """``GET {prefix}api/clusters``."""
 
     @web.authenticated
@@ -40,29 +58,25 @@ class ClustersAPI(_ClustersMixin, APIHandler):
         self.write_json({"clusters": self.cluster_entries()})
 
 
-class ClusterActionAPI(_ClustersMixin, APIHandler):
+class ClusterActionAPI(_ClustersHandler, APIHandler):
     """``POST {prefix}api/clusters/{name}/drain|activate`` (admins)."""
 
     @admin_only
     async def post(self, name: str, action: str) -> None:
         await self.change(name, action)
-        status = self.service.monitor.statuses[name]
+        status = self.gateway.monitor.statuses[name]
         self.write_json(api_cluster(status, admin=True))
 
 
-class ClustersPage(_ClustersMixin, PageHandler):
+class ClustersPage(_ClustersHandler, PageHandler):
     """``{prefix}clusters``: clusters, health and load; drain buttons for admins."""
 
     @web.authenticated
     async def get(self) -> None:
-        router = self.service.router
-        # Which routing groups a user may use is a quota limit (configured default:
-        # routing_group_access): show the one that applies to this user.
-        quotas = QuotaManager.for_service(self.service)
-        policy = await asyncio.get_running_loop().run_in_executor(
-            None, quotas.effective, self.user_name, self.user_groups
-        )
-        allowed = policy["routing_groups"]
+        router = self.gateway.router
+        # Which routing groups a user may use is a quota limit: show the one that
+        # applies to this user.
+        allowed = await self.gateway.allowed_routing_groups(self.user_name, self.user_groups)
         self.render_page(
             "clusters.html",
             active="clusters",
@@ -72,22 +86,23 @@ class ClustersPage(_ClustersMixin, PageHandler):
         )
 
 
-class ClusterActionPage(_ClustersMixin, PageHandler):
+class ClusterActionPage(_ClustersHandler, PageHandler):
     """The drain/activate buttons of the clusters page (a form POST, then back)."""
 
     @admin_only
     async def post(self, name: str, action: str) -> None:
         await self.change(name, action)
-        self.redirect(self.service.prefix + "clusters")
+        self.redirect(self.prefix + "clusters")
 
 
-_NAME = r"([A-Za-z0-9_-]{1,64})"
+_NAME = f"({CLUSTER_NAME_PATTERN})"
 
 
 def default_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    api = prefix + "api/" + API_CLUSTERS
     return [
-        (prefix + r"api/clusters", ClustersAPI),
-        (prefix + r"api/clusters/" + _NAME + r"/(drain|activate)", ClusterActionAPI),
+        (api, ClustersAPI),
+        (api + "/" + _NAME + r"/(drain|activate)", ClusterActionAPI),
         (prefix + r"clusters", ClustersPage),
         (prefix + r"clusters/" + _NAME + r"/(drain|activate)", ClusterActionPage),
     ]

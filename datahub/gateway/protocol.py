@@ -1,39 +1,29 @@
 """The Trino client protocol as the gateway needs it: pure functions, no I/O.
 
-Three jobs live here, each a plain function or small class so they can be tested
-without a network:
-
 * **Headers.** Which of the client's headers reach Trino (session headers yes,
   identity never), and which of Trino's response headers reach the client.
-* **Follow-up URIs.** Trino's ``nextUri``/``partialCancelUri``/``infoUri`` point at
-  the cluster. They are rewritten to point at the gateway, with the cluster name and
-  an HMAC signature over (cluster, user, path) in the path, so any gateway process
-  sharing the secret can serve the follow-up and no other user can.
-* **Queued queries.** A query that waits for a quota slot is answered with a QUEUED
-  page of the gateway's own, whose signed ``nextUri`` (``/v1/dh-queued/...``) any gateway
-  process can serve.
-* **Result pages.** Rewriting those URIs without parsing multi-MB pages: Trino writes
-  ``id, infoUri, partialCancelUri, nextUri`` first, all strings, so only that head is
-  tokenised; everything from the first non-string value on (``columns``, ``data``,
-  ``stats``...) is passed through untouched. Facts for logging come from the head
-  (query id) and from a bounded tail window (``stats``, ``error``).
-
-And Trino-format error bodies, so every Trino client shows our messages as query errors.
+* **Pages.** The facts of a result page the gateway acts on (`PageFacts`); the rewriting
+  of pages is in ``rewrite.py``, the signed follow-up URIs in ``signing.py``.
+* **Errors.** Trino-format error bodies and the gateway's QUEUED page, so every Trino
+  client shows our messages as query errors; a cluster's non-Trino answer as one sentence.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from ..wire import (
+    CLUSTER_ERROR,
+    PERMISSION_DENIED,
+    QUERY_DATA_ENCODING_HEADER,
+    TRINO_USER_HEADER,
+)
 
 # --------------------------------------------------------------------------- headers
 
@@ -70,10 +60,10 @@ FORWARDED_TRINO_HEADERS = frozenset(
 #: URIs, so the gateway asks the cluster for identity encoding (cheaper for both).
 FORWARDED_HTTP_HEADERS = frozenset({"content-type", "user-agent"})
 
-#: Asks Trino for the spooling protocol. Off by default: spooled segments are
-#: downloaded from URIs inside ``data`` that point at the cluster (or its object
-#: storage) directly, bypassing the gateway and its accounting.
-ENCODING_HEADER = "x-trino-query-data-encoding"
+#: ``X-Trino-Query-Data-Encoding`` asks Trino for the spooling protocol. Off by default:
+#: spooled segments are downloaded from URIs inside ``data`` that point at the cluster (or
+#: its object storage) directly, bypassing the gateway and its accounting.
+_ENCODING = QUERY_DATA_ENCODING_HEADER.lower()
 
 #: Trino response headers never passed back to the client. With these, ``SET SESSION
 #: AUTHORIZATION`` would make the client send ``X-Trino-Original-User``; the gateway
@@ -114,10 +104,10 @@ def upstream_request_headers(
         user: the hub user the query runs as.
         authorization: the ``Authorization`` value for the cluster, or None when the
             cluster needs none (a development Trino without authentication).
-        allow_spooling: forward ``X-Trino-Query-Data-Encoding`` (see ENCODING_HEADER).
+        allow_spooling: forward ``X-Trino-Query-Data-Encoding`` (see _ENCODING).
     """
     forwarded = session_headers(client_headers, allow_spooling=allow_spooling)
-    forwarded.append(("X-Trino-User", user))
+    forwarded.append((TRINO_USER_HEADER, user))
     # Trino compresses when asked; the head rewrite needs plain bytes.
     forwarded.append(("Accept-Encoding", "identity"))
     if authorization:
@@ -135,7 +125,7 @@ def session_headers(
         for name, value in client_headers
         if (lname := name.lower()) in FORWARDED_TRINO_HEADERS
         or lname in FORWARDED_HTTP_HEADERS
-        or (allow_spooling and lname == ENCODING_HEADER)
+        or (allow_spooling and lname == _ENCODING)
     ]
 
 
@@ -155,278 +145,7 @@ def client_response_headers(upstream_headers: Iterable[tuple[str, str]]) -> list
     return selected
 
 
-# ------------------------------------------------------------------ follow-up URIs
-
-#: Where the signed follow-up URIs live on the gateway.
-FOLLOWUP_PREFIX = "/v1/dh/"
-
-#: Trino paths a signed follow-up may reach. Anything else (``/v1/query``,
-#: ``/v1/node``, the web UI...) stays out of reach even with a valid signature.
-FOLLOWUP_ALLOWED_PATHS = ("/v1/statement/", "/v1/stage/")
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SIG_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
-_SIG_BYTES = 16  # 128 bits: unguessable, and keeps every follow-up URI short
-
-
-class FollowupError(ValueError):
-    """A follow-up URI is malformed, not signed for this user, or not allowed."""
-
-
-def is_valid_cluster_name(name: str) -> bool:
-    """Whether *name* can be a cluster name (it is embedded in URIs unescaped)."""
-    return bool(_NAME_RE.match(name))
-
-
-class FollowupSigner:
-    """Signs and checks follow-up URIs with a secret shared by all gateway processes.
-
-    The signature covers the cluster, the user and the exact upstream path (with its
-    query string), so a URI only works for the user it was issued to and only on the
-    cluster and statement it came from.
-    """
-
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("The gateway secret must be at least 16 bytes long.")
-        self._secret = secret
-
-    def sign(self, cluster: str, user: str, path: str) -> str:
-        """The URL-safe signature of (cluster, user, path)."""
-        message = "\x00".join((cluster, user, path)).encode()
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:_SIG_BYTES]
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-    def verify(self, cluster: str, user: str, path: str, signature: str) -> bool:
-        """Whether *signature* was issued for (cluster, user, path)."""
-        return hmac.compare_digest(self.sign(cluster, user, path), signature)
-
-    def gateway_uri(self, base_url: str, cluster: str, user: str, upstream_uri: str) -> str:
-        """Rewrite a cluster URI (``https://trino:8443/v1/statement/...``) to the gateway.
-
-        Only the path and query of *upstream_uri* are kept: follow-ups always go to
-        the configured cluster URL, never to a host named in a response.
-        """
-        parts = urlsplit(upstream_uri)
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        signature = self.sign(cluster, user, path)
-        return f"{base_url.rstrip('/')}{FOLLOWUP_PREFIX}{cluster}/{signature}{path}"
-
-    def queued_uri(self, base_url: str, user: str, query_id: str, place: str) -> str:
-        """The gateway URI a queued query's client polls (GET) or cancels (DELETE)."""
-        path = f"{query_id}/{place}"
-        signature = self.sign(_QUEUED_SCOPE, user, path)
-        return f"{base_url.rstrip('/')}{QUEUED_PREFIX}{path}/{signature}"
-
-    def verify_queued(self, queued: Queued, user: str) -> bool:
-        """Whether *queued* (a parsed queued URI) was issued to *user*."""
-        return self.verify(
-            _QUEUED_SCOPE, user, f"{queued.query_id}/{queued.place}", queued.signature
-        )
-
-
-@dataclass(frozen=True)
-class Followup:
-    """A parsed gateway follow-up URI: which cluster, the signature, the Trino path."""
-
-    cluster: str
-    signature: str
-    path: str  # path and query on the cluster, e.g. /v1/statement/executing/ID/SLUG/3
-
-
-def parse_followup(raw_path: str, query: str = "") -> Followup:
-    """Parse ``/v1/dh/{cluster}/{sig}/v1/statement/...`` (still percent-encoded).
-
-    Raises FollowupError if the URI is malformed or leads outside the Trino paths a
-    follow-up may reach. The signature is checked separately (it needs the user).
-    """
-    if not raw_path.startswith(FOLLOWUP_PREFIX):
-        raise FollowupError("This is not a DataHub follow-up URI.")
-    cluster, _, rest = raw_path[len(FOLLOWUP_PREFIX) :].partition("/")
-    signature, _, upstream = rest.partition("/")
-    upstream = "/" + upstream
-    if not _NAME_RE.match(cluster) or not _SIG_RE.match(signature):
-        raise FollowupError("This DataHub follow-up URI is malformed.")
-    if not upstream.startswith(FOLLOWUP_ALLOWED_PATHS) or _has_traversal(upstream):
-        raise FollowupError(
-            "Only Trino statement URIs can be followed through the DataHub gateway."
-        )
-    if query:
-        upstream += "?" + query
-    return Followup(cluster, signature, upstream)
-
-
-def _has_traversal(path: str) -> bool:
-    # The signature already pins the path Trino issued; this is defence in depth
-    # against a path that a proxy or Trino would normalise to somewhere else.
-    lowered = path.lower()
-    if "%2f" in lowered or "%5c" in lowered or "%2e" in lowered or "\\" in path:
-        return True
-    return any(segment in (".", "..") for segment in path.split("/")) or "//" in path
-
-
-#: Where the signed URIs of queued queries live on the gateway.
-QUEUED_PREFIX = "/v1/dh-queued/"
-#: Signed in place of a cluster name (which cannot contain "~"), so a queued URI's
-#: signature can never pass as a follow-up's, nor the reverse.
-_QUEUED_SCOPE = "~queued"
-_QUEUED_RE = re.compile(
-    r"^/v1/dh-queued/(datahub_[0-9a-f]{20})/([A-Za-z0-9_-]{1,80})/([A-Za-z0-9_-]{22})$"
-)
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A parsed queued-query URI: the gateway's query id, the place, the signature."""
-
-    query_id: str
-    place: str
-    signature: str
-
-
-def parse_queued(raw_path: str) -> Queued:
-    """Parse ``/v1/dh-queued/{query id}/{place}/{sig}``; raises FollowupError if malformed
-    (the signature is checked separately, it needs the user)."""
-    match = _QUEUED_RE.match(raw_path)
-    if not match:
-        raise FollowupError("This DataHub queued-query URI is malformed.")
-    return Queued(*match.groups())
-
-
-_QUERY_ID_RE = re.compile(r"^/v1/statement/(?:queued|executing)/(?:partialCancel/)?(\w+)/")
-
-
-def query_id_from_path(path: str) -> str | None:
-    """The query id in a Trino statement path (``/v1/statement/executing/ID/...``)."""
-    match = _QUERY_ID_RE.match(path)
-    return match.group(1) if match else None
-
-
-# -------------------------------------------------------------------- result pages
-
-#: Top-level QueryResults keys holding URIs to rewrite.
-URI_KEYS = frozenset({"infoUri", "partialCancelUri", "nextUri"})
-
-#: Keys Trino writes after all URI keys. Reaching one of them while scanning the head
-#: proves no URI can follow, so the rest of the page passes through untouched.
-PAYLOAD_KEYS = frozenset(
-    {"columns", "data", "stats", "error", "warnings", "updateType", "updateCount"}
-)
-
-_WS = b" \t\r\n"
-
-
-class _NeedMore(Exception):
-    """The buffer ends inside the head; wait for more bytes."""
-
-
-class _NotTrinoLayout(Exception):
-    """The body is not a QueryResults object in Trino's key order."""
-
-
-@dataclass
-class Head:
-    """The string-valued top-level keys at the start of a QueryResults page."""
-
-    values: dict[str, str]
-    spans: list[tuple[str, int, int]]  # (key, start, end) of each raw string value
-    end: int  # offset where the first non-string value's key starts (or the object ends)
-    stop_key: str | None  # that key; None if the object ended first
-
-
-def _skip_ws(buf: bytes, i: int) -> int:
-    n = len(buf)
-    while i < n and buf[i] in _WS:
-        i += 1
-    if i >= n:
-        raise _NeedMore
-    return i
-
-
-def _string_end(buf: bytes, start: int) -> int:
-    """Offset just past the closing quote of the JSON string opening at *start*."""
-    i = start + 1
-    while True:
-        j = buf.find(b'"', i)
-        if j < 0:
-            raise _NeedMore
-        backslashes = 0
-        k = j - 1
-        while k > start and buf[k] == 0x5C:
-            backslashes += 1
-            k -= 1
-        if backslashes % 2 == 0:
-            return j + 1
-        i = j + 1
-
-
-def _decode_string(raw: bytes) -> str:
-    if b"\\" in raw:
-        return json.loads(raw)
-    return raw[1:-1].decode("utf-8")
-
-
-def scan_head(buf: bytes) -> Head:
-    """Tokenise the top-level string-valued keys at the start of a QueryResults page.
-
-    Stops at the first key whose value is not a string, so it never looks into
-    ``columns``/``data``, however large, and data that merely contains look-alike
-    text (``"nextUri":"https://evil"``) is never mistaken for a URI.
-
-    Raises _NeedMore if *buf* ends inside the head and _NotTrinoLayout if *buf* is not
-    a JSON object.
-    """
-    i = _skip_ws(buf, 0)
-    if buf[i] != 0x7B:  # {
-        raise _NotTrinoLayout
-    i += 1
-    values: dict[str, str] = {}
-    spans: list[tuple[str, int, int]] = []
-    while True:
-        i = _skip_ws(buf, i)
-        if buf[i] == 0x7D:  # }
-            return Head(values, spans, i, None)
-        if buf[i] != 0x22:  # "
-            raise _NotTrinoLayout
-        key_start = i
-        key_end = _string_end(buf, i)
-        key = _decode_string(buf[key_start:key_end])
-        i = _skip_ws(buf, key_end)
-        if buf[i] != 0x3A:  # :
-            raise _NotTrinoLayout
-        i = _skip_ws(buf, i + 1)
-        if buf[i] != 0x22:
-            return Head(values, spans, key_start, key)
-        value_end = _string_end(buf, i)
-        values[key] = _decode_string(buf[i:value_end])
-        spans.append((key, i, value_end))
-        i = _skip_ws(buf, value_end)
-        if buf[i] == 0x2C:  # ,
-            i += 1
-        elif buf[i] != 0x7D:
-            raise _NotTrinoLayout
-
-
-def rewrite_head(buf: bytes, head: Head, rewrite_uri: Callable[[str], str]) -> bytes:
-    """Return ``buf[:head.end]`` with the URI values replaced by ``rewrite_uri(value)``."""
-    out: list[bytes] = []
-    pos = 0
-    for key, start, end in head.spans:
-        if key in URI_KEYS:
-            out.append(buf[pos:start])
-            out.append(json.dumps(rewrite_uri(head.values[key])).encode())
-            pos = end
-    out.append(buf[pos : head.end])
-    return b"".join(out)
-
-
-def rewrite_document(doc: dict[str, Any], rewrite_uri: Callable[[str], str]) -> dict[str, Any]:
-    """Rewrite the URI keys of a parsed QueryResults object (the slow, general path)."""
-    for key in URI_KEYS:
-        value = doc.get(key)
-        if isinstance(value, str):
-            doc[key] = rewrite_uri(value)
-    return doc
+# ----------------------------------------------------------------------- pages
 
 
 @dataclass
@@ -442,262 +161,13 @@ class PageFacts:
     error: dict[str, Any] | None = None
 
 
-_STATE_RE = re.compile(rb'"state":"([A-Z_]+)"')
-
-
-def tail_facts(tail: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Parse ``stats`` and ``error`` from the end of a QueryResults page.
-
-    Trino writes ``stats`` after ``data``; the last ``"stats":{`` in the page is the
-    real one because the keys after it (``error``, ``warnings``, ``updateType``...)
-    never contain a ``stats`` key, and that byte sequence cannot occur inside a JSON
-    string (its quotes would be escaped). Returns ({}, None) if *tail* has no stats.
-    """
-    idx = tail.rfind(b'"stats":{')
-    if idx < 0:
-        return {}, None
-    try:
-        doc = json.loads(b"{" + tail[idx:])
-    except ValueError:
-        match = _STATE_RE.search(tail, idx)
-        return ({"state": match.group(1).decode()} if match else {}), None
-    stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
-    error = doc.get("error") if isinstance(doc.get("error"), dict) else None
-    return stats, error
-
-
-class ResultRewriter:
-    """Incrementally rewrite the URIs of one QueryResults page as it streams through.
-
-    Feed the upstream body chunk by chunk; each call returns the bytes to send on.
-    Until the head is complete the chunks are buffered (the head is a few hundred
-    bytes); afterwards chunks pass through as they are, with a bounded window kept for
-    ``facts()``. A body that is not in Trino's layout is buffered whole and rewritten
-    with a full JSON parse; a body that is not JSON at all is passed on unchanged.
-    """
-
-    #: Bytes kept from the end of the page for ``tail_facts``.
-    tail_window = 256 * 1024
-    #: A head larger than this is not Trino's; switch to the general path.
-    max_head = 1024 * 1024
-
-    def __init__(self, rewrite_uri: Callable[[str], str]) -> None:
-        self._rewrite_uri = rewrite_uri
-        self._mode = "head"  # head -> stream, or head -> full
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
-        self._head: Head | None = None
-        self._doc: dict[str, Any] | None = None
-        self._next_uri: str | None = None
-        #: Bytes added by the rewrite (new length minus old length), once known.
-        self.size_delta: int | None = None
-        #: Set by ``finish()`` when the body was not a JSON object (no Trino page at all).
-        self.not_json = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Take the next upstream chunk; return what can be sent to the client now."""
-        if not chunk:
-            return b""
-        if self._mode == "stream":
-            self._keep_tail(chunk)
-            return chunk
-        self._buffer.append(chunk)
-        self._buffered += len(chunk)
-        if self._mode == "full":
-            return b""
-        buf = b"".join(self._buffer) if len(self._buffer) > 1 else chunk
-        self._buffer = [buf]
-        try:
-            head = scan_head(buf)
-        except _NeedMore:
-            if self._buffered > self.max_head:
-                self._mode = "full"
-            return b""
-        except _NotTrinoLayout:
-            self._mode = "full"
-            return b""
-        if head.stop_key is None or head.stop_key not in PAYLOAD_KEYS:
-            self._mode = "full"
-            return b""
-        self._head = head
-        new_head = rewrite_head(buf, head, self._rewrite_uri)
-        self.size_delta = len(new_head) - head.end
-        self._mode = "stream"
-        self._buffer = []
-        rest = buf[head.end :]
-        self._keep_tail(rest)
-        return new_head + rest
-
-    def finish(self) -> bytes:
-        """Signal the end of the upstream body; return the remaining bytes to send."""
-        if self._mode == "stream":
-            return b""
-        body = b"".join(self._buffer)
-        self._buffer = []
-        self._mode = "stream"
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
-            self.not_json = True
-            self._keep_tail(body)
-            self.size_delta = 0
-            return body
-        next_uri = doc.get("nextUri")
-        self._next_uri = next_uri if isinstance(next_uri, str) else None
-        self._doc = rewrite_document(doc, self._rewrite_uri)
-        out = json.dumps(self._doc, separators=(",", ":")).encode()
-        self.size_delta = len(out) - len(body)
-        return out
-
-    def _keep_tail(self, chunk: bytes) -> None:
-        self._tail.append(chunk)
-        self._tail_size += len(chunk)
-        while len(self._tail) > 1 and self._tail_size - len(self._tail[0]) >= self.tail_window:
-            self._tail_size -= len(self._tail.popleft())
-
-    def facts(self) -> PageFacts:
-        """Query id, whether a next page exists, state, stats and error of the page.
-
-        Call after ``finish()``. Cheap: the head is already parsed and the stats come
-        from the tail window.
-        """
-        if self._doc is not None:
-            doc = self._doc
-            stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
-            return PageFacts(
-                query_id=doc.get("id"),
-                has_next=bool(doc.get("nextUri")),
-                next_uri=self._next_uri,
-                state=stats.get("state"),
-                stats=stats,
-                error=doc.get("error") if isinstance(doc.get("error"), dict) else None,
-            )
-        values = self._head.values if self._head else {}
-        stats, error = tail_facts(b"".join(self._tail))
-        return PageFacts(
-            query_id=values.get("id"),
-            has_next="nextUri" in values,
-            next_uri=values.get("nextUri"),
-            state=stats.get("state"),
-            stats=stats,
-            error=error,
-        )
-
-
-#: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
-#: them on every later page, the one with the first rows included.
-_PROGRESS_KEYS = frozenset(
-    {"id", "infoUri", "partialCancelUri", "nextUri", "columns", "stats", "warnings"}
-)
-
-
-#: Pages up to this size are read whole (larger data pages stream): queued and planning
-#: pages (a few hundred bytes), to see whether they carry anything, and error pages with
-#: Trino's Java stack frames, which `without_stack_frames` removes.
-WHOLE_PAGE = 64 * 1024
-
-
-def _clear_frames(failure: Any) -> None:
-    if not isinstance(failure, dict):
-        return
-    if failure.get("stack"):
-        failure["stack"] = []
-    _clear_frames(failure.get("cause"))
-    for suppressed in failure.get("suppressed") or ():
-        _clear_frames(suppressed)
-
-
-def _page_error(body: bytes) -> tuple[Any, dict[str, Any] | None]:
-    """A whole page parsed, and its ``error`` object (None if it is not JSON or has none)."""
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return None, None
-    error = page.get("error") if isinstance(page, dict) else None
-    return page, error if isinstance(error, dict) else None
-
-
-def without_stack_frames(body: bytes) -> bytes:
-    """*body* (a whole result page) without the Java stack frames Trino puts in a failed
-    query's ``error.failureInfo``: the message, error code, type and location stay, so
-    clients show the same error; the frames (Trino's internals) go. Other bodies are
-    returned unchanged."""
-    if b'"failureInfo"' not in body:
-        return body
-    page, error = _page_error(body)
-    failure = error.get("failureInfo") if error is not None else None
-    if not isinstance(failure, dict):
-        return body
-    _clear_frames(failure)
-    return json.dumps(page, separators=(",", ":")).encode()
-
-
-def with_error_message(body: bytes, messages: Mapping[str, str] | None) -> bytes:
-    """*body* (a whole result page) with its error's message replaced by
-    ``messages[errorName]``, when it has one: Trino's error name, code and type stay, so
-    clients still recognise the error (e.g. a per-query limit that came from the user's
-    quota, said in the quota's words). Other bodies are returned unchanged."""
-    if not messages or b'"error"' not in body:
-        return body
-    page, error = _page_error(body)
-    message = messages.get(error.get("errorName")) if error is not None else None
-    if not isinstance(message, str):
-        return body
-    error["message"] = message
-    failure = error.get("failureInfo")
-    if isinstance(failure, dict):
-        failure["message"] = message
-    return json.dumps(page, separators=(",", ":")).encode()
-
-
-def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether a page only says "not yet": no data, error, update or warning, no session
-    change in its headers, and a nextUri to go on with.
-
-    The gateway follows such pages on the client's behalf (for a short while), so a short
-    query costs the client one or two round trips instead of five or six; the client loses
-    nothing but intermediate progress numbers.
-    """
-    if any(name.lower().startswith("x-trino-") for name, _ in headers):
-        return False
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return False
-    return (
-        isinstance(page, dict)
-        and isinstance(page.get("nextUri"), str)
-        and not page.get("warnings")
-        and _PROGRESS_KEYS.issuperset(page)
-    )
-
-
-def rewrite_page(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:
-    """Rewrite a whole QueryResults page at once (a convenience over ResultRewriter)."""
-    rewriter = ResultRewriter(rewrite_uri)
-    return rewriter.feed(body) + rewriter.finish()
-
-
 # -------------------------------------------------------------------------- errors
 
-#: Trino's error codes for the errors the gateway raises itself.
+#: Trino's error codes for the errors the gateway raises itself; DataHub's own (clients
+#: recognise them too) are in datahub.wire.
 GENERIC_USER_ERROR = ("GENERIC_USER_ERROR", "USER_ERROR", 1)
-PERMISSION_DENIED = ("PERMISSION_DENIED", "USER_ERROR", 4)
 NOT_FOUND = ("NOT_FOUND", "USER_ERROR", 44)
 GENERIC_INTERNAL_ERROR = ("GENERIC_INTERNAL_ERROR", "INTERNAL_ERROR", 65536)
-# The gateway's own EXTERNAL errors, in Trino's EXTERNAL code range (from 0x0100_0000).
-CLUSTER_UNREACHABLE = ("CLUSTER_UNREACHABLE", "EXTERNAL", 0x0100_DA01)
-HUB_UNAVAILABLE = ("HUB_UNAVAILABLE", "EXTERNAL", 0x0100_DA02)
-NO_CLUSTER_AVAILABLE = ("NO_CLUSTER_AVAILABLE", "EXTERNAL", 0x0100_DA03)
-QUERY_LOST = ("QUERY_LOST", "EXTERNAL", 0x0100_DA04)
-CLUSTER_ERROR = ("CLUSTER_ERROR", "EXTERNAL", 0x0100_DA05)
-# The gateway's own user errors, in Trino's USER_ERROR range (below 0x0001_0000).
-QUOTA_EXCEEDED = ("QUOTA_EXCEEDED", "USER_ERROR", 0xDA10)
-INVALID_ROUTING_GROUP = ("INVALID_ROUTING_GROUP", "USER_ERROR", 0xDA12)
 
 
 def trino_error_body(

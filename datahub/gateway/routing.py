@@ -33,12 +33,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import INVALID_ROUTING_GROUP
+from ..wire import INVALID_ROUTING_GROUP
 
 log = logging.getLogger(__name__)
-
-#: The request header carrying the routing hint.
-ROUTING_HEADER = "X-DataHub-Routing-Group"
 
 RULE_CONDITIONS = ("users", "groups", "source", "client_tags", "hint", "catalogs")
 

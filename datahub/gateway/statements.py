@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_plus
 
-#: The request header carrying the client's prepared statements (lower case).
-PREPARED_STATEMENT_HEADER = "x-trino-prepared-statement"
+from ..wire import PREPARED_STATEMENT_HEADER
 
 #: Trino's prefix of a compressed prepared statement (no valid SQL starts with "$").
 _ZSTD_PREFIX = "$zstd:"
@@ -322,8 +321,8 @@ def with_prepared_statements(
 ) -> list[tuple[str, str]]:
     """*headers* with the client's ``X-Trino-Prepared-Statement`` replaced by one carrying
     only the statements *uses* names (re-encoded): Trino runs exactly what was resolved."""
-    kept = [(n, v) for n, v in headers if n.lower() != PREPARED_STATEMENT_HEADER]
+    kept = [(n, v) for n, v in headers if n.lower() != PREPARED_STATEMENT_HEADER.lower()]
     value = prepared_statements_header(prepared, uses)
     if value is not None:
-        kept.append(("X-Trino-Prepared-Statement", value))
+        kept.append((PREPARED_STATEMENT_HEADER, value))
     return kept

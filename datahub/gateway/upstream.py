@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from ..wire import TRINO_USER_HEADER
 from .clusters import Cluster
 
 #: Failures that happen before the request reaches the cluster: retrying the request
@@ -190,7 +191,7 @@ class Upstream:
         if cluster.authorization:
             headers.append(("Authorization", cluster.authorization))
         if user:
-            headers.append(("X-Trino-User", user))
+            headers.append((TRINO_USER_HEADER, user))
         response = await self.send(cluster, method, path, headers, timeout=timeout)
         try:
             body = await response.read()

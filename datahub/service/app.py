@@ -22,6 +22,7 @@ import secrets
 import signal
 import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,12 +59,13 @@ from ..catalog.catalog import MetadataCatalog, gateway_listener_url
 from ..catalog.handlers import default_handlers as metadata_handlers
 from ..gateway.admission import Listeners, QueryAdmission, QueryListener
 from ..gateway.clusters import ClusterConfigError, load_clusters
+from ..gateway.core import Gateway
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
 from ..gateway.health import ClusterMonitor
 from ..gateway.metrics import GatewayMetrics
-from ..gateway.protocol import FollowupSigner
 from ..gateway.routing import Access, Router, RoutingConfigError, RoutingRule
+from ..gateway.signing import FollowupSigner
 from ..gateway.tracker import QueryTracker
 from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
@@ -743,6 +745,33 @@ class DataHubService(Application):
             watch_interval=self.watch_interval,
         )
 
+        async def allowed_routing_groups(user: str, groups: Sequence[str]) -> Any:
+            # The quota policy's routing_groups (self.quotas is built by _init_features).
+            policy = await self.store.run(self.quotas.effective, user, groups)
+            return policy["routing_groups"]
+
+        # What the gateway's handlers read (settings["gateway"]), never the service.
+        self.gateway = Gateway(
+            clusters=self.cluster_map,
+            router=self.router,
+            monitor=self.monitor,
+            upstream=self.upstream,
+            signer=self.signer,
+            tracker=self.tracker,
+            metrics=self.metrics,
+            identity_resolver=self.identity_resolver,
+            log=self.log,
+            set_draining=self.set_draining,
+            allowed_routing_groups=allowed_routing_groups,
+            prefix=self.prefix,
+            public_url=self.public_url or None,
+            allow_admin_act_as=self.allow_admin_act_as,
+            allow_spooling=self.allow_spooling,
+            page_collapse_seconds=self.page_collapse_seconds,
+            metrics_scopes=frozenset(self.metrics_scopes),
+            started_at=self.started_at,
+        )
+
     async def _load_draining(self) -> set[str]:
         return await self.audit.run(records.draining_clusters)
 
@@ -793,6 +822,7 @@ class DataHubService(Application):
             # The named parts handlers read (datahub.web.base.BaseHandler and each
             # feature's base handler); datahub_service only for the gateway's handlers.
             datahub_service=self,
+            gateway=self.gateway,
             datahub_prefix=prefix,
             datahub_store=self.store,
             datahub_clusters=self.cluster_map,

@@ -18,8 +18,8 @@ import trino
 from trino.auth import JWTAuthentication
 
 from datahub.audit import records
-from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
 from datahub.identity import ACT_AS_ADMINS_ONLY, ACT_AS_HEADER, ACT_AS_OFF
+from datahub.testing import BackgroundGateway, resolver_for, user_token
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from traitlets.config import Config
 
 from datahub.audit import records
 from datahub.gateway.protocol import QUEUE_REASON_KEY
-from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
 from datahub.quotas import storage
+from datahub.testing import BackgroundGateway, resolver_for, user_token
 
 pytestmark = pytest.mark.e2e
 

@@ -24,9 +24,9 @@ from trino.auth import JWTAuthentication
 
 from datahub.audit import records
 from datahub.extensions.sql import SqlError
-from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
 from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
+from datahub.testing import BackgroundGateway, resolver_for, user_token
 
 SECRET = b"two-clusters-test-secret-0123456789"
 TOKENS = {

@@ -19,7 +19,7 @@ import trino
 from trino.auth import JWTAuthentication
 
 from datahub.audit import records
-from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import BackgroundGateway, resolver_for, user_token
 
 SECRET = b"executed-sql-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}

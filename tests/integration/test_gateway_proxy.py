@@ -21,7 +21,7 @@ import requests
 import trino
 from trino.auth import BasicAuthentication, JWTAuthentication
 
-from datahub.gateway.protocol import FollowupSigner
+from datahub.gateway.signing import FollowupSigner
 from datahub.identity import IdentityResolver
 from datahub.service.app import DataHubService
 

@@ -18,7 +18,7 @@ import requests
 import trino
 from trino.auth import JWTAuthentication
 
-from datahub.gateway.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import BackgroundGateway, resolver_for, user_token
 
 SECRET = b"upstream-errors-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}

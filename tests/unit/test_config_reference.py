@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "configuration.md"
 
 #: Configurable classes that are not options of a deployment.
-NOT_DOCUMENTED = {"StaticIdentityResolver"}  # datahub.gateway.testing: a test double
+NOT_DOCUMENTED = {"StaticIdentityResolver"}  # datahub.testing: a test double
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from datahub.gateway.clusters import (
+    Attempt,
     Cluster,
     ClusterConfigError,
     ClusterStatus,
+    failover,
     load_clusters,
     rank_clusters,
     unavailable_message,
@@ -108,3 +110,27 @@ def test_why_no_cluster_is_available_is_one_sentence_per_case():
         statuses, "default", pinned="b"
     )
     assert "Cluster a is not healthy" in unavailable_message(statuses, "default", pinned="a")
+
+
+# ------------------------------------------------------------------ the failover rule
+
+
+def test_a_cluster_that_answered_takes_the_query_whatever_it_said():
+    for status in (200, 400, 401, 403, 404, 500):
+        assert failover(status) is Attempt.TAKEN
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_cluster_starting_or_without_a_backend_did_not_take_it_so_the_next_one_is_tried(status):
+    assert failover(status) is Attempt.NEXT
+
+
+def test_a_request_that_never_reached_the_cluster_goes_to_the_next_one():
+    assert failover(None, not_sent=True) is Attempt.NEXT
+
+
+def test_a_cluster_that_may_have_the_query_is_never_followed_by_another():
+    # The connection broke after the request went out: running it elsewhere could run
+    # it twice.
+    assert failover(None, not_sent=False) is Attempt.STOP
+    assert failover(None) is Attempt.STOP

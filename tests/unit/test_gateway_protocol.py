@@ -8,15 +8,17 @@ import pytest
 from trino.client import TrinoRequest
 from trino.exceptions import TrinoExternalError, TrinoUserError
 
-from datahub.gateway import protocol
-from datahub.gateway.protocol import FollowupError, FollowupSigner, ResultRewriter
+from datahub import wire
+from datahub.gateway import protocol, rewrite, signing
+from datahub.gateway.rewrite import ResultRewriter
+from datahub.gateway.signing import FollowupError, FollowupSigner
 
 CLUSTER = "https://127.0.0.1:8443"
 GATEWAY = "http://gw:10101"
 SIGNER = FollowupSigner(b"0123456789abcdef0123456789abcdef")
 
 
-def rewrite(uri: str) -> str:
+def to_gateway(uri: str) -> str:
     return SIGNER.gateway_uri(GATEWAY, "main", "alice", uri)
 
 
@@ -123,10 +125,10 @@ def test_basic_authorization():
 
 
 def test_a_rewritten_uri_carries_cluster_and_signature_and_parses_back():
-    uri = rewrite(f"{CLUSTER}/v1/statement/executing/QID/yslug/3")
+    uri = to_gateway(f"{CLUSTER}/v1/statement/executing/QID/yslug/3")
     assert uri.startswith(f"{GATEWAY}/v1/dh/main/")
     path = uri[len(GATEWAY) :]
-    followup = protocol.parse_followup(path)
+    followup = signing.parse_followup(path)
     assert followup.cluster == "main"
     assert followup.path == "/v1/statement/executing/QID/yslug/3"
     assert SIGNER.verify("main", "alice", followup.path, followup.signature)
@@ -143,16 +145,16 @@ def test_a_signature_binds_user_cluster_and_path():
 
 
 def test_the_uri_host_from_trino_is_dropped():
-    uri = rewrite("https://attacker.example/v1/statement/executing/Q/s/1")
+    uri = to_gateway("https://attacker.example/v1/statement/executing/Q/s/1")
     assert "attacker" not in uri
 
 
 def test_a_query_string_is_signed_and_kept():
-    uri = rewrite(f"{CLUSTER}/ui/query.html?QID")
+    uri = to_gateway(f"{CLUSTER}/ui/query.html?QID")
     path, _, query = uri[len(GATEWAY) :].partition("?")
     assert query == "QID"
     with pytest.raises(FollowupError, match="Only Trino statement URIs"):
-        protocol.parse_followup(path, query)
+        signing.parse_followup(path, query)
 
 
 @pytest.mark.parametrize(
@@ -172,22 +174,22 @@ def test_a_query_string_is_signed_and_kept():
 )
 def test_follow_ups_outside_statement_paths_or_malformed_are_refused(path):
     with pytest.raises(FollowupError):
-        protocol.parse_followup(path)
+        signing.parse_followup(path)
 
 
 def test_stage_and_partial_cancel_paths_are_allowed():
     for path in ("/v1/stage/Q.1", "/v1/statement/executing/partialCancel/Q/0/s/1"):
-        uri = rewrite(CLUSTER + path)
-        assert protocol.parse_followup(uri[len(GATEWAY) :]).path == path
+        uri = to_gateway(CLUSTER + path)
+        assert signing.parse_followup(uri[len(GATEWAY) :]).path == path
 
 
 def test_query_id_from_path():
-    assert protocol.query_id_from_path("/v1/statement/executing/20260101_0_1_ab/y/1") == (
+    assert signing.query_id_from_path("/v1/statement/executing/20260101_0_1_ab/y/1") == (
         "20260101_0_1_ab"
     )
-    assert protocol.query_id_from_path("/v1/statement/queued/Q1/y/1") == "Q1"
-    assert protocol.query_id_from_path("/v1/statement/executing/partialCancel/Q2/0/y/1") == "Q2"
-    assert protocol.query_id_from_path("/v1/stage/x") is None
+    assert signing.query_id_from_path("/v1/statement/queued/Q1/y/1") == "Q1"
+    assert signing.query_id_from_path("/v1/statement/executing/partialCancel/Q2/0/y/1") == "Q2"
+    assert signing.query_id_from_path("/v1/stage/x") is None
 
 
 def test_a_short_secret_is_refused():
@@ -201,10 +203,10 @@ def test_a_short_secret_is_refused():
 def test_uris_in_the_head_are_rewritten_and_the_rest_is_untouched():
     page = trino_page()
     body = compact(page)
-    out = protocol.rewrite_page(body, rewrite)
+    out = rewrite.rewrite_page(body, to_gateway)
     doc = json.loads(out)
     for key in ("infoUri", "partialCancelUri", "nextUri"):
-        assert doc[key] == rewrite(page[key])
+        assert doc[key] == to_gateway(page[key])
     # data holding look-alike keys is passed through byte for byte
     tail = body[body.index(b',"columns"') :]
     assert out.endswith(tail)
@@ -215,7 +217,7 @@ def test_look_alike_uris_inside_data_of_a_last_page_are_not_rewritten():
     page = trino_page(partialCancelUri=None, nextUri=None)
     page["data"] = [['"nextUri":"https://evil"', {"nextUri": "https://evil"}]]
     body = compact(page)
-    out = protocol.rewrite_page(body, rewrite)
+    out = rewrite.rewrite_page(body, to_gateway)
     doc = json.loads(out)
     assert "nextUri" not in doc
     assert doc["data"] == page["data"]
@@ -225,8 +227,8 @@ def test_look_alike_uris_inside_data_of_a_last_page_are_not_rewritten():
 @pytest.mark.parametrize("chunk_size", [1, 2, 7, 64, 333, 100_000])
 def test_the_rewrite_is_the_same_however_the_body_is_chunked(chunk_size):
     body = compact(trino_page())
-    expected = protocol.rewrite_page(body, rewrite)
-    rewriter = ResultRewriter(rewrite)
+    expected = rewrite.rewrite_page(body, to_gateway)
+    rewriter = ResultRewriter(to_gateway)
     out = b"".join(rewriter.feed(body[i : i + chunk_size]) for i in range(0, len(body), chunk_size))
     out += rewriter.finish()
     assert out == expected
@@ -243,31 +245,31 @@ def test_strings_with_escapes_in_the_head_are_handled():
         b'{"id":"q\\"1","infoUri":"http:\\/\\/c\\/ui\\/query.html?q",'
         b'"nextUri":"http://c/v1/statement/queued/q/s/1","stats":{"state":"QUEUED"}}'
     )
-    doc = json.loads(protocol.rewrite_page(body, rewrite))
+    doc = json.loads(rewrite.rewrite_page(body, to_gateway))
     assert doc["id"] == 'q"1'
-    assert doc["infoUri"] == rewrite("http://c/ui/query.html?q")
-    assert doc["nextUri"] == rewrite("http://c/v1/statement/queued/q/s/1")
+    assert doc["infoUri"] == to_gateway("http://c/ui/query.html?q")
+    assert doc["nextUri"] == to_gateway("http://c/v1/statement/queued/q/s/1")
 
 
 def test_whitespace_between_tokens_is_tolerated():
     body = b'{ "id" : "q1" ,\n "nextUri" : "http://c/v1/statement/queued/q1/s/1" , "stats":{}}'
-    doc = json.loads(protocol.rewrite_page(body, rewrite))
-    assert doc["nextUri"] == rewrite("http://c/v1/statement/queued/q1/s/1")
+    doc = json.loads(rewrite.rewrite_page(body, to_gateway))
+    assert doc["nextUri"] == to_gateway("http://c/v1/statement/queued/q1/s/1")
 
 
 def test_a_page_in_another_key_order_is_rewritten_by_the_general_path():
     # nextUri after an unknown non-string key: the head scan cannot vouch for the rest.
     body = compact({"id": "q", "extra": {"a": 1}, "nextUri": "http://c/v1/statement/x/q/s/1"})
-    rewriter = ResultRewriter(rewrite)
+    rewriter = ResultRewriter(to_gateway)
     out = rewriter.feed(body) + rewriter.finish()
     doc = json.loads(out)
-    assert doc["nextUri"] == rewrite("http://c/v1/statement/x/q/s/1")
+    assert doc["nextUri"] == to_gateway("http://c/v1/statement/x/q/s/1")
     assert rewriter.facts().has_next
 
 
 def test_a_body_that_is_not_json_passes_unchanged():
     for body in (b"Query not found", b"<html>502</html>", b"[1,2]"):
-        assert protocol.rewrite_page(body, rewrite) == body
+        assert rewrite.rewrite_page(body, to_gateway) == body
 
 
 def test_tail_facts_find_the_real_stats_after_data_with_look_alikes():
@@ -276,7 +278,7 @@ def test_tail_facts_find_the_real_stats_after_data_with_look_alikes():
         stats={"state": "FAILED", "cpuTimeMillis": 3},
         error={"message": "boom", "errorName": "X", "errorType": "USER_ERROR"},
     )
-    stats, error = protocol.tail_facts(compact(page))
+    stats, error = rewrite.tail_facts(compact(page))
     assert stats["state"] == "FAILED"
     assert error["message"] == "boom"
 
@@ -284,7 +286,7 @@ def test_tail_facts_find_the_real_stats_after_data_with_look_alikes():
 def test_facts_of_a_large_page_come_from_the_tail_window():
     page = trino_page(data=[[i, "x" * 100] for i in range(20_000)])  # about 2.5 MB
     body = compact(page)
-    rewriter = ResultRewriter(rewrite)
+    rewriter = ResultRewriter(to_gateway)
     for i in range(0, len(body), 65536):
         rewriter.feed(body[i : i + 65536])
     rewriter.finish()
@@ -323,7 +325,7 @@ def test_a_user_error_body_raises_trino_user_error_with_our_message():
 def test_an_external_error_body_raises_trino_external_error():
     body = protocol.trino_error_body(
         "Cluster a is unreachable; try again shortly or ask an admin.",
-        *protocol.CLUSTER_UNREACHABLE,
+        *wire.CLUSTER_UNREACHABLE,
         query_id="q1",
     )
     with pytest.raises(TrinoExternalError) as raised:
@@ -351,10 +353,10 @@ def test_a_queued_page_carries_nothing_for_the_client():
             "warnings": [],
         }
     ).encode()
-    assert protocol.carries_nothing(page, [("Content-Type", "application/json")])
+    assert rewrite.carries_nothing(page, [("Content-Type", "application/json")])
     # Columns alone come again with the first rows.
     columns = {**json.loads(page), "columns": [{"name": "x", "type": "integer"}]}
-    assert protocol.carries_nothing(json.dumps(columns).encode(), [])
+    assert rewrite.carries_nothing(json.dumps(columns).encode(), [])
 
 
 @pytest.mark.parametrize(
@@ -369,13 +371,13 @@ def test_a_queued_page_carries_nothing_for_the_client():
 )
 def test_pages_with_anything_for_the_client_are_always_delivered(extra, headers):
     page = {"id": "q1", "nextUri": "https://t/v1/statement/executing/q1/x/2", "stats": {}}
-    assert not protocol.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
+    assert not rewrite.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
 
 
 def test_a_final_page_is_never_skipped():
     final = json.dumps({"id": "q1", "stats": {"state": "FINISHED"}}).encode()
-    assert not protocol.carries_nothing(final, [])
-    assert not protocol.carries_nothing(b"not json", [])
+    assert not rewrite.carries_nothing(final, [])
+    assert not rewrite.carries_nothing(b"not json", [])
 
 
 # ------------------------------------------------------------------ queued queries
@@ -384,17 +386,17 @@ def test_a_final_page_is_never_skipped():
 def test_a_queued_uri_is_signed_for_its_user_and_parses_back():
     uri = SIGNER.queued_uri(GATEWAY, "alice", "datahub_0123456789abcdef0123", "0-17")
     path = uri.removeprefix(GATEWAY)
-    assert path.startswith(protocol.QUEUED_PREFIX + "datahub_0123456789abcdef0123/0-17/")
-    queued = protocol.parse_queued(path)
+    assert path.startswith(signing.QUEUED_PREFIX + "datahub_0123456789abcdef0123/0-17/")
+    queued = signing.parse_queued(path)
     assert (queued.query_id, queued.place) == ("datahub_0123456789abcdef0123", "0-17")
     assert SIGNER.verify_queued(queued, "alice")
     assert not SIGNER.verify_queued(queued, "bob")
-    other = protocol.Queued(queued.query_id, "0-18", queued.signature)
+    other = signing.Queued(queued.query_id, "0-18", queued.signature)
     assert not SIGNER.verify_queued(other, "alice")
 
 
 def test_a_queued_signature_never_passes_as_a_follow_up_signature():
-    queued = protocol.parse_queued(
+    queued = signing.parse_queued(
         SIGNER.queued_uri("", "alice", "datahub_0123456789abcdef0123", "0-17")
     )
     assert not SIGNER.verify("~queued", "alice", "/v1/statement/queued/x", queued.signature)
@@ -414,7 +416,7 @@ def test_a_queued_signature_never_passes_as_a_follow_up_signature():
 )
 def test_malformed_queued_uris_are_refused(path):
     with pytest.raises(FollowupError):
-        protocol.parse_queued(path)
+        signing.parse_queued(path)
 
 
 def test_a_queued_page_is_a_trino_queued_page_with_the_reason():
@@ -467,7 +469,7 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
         },
     }
     body = json.dumps(page).encode()
-    out = json.loads(protocol.with_error_message(body, {"EXCEEDED_CPU_LIMIT": "Your quota."}))
+    out = json.loads(rewrite.with_error_message(body, {"EXCEEDED_CPU_LIMIT": "Your quota."}))
     assert out["error"] == {
         **page["error"],
         "message": "Your quota.",
@@ -475,8 +477,8 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
     }
     assert out["id"] == "q1" and out["stats"] == page["stats"]
     # Other errors, pages without one, and no messages: unchanged.
-    assert protocol.with_error_message(body, {"EXCEEDED_TIME_LIMIT": "x"}) == body
-    assert protocol.with_error_message(body, {}) == body
-    assert protocol.with_error_message(body, None) == body
+    assert rewrite.with_error_message(body, {"EXCEEDED_TIME_LIMIT": "x"}) == body
+    assert rewrite.with_error_message(body, {}) == body
+    assert rewrite.with_error_message(body, None) == body
     plain = b'{"id":"q1","stats":{"state":"RUNNING"}}'
-    assert protocol.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain
+    assert rewrite.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain

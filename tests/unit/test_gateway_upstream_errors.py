@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from datahub.gateway import protocol
+from datahub import wire
+from datahub.gateway import protocol, rewrite
 
 ROLE_TRACE = (
     b"io.trino.spi.security.AccessDeniedException: Access Denied: Cannot set role admin\n"
@@ -21,7 +22,7 @@ OTHER_TRACE = (
 
 def test_a_refused_role_is_trinos_access_denied_sentence_without_the_trace():
     message, error = protocol.upstream_failure("trino", 500, ROLE_TRACE)
-    assert (message, error) == ("Access Denied: Cannot set role admin.", protocol.PERMISSION_DENIED)
+    assert (message, error) == ("Access Denied: Cannot set role admin.", wire.PERMISSION_DENIED)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,7 @@ def test_any_other_server_failure_is_our_sentence_naming_no_internals(body):
         "Cluster trino failed on this request (HTTP 500); try again, or ask an admin (the "
         "details are in the DataHub log)."
     )
-    assert error == protocol.CLUSTER_ERROR
+    assert error == wire.CLUSTER_ERROR
 
 
 def test_a_bad_request_keeps_trinos_first_line():
@@ -44,8 +45,8 @@ def test_a_bad_request_keeps_trinos_first_line():
     assert message == "Cluster trino refused the request: Invalid X-Trino-Role header."
     assert error == protocol.GENERIC_USER_ERROR
     # ...but never a trace or markup, even on a 4xx.
-    assert protocol.upstream_failure("trino", 400, OTHER_TRACE)[1] == protocol.CLUSTER_ERROR
-    assert protocol.upstream_failure("trino", 400, b"<html>x</html>")[1] == protocol.CLUSTER_ERROR
+    assert protocol.upstream_failure("trino", 400, OTHER_TRACE)[1] == wire.CLUSTER_ERROR
+    assert protocol.upstream_failure("trino", 400, b"<html>x</html>")[1] == wire.CLUSTER_ERROR
 
 
 def test_a_forgotten_query_says_so():
@@ -55,11 +56,11 @@ def test_a_forgotten_query_says_so():
 
 
 def test_a_body_that_is_no_json_object_is_flagged_by_the_rewriter():
-    rewriter = protocol.ResultRewriter(lambda uri: uri)
+    rewriter = rewrite.ResultRewriter(lambda uri: uri)
     assert rewriter.feed(b"java.lang.NullPointerException\n\tat x") == b""
     rewriter.finish()
     assert rewriter.not_json
-    page = protocol.ResultRewriter(lambda uri: uri)
+    page = rewrite.ResultRewriter(lambda uri: uri)
     page.feed(b'{"id":"q","stats":{"state":"FINISHED"}}')
     page.finish()
     assert not page.not_json
@@ -79,11 +80,11 @@ def test_a_failed_querys_page_keeps_its_error_but_not_trinos_stack_frames():
         "stats": {"state": "FAILED"},
         "error": {"message": "line 1:1: mismatched input 'SELEC'", "failureInfo": failure},
     }
-    cleaned = json.loads(protocol.without_stack_frames(json.dumps(page).encode()))
+    cleaned = json.loads(rewrite.without_stack_frames(json.dumps(page).encode()))
     assert ".java:" not in json.dumps(cleaned)
     kept = cleaned["error"]["failureInfo"]
     assert kept["message"] == failure["message"]
     assert kept["errorLocation"] == failure["errorLocation"] and kept["stack"] == []
     assert kept["cause"]["stack"] == [] and kept["suppressed"][0]["stack"] == []
     data_page = b'{"id":"q1","data":[["failureInfo"]],"stats":{"state":"RUNNING"}}'
-    assert protocol.without_stack_frames(data_page) == data_page
+    assert rewrite.without_stack_frames(data_page) == data_page

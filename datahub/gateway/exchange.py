@@ -1,0 +1,334 @@
+"""One client request's exchange with a cluster: forward it, relay the answer, follow pages.
+
+No HTTP server here: the answer goes to a `Client` (the tornado handler implements it),
+so the steps of a query (``submit.py``, ``followup.py``) read as plain code over values.
+Relaying keeps a page's promise to the client: URIs rewritten to signed gateway URIs
+(`FollowupSigner`), Trino's stack frames dropped, a quota limit's error in the quota's
+words, a cluster's non-Trino answer as one sentence (`protocol.upstream_failure`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..identity import Identity
+from ..query import QueryRecord
+from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
+from . import protocol, rewrite
+from .clusters import Cluster
+from .core import Gateway
+from .tracker import stop_message, upstream_path
+from .upstream import ClusterUnreachable, UpstreamResponse
+
+Error = tuple[str, str, int]
+
+
+class ClientGone(Exception):
+    """The client closed its connection while a page was on its way."""
+
+
+class Client(Protocol):
+    """Where the gateway's answer to one request goes (the client's HTTP response)."""
+
+    #: The client's request method (``POST``, ``GET``, ``DELETE``).
+    method: str
+
+    def fail(
+        self,
+        message: str,
+        error: Error,
+        *,
+        status: int = 200,
+        query_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer with a Trino-format error carrying *message*, and finish."""
+
+    def begin(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Take a cluster's status and the response headers the client may see."""
+
+    def set_length(self, length: int) -> None:
+        """Announce the body's length (before the first byte of it)."""
+
+    async def send(self, chunk: bytes) -> None:
+        """Send part of the body now; raises ClientGone."""
+
+    def end(self, body: bytes = b"") -> None:
+        """Send the rest of the body and finish."""
+
+    def abort(self) -> None:
+        """Close the connection (too late for an error: the client sees a failed read)."""
+
+
+@dataclass
+class Relayed:
+    """What relaying one cluster response to the client came to."""
+
+    #: Facts of the Trino page the client received (None if it was no Trino page).
+    facts: protocol.PageFacts | None = None
+    #: Set when the gateway answered with its own error instead: the message and error.
+    failure: str | None = None
+    error: Error | None = None
+    #: The cluster broke off in the middle of the page (it died, or the network did).
+    broken: bool = False
+    #: Set instead of answering: the page carried nothing for the client, follow this
+    #: (the cluster's own nextUri) on its behalf.
+    follow: str | None = None
+
+
+def lost_message(cluster: Cluster) -> str:
+    """The user's sentence when *cluster* went away under a running query."""
+    return (
+        f"Cluster {cluster.name} became unreachable while your query ran; its outcome is "
+        "unknown. Run it again."
+    )
+
+
+class Exchange:
+    """Requests to clusters on behalf of *identity*, answered to *client*.
+
+    *client_headers* are the headers of the client's request (what reaches a cluster is
+    `protocol.upstream_request_headers` of them); *base_url* is where the client reaches
+    the gateway, for the rewritten URIs.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        client: Client,
+        identity: Identity,
+        client_headers: tuple[tuple[str, str], ...],
+        base_url: str,
+    ) -> None:
+        self.gateway = gateway
+        self.client = client
+        self.identity = identity
+        self.client_headers = client_headers
+        self.base_url = base_url
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.gateway.log
+
+    async def send(
+        self,
+        cluster: Cluster,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        client_headers: tuple[tuple[str, str], ...] | None = None,
+    ) -> UpstreamResponse:
+        """Send the client's request (or a queued query's stored *client_headers*) on to
+        *cluster* as the service account, impersonating the hub user. Raises
+        ClusterUnreachable."""
+        headers = protocol.upstream_request_headers(
+            self.client_headers if client_headers is None else client_headers,
+            self.identity.name,
+            cluster.authorization,
+            allow_spooling=self.gateway.allow_spooling,
+        )
+        return await self.gateway.upstream.send(cluster, method, path, headers, body)
+
+    async def relay(
+        self,
+        cluster: Cluster,
+        response: UpstreamResponse,
+        before_finish: Callable[[protocol.PageFacts], None] | None = None,
+        *,
+        collapse: bool = False,
+        limit_messages: Mapping[str, str] | None = None,
+    ) -> Relayed:
+        """Stream *response* to the client with its URIs rewritten.
+
+        *before_finish* is called with the page's facts just before the client can
+        have the whole page (so the query is known before the client can follow it).
+        With *collapse*, a page that carries nothing for the client (see
+        `rewrite.carries_nothing`) is not sent: the result says which URI to follow.
+        A failed query's error gets the message of *limit_messages* for its error name.
+        """
+        client = self.client
+        status = response.status_code
+        if status == 401:
+            self.log.error(
+                "Cluster %s refused the service account %r (HTTP 401); check its password.",
+                cluster.name,
+                cluster.user,
+            )
+            message = f"Cluster {cluster.name} refused the DataHub service account; ask an admin."
+            client.fail(message, CLUSTER_UNREACHABLE)
+            return Relayed(failure=message, error=CLUSTER_UNREACHABLE)
+        content_type = response.headers.get("content-type", "")
+        if status != 200 or not content_type.startswith("application/json"):
+            body = await response.read()
+            if status == 204:  # a DELETE taken
+                client.begin(status, protocol.client_response_headers(response.header_items()))
+                client.end()
+                return Relayed()
+            # A stack trace (a refused X-Trino-Role is an HTTP 500 with one), an HTML
+            # error page, a 4xx text: never relayed as it is.
+            return self._upstream_failed(cluster, response, body)
+
+        signer, base, user = self.gateway.signer, self.base_url, self.identity.name
+
+        def rewrite_uri(uri: str) -> str:
+            return signer.gateway_uri(base, cluster.name, user, uri)
+
+        rewriter = rewrite.ResultRewriter(rewrite_uri)
+        upstream_length = response.headers.get("content-length")
+        # A small page (queued, planning, an error) is read whole: skipped if it carries
+        # nothing for the client, and Trino's stack frames kept to ourselves. (Trino sends
+        # error pages chunked, without a length.)
+        body, whole = b"", False
+        if not upstream_length or int(upstream_length) <= rewrite.WHOLE_PAGE:
+            try:
+                body, whole = await response.read_up_to(rewrite.WHOLE_PAGE)
+            except ClusterUnreachable as e:
+                return self._broken_off(cluster, e, started=False)
+        if whole:
+            page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
+            out = rewriter.feed(page) + rewriter.finish()
+            if rewriter.not_json:
+                return self._upstream_failed(cluster, response, body)
+            facts = rewriter.facts()
+            if collapse and rewrite.carries_nothing(body, response.header_items()):
+                if before_finish is not None:
+                    before_finish(facts)
+                return Relayed(facts=facts, follow=facts.next_uri)
+            if before_finish is not None:
+                before_finish(facts)
+            client.begin(status, protocol.client_response_headers(response.header_items()))
+            client.set_length(len(out))
+            client.end(out)
+            return Relayed(facts=facts)
+        client.begin(status, protocol.client_response_headers(response.header_items()))
+        started = False
+
+        async def rest() -> AsyncIterator[bytes]:
+            if body:
+                yield body
+            async for chunk in response.chunks():
+                yield chunk
+
+        try:
+            async for chunk in rest():
+                out = rewriter.feed(chunk)
+                if out:
+                    if not started and upstream_length and rewriter.size_delta is not None:
+                        client.set_length(int(upstream_length) + rewriter.size_delta)
+                    started = True
+                    await client.send(out)
+            out = rewriter.finish()
+        except ClusterUnreachable as e:
+            return self._broken_off(cluster, e, started=started)
+        except ClientGone:
+            self.log.debug("Client went away during a result page for %s", user)
+            return Relayed()
+        if rewriter.not_json and not started:
+            return self._upstream_failed(cluster, response, out)
+        facts = rewriter.facts()
+        if before_finish is not None:
+            before_finish(facts)
+        if not started:
+            client.set_length(len(out))
+        client.end(out)
+        return Relayed(facts=facts)
+
+    def _upstream_failed(
+        self, cluster: Cluster, response: UpstreamResponse, body: bytes
+    ) -> Relayed:
+        """Answer a cluster's non-Trino answer with a one-sentence Trino error; the whole
+        answer goes to the log, for admins."""
+        status = response.status_code
+        method = self.client.method
+        message, error = protocol.upstream_failure(cluster.name, status, body)
+        self.log.log(
+            logging.ERROR if status >= 500 else logging.WARNING,
+            "Cluster %s answered %s %s for %s with HTTP %d (%s), told the user %r: %s",
+            cluster.name,
+            method,
+            STATEMENT_PATH if method == "POST" else "a follow-up",
+            self.identity.name,
+            status,
+            response.headers.get("content-type", "no content type"),
+            message,
+            body[:4000].decode("utf-8", "replace"),
+        )
+        # Clients retry a 502/503/504 and check a DELETE's status; any other failure is a
+        # failed query (HTTP 200), which every client shows as a query error.
+        keep = method == "DELETE" or status in (502, 503, 504)
+        self.client.fail(message, error, status=status if keep else 200)
+        return Relayed(failure=message, error=error)
+
+    def _broken_off(self, cluster: Cluster, error: ClusterUnreachable, *, started: bool) -> Relayed:
+        self.log.warning(
+            "Cluster %s broke off a result page for %s: %s",
+            cluster.name,
+            self.identity.name,
+            error.reason,
+        )
+        self.gateway.monitor.mark_unreachable(cluster.name, f"broke off a page: {error.reason}")
+        message = lost_message(cluster)
+        if started:
+            # Too late for an error body: close so the client sees a failed read
+            # rather than a truncated page.
+            self.client.abort()
+        else:
+            self.client.fail(message, QUERY_LOST)
+        return Relayed(failure=message, error=QUERY_LOST, broken=True)
+
+    async def pages(
+        self, cluster: Cluster, active: QueryRecord, relayed: Relayed, deadline: float
+    ) -> None:
+        """Tell the tracker about the page *relayed*, and while pages carry nothing for
+        the client (and the monotonic *deadline* has not passed), follow them on its
+        behalf."""
+        tracker = self.gateway.tracker
+        while True:
+            if relayed.broken:
+                tracker.lost(active, relayed.failure or "")
+                return
+            if relayed.facts is not None:
+                await tracker.page(active, relayed.facts, delivered=relayed.follow is None)
+            if relayed.follow is None:
+                return
+            if active.stop_reason:
+                self.client.fail(
+                    stop_message(active.query_id, active.stop_reason),
+                    QUOTA_EXCEEDED,
+                    query_id=active.query_id,
+                )
+                return
+            try:
+                response = await self.send(cluster, "GET", upstream_path(relayed.follow))
+            except ClusterUnreachable as e:
+                self.unreachable(cluster, "GET", active.query_id, e)
+                tracker.lost(active, lost_message(cluster))
+                return
+            try:
+                relayed = await self.relay(
+                    cluster,
+                    response,
+                    collapse=time.monotonic() < deadline,
+                    limit_messages=active.limit_messages,
+                )
+            finally:
+                await response.aclose()
+
+    def unreachable(
+        self, cluster: Cluster, method: str, query_id: str | None, error: ClusterUnreachable
+    ) -> None:
+        """Answer that *cluster* went away during a follow-up of *query_id*."""
+        self.log.warning(
+            "Cluster %s unreachable for %s of query %s (user %s): %s",
+            cluster.name,
+            method,
+            query_id or "(stage)",
+            self.identity.name,
+            error.reason,
+        )
+        self.gateway.monitor.mark_unreachable(cluster.name, error.reason)
+        self.client.fail(lost_message(cluster), QUERY_LOST, query_id=query_id)
