@@ -117,7 +117,7 @@ GROUPS: tuple[Group, ...] = (
         "The hub's sign-in with the company directory. The ldapauthenticator and JupyterHub "
         "options listed here are the ones a deployment sets; the others keep their "
         f"upstream meaning. {_IN_HUB_CONFIG}",
-        (Part("datahub.authenticator:DataHubLDAPAuthenticator"),),
+        (Part("datahub.ldap.authenticator:DataHubLDAPAuthenticator"),),
     ),
     Group(
         "Spawner",

@@ -99,8 +99,8 @@ def test_every_option_has_help():
     [
         ("datahub.service.app:DataHubService", "clusters"),
         ("datahub.service.app:DataHubService", "routing_rules"),
-        ("datahub.authenticator:DataHubLDAPAuthenticator", "admin_groups"),
-        ("datahub.authenticator:DataHubLDAPAuthenticator", "server_address"),
+        ("datahub.ldap.authenticator:DataHubLDAPAuthenticator", "admin_groups"),
+        ("datahub.ldap.authenticator:DataHubLDAPAuthenticator", "server_address"),
         ("datahub.quotas.manager:QuotaManager", "timezone"),
         ("datahub.spawners.local:DataHubLocalSpawner", "gateway_url"),
         ("datahub.spawners.local:DataHubLocalSpawner", "limit_enforcement"),
