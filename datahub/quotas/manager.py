@@ -274,13 +274,6 @@ class QuotaManager(LoggingConfigurable):
             )
         self.routing_access = configured_routing_groups(access, routing_groups)
 
-    @classmethod
-    def for_service(cls, service: Any) -> QuotaManager:
-        """Deprecated: the service's manager is its ``quotas`` part, built once in
-        `DataHubService.init`; handlers read it from the tornado settings
-        (``datahub_quotas``). Kept for callers not yet moved to the settings."""
-        return service.quotas
-
 
 def configured_routing_groups(
     access: Mapping[str, Any], routing_groups: Sequence[str]
