@@ -96,6 +96,14 @@ GROUPS: tuple[Group, ...] = (
         ),
     ),
     Group(
+        "Query events (Kafka)",
+        "Query events sent to a Kafka topic from a durable outbox in the store (off until "
+        "`bootstrap_servers` is set; the event schema is "
+        "`datahub/events/schema/query-event-v1.json`). `datahub up --kafka` starts a local "
+        f"broker. {_IN_HUB_CONFIG}",
+        (Part("datahub.events.config:KafkaEvents"),),
+    ),
+    Group(
         "Quotas",
         "The usage day and the defaults of quota policies; the policies themselves are "
         f"edited on the admin pages, the REST API or `datahub quota`. {_IN_HUB_CONFIG}",

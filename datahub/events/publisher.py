@@ -1,0 +1,200 @@
+"""The publisher: sends the outbox's unsent events to Kafka in order, then marks them sent.
+
+One asyncio task on the service's loop. It reads a batch of unsent events (through
+``Store.run``), hands them all to the producer (idempotent, ``acks=all``; the record's key
+is the query id, so a query's events stay in one partition, in order), waits for Kafka's
+acknowledgements and marks the acknowledged prefix of the batch sent. When Kafka is down or
+refuses, it closes the producer, waits (doubling up to ``max_backoff`` seconds) and starts
+again from the first unsent event. Nobody waits for it: the query path only adds to the
+outbox and calls :meth:`EventPublisher.wake`.
+
+An event acknowledged by Kafka but not yet marked when the process stops is sent again by
+the next publisher, with the same ``event_id`` (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..store import Store
+from . import outbox
+
+Producer = Any  # aiokafka.AIOKafkaProducer (imported when a producer is made)
+
+#: Options of every producer: what the events' guarantees rest on.
+REQUIRED_PRODUCER_OPTIONS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
+
+
+def acknowledged_prefix(outcomes: Sequence[BaseException | None]) -> int:
+    """How many outcomes, from the first, are successes: the events that may be marked
+    sent without any earlier one still unsent (``None`` is a success)."""
+    for index, outcome in enumerate(outcomes):
+        if outcome is not None:
+            return index
+    return len(outcomes)
+
+
+def next_backoff(current: float, *, initial: float, maximum: float) -> float:
+    """The wait after another failure: ``initial``, then doubling up to ``maximum``."""
+    return initial if current <= 0 else min(maximum, current * 2)
+
+
+class EventPublisher:
+    """Sends the outbox to ``topic`` on the Kafka at ``bootstrap_servers``.
+
+    ``producer_options`` go to ``aiokafka.AIOKafkaProducer`` (TLS, SASL, ``linger_ms``…);
+    :data:`REQUIRED_PRODUCER_OPTIONS` always win over them.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        client_id: str = "datahub",
+        batch_size: int = 500,
+        poll_interval: float = 5.0,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        producer_options: Mapping[str, Any] | None = None,
+        log: logging.Logger | None = None,
+        make_producer: Callable[[], Producer] | None = None,
+    ) -> None:
+        if not bootstrap_servers:
+            raise ValueError("The event publisher needs Kafka's bootstrap servers.")
+        self.store = store
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.client_id = client_id
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.producer_options = dict(producer_options or {})
+        self.log = log or logging.getLogger("datahub.events")
+        self._make_producer = make_producer or self._aiokafka_producer
+        self._producer: Producer | None = None
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Events sent since start (acknowledged by Kafka and marked).
+        self.sent = 0
+        #: Seconds of the current wait after a failure (0 while Kafka is fine).
+        self.backoff = 0.0
+
+    def _aiokafka_producer(self) -> Producer:
+        from aiokafka import AIOKafkaProducer
+
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            **{**self.producer_options, **REQUIRED_PRODUCER_OPTIONS},
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the publishing task on the running loop (once)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="datahub-event-publisher"
+            )
+
+    def wake(self) -> None:
+        """Say that events were added: the task looks now rather than at its next poll."""
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Stop the task and the producer; unsent events stay in the outbox."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_producer()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # ------------------------------------------------------------------ work
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.backoff = next_backoff(
+                    self.backoff, initial=self.initial_backoff, maximum=self.max_backoff
+                )
+                self.log.warning(
+                    "Query events wait for Kafka at %s (%s: %s); next try in %.1fs",
+                    self.bootstrap_servers,
+                    type(error).__name__,
+                    error,
+                    self.backoff,
+                )
+                await self._close_producer()
+                await asyncio.sleep(self.backoff)
+                continue
+            if self.backoff:
+                self.log.info("Kafka at %s takes query events again", self.bootstrap_servers)
+                self.backoff = 0.0
+            if sent < self.batch_size:  # caught up: wait for news
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+
+    async def publish_pending(self) -> int:
+        """Send one batch of unsent events and mark those Kafka acknowledged; return how
+        many. Raises the first failure after marking the acknowledged prefix."""
+        pending = await self.store.run_in_transaction(outbox.unsent, self.batch_size)
+        if not pending:
+            return 0
+        producer = await self._started_producer()
+        deliveries = []
+        for event in pending:
+            deliveries.append(
+                await producer.send(
+                    self.topic, value=event.payload.encode(), key=event.key.encode()
+                )
+            )
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        failures = [o if isinstance(o, BaseException) else None for o in outcomes]
+        done = acknowledged_prefix(failures)
+        if done:
+            await self.store.run_in_transaction(
+                outbox.mark_sent, [event.seq for event in pending[:done]]
+            )
+            self.sent += done
+        if done < len(pending):
+            error = failures[done]
+            assert error is not None  # the prefix ended at a failure
+            raise error
+        return done
+
+    async def _started_producer(self) -> Producer:
+        if self._producer is None:
+            producer = self._make_producer()
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception:
+                self.log.debug("Closing the Kafka producer failed", exc_info=True)
