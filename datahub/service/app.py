@@ -819,9 +819,8 @@ class DataHubService(Application):
         ]
         return web.Application(
             handlers,
-            # The named parts handlers read (datahub.web.base.BaseHandler and each
-            # feature's base handler); datahub_service only for the gateway's handlers.
-            datahub_service=self,
+            # The named parts handlers read (the gateway's, datahub.web.base.BaseHandler
+            # and each feature's base handler); never the service itself.
             gateway=self.gateway,
             datahub_prefix=prefix,
             datahub_store=self.store,

@@ -65,12 +65,6 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """The service prefix, with slashes at both ends (``/services/datahub/``)."""
         return self.settings["datahub_prefix"]
 
-    @property
-    def service(self) -> Any:
-        """The running `DataHubService`, for the gateway's own pages; features use the
-        named parts (``store``, ``prefix``, their own) instead."""
-        return self.settings["datahub_service"]
-
     async def prepare(self) -> None:
         # Resolve the user without blocking the event loop; get_current_user then reads
         # the cached result.
