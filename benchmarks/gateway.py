@@ -107,12 +107,15 @@ c.StaticIdentityResolver.tokens = {{{token!r}: user_token("alice", "analysts")}}
 
 
 def serve_bare(config: str) -> None:
-    """Run a gateway from *config* with no query hooks (the ``bare`` path)."""
+    """Run a gateway from *config* with no quota admission and no listeners (the ``bare``
+    path): every query is admitted, nothing but the audit hears of it."""
+    from datahub.gateway.admission import QueryAdmission
     from datahub.service.app import DataHubService
 
     service = DataHubService()
     service.initialize(["-f", config])
-    service.query_hooks.clear()
+    service.tracker.admission = QueryAdmission()
+    service.query_listeners.clear()
     service.start()
 
 
