@@ -1,0 +1,116 @@
+"""The schema browser side panel in a real browser (Debian's Chromium, Playwright) on the
+real stack: alice opens it, expands down to a table's columns, searches, inserts a
+table's name into the cell she is writing and previews the table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from datahub.stack import demo
+
+pytestmark = pytest.mark.e2e
+
+KERNEL = "Python 3 (DataHub SQL)"
+
+
+def new_notebook(page, stack, sign_in_form, user: str):
+    """Sign in as *user* and open a new notebook with the DataHub kernel from a launcher;
+    its panel once the kernel is idle."""
+    sign_in_form(page, user, demo.demo_password(user))
+    page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
+    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
+    page.get_by_role("button", name="New Launcher", exact=True).click()
+    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
+    expect(current).to_have_text("Launcher", timeout=120_000)
+    launcher = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    launcher.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{KERNEL}"]').click()
+    expect(current).to_have_text(re.compile(r"\.ipynb$"))
+    notebook = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+        timeout=120_000
+    )
+    return notebook
+
+
+def type_into_new_cell(page, notebook, source: str):
+    """A new cell at the end of *notebook* holding *source*, its cursor at the end."""
+    cells = notebook.locator(".jp-Cell")
+    count = cells.count()
+    notebook.get_by_role("button", name="Click to add a cell.").click()
+    expect(cells).to_have_count(count + 1)
+    cell = cells.nth(count)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.insert_text(source)
+    return cell
+
+
+def row(panel, name: str):
+    """The tree row (or search hit) whose name is exactly *name*."""
+    return panel.locator(".jp-DataHub-schemaRow").filter(
+        has=panel.page.locator(
+            ".jp-DataHub-schemaName", has_text=re.compile(rf"^{re.escape(name)}$")
+        )
+    )
+
+
+def open_node(panel, name: str) -> None:
+    node = row(panel, name).first
+    node.click()
+    expect(node.locator("xpath=..")).to_have_attribute("aria-expanded", "true")
+
+
+def test_alice_browses_searches_inserts_a_name_and_previews_a_table(
+    page, stack, sign_in_form, shot
+):
+    notebook = new_notebook(page, stack, sign_in_form, "alice")
+    cell = type_into_new_cell(page, notebook, "%%sql\nSELECT * FROM ")
+
+    page.locator('.lm-TabBar-tab[title="DataHub schema browser"]').click()
+    panel = page.locator("#jupyter-datahub-schema-browser")
+    expect(panel).to_be_visible()
+    # The default routing group opens by itself; below it, the catalogs Trino shows alice.
+    # The first listing runs a metadata statement on Trino: give it the time a query takes.
+    expect(row(panel, "tpch")).to_be_visible(timeout=120_000)
+    expect(row(panel, "memory")).to_be_visible()
+    open_node(panel, "tpch")
+    expect(row(panel, "tiny")).to_be_visible(timeout=120_000)
+    open_node(panel, "tiny")
+    expect(row(panel, "customer")).to_be_visible(timeout=120_000)  # alice may read it
+    open_node(panel, "orders")
+    orderkey = row(panel, "orderkey")
+    expect(orderkey).to_be_visible(timeout=120_000)
+    expect(orderkey.locator(".jp-DataHub-schemaDetail")).to_have_text("bigint")
+    expect(row(panel, "totalprice").locator(".jp-DataHub-schemaDetail")).to_have_text("double")
+    shot(page, "schema-browser")
+
+    # Search: tables and columns of one catalog whose name contains the text.
+    panel.get_by_label("Catalog to search").select_option(label="tpch")
+    panel.get_by_label("Search tables and columns").fill("custkey")
+    expect(row(panel, "tiny.customer.custkey")).to_be_visible(timeout=120_000)
+    expect(row(panel, "tiny.orders.custkey")).to_be_visible()
+    panel.get_by_label("Search tables and columns").fill("")
+    expect(row(panel, "orderkey")).to_be_visible()  # the tree again, as it was
+
+    # Insert the table's name where the cursor was in the cell.
+    row(panel, "orders").first.click(button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="Insert name into cell").click()
+    editor = cell.locator(".jp-InputArea-editor")
+    expect(editor).to_contain_text("SELECT * FROM tpch.tiny.orders")
+
+    # Preview: a new %%sql cell below the active one, run.
+    row(panel, "orders").first.click(button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="Preview 100 rows").click()
+    preview = notebook.locator(".jp-CodeCell").filter(has_text="LIMIT 100")
+    expect(preview.locator(".jp-InputArea-editor")).to_contain_text(
+        "SELECT * FROM tpch.tiny.orders LIMIT 100", timeout=30_000
+    )
+    summary = preview.locator(".jp-OutputArea-output").first
+    expect(summary).to_contain_text("100 rows", timeout=180_000)
+    expect(preview.locator(".jp-OutputArea-executeResult")).to_contain_text("orderkey")
