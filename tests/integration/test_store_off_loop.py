@@ -1,13 +1,13 @@
-"""A slow store call never delays anyone else: while a gallery search waits on the store
-(its table locked in PostgreSQL by this test), a concurrent query's result pages keep
-flowing through the same gateway process.
+"""A slow store call never delays anyone else: while a gallery search or the quota page
+waits on the store (its table locked in PostgreSQL by this test), a concurrent query's
+result pages keep flowing through the same gateway process.
 
 The gateway runs in-process (`BackgroundGateway`) on a private PostgreSQL store, in
 front of the stack's Trino, and asks the stack's hub about tokens like the real service
 (so the gallery API and the query are alice's, with her own hub token). The proof is an
 order of events, not a duration: the search is seen waiting on the lock in
 ``pg_locks``, then the query makes several page round trips, and only after them is the
-lock released and the search answered.
+lock released and the request answered.
 """
 
 from __future__ import annotations
@@ -119,18 +119,21 @@ def waiting_on(engine: sa.Engine, table: str) -> int:
         ).scalar_one()
 
 
-def test_a_slow_gallery_search_does_not_hold_up_a_concurrent_querys_pages(gateway, alice):
-    notebook_id = published(gateway, alice, "Searched while the store is slow")
-
+def pages_flow_while_the_store_waits(
+    gateway, headers: dict[str, str], table: str, path: str, params: dict[str, str]
+) -> requests.Response:
+    """Lock *table*, ask the service for *path* (whose store call then waits on the
+    lock), and follow a running query's pages meanwhile; release the lock and return
+    the answer to *path*."""
     # A query is running and its pages are being read.
     submitted = requests.post(
-        f"{gateway.url}/v1/statement", data=MANY_PAGES, headers=alice, timeout=30
+        f"{gateway.url}/v1/statement", data=MANY_PAGES, headers=headers, timeout=30
     )
     assert submitted.status_code == 200, submitted.text
     page = submitted.json()
 
     def next_page(page: dict[str, Any]) -> dict[str, Any]:
-        response = requests.get(page["nextUri"], headers=alice, timeout=30)
+        response = requests.get(page["nextUri"], headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         following = response.json()
         assert "error" not in following, following["error"]
@@ -139,41 +142,53 @@ def test_a_slow_gallery_search_does_not_hold_up_a_concurrent_querys_pages(gatewa
     page = wait_for(lambda: (p := next_page(page)).get("data") and p, "the first rows")
 
     engine = sa.create_engine(gateway.service.store_url)
-    search = concurrent.futures.ThreadPoolExecutor(1)
+    slow = concurrent.futures.ThreadPoolExecutor(1)
     locker = engine.connect()
     try:
-        # The store gets slow: the shared notebooks' table is locked until we say so.
-        locker.execute(sa.text("LOCK TABLE shared_notebooks IN ACCESS EXCLUSIVE MODE"))
-        pending = search.submit(
+        # The store gets slow: the table is locked until we say so.
+        locker.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        pending = slow.submit(
             requests.get,
-            f"{gateway.url}{PREFIX}api/notebooks",
-            params={"q": "searched"},
-            headers=alice,
+            f"{gateway.url}{PREFIX}{path}",
+            params=params,
+            headers=headers,
             timeout=120,
         )
-        wait_for(lambda: waiting_on(engine, "shared_notebooks"), "the search waiting on the store")
+        wait_for(lambda: waiting_on(engine, table), f"{path} waiting on the store")
 
         # Meanwhile the query's pages flow: each round trip is answered while the
-        # search is still waiting for the store.
+        # request is still waiting for the store.
         rows = 0
         for _ in range(ROUND_TRIPS):
             assert page.get("nextUri"), "the query ended before the test could follow it"
             page = next_page(page)
             rows += len(page.get("data") or ())
             assert not pending.done()
-            assert waiting_on(engine, "shared_notebooks") == 1
+            assert waiting_on(engine, table) == 1
         assert rows > 0
 
         locker.commit()  # the store is fast again
-        answer = pending.result(timeout=60)
+        return pending.result(timeout=60)
     finally:
         locker.close()
-        search.shutdown(wait=True)
+        slow.shutdown(wait=True)
         engine.dispose()
         if page.get("nextUri"):
-            requests.delete(page["nextUri"], headers=alice, timeout=30)
+            requests.delete(page["nextUri"], headers=headers, timeout=30)
 
+
+def test_a_slow_gallery_search_does_not_hold_up_a_concurrent_querys_pages(gateway, alice):
+    notebook_id = published(gateway, alice, "Searched while the store is slow")
+    answer = pages_flow_while_the_store_waits(
+        gateway, alice, "shared_notebooks", "api/notebooks", {"q": "searched"}
+    )
     assert answer.status_code == 200, answer.text
     found = answer.json()
     assert found["total"] == 1
     assert [n["id"] for n in found["notebooks"]] == [notebook_id]
+
+
+def test_a_slow_quota_page_does_not_hold_up_a_concurrent_querys_pages(gateway, alice):
+    answer = pages_flow_while_the_store_waits(gateway, alice, "quota_usage", "quota", {})
+    assert answer.status_code == 200, answer.text
+    assert "<h1>My quota</h1>" in answer.text
