@@ -11,8 +11,6 @@ place is the slot id.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..gateway.admission import (
     Admitted,
     QueryAdmission,
@@ -72,11 +70,6 @@ class QuotaAdmission(QueryAdmission):
 
     def __init__(self, manager: QuotaManager) -> None:
         self.manager = manager
-
-    @classmethod
-    def for_service(cls, service: Any) -> QuotaAdmission:
-        """The admission of a DataHubService, on its quota manager."""
-        return cls(QuotaManager.for_service(service))
 
     async def admit(self, query: QueryRecord) -> Admitted:
         identity = query.identity
