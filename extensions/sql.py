@@ -725,7 +725,7 @@ def load_ipython_extension(ip: Any) -> None:
         return
 
     ip.display_formatter.mimebundle_formatter.for_type(pd.DataFrame, _show_dataframe)
-    _show_dataframe.previous = previous  # type: ignore[attr-defined]
+    _previous_printers[pd.DataFrame] = previous
 
 
 def _has_printer(formatter: Any) -> bool:
@@ -736,9 +736,13 @@ def _has_printer(formatter: Any) -> bool:
         return False
 
 
+#: The DataFrame printer that was registered before ours, for frames that are not results.
+_previous_printers: dict[type, Any] = {}
+
+
 def _show_dataframe(df: pd.DataFrame, *args: Any, **kwargs: Any) -> dict | None:
     bundle = result_mimebundle(df)
     if bundle is not None:
         return bundle
-    previous = getattr(_show_dataframe, "previous", None)
+    previous = _previous_printers.get(pd.DataFrame)
     return previous(df) if previous is not None else None
