@@ -61,6 +61,7 @@ class EventPublisher:
         poll_interval: float = 5.0,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        close_timeout: float = 5.0,
         producer_options: Mapping[str, Any] | None = None,
         log: logging.Logger | None = None,
         make_producer: Callable[[], Producer] | None = None,
@@ -75,6 +76,7 @@ class EventPublisher:
         self.poll_interval = poll_interval
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        self.close_timeout = close_timeout
         self.producer_options = dict(producer_options or {})
         self.log = log or logging.getLogger("datahub.events")
         self._make_producer = make_producer or self._aiokafka_producer
@@ -109,7 +111,8 @@ class EventPublisher:
         self._wakeup.set()
 
     async def stop(self) -> None:
-        """Stop the task and the producer; unsent events stay in the outbox."""
+        """Stop the task and the producer (waiting at most ``close_timeout`` seconds for
+        Kafka to take what the producer holds); unsent events stay in the outbox."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,9 +195,17 @@ class EventPublisher:
         return self._producer
 
     async def _close_producer(self) -> None:
+        # A producer flushes what it holds before it stops, which never ends while Kafka
+        # is down; what it held is still unsent in the outbox, so give up after a while.
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.stop()
-            except Exception:
-                self.log.debug("Closing the Kafka producer failed", exc_info=True)
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.stop(), self.close_timeout)
+        except TimeoutError:
+            self.log.info(
+                "Stopped waiting for Kafka at %s to take the last events; they stay in the outbox",
+                self.bootstrap_servers,
+            )
+        except Exception:
+            self.log.debug("Closing the Kafka producer failed", exc_info=True)

@@ -1,0 +1,228 @@
+"""Query events on a real Kafka broker: the outbox's events arrive in order keyed by query
+id, none is lost while Kafka is down or the publisher is restarted, and a repeated event
+keeps its event id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+
+from aiokafka import AIOKafkaConsumer
+
+from datahub.events import outbox
+from datahub.events.event import FINISHED, SUBMITTED
+from datahub.events.publisher import EventPublisher
+from datahub.events.recorder import QueryEvents
+
+WAIT = 120  # seconds; a deadline for what must happen, not a measure of speed
+
+
+def new_topic() -> str:
+    return f"query-events-{uuid.uuid4().hex[:12]}"
+
+
+def publisher_for(store, kafka, topic: str) -> EventPublisher:
+    return EventPublisher(
+        store,
+        bootstrap_servers=kafka.bootstrap_servers,
+        topic=topic,
+        poll_interval=0.2,
+        initial_backoff=0.2,
+        max_backoff=1.0,
+    )
+
+
+def fields(query_id: str, user: str = "alice") -> dict:
+    return {"query_id": query_id, "user": user, "cluster": "trino", "state": "RUNNING"}
+
+
+async def read_events(kafka, topic: str, event_ids: set[str], at_least: int = 0) -> list:
+    """The topic's records from the start, until every one of ``event_ids`` and at least
+    ``at_least`` records were read."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    records, seen = [], set()
+    try:
+        while not (event_ids <= seen and len(records) >= at_least):
+            assert loop.time() < deadline, f"missing events: {sorted(event_ids - seen)}"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+                seen.update(json.loads(r.value)["event_id"] for r in batch)
+    finally:
+        await consumer.stop()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def by_key(records) -> dict[str, list[str]]:
+    """Each key's event ids in the order its partition holds them."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        keys[record.key.decode()].append(json.loads(record.value)["event_id"])
+    return dict(keys)
+
+
+def first_occurrences(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+async def wait_until_sent(store) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while await store.run_in_transaction(outbox.backlog):
+        assert loop.time() < deadline, "the outbox was not sent"
+        await asyncio.sleep(0.1)
+
+
+def test_the_publisher_sends_each_querys_events_in_order_keyed_by_query_id(store, kafka):
+    topic = new_topic()
+
+    async def scenario():
+        publisher = publisher_for(store, kafka, topic)
+        events = QueryEvents(store, publisher)
+        publisher.start()
+        try:
+            recorded = [
+                await events.record(SUBMITTED, fields("q1")),
+                await events.record(SUBMITTED, fields("q2", "bob")),
+                await events.record(FINISHED, {**fields("q1"), "state": "FINISHED"}),
+                await events.record(SUBMITTED, fields("q3")),
+                await events.record(FINISHED, {**fields("q2", "bob"), "state": "FAILED"}),
+                await events.record(FINISHED, {**fields("q3"), "state": "CANCELED"}),
+            ]
+            await wait_until_sent(store)
+        finally:
+            await publisher.stop()
+        records = await read_events(kafka, topic, {e["event_id"] for e in recorded})
+        return recorded, records
+
+    recorded, records = asyncio.run(scenario())
+    expected: dict[str, list[str]] = defaultdict(list)
+    for event in recorded:
+        expected[event["query_id"]].append(event["event_id"])
+    assert by_key(records) == expected
+    values = [json.loads(r.value) for r in records]
+    assert sorted(v["event_id"] for v in values) == sorted(e["event_id"] for e in recorded)
+    assert {(v["query_id"], v["event"], v["user"]) for v in values} == {
+        (e["query_id"], e["event"], e["user"]) for e in recorded
+    }
+
+
+def test_events_recorded_while_kafka_is_down_all_arrive_in_order_once_it_is_back(store, kafka):
+    topic = new_topic()
+
+    async def scenario():
+        publisher = publisher_for(store, kafka, topic)
+        events = QueryEvents(store, publisher)
+        publisher.start()
+        try:
+            recorded = [await events.record(SUBMITTED, fields("before"))]
+            await wait_until_sent(store)
+            await asyncio.to_thread(kafka.stop)
+            try:
+                # The query path goes on: each record returns with Kafka down.
+                for i in range(20):
+                    recorded.append(await events.record(SUBMITTED, fields(f"q{i % 4}")))
+                    recorded.append(await events.record(FINISHED, fields(f"q{i % 4}")))
+                assert await store.run_in_transaction(outbox.backlog) == 40
+            finally:
+                await asyncio.to_thread(kafka.start)
+            await wait_until_sent(store)
+        finally:
+            await publisher.stop()
+        records = await read_events(kafka, topic, {e["event_id"] for e in recorded})
+        return recorded, records
+
+    recorded, records = asyncio.run(scenario())
+    expected: dict[str, list[str]] = defaultdict(list)
+    for event in recorded:
+        expected[event["query_id"]].append(event["event_id"])
+    # Every event arrived; a resent one may repeat, but the first arrivals keep the order.
+    assert {key: first_occurrences(ids) for key, ids in by_key(records).items()} == expected
+
+
+def test_a_gateway_restarted_while_kafka_is_down_loses_nothing(store, kafka):
+    topic = new_topic()
+
+    async def scenario():
+        first = publisher_for(store, kafka, topic)
+        events = QueryEvents(store, first)
+        first.start()
+        recorded = [await events.record(SUBMITTED, fields("before"))]
+        await wait_until_sent(store)
+        await asyncio.to_thread(kafka.stop)
+        try:
+            for i in range(6):
+                recorded.append(await events.record(SUBMITTED, fields(f"q{i % 3}")))
+            # The gateway stops while its producer holds events Kafka never took.
+            await first.stop()
+            assert await store.run_in_transaction(outbox.backlog) == 6
+            second = publisher_for(store, kafka, topic)
+            second.start()
+            while not second.backoff:  # it cannot reach Kafka and waits
+                await asyncio.sleep(0.1)
+        finally:
+            await asyncio.to_thread(kafka.start)
+        try:
+            await wait_until_sent(store)
+        finally:
+            await second.stop()
+        records = await read_events(kafka, topic, {e["event_id"] for e in recorded})
+        return recorded, records
+
+    recorded, records = asyncio.run(scenario())
+    expected: dict[str, list[str]] = defaultdict(list)
+    for event in recorded:
+        expected[event["query_id"]].append(event["event_id"])
+    assert {key: first_occurrences(ids) for key, ids in by_key(records).items()} == expected
+
+
+def test_a_new_publisher_sends_what_the_last_one_left_and_repeats_keep_their_event_id(store, kafka):
+    topic = new_topic()
+
+    async def scenario():
+        # The gateway wrote events and stopped before sending them.
+        recorded = [
+            await QueryEvents(store).record(kind, fields(f"q{i}"))
+            for i in range(3)
+            for kind in (SUBMITTED, FINISHED)
+        ]
+        first = publisher_for(store, kafka, topic)
+        first.start()
+        try:
+            await wait_until_sent(store)
+        finally:
+            await first.stop()
+        # A crash between Kafka's acknowledgement and marking them sent: they are unsent.
+        with store.engine.begin() as connection:
+            connection.execute(outbox.OutboxEvent.__table__.update().values(sent_at=None))
+        second = publisher_for(store, kafka, topic)
+        second.start()
+        try:
+            await wait_until_sent(store)
+        finally:
+            await second.stop()
+        ids = {e["event_id"] for e in recorded}
+        return recorded, await read_events(kafka, topic, ids, at_least=2 * len(recorded))
+
+    recorded, records = asyncio.run(scenario())
+    expected = [e["event_id"] for e in recorded]
+    values = [json.loads(r.value) for r in records]
+    assert sorted(v["event_id"] for v in values) == sorted(expected * 2)
+    # Each copy is the same record: same key, same bytes.
+    copies: dict[str, set[tuple[bytes, bytes]]] = defaultdict(set)
+    for record in records:
+        copies[json.loads(record.value)["event_id"]].add((record.key, record.value))
+    assert all(len(variants) == 1 for variants in copies.values())
+    for key, ids in by_key(records).items():
+        own = [e["event_id"] for e in recorded if e["query_id"] == key]
+        assert ids == own + own
