@@ -43,7 +43,7 @@ STATS = {"cpu_ms": 120, "bytes_scanned": 4096}
 
 
 def _controller(store: Store) -> AdmissionController:
-    return AdmissionController(store, RULES, poll_interval=0.01, max_threads=16)
+    return AdmissionController(store, RULES, poll_interval=0.01)
 
 
 async def _one_query(controller: AdmissionController, user: str) -> float:
@@ -58,7 +58,7 @@ async def _one_query(controller: AdmissionController, user: str) -> float:
 
 def overhead(url: str, n: int) -> tuple[list[float], list[float]]:
     """Seconds per query: (admit, admit + progress + finish), one query at a time."""
-    store = Store(url)
+    store = Store(url, threads=16)  # as many store threads as the controller had of its own
     controller = _controller(store)
 
     async def main() -> tuple[list[float], list[float]]:
@@ -79,7 +79,7 @@ def overhead(url: str, n: int) -> tuple[list[float], list[float]]:
 
 
 def _throughput_worker(url: str, workers: int, seconds: float, same_user: bool, tag: str, out):
-    store = Store(url)
+    store = Store(url, threads=16)  # as many store threads as the controller had of its own
     controller = _controller(store)
     done = 0
 
@@ -122,7 +122,7 @@ def throughput(url: str, processes: int, workers: int, seconds: float, same_user
 
 
 def _prepare(url: str) -> None:
-    store = Store(url)
+    store = Store(url, threads=16)  # as many store threads as the controller had of its own
     store.migrate()
     # A realistic policy set: a default, a group, and the users' own.
     now = dt.datetime.now(dt.UTC)

@@ -100,21 +100,6 @@ def api_query_detail(record: Mapping[str, Any]) -> dict[str, Any]:
     return detail
 
 
-def api_cluster(status: Any, *, admin: bool = False) -> dict[str, Any]:
-    """A cluster's status as ``GET api/clusters`` lists it."""
-    entry = {
-        "name": status.name,
-        "routing_group": status.routing_group,
-        "healthy": bool(status.healthy),
-        "draining": bool(status.draining),
-        "running": status.running,
-        "queued": status.queued,
-    }
-    if admin:
-        entry["error"] = status.last_error
-    return entry
-
-
 def _duration(ms: int | None) -> str:
     if ms is None:
         return ""

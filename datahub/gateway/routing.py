@@ -18,8 +18,8 @@ still lands in ``sandbox``); a pinned cluster is kept when the rule picks its gr
 
 Routing decides where a query goes, not whether the user may go there: that is the
 quota policy's ``routing_groups`` limit, checked at admission for every query, whatever
-routed it (one place, one refusal sentence). ``routing_group_access`` (`Access`) is only
-the configured default of that limit: `Router.allowed_groups` computes it per user.
+routed it (one place, one refusal sentence; the deprecated ``routing_group_access`` is
+only a configured layer of that limit, owned by `datahub.quotas.manager`).
 
 Which cluster of the routing group then takes the query (health, drain, load) is
 decided by `clusters.rank_clusters`.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..wire import INVALID_ROUTING_GROUP
@@ -75,7 +75,8 @@ class RoutingDecision:
     cluster: str | None = None
 
 
-def _names(value: Any, what: str, rule: str) -> frozenset[str]:
+def name_set(value: Any, what: str, rule: str) -> frozenset[str]:
+    """A configured list of names (or one name) as a set; RoutingConfigError otherwise."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple | set | frozenset) or not all(
@@ -126,17 +127,17 @@ class RoutingRule:
         return cls(
             name=name,
             routing_group=group,
-            users=_names(entry["users"], "users", name) if "users" in entry else None,
-            groups=_names(entry["groups"], "groups", name) if "groups" in entry else None,
+            users=name_set(entry["users"], "users", name) if "users" in entry else None,
+            groups=name_set(entry["groups"], "groups", name) if "groups" in entry else None,
             source=source,
             client_tags=(
-                _names(entry["client_tags"], "client_tags", name)
+                name_set(entry["client_tags"], "client_tags", name)
                 if "client_tags" in entry
                 else None
             ),
-            hints=_names(entry["hint"], "hint", name) if "hint" in entry else None,
+            hints=name_set(entry["hint"], "hint", name) if "hint" in entry else None,
             catalogs=(
-                frozenset(c.lower() for c in _names(entry["catalogs"], "catalogs", name))
+                frozenset(c.lower() for c in name_set(entry["catalogs"], "catalogs", name))
                 if "catalogs" in entry
                 else None
             ),
@@ -155,31 +156,6 @@ class RoutingRule:
         if self.hints is not None and request.hint not in self.hints:
             return False
         return not (self.catalogs is not None and not self.catalogs & catalogs())
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who may use a routing group by default (``routing_group_access``): listed users and
-    members of listed groups. The quota policy's ``routing_groups`` overrides it."""
-
-    users: frozenset[str] = frozenset()
-    groups: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_config(cls, routing_group: str, entry: Any) -> Access:
-        if not isinstance(entry, Mapping) or set(entry) - {"users", "groups"}:
-            raise RoutingConfigError(
-                f"routing_group_access[{routing_group!r}] must be a dict with users and/or "
-                'groups, like {"groups": ["data-engineers"], "users": ["carol"]}.'
-            )
-        where = f"access to {routing_group}"
-        return cls(
-            users=_names(entry.get("users", []), "users", where),
-            groups=_names(entry.get("groups", []), "groups", where),
-        )
-
-    def allows(self, user: str, groups: Iterable[str]) -> bool:
-        return user in self.users or bool(self.groups.intersection(groups))
 
 
 def catalogs_referenced(sql: str, default_catalog: str | None = None) -> frozenset[str]:
@@ -222,7 +198,6 @@ class Router:
     clusters: Mapping[str, str]
     rules: Sequence[RoutingRule] = ()
     default_group: str = "default"
-    access: Mapping[str, Access] = field(default_factory=dict)
     hook: RoutingHook | None = None
 
     @classmethod
@@ -231,7 +206,6 @@ class Router:
         clusters: Mapping[str, str],
         rules: Sequence[Mapping[str, Any]],
         default_group: str,
-        access: Mapping[str, Any],
         hook: RoutingHook | None = None,
     ) -> Router:
         """Build a Router from the traits; raises RoutingConfigError on a bad entry."""
@@ -239,7 +213,6 @@ class Router:
             clusters=dict(clusters),
             rules=[RoutingRule.from_config(entry, i) for i, entry in enumerate(rules)],
             default_group=default_group,
-            access={group: Access.from_config(group, entry) for group, entry in access.items()},
             hook=hook,
         )
 
@@ -263,17 +236,6 @@ class Router:
                 "that no rule routes will fail."
             )
         return warnings
-
-    def allowed_groups(self, user: str, groups: Iterable[str]) -> list[str]:
-        """The routing groups ``routing_group_access`` gives the user (every routing group
-        it does not list, and those it lists the user or one of their groups for): the
-        configured default of the quota policy's ``routing_groups``."""
-        groups = tuple(groups)
-        return [
-            g
-            for g in self.routing_groups
-            if (access := self.access.get(g)) is None or access.allows(user, groups)
-        ]
 
     def route(self, request: RoutingRequest) -> RoutingDecision:
         """Decide the routing group of a new query; raises RoutingError for a hint that

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,13 +137,11 @@ class AdmissionController:
         *,
         clock: Clock = utcnow,
         poll_interval: float = 1.0,
-        max_threads: int = 8,
     ) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
         self.poll_interval = poll_interval
-        self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="datahub-quota")
         self._waiters: dict[str, set[asyncio.Event]] = {}
         # Per slot: when this process last renewed its lease, and why it was stopped.
         self._renewed: dict[int, dt.datetime] = {}
@@ -152,9 +149,9 @@ class AdmissionController:
         self._tasks: set[asyncio.Future] = set()
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
+        """A counters call in the store's pool (`Store.run`), its failure as QuotaUnavailable."""
         try:
-            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+            return await self.store.run(fn, *args, **kwargs)
         except Exception as e:
             log.exception("Quota store failure in %s", fn.__name__)
             raise QuotaUnavailable(QuotaUnavailable.message) from e
@@ -375,4 +372,4 @@ class AdmissionController:
             self._wake(ticket.user)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Nothing of its own to stop: its store calls run in the store's pool."""

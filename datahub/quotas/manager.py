@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from traitlets import Dict, Float, Instance, Integer, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from ..gateway.routing import Access
+from ..gateway.routing import RoutingConfigError, name_set
 from ..store import Store
 from .admission import AdmissionController, Clock, utcnow
 from .counters import Rules
@@ -273,6 +274,32 @@ class QuotaManager(LoggingConfigurable):
                 "c.QuotaManager.default_limits, not both."
             )
         self.routing_access = configured_routing_groups(access, routing_groups)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may use a routing group by default (the deprecated ``routing_group_access``):
+    listed users and members of listed groups. The quota policy's ``routing_groups``
+    overrides it."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, routing_group: str, entry: Any) -> Access:
+        if not isinstance(entry, Mapping) or set(entry) - {"users", "groups"}:
+            raise RoutingConfigError(
+                f"routing_group_access[{routing_group!r}] must be a dict with users and/or "
+                'groups, like {"groups": ["data-engineers"], "users": ["carol"]}.'
+            )
+        where = f"access to {routing_group}"
+        return cls(
+            users=name_set(entry.get("users", []), "users", where),
+            groups=name_set(entry.get("groups", []), "groups", where),
+        )
+
+    def allows(self, user: str, groups: Sequence[str]) -> bool:
+        return user in self.users or bool(self.groups.intersection(groups))
 
 
 def configured_routing_groups(

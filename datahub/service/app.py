@@ -64,14 +64,14 @@ from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
 from ..gateway.health import ClusterMonitor
 from ..gateway.metrics import GatewayMetrics
-from ..gateway.routing import Access, Router, RoutingConfigError, RoutingRule
+from ..gateway.routing import Router, RoutingConfigError, RoutingRule
 from ..gateway.signing import FollowupSigner
 from ..gateway.tracker import QueryTracker
 from ..gateway.upstream import Upstream
 from ..identity import IdentityResolver
 from ..quotas.handlers import default_handlers as quota_handlers
 from ..quotas.hooks import QuotaAdmission, QuotaListener
-from ..quotas.manager import QuotaManager
+from ..quotas.manager import Access, QuotaManager
 from ..sharing.context import SharingContext
 from ..sharing.handlers import default_handlers as sharing_handlers
 from ..spawners.local import limits_notice
@@ -700,7 +700,6 @@ class DataHubService(Application):
             {name: c.routing_group for name, c in self.cluster_map.items()},
             self.routing_rules,
             self.default_routing_group,
-            self.routing_group_access,
             self.routing_hook,
         )
         if self.cluster_map:

@@ -17,7 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from trino.exceptions import HttpError
 
-from datahub import scopes
+from datahub import scopes, wire
 from datahub.audit import events, records, views
 from datahub.audit.models import AdminAccess, AuditedQuery
 from datahub.extensions import sql as sql_magic
@@ -342,7 +342,7 @@ def test_the_summary_says_who_ran_the_query_as_whom():
 
 
 def test_a_gateway_refusal_shows_its_sentence():
-    body = protocol.trino_error_body(ACT_AS_OFF, *protocol.PERMISSION_DENIED)
+    body = protocol.trino_error_body(ACT_AS_OFF, *wire.PERMISSION_DENIED)
     message = sql_magic._gateway_error(HttpError(f"error 403: {body!r}"), "http://gw")
     assert message == f"The DataHub gateway refused the query: {ACT_AS_OFF}"
     unknown = protocol.trino_error_body("There is no DataHub user 'x'.", "N", "USER_ERROR", 4)

@@ -10,6 +10,7 @@ import pytest
 
 from datahub.audit import events, records, views
 from datahub.gateway.clusters import ClusterStatus
+from datahub.gateway.pages import api_cluster
 
 SUBMITTED = dt.datetime(2025, 1, 31, 9, 30, 0, 123000, tzinfo=dt.UTC)
 RECORD = records.new_record(
@@ -62,7 +63,7 @@ def test_the_detail_has_every_field_but_the_hooks_private_data():
 
 def test_clusters_are_listed_with_health_drain_and_load():
     status = ClusterStatus("trino", "default", 0, healthy=None, running=2, queued=1)
-    assert views.api_cluster(status) == {
+    assert api_cluster(status) == {
         "name": "trino",
         "routing_group": "default",
         "healthy": False,
@@ -70,7 +71,7 @@ def test_clusters_are_listed_with_health_drain_and_load():
         "running": 2,
         "queued": 1,
     }
-    assert "error" in views.api_cluster(status, admin=True)
+    assert "error" in api_cluster(status, admin=True)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from traitlets.config import Config
 import datahub
 from datahub.audit.handlers import MyQueriesPage
 from datahub.catalog.handlers import MetadataAPI
+from datahub.gateway.routing import RoutingConfigError
 from datahub.quotas.handlers import QuotaPage
 from datahub.quotas.manager import configured_routing_groups
 from datahub.service.app import DataHubService
@@ -145,6 +146,10 @@ def test_configured_routing_groups_opens_what_it_does_not_list():
     assert allowed("bob", ()) == ["adhoc"]
     assert allowed("bob", ("engineers",)) == ["adhoc", "etl"]
     assert allowed("ann", ()) == ["adhoc", "gpu"]
+    with pytest.raises(RoutingConfigError, match="must be a dict"):
+        configured_routing_groups({"etl": ["engineers"]}, ["etl"])
+    with pytest.raises(RoutingConfigError, match="list of names"):
+        configured_routing_groups({"etl": {"users": [1]}}, ["etl"])
 
 
 def _imports(path: Path) -> set[str]:

@@ -90,7 +90,7 @@ def test_routing_is_configured_in_the_hubs_config_file(tmp_path, monkeypatch):
     service = DataHubService()
     service.initialize(["-f", str(config)])
     assert service.router.routing_groups == ["adhoc", "etl"]
-    assert service.router.allowed_groups("bob", ()) == ["adhoc"]
+    assert service.quotas.routing_access("bob", ()) == ["adhoc"]
     assert service.audit.event_log.path.name == "events.jsonl"
     assert list(service.monitor.statuses) == ["a", "e"]
 

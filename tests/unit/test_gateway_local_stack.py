@@ -45,8 +45,8 @@ def test_an_etl_cluster_gets_the_etl_routing_rules_of_jupyterhub_config(tmp_path
     service.initialize(["-f", str(REPO / "jupyterhub_config.py")])
     assert service.router.routing_groups == ["default", "etl"]
     assert [rule.name for rule in service.router.rules] == ["scheduled jobs", "batch tag"]
-    assert service.router.allowed_groups("alice", ("analysts",)) == ["default"]
-    assert service.router.allowed_groups("carol", ("datahub-admins",)) == ["default", "etl"]
+    assert service.quotas.routing_access("alice", ("analysts",)) == ["default"]
+    assert service.quotas.routing_access("carol", ("datahub-admins",)) == ["default", "etl"]
     assert service.event_log_file.endswith("query-events.jsonl")
 
 

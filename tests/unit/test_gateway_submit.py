@@ -18,7 +18,6 @@ ROUTER = Router.from_config(
     clusters={"adhoc-1": "adhoc", "etl-1": "etl"},
     rules=[{"name": "jobs", "source": "airflow", "routing_group": "etl"}],
     default_group="adhoc",
-    access={},
 )
 LOG = logging.getLogger("test")
 

@@ -1,5 +1,4 @@
-"""Routing decisions: hints, rules, the hook, configured access to routing groups,
-catalogs read."""
+"""Routing decisions: hints, rules, the hook, catalogs read."""
 
 from __future__ import annotations
 
@@ -31,7 +30,6 @@ def router(**kwargs) -> Router:
         "clusters": CLUSTERS,
         "rules": RULES,
         "default_group": "adhoc",
-        "access": {"etl": {"groups": ["engineers"], "users": ["alice"]}},
     }
     config.update(kwargs)
     return Router.from_config(**config)
@@ -64,7 +62,7 @@ def test_a_hint_picks_a_routing_group_and_whether_one_may_use_it_is_the_quotas_c
     decision = route(user="alice", hint="etl")
     assert (decision.routing_group, decision.reason) == ("etl", "hint")
     assert route(hint="sandbox").routing_group == "sandbox"
-    # bob has no access to etl by default, but the quota policy decides at admission
+    # whether bob may use etl is not routing's call: the quota policy decides at admission
     # (one place, one refusal sentence), where an admin's policy may grant it.
     assert route(user="bob", hint="etl-1").routing_group == "etl"
 
@@ -76,14 +74,6 @@ def test_a_hint_naming_a_cluster_pins_the_query_to_it():
         "cluster-hint",
         "adhoc-2",
     )
-
-
-def test_routing_group_access_gives_each_user_their_configured_routing_groups():
-    r = router()
-    assert r.allowed_groups("bob", ()) == ["adhoc", "sandbox"]  # etl is listed, not for bob
-    assert r.allowed_groups("alice", ()) == ["adhoc", "etl", "sandbox"]
-    assert r.allowed_groups("dan", ("engineers",)) == ["adhoc", "etl", "sandbox"]
-    assert router(access={}).allowed_groups("bob", ()) == ["adhoc", "etl", "sandbox"]
 
 
 def test_an_unknown_hint_lists_the_routing_groups():
@@ -150,8 +140,6 @@ def test_routing_rules_in_the_configuration_are_checked():
         RoutingRule.from_config({"source": "(", "routing_group": "x"}, 0)
     with pytest.raises(RoutingConfigError, match="list of names"):
         RoutingRule.from_config({"groups": [1], "routing_group": "x"}, 0)
-    with pytest.raises(RoutingConfigError, match="must be a dict"):
-        router(access={"etl": ["engineers"]})
 
 
 def test_rules_and_defaults_without_clusters_are_reported():
