@@ -49,9 +49,16 @@ const formatting: JupyterFrontEndPlugin<void> = {
         !!tracker.activeCell && isSqlCell(tracker.activeCell.model.sharedModel.getSource()),
       execute: async () => {
         const cell = tracker.activeCell;
-        const kernel = tracker.currentWidget?.sessionContext.session?.kernel;
+        const panel = tracker.currentWidget;
         const source = cell?.model.sharedModel.getSource() ?? '';
-        if (!cell || !kernel || !isSqlCell(source)) {
+        if (!cell || !panel || !isSqlCell(source)) {
+          return;
+        }
+        // Pressed while the notebook's kernel is still starting: wait for it, do not drop it.
+        await panel.sessionContext.ready;
+        const kernel = panel.sessionContext.session?.kernel;
+        if (!kernel) {
+          await showErrorMessage('Format SQL', 'This notebook has no kernel; start one to format SQL.');
           return;
         }
         const reply = await kernel.requestExecute({
