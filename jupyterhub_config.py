@@ -179,6 +179,10 @@ if any(cluster.get("routing_group") == "etl" for cluster in stack["clusters"]):
 c.DataHubService.allow_admin_act_as = True
 # One JSON line per query event, for a log shipper (Fluent Bit, Vector) to carry to Kafka.
 c.DataHubService.event_log_file = str(state_dir / "logs" / "query-events.jsonl")
+# Query events on Kafka (`datahub up --kafka` starts a local broker): each query's events
+# go through the store's outbox to the topic c.KafkaEvents.topic, keyed by query id.
+if "kafka" in stack:
+    c.KafkaEvents.bootstrap_servers = stack["kafka"]["bootstrap_servers"]
 c.DataHubService.secret = stack["gateway_hmac"]
 c.DataHubService.store_url = stack["store_url"]
 # The service writes "Open a copy" into users' servers through the hub's proxy.

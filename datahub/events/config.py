@@ -25,9 +25,10 @@ class KafkaEvents(LoggingConfigurable):
         datahub/events/schema/query-event-v1.json) to `topic`, keyed by query id, with an
         idempotent producer and acks=all; while Kafka is down the events wait in the
         outbox and go out in order once it is back, also after a restart. The gateway
-        does not write its queries' events into the outbox yet (issue 16 is in
-        progress). `datahub up --kafka` starts a local broker and writes its address to
-        the stack's settings file (kafka.bootstrap_servers). Example::
+        writes each query's events into the outbox in the same transaction as its audit
+        record, so a query never waits on Kafka (query_queued is not emitted yet).
+        `datahub up --kafka` starts a local broker and writes its address to the stack's
+        settings file (kafka.bootstrap_servers), which jupyterhub_config.py uses. Example::
 
             c.KafkaEvents.bootstrap_servers = "kafka-1.example.com:9093"
         """,

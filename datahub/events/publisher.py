@@ -83,6 +83,7 @@ class EventPublisher:
         self._producer: Producer | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Events sent since start (acknowledged by Kafka and marked).
         self.sent = 0
         #: Seconds of the current wait after a failure (0 while Kafka is fine).
@@ -102,13 +103,24 @@ class EventPublisher:
     def start(self) -> None:
         """Start the publishing task on the running loop (once)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="datahub-event-publisher"
-            )
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="datahub-event-publisher")
 
     def wake(self) -> None:
-        """Say that events were added: the task looks now rather than at its next poll."""
-        self._wakeup.set()
+        """Say that events were added: the task looks now rather than at its next poll.
+        Safe from any thread (the audit's writer calls it after its commit)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not started: it looks at the outbox first thing when it starts
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wakeup.set)
 
     async def stop(self) -> None:
         """Stop the task and the producer (waiting at most ``close_timeout`` seconds for

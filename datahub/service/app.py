@@ -57,6 +57,8 @@ from ..audit.journal import AuditJournal
 from ..audit.log import AuditLog
 from ..catalog.catalog import MetadataCatalog, gateway_listener_url
 from ..catalog.handlers import default_handlers as metadata_handlers
+from ..events.config import KafkaEvents
+from ..events.publisher import EventPublisher
 from ..gateway.admission import Listeners, QueryAdmission, QueryListener
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.core import Gateway
@@ -611,6 +613,8 @@ class DataHubService(Application):
     router = Instance(Router)
     monitor = Instance(ClusterMonitor)
     audit = Instance(AuditLog)
+    #: Sends the query events' outbox to Kafka (None unless c.KafkaEvents is set).
+    event_publisher = Instance(EventPublisher, allow_none=True)
     metrics = Instance(GatewayMetrics)
     tracker = Instance(QueryTracker)
     metadata_catalog = Instance(MetadataCatalog)
@@ -694,8 +698,9 @@ class DataHubService(Application):
         return DataHubLDAPAuthenticator(parent=self).account_refusal
 
     def _init_gateway(self) -> None:
-        """Routing, health, audit, metrics and the query tracker (its journal is the
-        audit; its admission and listeners are completed by init)."""
+        """Routing, health, audit (and the query events' publisher), metrics and the
+        query tracker (its journal is the audit; its admission and listeners are completed
+        by init)."""
         self.router = Router.from_config(
             {name: c.routing_group for name, c in self.cluster_map.items()},
             self.routing_rules,
@@ -709,6 +714,10 @@ class DataHubService(Application):
             self.store,
             event_log=EventLogFile(self.event_log_file) if self.event_log_file else None,
             log=self.log,
+        )
+        kafka_events = KafkaEvents(parent=self, log=self.log)
+        self.event_publisher = (
+            kafka_events.publisher(self.store, self.log) if kafka_events.enabled else None
         )
         self.monitor = ClusterMonitor(
             self.cluster_map,
@@ -728,7 +737,11 @@ class DataHubService(Application):
             lambda: self.monitor.statuses.values(), lambda: len(self.tracker.active)
         )
         self.tracker = QueryTracker(
-            journal=AuditJournal(self.audit),
+            journal=AuditJournal(
+                self.audit,
+                query_events=self.event_publisher is not None,
+                wake=self.event_publisher.wake if self.event_publisher else None,
+            ),
             admission=self.admission or QueryAdmission(),
             # The list itself, so listeners appended later in init (by features) are told too.
             listeners=Listeners(self.query_listeners, self.log),
@@ -873,6 +886,8 @@ class DataHubService(Application):
                 "DataHub gateway listening on https://%s:%d", self.https_ip, self.https_port
             )
         self.audit.start()
+        if self.event_publisher is not None:
+            self.event_publisher.start()
         self.monitor.start()
         self.tracker.start()
         return servers
@@ -887,6 +902,9 @@ class DataHubService(Application):
         await self.upstream.aclose()
         await self.metadata_catalog.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
+        if self.event_publisher is not None:
+            # What it has not sent waits in the outbox for the next start.
+            await self.event_publisher.stop()
         self.store.dispose()
 
     async def _run(self) -> None:
