@@ -77,6 +77,20 @@ class QueryStats:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
+#: The counters of `QueryStats` that records and events keep, in this order.
+STATS_FIELDS = (
+    "elapsed_ms",
+    "queued_ms",
+    "cpu_ms",
+    "wall_ms",
+    "processed_rows",
+    "processed_bytes",
+    "physical_bytes",
+    "peak_memory_bytes",
+    "output_rows",
+)
+
+
 #: Key of `QueryRecord.admission` holding the client's messages for the per-query limits
 #: the gateway set (kept with the admission data, so every gateway process has them).
 LIMIT_MESSAGES = "limit_messages"

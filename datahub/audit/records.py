@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..identity import Identity
-from ..query import QueryRecord
+from ..query import STATS_FIELDS, QueryRecord
 from .models import AdminAccess, AuditedQuery, ClusterState
 
 QUERIES = AuditedQuery.__table__
@@ -51,19 +51,6 @@ SUBMITTED_FIELDS = (
     "client_tags",
     "admission_note",
     "admission",
-)
-
-#: Fields of Trino's statistics (`QueryStats`) a record keeps.
-STATS_FIELDS = (
-    "elapsed_ms",
-    "queued_ms",
-    "cpu_ms",
-    "wall_ms",
-    "processed_rows",
-    "processed_bytes",
-    "physical_bytes",
-    "peak_memory_bytes",
-    "output_rows",
 )
 
 #: Fields set when a query ends.

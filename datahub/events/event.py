@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from ..query import STATS_FIELDS
+
 SCHEMA_VERSION = 1
 SCHEMA_FILE = f"query-event-v{SCHEMA_VERSION}.json"
 
@@ -27,18 +29,7 @@ KINDS = (SUBMITTED, QUEUED, REFUSED, FINISHED, LOST)
 _IDENTITY = ("query_id", "user", "acting_admin", "principal", "groups")
 _ROUTING = ("cluster", "routing_group", "routing_reason", "source", "client_tags")
 _REQUEST = (*_IDENTITY, *_ROUTING, "admission_note", "sql", "client_sql", "submitted_at")
-_STATS = (
-    "elapsed_ms",
-    "queued_ms",
-    "cpu_ms",
-    "wall_ms",
-    "processed_rows",
-    "processed_bytes",
-    "physical_bytes",
-    "peak_memory_bytes",
-    "output_rows",
-)
-_END = ("state", "error_name", "error_type", "error", "stop_reason", "finished_at", *_STATS)
+_END = ("state", "error_name", "error_type", "error", "stop_reason", "finished_at", *STATS_FIELDS)
 
 #: The fields each kind of event carries (all of them always present, null when unknown).
 FIELDS: dict[str, tuple[str, ...]] = {
