@@ -6,9 +6,9 @@ tests/integration/test_sql_*.py; this pins down the loop itself."""
 
 from __future__ import annotations
 
-import _thread
 import base64
 import json
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +20,13 @@ from datahub.extensions import trino_compat
 from datahub.extensions.query import QueryCancelled, cluster_from_uri, run_query
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
+
+
+#: The client has taken the slow query's first pages of rows (it asks for the third).
+SLOW_ROWS_TAKEN = threading.Event()
+#: The slow submit is in the server's hands, and the interrupt has been delivered.
+SUBMIT_HELD = threading.Event()
+INTERRUPTED = threading.Event()
 
 
 class _Trino(BaseHTTPRequestHandler):
@@ -54,13 +61,16 @@ class _Trino(BaseHTTPRequestHandler):
             }
             return self._send(self._page("qfail", 0, last=True, error=error))
         if sql == "SLOW SUBMIT":
-            time.sleep(1.0)
+            SUBMIT_HELD.set()
+            INTERRUPTED.wait(30)  # answer only once the client was interrupted meanwhile
         return self._send(self._page(sql.replace(" ", "_").lower(), 0))
 
     def do_GET(self):  # noqa: N802
         parts = self.path.split("/")
         query, token = parts[-3], int(parts[-1])
         if query in ("slow", "slow_submit"):
+            if token >= 3:
+                SLOW_ROWS_TAKEN.set()
             time.sleep(0.05)
             return self._send(self._page(query, token, columns=COLUMNS, data=[[token, "x"]]))
         pages = {
@@ -133,31 +143,35 @@ def test_errors_raise_the_clients_query_error_with_its_location(conn):
     assert err.value.query_id == "qfail"
 
 
-def _interrupt_after(seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, _thread.interrupt_main)
-    timer.start()
-    return timer
+def _interrupt_when(event: threading.Event) -> None:
+    """Interrupt the main thread (as Ctrl+C or a kernel interrupt does) once *event* is set
+    (at the latest after 60 s, so a test never hangs), whatever the machine's speed."""
+    event.clear()
+    INTERRUPTED.clear()
+
+    def interrupt() -> None:
+        event.wait(60)
+        # A real SIGINT to the main thread, as a terminal's Ctrl+C or the kernel's
+        # interrupt sends: it also breaks a blocking socket read.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        INTERRUPTED.set()
+
+    threading.Thread(target=interrupt, daemon=True).start()
 
 
 def test_interrupt_while_rows_stream_cancels_the_query(conn):
-    timer = _interrupt_after(0.5)
-    try:
-        with pytest.raises(QueryCancelled) as cancelled:
-            run_query(conn, "SLOW")
-    finally:
-        timer.cancel()
+    _interrupt_when(SLOW_ROWS_TAKEN)
+    with pytest.raises(QueryCancelled) as cancelled:
+        run_query(conn, "SLOW")
     assert cancelled.value.query_id == "slow"
     assert cancelled.value.rows_fetched > 0
     assert "slow" in _Trino.deleted
 
 
 def test_interrupt_while_the_statement_is_submitted_cancels_it_once_it_exists(conn):
-    timer = _interrupt_after(0.3)
-    try:
-        with pytest.raises(QueryCancelled) as cancelled:
-            run_query(conn, "SLOW SUBMIT")
-    finally:
-        timer.cancel()
+    _interrupt_when(SUBMIT_HELD)
+    with pytest.raises(QueryCancelled) as cancelled:
+        run_query(conn, "SLOW SUBMIT")
     assert cancelled.value.rows_fetched == 0
     # The submit was still in flight when the interrupt came; the query it created was
     # cancelled as soon as its id was known.
