@@ -1,8 +1,12 @@
-"""Fixtures for the integration tests of the %%sql magic."""
+"""Fixtures for the integration tests: the %%sql magic's shell, reading a Kafka topic."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
+from aiokafka import AIOKafkaConsumer
 from IPython.testing import globalipapp
 
 
@@ -17,3 +21,38 @@ def ip(stack, users):
     shell.run_line_magic("config", f"SqlMagic.token = {users.token('alice')!r}")
     shell.run_line_magic("config", "SqlMagic.user = 'alice'")
     return shell
+
+
+#: How long a test waits for what must happen before its assertions say what is missing:
+#: a bound against hanging, not a measure of speed.
+GIVE_UP_AFTER = 120
+
+
+@pytest.fixture
+def read_topic(kafka):
+    """``await read_topic(topic, enough)``: the topic's records from its start, in each
+    partition's order, read until ``enough(records)`` holds (or GIVE_UP_AFTER seconds
+    passed: the caller's assertions then name what is missing)."""
+
+    async def read(topic: str, enough: Callable[[list], bool]) -> list:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        records: list = []
+        try:
+            async with asyncio.timeout(GIVE_UP_AFTER):
+                while not enough(records):
+                    for batch in (await consumer.getmany(timeout_ms=500)).values():
+                        records.extend(batch)
+        except TimeoutError:
+            pass
+        finally:
+            await consumer.stop()
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+
+    return read
