@@ -9,6 +9,7 @@ them; pytest's importlib mode does not let test modules import one another.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -103,6 +104,60 @@ def sign_in_form(stack):
     return lambda page, username, password, next_url="": _sign_in_form(
         page, stack, username, password, next_url
     )
+
+
+# ------------------------------------------------------------- notebooks in JupyterLab
+
+#: The launcher card of DataHub's kernel.
+KERNEL = "Python 3 (DataHub SQL)"
+
+
+def _new_notebook(page, stack, user: str):
+    """A new notebook with the DataHub kernel, opened from a launcher by signed-in *user*
+    (JupyterLab reloaded first: the welcome notebook takes the focus back whenever it
+    finishes opening); its panel once the kernel is idle."""
+    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
+    page.get_by_role("button", name="New Launcher", exact=True).click()
+    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
+    expect(current).to_have_text("Launcher", timeout=120_000)
+    launcher = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    launcher.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{KERNEL}"]').click()
+    expect(current).to_have_text(re.compile(r"\.ipynb$"))
+    notebook = page.locator(
+        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
+    )
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+        timeout=120_000
+    )
+    return notebook
+
+
+def _new_cell_with(page, notebook, source: str):
+    """A new cell at the end of *notebook* holding *source*, its cursor at the end."""
+    cells = notebook.locator(".jp-Cell")
+    count = cells.count()
+    notebook.get_by_role("button", name="Click to add a cell.").click()
+    expect(cells).to_have_count(count + 1)
+    cell = cells.nth(count)  # stays this cell when running it adds another below
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.insert_text(source)
+    expect(cell.locator(".jp-InputArea-editor")).to_contain_text(source.splitlines()[-1])
+    return cell
+
+
+@pytest.fixture
+def new_notebook(stack):
+    """``new_notebook(page, user)``: a new notebook with the DataHub kernel opened by
+    signed-in *user* from a launcher, once its kernel is idle."""
+    return lambda page, user: _new_notebook(page, stack, user)
+
+
+@pytest.fixture
+def new_cell_with():
+    """``new_cell_with(page, notebook, source)``: a new cell at the end holding *source*."""
+    return _new_cell_with
 
 
 # ----------------------------------------------------------------- hub tokens, sessions

@@ -13,43 +13,6 @@ from datahub.stack import demo
 
 pytestmark = pytest.mark.e2e
 
-KERNEL = "Python 3 (DataHub SQL)"
-
-
-def new_notebook(page, stack, sign_in_form, user: str):
-    """Sign in as *user* and open a new notebook with the DataHub kernel from a launcher;
-    its panel once the kernel is idle."""
-    sign_in_form(page, user, demo.demo_password(user))
-    page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
-    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
-    page.get_by_role("button", name="New Launcher", exact=True).click()
-    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
-    expect(current).to_have_text("Launcher", timeout=120_000)
-    launcher = page.locator(
-        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
-    )
-    launcher.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{KERNEL}"]').click()
-    expect(current).to_have_text(re.compile(r"\.ipynb$"))
-    notebook = page.locator(
-        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
-    )
-    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
-        timeout=120_000
-    )
-    return notebook
-
-
-def type_into_new_cell(page, notebook, source: str):
-    """A new cell at the end of *notebook* holding *source*, its cursor at the end."""
-    cells = notebook.locator(".jp-Cell")
-    count = cells.count()
-    notebook.get_by_role("button", name="Click to add a cell.").click()
-    expect(cells).to_have_count(count + 1)
-    cell = cells.nth(count)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.insert_text(source)
-    return cell
-
 
 def row(panel, name: str):
     """The tree row (or search hit) whose name is exactly *name*."""
@@ -67,10 +30,12 @@ def open_node(panel, name: str) -> None:
 
 
 def test_alice_browses_searches_inserts_a_name_and_previews_a_table(
-    page, stack, sign_in_form, shot
+    page, stack, sign_in_form, shot, new_notebook, new_cell_with
 ):
-    notebook = new_notebook(page, stack, sign_in_form, "alice")
-    cell = type_into_new_cell(page, notebook, "%%sql\nSELECT * FROM ")
+    sign_in_form(page, "alice", demo.demo_password("alice"))
+    page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM ")
 
     page.locator('.lm-TabBar-tab[title="DataHub schema browser"]').click()
     panel = page.locator("#jupyter-datahub-schema-browser")

@@ -14,9 +14,6 @@ from datahub.stack import demo
 pytestmark = pytest.mark.e2e
 
 
-KERNEL = "Python 3 (DataHub SQL)"
-
-
 def open_welcome_notebook(page, stack, sign_in_form, user: str):
     """Sign in as *user*; the welcome notebook (with SQL cells) once its kernel is idle."""
     sign_in_form(page, user, demo.demo_password(user))
@@ -32,42 +29,7 @@ def open_welcome_notebook(page, stack, sign_in_form, user: str):
     return notebook
 
 
-def new_notebook(page, stack, user: str):
-    """A new notebook with the DataHub kernel, opened from a launcher by signed-in *user*
-    (JupyterLab reloaded first: the welcome notebook takes the focus back whenever it
-    finishes opening); its panel once the kernel is idle."""
-    page.goto(f"{stack.hub_url}/user/{user}/lab?reset")  # without tabs earlier tests left
-    page.get_by_role("button", name="New Launcher", exact=True).click()
-    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
-    expect(current).to_have_text("Launcher", timeout=120_000)
-    launcher = page.locator(
-        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
-    )
-    launcher.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{KERNEL}"]').click()
-    expect(current).to_have_text(re.compile(r"\.ipynb$"))
-    notebook = page.locator(
-        f'.lm-DockPanel-widget[aria-labelledby="{current.get_attribute("id")}"]'
-    )
-    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
-        timeout=120_000
-    )
-    return notebook
-
-
-def new_cell_with(page, notebook, source: str):
-    """A new cell at the end of *notebook* holding *source*, its cursor at the end."""
-    cells = notebook.locator(".jp-Cell")
-    count = cells.count()
-    notebook.get_by_role("button", name="Click to add a cell.").click()
-    expect(cells).to_have_count(count + 1)
-    cell = cells.nth(count)  # stays this cell when running it adds another below
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.insert_text(source)
-    expect(cell.locator(".jp-InputArea-editor")).to_contain_text(source.splitlines()[-1])
-    return cell
-
-
-def patient_completion(page, notebook, run_cell) -> None:
+def patient_completion(page, notebook, run_cell, new_cell_with) -> None:
     """Let completion wait as long as a cold metadata query may take on this busy test
     machine (the interactive default gives up sooner and offers keywords only)."""
     cell = new_cell_with(page, notebook, "%config SqlCompleter.timeout = 120.0")
@@ -92,7 +54,9 @@ def completion_list(page, cell) -> list[str]:
     return completer.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
 
 
-def test_sql_in_a_sql_cell_is_highlighted_as_sql(page, stack, sign_in_form, shot):
+def test_sql_in_a_sql_cell_is_highlighted_as_sql(
+    page, stack, sign_in_form, shot, new_notebook, new_cell_with
+):
     notebook = open_welcome_notebook(page, stack, sign_in_form, "alice")
     cell = notebook.locator(".jp-CodeCell").filter(has_text="%%sql").first
     # The extension's marks: the magic, SQL keywords with the SQL classes.
@@ -101,7 +65,7 @@ def test_sql_in_a_sql_cell_is_highlighted_as_sql(page, stack, sign_in_form, shot
     expect(keywords.first).to_be_visible()
     assert "SELECT" in [k.upper() for k in keywords.all_inner_texts()]
     # A {{ }} parameter typed into a new notebook's cell is marked as one.
-    notebook = new_notebook(page, stack, "alice")
+    notebook = new_notebook(page, "alice")
     typed = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.nation WHERE n = {{ n }}")
     params = typed.locator(".cm-datahub-sql-param")
     expect(params.first).to_be_visible()
@@ -111,14 +75,14 @@ def test_sql_in_a_sql_cell_is_highlighted_as_sql(page, stack, sign_in_form, shot
 
 
 def test_completion_lists_follow_trinos_rules_for_alice_and_dave(
-    new_page, stack, sign_in_form, shot, run_cell
+    new_page, stack, sign_in_form, shot, run_cell, new_notebook, new_cell_with
 ):
     lists = {}
     for user in ("alice", "dave"):
         page = new_page()
         open_welcome_notebook(page, stack, sign_in_form, user)
-        notebook = new_notebook(page, stack, user)
-        patient_completion(page, notebook, run_cell)
+        notebook = new_notebook(page, user)
+        patient_completion(page, notebook, run_cell, new_cell_with)
         cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.")
         lists[user] = completion_list(page, cell)
         if user == "alice":
@@ -129,18 +93,22 @@ def test_completion_lists_follow_trinos_rules_for_alice_and_dave(
     assert "customer" not in lists["dave"]
 
 
-def test_alias_columns_complete_in_the_browser(page, stack, sign_in_form, run_cell):
+def test_alias_columns_complete_in_the_browser(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
     open_welcome_notebook(page, stack, sign_in_form, "alice")
-    notebook = new_notebook(page, stack, "alice")
-    patient_completion(page, notebook, run_cell)
+    notebook = new_notebook(page, "alice")
+    patient_completion(page, notebook, run_cell, new_cell_with)
     cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.")
     offered = completion_list(page, cell)
     assert {"orderkey", "custkey", "totalprice"} <= set(offered)
 
 
-def test_format_sql_shortcut_lays_out_the_cell(page, stack, sign_in_form):
+def test_format_sql_shortcut_lays_out_the_cell(
+    page, stack, sign_in_form, new_notebook, new_cell_with
+):
     open_welcome_notebook(page, stack, sign_in_form, "alice")
-    notebook = new_notebook(page, stack, "alice")
+    notebook = new_notebook(page, "alice")
     cell = new_cell_with(page, notebook, "%%sql --limit 5\nselect a, b from t where a > {{ n }}")
     formatted = ["%%sql --limit 5", "SELECT", "a,", "b", "FROM t", "WHERE", "a > {{ n }}"]
     for attempt in range(2):
@@ -155,9 +123,11 @@ def test_format_sql_shortcut_lays_out_the_cell(page, stack, sign_in_form):
                 raise
 
 
-def test_format_sql_leaves_sql_that_does_not_parse_and_says_why(page, stack, sign_in_form):
+def test_format_sql_leaves_sql_that_does_not_parse_and_says_why(
+    page, stack, sign_in_form, new_notebook, new_cell_with
+):
     open_welcome_notebook(page, stack, sign_in_form, "alice")
-    notebook = new_notebook(page, stack, "alice")
+    notebook = new_notebook(page, "alice")
     cell = new_cell_with(page, notebook, "%%sql\nSELECT FROM WHERE (")
     page.keyboard.press("Alt+Shift+F")
     dialog = page.locator(".jp-Dialog")
