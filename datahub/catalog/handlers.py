@@ -4,7 +4,7 @@ browser. Every answer is the caller's own view, read as them (see ``catalog.py``
 - ``GET {prefix}api/metadata/catalogs`` → ``{"catalogs": ["memory", "tpch"]}``
 - ``GET {prefix}api/metadata/schemas?catalog=C`` → ``{"schemas": [...]}``
 - ``GET {prefix}api/metadata/tables?catalog=C&schema=S`` →
-  ``{"tables": [{"name", "type"}]}``
+  ``{"tables": [{"name", "type", "comment"?}]}``
 - ``GET {prefix}api/metadata/columns?catalog=C&schema=S&table=T`` →
   ``{"columns": [{"name", "type"}]}``
 - ``GET {prefix}api/metadata/functions`` →

@@ -1,10 +1,10 @@
 """The metadata statements and the shapes of their answers (pure, no I/O).
 
 Every statement reads Trino's own metadata views, which Trino filters by the access rules
-of the session user: ``system.metadata.catalogs``, ``<catalog>.information_schema.*`` and
-``SHOW FUNCTIONS``, ``SHOW COLUMNS`` (which has the columns' comments). Names from the
-request are passed as quoted identifiers or string literals, and a search's text as an
-escaped ``LIKE`` pattern, never pasted as SQL.
+of the session user: ``system.metadata.catalogs``, ``<catalog>.information_schema.*``,
+``system.metadata.table_comments``, ``SHOW FUNCTIONS`` and ``SHOW COLUMNS`` (which has
+the columns' comments). Names from the request are passed as quoted identifiers or
+string literals, and a search's text as an escaped ``LIKE`` pattern, never pasted as SQL.
 """
 
 from __future__ import annotations
@@ -137,8 +137,7 @@ def statement(request: MetadataRequest) -> str:
     if request.kind == "schemas":
         return f"SELECT schema_name FROM {info}.schemata ORDER BY 1"  # noqa: S608
     if request.kind == "tables":
-        where = f"table_schema = {_literal(request.schema)}"
-        return f"SELECT table_name, table_type FROM {info}.tables WHERE {where} ORDER BY 1"  # noqa: S608
+        return _tables(info, request)
     if request.kind == "describe":
         table = ".".join(_ident(n) for n in (request.catalog, request.schema, request.table))
         return f"SHOW COLUMNS FROM {table}"
@@ -147,6 +146,23 @@ def statement(request: MetadataRequest) -> str:
     where = f"table_schema = {_literal(request.schema)} AND table_name = {_literal(request.table)}"
     order = "ORDER BY ordinal_position"
     return f"SELECT column_name, data_type FROM {info}.columns WHERE {where} {order}"  # noqa: S608
+
+
+def _tables(info: str, request: MetadataRequest) -> str:
+    """A schema's tables with their type and comment. The comments come from
+    ``system.metadata.table_comments``, which Trino filters by the same rules as the
+    tables; the join names the catalog and schema so Trino reads only that schema's."""
+    schema = _literal(request.schema)
+    comments = (
+        "system.metadata.table_comments c ON c.catalog_name = "
+        f"{_literal(request.catalog)} AND c.schema_name = {schema} "
+        "AND c.table_name = t.table_name"
+    )
+    return (
+        "SELECT t.table_name, t.table_type, c.comment "  # noqa: S608
+        f"FROM {info}.tables t LEFT JOIN {comments} "
+        f"WHERE t.table_schema = {schema} ORDER BY 1"
+    )
 
 
 def _search(info: str, request: MetadataRequest) -> str:
@@ -166,6 +182,13 @@ def _search(info: str, request: MetadataRequest) -> str:
     return f"{tables} UNION ALL {columns} ORDER BY 1, 2, 4 NULLS FIRST {page}"
 
 
+def _table(name: str, table_type: str, comment: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "type": table_type}
+    if comment:
+        entry["comment"] = comment
+    return entry
+
+
 def _column(column: Column, comment: str = "") -> dict[str, Any]:
     entry: dict[str, Any] = {"name": column.name, "type": column.type}
     if comment:
@@ -180,7 +203,7 @@ def shape(request: MetadataRequest, rows: Sequence[Sequence[Any]]) -> list[Any]:
     if request.kind in ("catalogs", "schemas"):
         return [row[0] for row in rows]
     if request.kind == "tables":
-        return [{"name": row[0], "type": row[1]} for row in rows]
+        return [_table(*row) for row in rows]
     if request.kind == "columns":
         return [{"name": row[0], "type": row[1]} for row in rows]
     if request.kind == "describe":

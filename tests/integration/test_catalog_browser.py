@@ -125,18 +125,33 @@ def test_each_level_is_what_trino_lets_each_user_see(metadata):
     }
 
 
-def test_a_tables_columns_have_types_and_comments_and_row_fields_as_children(stack, metadata):
+def test_a_tables_columns_have_types_and_comments_and_row_fields_as_children(
+    stack, users, metadata
+):
     table = f"browse_{uuid.uuid4().hex[:8]}"
     run_as(
         stack,
         "alice",
         [
             f"CREATE TABLE memory.default.{table} (id bigint COMMENT 'the key', "
-            "address ROW(street varchar, geo ROW(lat double, lon double)))"
+            "address ROW(street varchar, geo ROW(lat double, lon double))) "
+            "COMMENT 'People and where they live'"
         ],
         threads=1,
     )
     try:
+        for user in ("alice", "dave"):  # each reads the comment as themselves
+            requests.post(
+                f"{stack.hub_url}/services/datahub/api/metadata/refresh",
+                headers={"Authorization": f"token {users.token(user)}"},
+                timeout=60,
+            ).raise_for_status()
+            tables = ok(metadata(user, "tables", catalog="memory", schema="default"))["tables"]
+            assert {
+                "name": table,
+                "type": "BASE TABLE",
+                "comment": "People and where they live",
+            } in tables
         columns = ok(
             metadata("alice", "describe", catalog="memory", schema="default", table=table)
         )["describe"]
@@ -150,6 +165,12 @@ def test_a_tables_columns_have_types_and_comments_and_row_fields_as_children(sta
         ("lat", "double"),
         ("lon", "double"),
     ]
+
+
+def test_tables_without_a_comment_have_none_and_hidden_ones_stay_hidden(metadata):
+    tables = ok(metadata("bob", "tables", catalog="tpch", schema="tiny"))["tables"]
+    assert {"name": "orders", "type": "BASE TABLE"} in tables
+    assert "customer" not in {t["name"] for t in tables}
 
 
 def test_bob_cannot_describe_the_customer_table_trino_hides_from_him(metadata):

@@ -18,8 +18,10 @@ def test_statements_read_trinos_filtered_metadata_views():
         'SELECT schema_name FROM "tpch".information_schema.schemata ORDER BY 1'
     )
     assert statement(MetadataRequest.build("tables", catalog="tpch", schema="tiny")) == (
-        'SELECT table_name, table_type FROM "tpch".information_schema.tables '
-        "WHERE table_schema = 'tiny' ORDER BY 1"
+        'SELECT t.table_name, t.table_type, c.comment FROM "tpch".information_schema.tables t '
+        "LEFT JOIN system.metadata.table_comments c ON c.catalog_name = 'tpch' "
+        "AND c.schema_name = 'tiny' AND c.table_name = t.table_name "
+        "WHERE t.table_schema = 'tiny' ORDER BY 1"
     )
     sql = statement(MetadataRequest.build("columns", catalog="tpch", schema="tiny", table="x"))
     assert sql.endswith(
@@ -54,8 +56,8 @@ def test_malformed_requests_get_one_sentence(kind, names, message):
 
 def test_answers_are_shaped_for_the_kernel():
     tables = MetadataRequest.build("tables", catalog="c", schema="s")
-    assert shape(tables, [["orders", "BASE TABLE"], ["v", "VIEW"]]) == [
-        {"name": "orders", "type": "BASE TABLE"},
+    assert shape(tables, [["orders", "BASE TABLE", "All orders"], ["v", "VIEW", None]]) == [
+        {"name": "orders", "type": "BASE TABLE", "comment": "All orders"},
         {"name": "v", "type": "VIEW"},
     ]
     functions = shape(
