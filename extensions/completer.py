@@ -8,7 +8,8 @@ and returns the candidates ranked, typed (catalog, schema, table, view, column, 
 alias, join, function, keyword) and replacing just the name being typed.
 
 ``%sql refresh-completions`` drops the cached metadata (here and in the service) so new
-tables show at once.
+tables show at once. In a kernel, inspecting a Trino function in SQL (Shift+Tab, or
+JupyterLab's completer documentation panel) shows its signature and description.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +29,14 @@ from IPython.core.completer import (
 )
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
-from traitlets import Bool, Float
+from traitlets import Bool, Float, Integer
 from traitlets.config import Configurable
 
 from datahub.extensions import completion
 from datahub.extensions.metadata_client import MetadataClient
 from datahub.extensions.service_client import ServiceClient
 
-__all__ = ["SqlCompleter", "SqlAtCursor", "register", "sql_at_cursor"]
+__all__ = ["SqlAtCursor", "SqlCompleter", "inspect_sql_functions", "register", "sql_at_cursor"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,17 @@ class SqlCompleter(Configurable):
         """,
     ).tag(config=True)
 
+    max_candidates = Integer(
+        500,
+        help="""Most candidates one completion offers (the best ranked; typing more of
+        the name narrows the list). A schema may hold thousands of tables: listing them
+        all on every key press would send megabytes to the browser for a list nobody
+        scrolls.
+
+        Example: %config SqlCompleter.max_candidates = 2000
+        """,
+    ).tag(config=True)
+
     def __init__(self, magic: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.magic = magic
@@ -159,18 +172,23 @@ class SqlCompleter(Configurable):
             self._clients[key] = client
         return client
 
-    def complete(self, text: str, offset: int) -> completion.Completion | None:
-        """Candidates at *offset* in a cell's *text*; None outside SQL."""
-        found = sql_at_cursor(text, offset)
-        if found is None:
-            return None
+    def _options(self, found: SqlAtCursor) -> tuple[str | None, str | None, str | None]:
+        """The catalog, schema and routing hint that SQL runs with (its magic's options,
+        else the magic's defaults)."""
         try:
             args = parse_argstring(self.magic.sql, found.options)
         except (UsageError, SystemExit):
             args = None
         catalog = getattr(args, "catalog", None) or self.magic.catalog
         schema = getattr(args, "schema", None) or self.magic.schema
-        hint = getattr(args, "cluster", None)
+        return catalog, schema, getattr(args, "cluster", None)
+
+    def complete(self, text: str, offset: int) -> completion.Completion | None:
+        """Candidates at *offset* in a cell's *text*; None outside SQL."""
+        found = sql_at_cursor(text, offset)
+        if found is None:
+            return None
+        catalog, schema, hint = self._options(found)
         return completion.complete(
             found.sql,
             found.offset,
@@ -178,6 +196,21 @@ class SqlCompleter(Configurable):
             default_catalog=catalog,
             default_schema=schema,
         )
+
+    def inspect(self, text: str, offset: int) -> dict[str, str] | None:
+        """The documentation of the Trino function at *offset* in a cell's SQL, as a
+        MIME bundle (what Shift+Tab and JupyterLab's completer documentation panel
+        show); None outside SQL or when the name is no function Trino offers."""
+        if not self.enabled:
+            return None
+        found = sql_at_cursor(text, offset)
+        if found is None:
+            return None
+        names = completion.function_at(found.sql, found.offset)
+        if not names:
+            return None
+        doc = completion.function_doc(names, self.client(self._options(found)[2]).functions())
+        return None if doc is None else {"text/plain": doc}
 
     def refresh(self) -> str:
         """Drop cached metadata here and in the service; a sentence saying so."""
@@ -198,8 +231,9 @@ class SqlCompleter(Configurable):
         result = self.complete(context.full_text, offset)
         if result is None or not result.candidates:
             return empty
+        candidates = result.candidates[: self.max_candidates]
         return {
-            "completions": [SimpleCompletion(c.text, type=c.type) for c in result.candidates],
+            "completions": [SimpleCompletion(c.text, type=c.type) for c in candidates],
             "matched_fragment": result.fragment,
             "suppress": True,
             "ordered": True,
@@ -207,14 +241,42 @@ class SqlCompleter(Configurable):
 
 
 def register(shell: Any, magic: Any) -> SqlCompleter:
-    """Add the SQL matcher to *shell*'s completer (once) and attach it to *magic*."""
+    """Add the SQL matcher to *shell*'s completer (once) and attach it to *magic*; in a
+    kernel, answer inspection requests on Trino functions too."""
     sql_completer = SqlCompleter(magic, config=shell.config)
     shell.configurables.append(sql_completer)
     matchers = shell.Completer.custom_matchers
     matchers[:] = [m for m in matchers if getattr(m, "__qualname__", "") != _QUALNAME]
     matchers.append(sql_completer.matcher)
     magic.completer = sql_completer
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        inspect_sql_functions(kernel, magic)
     return sql_completer
+
+
+def inspect_sql_functions(kernel: Any, magic: Any) -> None:
+    """Let *kernel*'s inspection (``inspect_request``: Shift+Tab, the completer's
+    documentation panel) document the Trino function at the cursor in SQL; anything
+    else goes to IPython's own inspection. IPython has no hook for names that are not
+    Python objects, so the kernel's handler is wrapped (once; a reload replaces it)."""
+    original = _ORIGINAL_INSPECT.setdefault(kernel, kernel.do_inspect)
+
+    def do_inspect(code, cursor_pos, detail_level=0, omit_sections=()):
+        try:
+            bundle = magic.completer.inspect(code, cursor_pos)
+        except Exception:  # inspection must never break the kernel's answer
+            log.exception("SQL function documentation failed")
+            bundle = None
+        if bundle is None:
+            return original(code, cursor_pos, detail_level, omit_sections)
+        return {"status": "ok", "found": True, "data": bundle, "metadata": {}}
+
+    kernel.do_inspect = do_inspect
+
+
+#: Each kernel's own inspection handler, kept when the first registration wraps it.
+_ORIGINAL_INSPECT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 _QUALNAME = SqlCompleter.matcher.__qualname__

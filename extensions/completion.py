@@ -19,6 +19,7 @@ DataHub service, which asks Trino *as the user*). The steps:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ __all__ = [
     "Token",
     "analyze",
     "complete",
+    "function_at",
+    "function_doc",
     "lex",
     "parse_type",
     "quote_name",
@@ -503,6 +506,7 @@ class Completion:
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
+@functools.lru_cache(maxsize=65536)
 def quote_name(name: str) -> str:
     """*name* as it must be written in SQL: bare when a plain lowercase identifier that is
     no keyword, else in double quotes."""
@@ -537,11 +541,13 @@ class _Collector:
 
     def __init__(self, prefix: str, quoted: bool):
         self.prefix = prefix
+        self._lower = prefix.lower()
         self.quoted = quoted
         self.items: dict[str, Candidate] = {}
 
     def add_name(self, name: str, type_: str, detail: str = "", rank: int = 50) -> None:
-        if not _matches(name, self.prefix):
+        # Called for every table of a schema on every key press: kept to the minimum.
+        if not name.lower().startswith(self._lower):
             return
         text = '"' + name.replace('"', '""') + '"' if self.quoted else quote_name(name)
         self._add(Candidate(text, type_, detail, rank))
@@ -766,3 +772,41 @@ def _keywords(out: _Collector, ctx: Context, r: _Resolver) -> None:
     _keyword_list(out, ctx, rank=10)
     if not ctx.after_name and ctx.prefix:
         _functions(out, r, rank=30)
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def function_at(sql: str, offset: int) -> list[str]:
+    """Names (lowercased) that may be the function the cursor is about, nearest first:
+    the word it is on, then the calls whose arguments it is in (``round(a + (b|))``
+    gives ``b``, ``round``); none in strings, quoted names and parameters."""
+    tokens = _significant(lex(sql))
+    names = []
+    for tok in tokens:
+        if tok.start < offset < tok.end and tok.kind in ("string", "param", "quoted"):
+            return []
+        if tok.kind == "word" and tok.start <= offset <= tok.end:
+            names.append(tok.text.lower())
+    before = [t for t in tokens if t.end <= offset]
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        if before[i].text == ")":
+            depth += 1
+        elif before[i].text == "(":
+            if depth:
+                depth -= 1
+            elif i and before[i - 1].kind == "word" and before[i - 1].upper not in _RESERVED:
+                names.append(before[i - 1].text.lower())
+    return names
+
+
+def function_doc(names: Iterable[str], functions: Iterable[Function]) -> str | None:
+    """The documentation of the first of *names* that is a Trino function: its
+    signature and description (plain text); None when none is."""
+    known = {fn.name.lower(): fn for fn in functions}
+    for name in names:
+        fn = known.get(name)
+        if fn is not None:
+            return "\n\n".join(part for part in (fn.signature or fn.name, fn.description) if part)
+    return None

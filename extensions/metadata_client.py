@@ -6,11 +6,16 @@ statements through the gateway as the token's owner and caches them per user), k
 answers for a short while in the kernel too (completion asks on every key press), and
 never raises while listing: completion must not break typing, so a failure is logged and
 answered with nothing. It implements :class:`datahub.extensions.completion.Catalog`.
+
+Answers are kept as the objects completion uses (parsed once per answer, not per key
+press: a schema may hold thousands of tables), in tuples nobody can change.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +26,9 @@ from datahub.extensions.service_client import ServiceClient, ServiceError
 __all__ = ["MetadataClient"]
 
 log = logging.getLogger(__name__)
+
+#: Where slow answers are fetched while completion goes on without them.
+_BACKGROUND = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="datahub-metadata")
 
 
 class MetadataClient:
@@ -38,46 +46,54 @@ class MetadataClient:
         hint: str | None = None,
         ttl: float = 60.0,
         failure_ttl: float = 10.0,
+        functions_wait: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = service
         self.hint = hint
         self.ttl = ttl
         self.failure_ttl = failure_ttl
+        self.functions_wait = functions_wait
         self._clock = clock
-        self._cache: dict[tuple[str, ...], tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+        self._functions: concurrent.futures.Future | None = None
+        self._cache: dict[tuple[str, ...], tuple[float, tuple]] = {}
         #: The last failure's sentence, for whoever wants to tell the user.
         self.last_error: str | None = None
 
     # -- Catalog ------------------------------------------------------------------------
 
-    def catalogs(self) -> list[str]:
-        return [str(c) for c in self._get("catalogs")]
+    def catalogs(self) -> tuple[str, ...]:
+        return self._get(_names, "catalogs")
 
-    def schemas(self, catalog: str) -> list[str]:
-        return [str(s) for s in self._get("schemas", catalog=catalog)]
+    def schemas(self, catalog: str) -> tuple[str, ...]:
+        return self._get(_names, "schemas", catalog=catalog)
 
-    def tables(self, catalog: str, schema: str) -> list[Table]:
-        return [
-            Table(t["name"], t.get("type") or "")
-            for t in self._get("tables", catalog=catalog, schema=schema)
-            if isinstance(t, dict) and "name" in t
-        ]
+    def tables(self, catalog: str, schema: str) -> tuple[Table, ...]:
+        return self._get(_tables, "tables", catalog=catalog, schema=schema)
 
-    def columns(self, catalog: str, schema: str, table: str) -> list[Column]:
-        out = []
-        for c in self._get("columns", catalog=catalog, schema=schema, table=table):
-            if isinstance(c, dict) and "name" in c:
-                type_text = c.get("type") or ""
-                out.append(Column(c["name"], type_text, parse_type(type_text)))
-        return out
+    def columns(self, catalog: str, schema: str, table: str) -> tuple[Column, ...]:
+        return self._get(_columns, "columns", catalog=catalog, schema=schema, table=table)
 
-    def functions(self) -> list[Function]:
-        return [
-            Function(f["name"], f.get("signature") or "", f.get("description") or "")
-            for f in self._get("functions")
-            if isinstance(f, dict) and "name" in f
-        ]
+    def functions(self) -> tuple[Function, ...]:
+        """Trino's functions, without waiting long for them: Trino lists functions slowly
+        (``SHOW FUNCTIONS`` takes seconds) and they only add to a list of columns, so
+        when they are not at hand within ``functions_wait`` seconds this completion goes
+        without and the fetch carries on in the background for the next one."""
+        cached = self._cache.get(("functions",))
+        if cached is not None and self._clock() < cached[0]:
+            return cached[1]
+        with self._lock:
+            if self._functions is None or self._functions.done():
+                self._functions = _BACKGROUND.submit(self._get, _functions, "functions")
+            fetch = self._functions
+        try:
+            return fetch.result(timeout=self.functions_wait)
+        except concurrent.futures.TimeoutError:
+            return ()
+        except Exception:  # completion must never break typing
+            log.exception("SQL completion could not list functions")
+            return ()
 
     # -- refresh ------------------------------------------------------------------------
 
@@ -93,7 +109,8 @@ class MetadataClient:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _get(self, kind: str, **names: str) -> list[Any]:
+    def _get(self, convert: Callable[[list[Any]], tuple], kind: str, **names: str) -> tuple:
+        """The answer to *kind* for *names*, as *convert* makes it of the service's JSON."""
         key = (kind, *names.values())
         now = self._clock()
         cached = self._cache.get(key)
@@ -103,11 +120,37 @@ class MetadataClient:
         if self.hint:
             params["cluster"] = self.hint
         try:
-            value, ttl = self.service.metadata(kind, params), self.ttl
+            value, ttl = convert(self.service.metadata(kind, params)), self.ttl
             self.last_error = None
         except ServiceError as e:
             log.info("SQL completion metadata %s %s: %s", kind, params, e.message)
             self.last_error = e.message
-            value, ttl = [], self.failure_ttl
+            value, ttl = (), self.failure_ttl
         self._cache[key] = (now + ttl, value)
         return value
+
+
+def _entries(answer: list[Any]) -> list[dict[str, Any]]:
+    return [e for e in answer if isinstance(e, dict) and "name" in e]
+
+
+def _names(answer: list[Any]) -> tuple[str, ...]:
+    return tuple(str(name) for name in answer)
+
+
+def _tables(answer: list[Any]) -> tuple[Table, ...]:
+    return tuple(Table(t["name"], t.get("type") or "") for t in _entries(answer))
+
+
+def _columns(answer: list[Any]) -> tuple[Column, ...]:
+    return tuple(
+        Column(c["name"], c.get("type") or "", parse_type(c.get("type") or ""))
+        for c in _entries(answer)
+    )
+
+
+def _functions(answer: list[Any]) -> tuple[Function, ...]:
+    return tuple(
+        Function(f["name"], f.get("signature") or "", f.get("description") or "")
+        for f in _entries(answer)
+    )

@@ -11,6 +11,8 @@ from datahub.extensions.completion import (
     Table,
     analyze,
     complete,
+    function_at,
+    function_doc,
     lex,
     parse_type,
     quote_name,
@@ -341,3 +343,31 @@ def test_analyze_reports_the_scope_with_aliases():
         (("tpch", "tiny", "orders"), "o"),
         (("tpch", "tiny", "customer"), "c"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "names"),
+    [
+        ("SELECT approx_distinct|(x) FROM t", ["approx_distinct"]),
+        ("SELECT approx_dis|", ["approx_dis"]),
+        ("SELECT APPROX_DISTINCT(x|) FROM t", ["x", "approx_distinct"]),
+        ("SELECT date_trunc('day', now()|) FROM t", ["date_trunc"]),
+        ("SELECT round(a + (b|)) FROM t", ["b", "round"]),
+        ("SELECT 'approx_distinct|' FROM t", []),
+        ("SELECT (a|) FROM t", ["a"]),
+        ("SELECT 1 |", []),
+    ],
+)
+def test_the_function_at_the_cursor_is_the_name_or_a_call_around_it(sql, names):
+    offset = sql.index("|")
+    assert function_at(sql.replace("|", ""), offset) == names
+
+
+def test_a_functions_documentation_is_its_signature_and_description():
+    functions = [
+        Function("abs", "abs(bigint) → bigint", "Absolute value"),
+        Function("now", "now() → timestamp(3) with time zone"),
+    ]
+    assert function_doc(["x", "abs"], functions) == "abs(bigint) → bigint\n\nAbsolute value"
+    assert function_doc(["now"], functions) == "now() → timestamp(3) with time zone"
+    assert function_doc(["orders"], functions) is None

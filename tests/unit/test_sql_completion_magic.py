@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from IPython.testing import globalipapp
 
-from datahub.extensions.completer import sql_at_cursor
-from datahub.extensions.completion import Column, Table
+from datahub.extensions.completer import inspect_sql_functions, sql_at_cursor
+from datahub.extensions.completion import Column, Function, Table
 
 
 def at(text_with_cursor: str):
@@ -62,7 +62,7 @@ class MemoryCatalog:
         return [Column("orderkey", "bigint")] if table == "orders" else []
 
     def functions(self):
-        return []
+        return [Function("abs", "abs(bigint) → bigint", "Absolute value")]
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,47 @@ def test_metadata_requests_trust_the_magics_ca_file_only(shell, tmp_path):
     finally:
         shell.run_line_magic("config", "SqlMagic.ca_file = ''")
     assert completer.client(None).service.session.verify is True
+
+
+def test_a_schema_of_thousands_of_tables_offers_the_best_ranked_few(shell):
+    magic = shell.magics_manager.registry["SqlMagic"]
+    many = [Table(f"t{i:04d}") for i in range(3000)]
+    original = magic.completer.client
+    magic.completer.client = lambda hint: type(
+        "Many", (MemoryCatalog,), {"tables": lambda self, catalog, schema: many}
+    )()
+    shell.run_line_magic("config", "SqlCompleter.max_candidates = 100")
+    try:
+        offered = completions(shell, "%%sql\nSELECT * FROM tpch.tiny.")
+        assert [t for t, _, _ in offered] == [t.name for t in many[:100]]
+        assert [t for t, _, _ in completions(shell, "%%sql\nSELECT * FROM tpch.tiny.t29")] == [
+            t.name for t in many[2900:3000]
+        ]
+    finally:
+        shell.run_line_magic("config", "SqlCompleter.max_candidates = 500")
+        magic.completer.client = original
+
+
+class Kernel:
+    """ipykernel's inspection handler as the wrapper sees it."""
+
+    def do_inspect(self, code, cursor_pos, detail_level=0, omit_sections=()):
+        return {"status": "ok", "found": False, "data": {}, "metadata": {}, "python": code}
+
+
+def test_inspecting_a_trino_function_in_sql_shows_its_documentation(shell):
+    magic = shell.magics_manager.registry["SqlMagic"]
+    kernel = Kernel()
+    inspect_sql_functions(kernel, magic)
+    inspect_sql_functions(kernel, magic)  # a reload wraps the original, not the wrapper
+    text = "%%sql\nSELECT abs(orderkey) FROM tpch.tiny.orders"
+    reply = kernel.do_inspect(text, text.index("orderkey"))
+    assert reply == {
+        "status": "ok",
+        "found": True,
+        "data": {"text/plain": "abs(bigint) → bigint\n\nAbsolute value"},
+        "metadata": {},
+    }
+    # Not a function, or not SQL: IPython's own inspection answers.
+    assert kernel.do_inspect(text, text.index("tiny"))["python"] == text
+    assert kernel.do_inspect("abs(-1)", 2)["python"] == "abs(-1)"
