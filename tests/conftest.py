@@ -26,6 +26,7 @@ from datahub.stack.install import stale_files
 from datahub.stack.kafka import KafkaServer
 from datahub.stack.local import LocalStack
 from datahub.stack.postgres import PostgresServer
+from datahub.stack.presto import PrestoServer
 from datahub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,6 +144,17 @@ def kafka(tmp_path_factory):
     A test that stops it starts it again before it ends (same ports, same data).
     """
     server = KafkaServer(tmp_path_factory.mktemp("kafka"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def presto(tmp_path_factory):
+    """A PrestoDB coordinator (cluster ``presto``: HTTPS, the service account's password,
+    the demo's access rules), started on first use and once for the session; its
+    ``cluster_entry()`` is what the gateway's configuration takes."""
+    server = PrestoServer(tmp_path_factory.mktemp("presto"), secrets=demo.new_service_secrets())
     server.start()
     yield server
     server.stop()

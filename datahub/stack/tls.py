@@ -15,11 +15,15 @@ from .process import write_private
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 
 
-def write_self_signed_certificate(pem_file: Path, ca_file: Path, common_name: str) -> None:
+def write_self_signed_certificate(
+    pem_file: Path, ca_file: Path, common_name: str, *, client_auth: bool = False
+) -> None:
     """Write a self-signed TLS certificate for 127.0.0.1/localhost.
 
     ``pem_file`` gets the unencrypted key and the certificate (Trino's PEM keystore);
-    ``ca_file`` gets the certificate alone, for clients to verify against.
+    ``ca_file`` gets the certificate alone, for clients to verify against. With
+    ``client_auth`` the certificate may also authenticate its holder as a TLS client
+    (PrestoDB's nodes do so to each other).
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -64,7 +68,13 @@ def write_self_signed_certificate(pem_file: Path, ca_file: Path, common_name: st
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH]
+                + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else [])
+            ),
+            critical=False,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
