@@ -47,6 +47,7 @@ __all__ = [
     "QUOTA_UNAVAILABLE",
     "ROUTING_HEADER",
     "SERVICE_API",
+    "SEGMENT_PREFIX",
     "SERVICE_PREFIX",
     "STATEMENT_PATH",
     "TRINO_CATALOG_HEADER",
@@ -87,6 +88,9 @@ INFO_PATH = "/v1/info"
 FOLLOWUP_PREFIX = "/v1/dh/"
 #: The gateway's signed URIs of queries it holds in a user's queue.
 QUEUED_PREFIX = "/v1/dh-queued/"
+#: The gateway's signed, expiring URIs of spooled result segments:
+#: ``/v1/dh-segment/{cluster}/{user}/{expires}/{signature}/v1/spooled/…``.
+SEGMENT_PREFIX = "/v1/dh-segment/"
 #: What a cluster name may be: it travels as one segment of a follow-up URI.
 CLUSTER_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 

@@ -13,7 +13,11 @@ ten times the memory of the typed result. Here:
   filling memory;
 * every page is turned into typed column pieces at once
   (:class:`datahub.results.ResultBuilder`) and its Python rows are dropped, so memory is
-  about the size of the typed result.
+  about the size of the typed result;
+* the statement asks for Trino's spooling protocol (``json+zstd``, see
+  :mod:`datahub.extensions.segments`): where the gateway and the cluster offer it, the
+  rows come in compressed segments, downloaded and decoded a few at a time on their own
+  threads; elsewhere Trino answers with the direct protocol and nothing changes.
 
 Session changes a statement makes (``USE``, ``SET SESSION``, roles, …) are applied with the
 client's own code, so they carry over to the next cell like with the dbapi. A
@@ -30,6 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +46,9 @@ import trino.client
 import trino.constants
 
 from datahub.extensions import trino_compat
+from datahub.extensions.segments import SegmentReader, accepted_encodings
 from datahub.results import ResultBuilder
-from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX
+from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUERY_DATA_ENCODING_HEADER
 
 __all__ = ["QueryCancelled", "QueryResult", "cluster_from_uri", "run_query"]
 
@@ -110,19 +116,26 @@ def run_query(
     *,
     stats_callback: Callable[[dict[str, Any]], None] | None = None,
     http_headers: dict[str, str] | None = None,
+    spooling: bool = True,
 ) -> QueryResult:
     """Execute ``sql`` on ``connection`` and return its typed result.
 
     ``stats_callback`` is called on the calling thread after every page with Trino's
     stats plus ``queryId``, ``cluster`` and ``fetchedRows``. ``http_headers`` go on the
     submitting request only (the gateway routes on them; follow-up URIs name the cluster).
+    ``spooling`` asks for the spooling protocol (Trino answers with it only where it is
+    configured and the gateway allows it).
     Trino errors raise the client's exceptions (``TrinoQueryError`` …), HTTP failures
     ``HttpError``/``TrinoConnectionError``.
     """
     start = time.perf_counter()
     # The dbapi has no public way to run a statement on a connection's session.
     request = trino_compat.new_request(connection)
-    stream = _PageStream(request, sql, http_headers)
+    # The dbapi's connections ask for every encoding they decode; None drops the header
+    # (requests removes headers set to None), for the direct protocol.
+    encodings = accepted_encodings() if spooling else None
+    headers: dict[str, str | None] = {**(http_headers or {}), QUERY_DATA_ENCODING_HEADER: encodings}
+    stream = _PageStream(request, sql, headers)
     builder: ResultBuilder | None = None
     columns: list[dict[str, Any]] = []
     stats: dict[str, Any] = {}
@@ -134,13 +147,11 @@ def run_query(
                 columns = page["columns"]
                 builder = ResultBuilder(columns)
             data = page.get("data")
-            if data:
-                if isinstance(data, dict):  # the spooling protocol
-                    data = trino_compat.spooled_rows(request, data)
+            for rows in stream.rows(data) if data else ():
                 if builder is None:  # rows before any column list: untyped
-                    columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(data[0]))]
+                    columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(rows[0]))]
                     builder = ResultBuilder(columns)
-                builder.add(data)
+                builder.add(rows)
             stats = page.get("stats") or stats
             update_type = page.get("updateType") or update_type
             if page.get("updateCount") is not None:
@@ -208,7 +219,7 @@ class _PageStream:
         self,
         request: trino.client.TrinoRequest,
         sql: str,
-        headers: dict[str, str] | None,
+        headers: dict[str, str | None] | None,
         depth: int = PREFETCH_PAGES,
     ):
         self._request = request
@@ -216,6 +227,7 @@ class _PageStream:
         self._headers = headers
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._segments = SegmentReader(trino_compat.http_session(request), self._stop)
         self.query_id: str | None = None
         self.next_uri: str | None = None
         self.cluster: str | None = None
@@ -246,6 +258,8 @@ class _PageStream:
                     cluster_from_uri(page.get("nextUri") or page.get("infoUri")) or self.cluster
                 )
                 self.next_uri = page.get("nextUri")
+                if isinstance(page.get("data"), dict):  # spooled: start on the segments now
+                    page["data"] = self._segments.submit(page["data"])
                 if self._stop.is_set() or not self._put(page):
                     # Interrupted while this request was in flight: cancel what it started.
                     self._delete(self.next_uri)
@@ -260,6 +274,18 @@ class _PageStream:
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
             self._put(_Failure(e))
         self._put(_END)
+
+    def rows(self, data: list[Any] | list[Future[list[Any]]] | None) -> Iterator[list[Any]]:
+        """A page's rows: the direct protocol's list, or each spooled segment's rows as
+        its download and decoding finish (in order)."""
+        if not data or not isinstance(data[0], Future):
+            yield data or []
+            return
+        for segment in data:
+            rows = segment.result()  # interruptible: Ctrl-C lands here while waiting
+            self._segments.done()
+            if rows:
+                yield rows
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():
@@ -299,3 +325,4 @@ class _PageStream:
     def close(self) -> None:
         """Stop the fetch thread if the caller stops early (an error, an interrupt)."""
         self._stop.set()
+        self._segments.close()

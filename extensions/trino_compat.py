@@ -28,6 +28,7 @@ __all__ = [
     "UnsupportedTrinoClient",
     "check_supported",
     "format_parameter",
+    "http_session",
     "new_request",
     "raise_page_error",
     "spooled_rows",
@@ -113,6 +114,13 @@ def raise_page_error(error: dict[str, Any], query_id: str | None) -> NoReturn:
     page's ``error`` (``TrinoRequest._process_error``, which raises some and returns
     the others)."""
     raise trino.client.TrinoRequest._process_error(error, query_id)
+
+
+def http_session(request: trino.client.TrinoRequest) -> Any:
+    """The ``requests`` session *request* sends with (``TrinoRequest._http_session``): its
+    authentication, pinned CA and keep-alive connections, for downloading segments."""
+    check_supported()
+    return request._http_session
 
 
 def spooled_rows(request: trino.client.TrinoRequest, data: dict[str, Any]) -> list[list[Any]]:

@@ -51,6 +51,8 @@ class Gateway:
     public_url: str | None = None
     allow_admin_act_as: bool = False
     allow_spooling: bool = False
+    #: How long a spooled segment's gateway URI stays valid, in seconds.
+    segment_uri_seconds: int = 3600
     #: How long the gateway follows pages that carry nothing for the client (0: never).
     page_collapse_seconds: float = 0.0
     #: Scopes of which a token needs one to read /metrics on the HTTPS listener.

@@ -18,7 +18,7 @@ from typing import Protocol
 from ..identity import Identity
 from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
-from . import protocol, rewrite
+from . import protocol, rewrite, spooled
 from .clusters import Cluster
 from .core import Gateway
 from .tracker import stop_message, upstream_path
@@ -181,15 +181,19 @@ class Exchange:
         upstream_length = response.headers.get("content-length")
         # A small page (queued, planning, an error) is read whole: skipped if it carries
         # nothing for the client, and Trino's stack frames kept to ourselves. (Trino sends
-        # error pages chunked, without a length.)
+        # error pages chunked, without a length.) So is a spooled page, for its segments.
         body, whole = b"", False
-        if not upstream_length or int(upstream_length) <= rewrite.WHOLE_PAGE:
+        spooling = self.gateway.allow_spooling
+        if spooling or not upstream_length or int(upstream_length) <= rewrite.WHOLE_PAGE:
             try:
-                body, whole = await response.read_up_to(rewrite.WHOLE_PAGE)
+                body, whole = await spooled.read_page(response, rewrite.WHOLE_PAGE)
             except ClusterUnreachable as e:
                 return self._broken_off(cluster, e, started=False)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
+            if spooling:
+                rewrite_segment = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
+                page = spooled.rewrite_segments(page, rewrite_segment)
             out = rewriter.feed(page) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(cluster, response, body)

@@ -32,7 +32,7 @@ from ..wire import (
     QUEUED_PREFIX,
     STATEMENT_PATH,
 )
-from . import followup, protocol, submit
+from . import followup, protocol, segments, submit
 from .clusters import Cluster
 from .core import Gateway
 from .exchange import ClientGone, Error, Exchange
@@ -251,9 +251,24 @@ class FollowupHandler(TrinoProxyHandler):
     async def delete(self, *args: str) -> None:
         await self._follow("DELETE")
 
+    async def head(self, *args: str) -> None:
+        path, query = self.request.path, self.request.query
+        await self.serve(lambda exchange: segments.heartbeat(exchange, path, query))
+
     async def _follow(self, method: str) -> None:
         path, query = self.request.path, self.request.query
         await self.serve(lambda exchange: followup.follow(exchange, method, path, query))
+
+
+class SegmentHandler(TrinoProxyHandler):
+    """GET/HEAD/DELETE on a spooled segment's signed URI (``/v1/dh-segment/...``), relayed
+    to its cluster: the URI is the credential (see ``segments.py``)."""
+
+    async def get(self, *args: str) -> None:
+        headers = tuple(self.request.headers.get_all())
+        await segments.download(self.gateway, self, self.request.path, headers)
+
+    head = delete = get
 
 
 class QueuedHandler(TrinoProxyHandler):
@@ -376,6 +391,7 @@ def default_handlers(service_prefix: str) -> list[tuple[str, type[web.RequestHan
         (re.escape(STATEMENT_PATH), StatementHandler),
         (re.escape(FOLLOWUP_PREFIX) + ".*", FollowupHandler),
         (re.escape(QUEUED_PREFIX) + ".*", QueuedHandler),
+        (segments.ROUTE, SegmentHandler),
         (re.escape(INFO_PATH), InfoHandler),
         (r"/metrics", MetricsHandler),
         (prefix + "api/" + API_HEALTH, HealthHandler),

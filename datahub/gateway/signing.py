@@ -4,7 +4,9 @@ Trino's ``nextUri``/``partialCancelUri``/``infoUri`` point at the cluster. The g
 rewrites them to point at itself, with the cluster name and an HMAC signature over
 (cluster, user, path) in the path (``/v1/dh/{cluster}/{sig}/v1/statement/...``), so any
 gateway process sharing the secret can serve the follow-up and no other user can. A query
-waiting for a quota slot gets a signed URI of its own (``/v1/dh-queued/...``). Pure: no I/O.
+waiting for a quota slot gets a signed URI of its own (``/v1/dh-queued/...``), and a spooled
+result segment one that also names the user and expires (``/v1/dh-segment/...``, see
+`segment_uri`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from ..wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUEUED_PREFIX
+from ..wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUEUED_PREFIX, SEGMENT_PREFIX
 
 #: Trino paths a signed follow-up may reach. Anything else (``/v1/query``,
 #: ``/v1/node``, the web UI...) stays out of reach even with a valid signature.
@@ -80,6 +82,30 @@ class FollowupSigner:
         """Whether *queued* (a parsed queued URI) was issued to *user*."""
         return self.verify(
             _QUEUED_SCOPE, user, f"{queued.query_id}/{queued.place}", queued.signature
+        )
+
+    def segment_uri(
+        self, base_url: str, cluster: str, user: str, upstream_uri: str, expires: int
+    ) -> str:
+        """Rewrite a cluster's spooled-segment URI (``.../v1/spooled/download/ID`` or
+        ``.../ack/ID``) to the gateway, for *user* until *expires* (Unix seconds).
+
+        Clients download segments without credentials (Trino's own segment URIs are
+        capabilities too), so the URI carries the user it was issued to: the gateway
+        accounts the download to that user and refuses it to anyone else who signs in.
+        """
+        parts = urlsplit(upstream_uri)
+        path = parts.path + ("?" + parts.query if parts.query else "")
+        signature = self.sign(_SEGMENT_SCOPE + cluster, user, f"{expires}{path}")
+        name = quote(user, safe="")
+        return f"{base_url.rstrip('/')}{SEGMENT_PREFIX}{cluster}/{name}/{expires}/{signature}{path}"
+
+    def verify_segment(self, segment: Segment) -> bool:
+        """Whether *segment* (a parsed segment URI) was issued by a gateway (for its user,
+        cluster, path and expiry; whether it has expired is `Segment.expired`)."""
+        message = f"{segment.expires}{segment.path}"
+        return self.verify(
+            _SEGMENT_SCOPE + segment.cluster, segment.user, message, segment.signature
         )
 
 
@@ -158,3 +184,40 @@ def query_id_from_path(path: str) -> str | None:
     """The query id in a Trino statement path (``/v1/statement/executing/ID/...``)."""
     match = _QUERY_ID_RE.match(path)
     return match.group(1) if match else None
+
+
+#: Prefixed to the cluster name (which cannot contain "~") in a segment URI's signature,
+#: so it can never pass as a follow-up's or a queued URI's, nor the reverse.
+_SEGMENT_SCOPE = "~segment/"
+_SEGMENT_RE = re.compile(
+    "^"
+    + re.escape(SEGMENT_PREFIX)
+    + f"({CLUSTER_NAME_PATTERN})/([^/]{{1,200}})/([0-9]{{1,12}})/([A-Za-z0-9_-]{{22}})"
+    + r"(/v1/spooled/(?:download|ack)/[A-Za-z0-9_=-]{1,512})$"
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A parsed spooled-segment URI: cluster, user, expiry, signature and Trino path."""
+
+    cluster: str
+    user: str
+    expires: int  # Unix seconds
+    signature: str
+    path: str  # on the cluster: /v1/spooled/download/ID or /v1/spooled/ack/ID
+
+    def expired(self, now: float) -> bool:
+        """Whether the URI's time is up at *now* (Unix seconds)."""
+        return now > self.expires
+
+
+def parse_segment(raw_path: str) -> Segment:
+    """Parse ``/v1/dh-segment/{cluster}/{user}/{expires}/{sig}/v1/spooled/...`` (still
+    percent-encoded); raises FollowupError if malformed or not a segment path. The
+    signature and the expiry are checked separately."""
+    match = _SEGMENT_RE.match(raw_path)
+    if not match:
+        raise FollowupError("This DataHub segment URI is malformed.")
+    cluster, user, expires, signature, path = match.groups()
+    return Segment(cluster, unquote(user), int(expires), signature, path)

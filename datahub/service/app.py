@@ -529,11 +529,26 @@ class DataHubService(Application):
     ).tag(config=True)
 
     allow_spooling = Bool(
-        False,
+        True,
         help="""Forward X-Trino-Query-Data-Encoding, letting Trino answer with the
-        spooling protocol. Off by default: spooled segments are downloaded from URIs
-        pointing at the cluster or its object storage, which bypasses the gateway (and
-        is often unreachable for kernels). Example: c.DataHubService.allow_spooling = True
+        spooling protocol when the cluster has it configured (others answer with the
+        direct protocol, as do all clusters for clients that do not ask). The segments'
+        URIs on the cluster are rewritten to signed gateway URIs that name the cluster
+        and the user and expire (segment_uri_seconds), and the gateway relays their
+        downloads and acknowledgements as the service account; URIs of an object store
+        (Trino's STORAGE retrieval mode) are left for clients to read directly. %%sql
+        asks for json+zstd. Set False to keep every query on the direct protocol.
+        Example: c.DataHubService.allow_spooling = False
+        """,
+    ).tag(config=True)
+
+    segment_uri_seconds = Integer(
+        3600,
+        help="""How long the gateway's URI of a spooled result segment stays valid, in
+        seconds from the page that carried it. Clients download segments without
+        credentials (the URI is the credential, as Trino's own segment URIs are), so keep
+        it short; a client reading a result more slowly than this gets one sentence and
+        runs the query again. Example: c.DataHubService.segment_uri_seconds = 600
         """,
     ).tag(config=True)
 
@@ -779,6 +794,7 @@ class DataHubService(Application):
             public_url=self.public_url or None,
             allow_admin_act_as=self.allow_admin_act_as,
             allow_spooling=self.allow_spooling,
+            segment_uri_seconds=self.segment_uri_seconds,
             page_collapse_seconds=self.page_collapse_seconds,
             metrics_scopes=frozenset(self.metrics_scopes),
             started_at=self.started_at,

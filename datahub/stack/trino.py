@@ -10,6 +10,7 @@ each employee may read.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -335,6 +336,24 @@ def render_properties(properties: Mapping[str, object]) -> str:
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
+def spooling_config() -> dict[str, object]:
+    """``config.properties`` entries of the spooling protocol (Trino 476).
+
+    Trino answers with it only clients that send ``X-Trino-Query-Data-Encoding``; they
+    download segments through the coordinator (``COORDINATOR_PROXY``: the gateway relays
+    those URIs, and the storage need not be reachable from kernels). The shared secret
+    encrypts the segment handles in the URIs; it is new at every start, as segments
+    outlive no restart of the local stack. Trino reads the spooling manager's properties
+    from ``etc/spooling-manager.properties`` under its working directory (476 has no
+    property to move them), as it does the group provider's.
+    """
+    return {
+        "protocol.spooling.enabled": "true",
+        "protocol.spooling.shared-secret-key": base64.b64encode(_secrets.token_bytes(32)).decode(),
+        "protocol.spooling.retrieval-mode": "COORDINATOR_PROXY",
+    }
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -345,7 +364,9 @@ class TrinoServer:
     (:data:`demo.TRINO_SERVICE_ACCOUNT`) is used to check readiness. ``groups`` maps group
     names to member uids (:func:`demo.group_members`) for the group provider. Clients must
     use :attr:`url` (HTTPS, verify with :attr:`ca_file`); the plain HTTP port only carries
-    Trino's internal traffic and refuses authenticated client requests.
+    Trino's internal traffic and refuses authenticated client requests. ``spooling`` (the
+    spooling manager's properties) turns the spooling protocol on, for clients that ask
+    for it (:func:`spooling_config`).
     """
 
     def __init__(
@@ -363,6 +384,7 @@ class TrinoServer:
         java_home: Path | None = None,
         rules: Mapping[str, Any] | None = None,
         progress: Progress | None = None,
+        spooling: Mapping[str, object] | None = None,
     ) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
             raise ValueError(f"Cluster name {name!r} must be lowercase letters, digits, - or _.")
@@ -378,6 +400,9 @@ class TrinoServer:
         self.java_home = java_home
         self.rules = dict(rules) if rules is not None else access_rules()
         self.progress = progress or Progress()
+        #: ``etc/spooling-manager.properties`` (e.g. `S3Storage.spooling_properties`) to
+        #: offer clients the spooling protocol; None: the direct protocol only.
+        self.spooling = dict(spooling) if spooling is not None else None
         self.etc_dir = self.state_dir / "etc"
         self.data_dir = self.state_dir / "data"
         self.log_file = self.state_dir / "server.log"
@@ -477,10 +502,13 @@ class TrinoServer:
                     "access-control.config-files": etc / "access-control.properties",
                     "password-authenticator.config-files": etc
                     / "password-authenticator.properties",
+                    **(spooling_config() if self.spooling is not None else {}),
                 }
             ),
             private=True,
         )
+        if self.spooling is not None:
+            write("spooling-manager.properties", render_properties(self.spooling), private=True)
         write(
             "log.properties",
             render_properties(

@@ -1,0 +1,86 @@
+"""Spooled result pages on their way through the gateway: their segments' URIs rewritten.
+
+With Trino's spooling protocol a page's ``data`` is an object, ``{"encoding": "json+zstd",
+"segments": [...]}``: *inline* segments carry their rows, *spooled* ones a download ``uri``
+and an ``ackUri`` on the cluster. Such a page is read whole (it is small: the rows are in
+the segments) and those URIs are rewritten to the gateway's signed, expiring segment URIs
+(``segments.py`` serves them). Pure but for `read_page`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from .core import Gateway
+from .upstream import UpstreamResponse
+
+#: A spooled page is read whole (to rewrite its segments' URIs) up to this size: its
+#: inline segments are bounded by Trino's ``protocol.spooling.inlining.max-size``.
+SPOOLED_PAGE = 16 * 1024 * 1024
+#: Where segment URIs live on a cluster; only these are rewritten to the gateway.
+SPOOLED_PATH = "/v1/spooled/"
+
+_DATA_KEY = b'"data":'
+
+
+def is_spooled(head: bytes) -> bool:
+    """Whether a page whose first bytes are *head* carries spooled ``data`` (an object).
+
+    The first ``"data":`` in a page is its ``data`` key: the keys before it (``columns``
+    and the URIs) hold no such key, and those bytes cannot occur inside a JSON string
+    (its quotes would be escaped).
+    """
+    at = head.find(_DATA_KEY)
+    if at < 0:
+        return False
+    return head[at + len(_DATA_KEY) : at + len(_DATA_KEY) + 16].lstrip()[:1] == b"{"
+
+
+def rewrite_segments(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:
+    """*body* (a whole page) with its spooled segments' ``uri`` and ``ackUri`` rewritten by
+    *rewrite_uri* when they point at the cluster (others are storage URIs, kept).
+    Other pages are returned unchanged."""
+    if b'"segments"' not in body:
+        return body
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return body
+    data = page.get("data") if isinstance(page, dict) else None
+    segments = data.get("segments") if isinstance(data, dict) else None
+    if not isinstance(segments, list):
+        return body
+    changed = False
+    for segment in segments:
+        if not isinstance(segment, dict) or segment.get("type") != "spooled":
+            continue
+        for key in ("uri", "ackUri"):
+            uri = segment.get(key)
+            if isinstance(uri, str) and urlsplit(uri).path.startswith(SPOOLED_PATH):
+                segment[key] = rewrite_uri(uri)
+                changed = True
+    return json.dumps(page, separators=(",", ":")).encode() if changed else body
+
+
+def uri_rewriter(gateway: Gateway, base_url: str, cluster: str, user: str) -> Callable[[str], str]:
+    """The rewrite of a cluster's segment URIs to the gateway's, for *user*, expiring
+    ``gateway.segment_uri_seconds`` from now."""
+    expires = int(time.time()) + gateway.segment_uri_seconds
+
+    def rewrite(uri: str) -> str:
+        return gateway.signer.segment_uri(base_url, cluster, user, uri, expires)
+
+    return rewrite
+
+
+async def read_page(response: UpstreamResponse, whole_page: int) -> tuple[bytes, bool]:
+    """The start of a page, read whole if it is up to *whole_page* bytes or spooled (up to
+    `SPOOLED_PAGE`); the flag says whether it was read whole. Raises ClusterUnreachable."""
+    body, whole = await response.read_up_to(whole_page)
+    if not whole and is_spooled(body):
+        rest, whole = await response.read_up_to(SPOOLED_PAGE)
+        body += rest
+    return body, whole

@@ -1,0 +1,149 @@
+"""Local S3-compatible storage for Trino's spooled results (the spooling protocol).
+
+Trino 476's ``spooling-filesystem`` plugin (in the core tarball) writes segments to S3,
+Google Cloud Storage or Azure only: it has no local file system (``fs.s3.enabled``,
+``fs.gcs.enabled``, ``fs.azure.enabled`` are its choices). The local stack therefore runs
+S3Proxy (``org.gaul:s3proxy``, one jar from Maven Central, cached like Trino) over a
+directory of its state: an S3 endpoint on 127.0.0.1 whose buckets are folders.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .maven import cache_lock, copy_artifact
+from .process import ManagedProcess, Progress, free_port, write_private
+from .trino import find_java, render_properties
+
+#: The one place S3Proxy's version lives.
+S3PROXY_VERSION = "2.6.0"
+#: S3Proxy 2.x runs on Java 17 or newer.
+MIN_JAVA = 17
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "datahub" / f"s3proxy-{S3PROXY_VERSION}"
+#: The bucket Trino spools into.
+BUCKET = "spooling"
+
+
+def ensure_s3proxy(cache_dir: Path = DEFAULT_CACHE_DIR, step=print) -> Path:
+    """The S3Proxy jar (with its dependencies) under ``cache_dir``, downloaded once (41 MB)."""
+    cache_dir = Path(cache_dir).expanduser()
+    jar = cache_dir / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
+    if jar.exists():
+        return jar
+    with cache_lock(cache_dir):
+        if not jar.exists():
+            step(f"Downloading S3Proxy {S3PROXY_VERSION} with Maven (about 40 MB, once)")
+            with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+                artifact = f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies"
+                shutil.move(copy_artifact(artifact, Path(tmp)), jar)
+    return jar
+
+
+class S3Storage:
+    """One S3Proxy on 127.0.0.1 storing objects under ``state_dir/objects``.
+
+    Its credentials are made on first start and kept in ``state_dir``; the ``spooling``
+    bucket is a folder made before start. Trino reaches it with
+    :meth:`spooling_properties`.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        port: int | None = None,
+        cache_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.port = port or free_port()
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.progress = progress or Progress()
+        self.objects = self.state_dir / "objects"
+        self.access_key = "datahub-spooling"
+        self._secret_file = self.state_dir / "secret-key"
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def secret_key(self) -> str:
+        if not self._secret_file.exists():
+            write_private(self._secret_file, secrets.token_urlsafe(24))
+        return self._secret_file.read_text().strip()
+
+    def spooling_properties(self) -> dict[str, object]:
+        """Trino's ``etc/spooling-manager.properties`` for spooling into this storage.
+
+        Segment encryption (SSE-C) is off: S3Proxy's file store has none, and the
+        segments live in this stack's private state directory.
+        """
+        return {
+            "spooling-manager.name": "filesystem",
+            "fs.s3.enabled": "true",
+            "fs.location": f"s3://{BUCKET}/",
+            "fs.segment.encryption": "false",
+            "s3.endpoint": self.url,
+            "s3.region": "us-east-1",
+            "s3.path-style-access": "true",
+            "s3.aws-access-key": self.access_key,
+            "s3.aws-secret-key": self.secret_key,
+        }
+
+    def start(self, timeout: float = 60) -> None:
+        """Start S3Proxy (downloading it if needed) and wait until it answers."""
+        if self._process and self._process.running:
+            return
+        jar = ensure_s3proxy(self.cache_dir, self.progress.step)
+        java = find_java(minimum=MIN_JAVA, needed_by="S3Proxy") / "bin" / "java"
+        (self.objects / BUCKET).mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "s3proxy.properties"
+        write_private(
+            config,
+            render_properties(
+                {
+                    "s3proxy.endpoint": self.url,
+                    "s3proxy.authorization": "aws-v2-or-v4",
+                    "s3proxy.identity": self.access_key,
+                    "s3proxy.credential": self.secret_key,
+                    "jclouds.provider": "filesystem",
+                    "jclouds.filesystem.basedir": self.objects,
+                }
+            ),
+        )
+        self.progress.step(f"Starting the spooling storage (S3Proxy) on {self.url}")
+        self._process = ManagedProcess(
+            "s3proxy",
+            [java, "-Xmx256m", "-jar", jar, "--properties", config],
+            log_file=self.state_dir / "s3proxy.log",
+            cwd=self.state_dir,
+        )
+        self._process.start()
+        try:
+            self._process.wait_ready(self._answers, timeout, "S3Proxy to answer", interval=0.3)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.url + "/", timeout=2)  # noqa: S310 - loopback only
+        except urllib.error.HTTPError:
+            return True  # 403 to an unsigned request: it is up
+        return True
+
+    def stop(self, timeout: float = 15) -> None:
+        if self._process is not None:
+            self._process.stop(timeout)
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running

@@ -1,0 +1,153 @@
+"""Spooled result segments for ``%%sql``: asked for, downloaded side by side, decoded.
+
+With Trino's spooling protocol a page's ``data`` is ``{"encoding", "segments"}``: *inline*
+segments carry their rows (base64), *spooled* ones a ``uri`` to download (through the
+DataHub gateway: a signed URI that names the user) and an ``ackUri`` to say it was read.
+Each segment is decompressed (``zstandard``/``lz4``) and parsed (``orjson``) on a small pool
+of threads while the kernel's main thread turns earlier segments into typed columns
+(:class:`datahub.results.ResultBuilder`), so downloads, decompression and conversion
+overlap; at most `MAX_PENDING` segments are held at once, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import requests
+import trino.exceptions
+
+log = logging.getLogger(__name__)
+
+#: Downloads at once; Trino's segments are a few MB each.
+WORKERS = 4
+#: Segments downloaded or decoded but not yet converted, at most.
+MAX_PENDING = 8
+
+
+def _codecs() -> dict[str, Callable[[bytes, dict[str, Any]], bytes]]:
+    codecs: dict[str, Callable[[bytes, dict[str, Any]], bytes]] = {"json": lambda raw, _: raw}
+    try:
+        import zstandard
+    except ImportError:  # pragma: no cover - a dependency of the package
+        pass
+    else:
+        codecs["json+zstd"] = lambda raw, _: zstandard.ZstdDecompressor().decompress(raw)
+    try:
+        import lz4.block
+    except ImportError:
+        pass
+    else:
+        codecs["json+lz4"] = lambda raw, meta: lz4.block.decompress(
+            raw, uncompressed_size=int(meta["uncompressedSize"])
+        )
+    return codecs
+
+
+CODECS = _codecs()
+
+
+def accepted_encodings() -> str:
+    """The ``X-Trino-Query-Data-Encoding`` value: the encodings this kernel decodes, best
+    first (Trino takes the first it has)."""
+    return ",".join(e for e in ("json+zstd", "json+lz4", "json") if e in CODECS)
+
+
+def decode(encoding: str, raw: bytes, metadata: dict[str, Any]) -> list[list[Any]]:
+    """The rows of one segment's bytes (compressed as *encoding* says)."""
+    codec = CODECS.get(encoding)
+    if codec is None:
+        raise ValueError(f"Trino sent rows encoded as {encoding!r}, which %%sql cannot read.")
+    plain = codec(raw, metadata)
+    expected = metadata.get("uncompressedSize")
+    if expected is not None and encoding != "json" and len(plain) != int(expected):
+        raise ValueError(f"A result segment decoded to {len(plain)} bytes, not {expected}.")
+    return orjson.loads(plain)
+
+
+class SegmentReader:
+    """Downloads and decodes a query's segments on a few threads, in order of submission.
+
+    *session* is the connection's HTTP session (its credentials go with each download:
+    the gateway checks they are the user's the URI names); *stopped* says the query is
+    being cancelled, so waiting for room gives up.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        stopped: threading.Event,
+        *,
+        timeout: float = 120,
+        workers: int = WORKERS,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        self._session = session
+        self._stopped = stopped
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="datahub-sql-segments")
+        self._room = threading.BoundedSemaphore(max_pending)
+
+    def submit(self, data: dict[str, Any]) -> list[Future[list[list[Any]]]] | None:
+        """Start on a spooled page's segments: one future of rows per segment, in order
+        (None if the query was stopped while waiting for room)."""
+        encoding = data.get("encoding", "json")
+        futures = []
+        for segment in data.get("segments") or ():
+            while not self._room.acquire(timeout=0.2):
+                if self._stopped.is_set():
+                    return None
+            futures.append(self._pool.submit(self._rows, encoding, segment))
+        return futures
+
+    def done(self, count: int = 1) -> None:
+        """The caller converted *count* segments' rows: make room for more."""
+        for _ in range(count):
+            self._room.release()
+
+    def _rows(self, encoding: str, segment: dict[str, Any]) -> list[list[Any]]:
+        metadata = segment.get("metadata") or {}
+        if segment.get("type") == "inline":
+            return decode(encoding, base64.b64decode(segment["data"]), metadata)
+        headers = {name: values[0] for name, values in (segment.get("headers") or {}).items()}
+        # Segments are compressed already; gzip on top only costs both sides CPU.
+        headers["Accept-Encoding"] = "identity"
+        try:
+            response = self._session.get(segment["uri"], headers=headers, timeout=self._timeout)
+        except requests.RequestException as e:
+            raise trino.exceptions.TrinoConnectionError(f"failed to download: {e}") from e
+        if response.status_code != 200:
+            # Worded like the client's own HTTP errors, which %%sql turns into a sentence.
+            raise trino.exceptions.HttpError(f"error {response.status_code}: {_refusal(response)}")
+        rows = decode(encoding, response.content, metadata)
+        if segment.get("ackUri"):
+            # Closed meanwhile: the cluster drops the segment when it expires.
+            with contextlib.suppress(RuntimeError):
+                self._pool.submit(self._ack, segment["ackUri"])
+        return rows
+
+    def _ack(self, uri: str) -> None:
+        # Lets the cluster delete the segment now instead of when it expires.
+        try:
+            self._session.get(uri, headers={"Accept-Encoding": "identity"}, timeout=10)
+        except requests.RequestException as e:
+            log.info("Acknowledging a result segment failed: %r", e)
+
+    def close(self) -> None:
+        """Stop: pending downloads are dropped, running ones finish on their own."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _refusal(response: requests.Response) -> str:
+    """One sentence for a refused download: the gateway's own message when it sent one."""
+    try:
+        message = orjson.loads(response.content)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = ""
+    return message or "a result segment could not be downloaded."

@@ -1,0 +1,138 @@
+"""%%sql's fetch under the spooling protocol, against a fake Trino serving spooled pages:
+the encoding it asks for, segments downloaded and decoded in order into typed columns,
+acknowledged, and a refused download as the gateway's sentence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import lz4.block
+import pytest
+import trino
+import zstandard
+
+from datahub.extensions import segments
+from datahub.extensions.query import run_query
+
+COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "d", "type": "date"}]
+#: Rows of each segment: the first inline, the others spooled.
+SEGMENTS = [
+    [[i, f"2024-01-{1 + i % 28:02d}"] for i in range(s * 1000, s * 1000 + 1000)] for s in range(6)
+]
+
+
+def zstd(rows) -> bytes:
+    return zstandard.ZstdCompressor().compress(json.dumps(rows).encode())
+
+
+class _SpoolingTrino(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str, dict]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        sql = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.seen.append(("POST", sql, dict(self.headers)))
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        refused = sql == "REFUSED"
+
+        def meta(rows):
+            return {"rowsCount": len(rows), "uncompressedSize": len(json.dumps(rows).encode())}
+
+        spooled = [
+            {
+                "type": "spooled",
+                "uri": f"{base}/seg/{'refused' if refused else i}",
+                "ackUri": f"{base}/ack/{i}",
+                "metadata": meta(SEGMENTS[i]),
+            }
+            for i in range(1, len(SEGMENTS))
+        ]
+        inline = {
+            "type": "inline",
+            "data": base64.b64encode(zstd(SEGMENTS[0])).decode(),
+            "metadata": meta(SEGMENTS[0]),
+        }
+        data = {"encoding": "json+zstd", "segments": [inline, *spooled[:2]]}
+        page = {"id": "q", "columns": COLUMNS, "data": data, "nextUri": f"{base}/v1/next/{sql}"}
+        self._send(json.dumps(page).encode())
+        self.server.rest = spooled[2:]
+
+    def do_GET(self):  # noqa: N802
+        self.seen.append(("GET", self.path, dict(self.headers)))
+        if self.path.startswith("/seg/refused"):
+            error = {"error": {"message": "This result segment URI has expired; run it again."}}
+            return self._send(json.dumps(error).encode(), status=410)
+        if self.path.startswith("/seg/"):
+            return self._send(
+                zstd(SEGMENTS[int(self.path.split("/")[-1])]), "application/octet-stream"
+            )
+        if self.path.startswith("/ack/"):
+            return self._send(b"", "text/plain")
+        rest = {"encoding": "json+zstd", "segments": self.server.rest}
+        page = {"id": "q", "columns": COLUMNS, "data": rest, "stats": {"state": "FINISHED"}}
+        self._send(json.dumps(page).encode())
+
+    def _send(self, body: bytes, content_type="application/json", status=200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def conn():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SpoolingTrino)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield trino.dbapi.connect(
+        host="127.0.0.1", port=httpd.server_address[1], user="u", http_scheme="http"
+    )
+    httpd.shutdown()
+
+
+def test_the_statement_asks_for_the_best_encoding_first():
+    assert segments.accepted_encodings() == "json+zstd,json+lz4,json"
+
+
+def test_spooled_segments_become_one_typed_frame_in_order_and_are_acknowledged(conn):
+    _SpoolingTrino.seen.clear()
+    result = run_query(conn, "SELECT spooled")
+    post = next(headers for method, _, headers in _SpoolingTrino.seen if method == "POST")
+    assert post["X-Trino-Query-Data-Encoding"] == "json+zstd,json+lz4,json"
+    assert result.frame["n"].tolist() == list(range(6000))
+    assert str(result.frame["n"].dtype) == "Int64"
+    assert str(result.frame["d"].dtype).startswith("datetime64")
+    acked = sorted(path for method, path, _ in _SpoolingTrino.seen if path.startswith("/ack/"))
+    assert acked == [f"/ack/{i}" for i in range(1, 6)]
+    downloads = [h for m, path, h in _SpoolingTrino.seen if path.startswith("/seg/")]
+    assert {h.get("Accept-Encoding") for h in downloads} == {"identity"}
+
+
+def test_without_spooling_the_encoding_is_not_asked_for(conn):
+    _SpoolingTrino.seen.clear()
+    run_query(conn, "SELECT direct", spooling=False)
+    post = next(headers for method, _, headers in _SpoolingTrino.seen if method == "POST")
+    assert "X-Trino-Query-Data-Encoding" not in post
+
+
+def test_a_refused_segment_is_the_gateways_sentence(conn):
+    with pytest.raises(trino.exceptions.HttpError) as raised:
+        run_query(conn, "REFUSED")
+    assert str(raised.value) == "error 410: This result segment URI has expired; run it again."
+
+
+def test_lz4_and_plain_json_segments_decode_too():
+    rows = [[1, "a"], [2, None]]
+    raw = json.dumps(rows).encode()
+    meta = {"uncompressedSize": len(raw)}
+    assert segments.decode("json", raw, meta) == rows
+    assert segments.decode("json+lz4", lz4.block.compress(raw, store_size=False), meta) == rows
+    with pytest.raises(ValueError, match="cannot read"):
+        segments.decode("arrow", raw, meta)
