@@ -95,6 +95,10 @@ STATS_FIELDS = (
 #: the gateway set (kept with the admission data, so every gateway process has them).
 LIMIT_MESSAGES = "limit_messages"
 
+#: Key of `QueryRecord.admission` holding the gateway's id a query had while it waited in
+#: the admission's queue (the ``query_id`` of its ``query_queued`` event).
+QUEUED_AS = "queued_as"
+
 #: The fields a queued query keeps with its place (`QueryRecord.queued_data`): what the
 #: gateway needs to submit it later, from any process.
 _QUEUED_FIELDS = (

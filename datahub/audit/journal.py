@@ -9,7 +9,9 @@ never wait behind the writer's batches.
 With query events on (``query_events``: `c.KafkaEvents` has bootstrap servers), each write
 also adds the query's event to the outbox (`datahub.events.outbox`) in the same
 transaction as its audit record, so the two never disagree; the publisher sends it to
-Kafka later (``wake`` tells it, from the writer thread). Nothing here waits on Kafka.
+Kafka later (``wake`` tells it, from the writer thread). A queued query has no audit
+record yet: ``queued`` only adds its event, through the same writer, so it comes before
+the query's later events. Nothing here waits on Kafka.
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ class AuditJournal:
         if self.query_events:
             op = with_event(op, lambda _: kafka_event.SUBMITTED, lambda _: row)
         self._woken(self.log.submit(op, lambda _: [events.event(events.SUBMITTED, row)]))
+
+    def queued(self, query: QueryRecord) -> None:
+        # No audit record yet (it comes when the query is submitted or ends): only the
+        # event, through the writer, so it stays ahead of the query's later writes.
+        if self.query_events:
+            event = kafka_event.query_event(kafka_event.QUEUED, records.row_of(query))
+            self._woken(self.log.submit(functools.partial(outbox.add, events=[event])))
 
     def ended_early(self, query: QueryRecord) -> None:
         kind = events.REJECTED if query.state == QueryState.REJECTED else events.FINISHED

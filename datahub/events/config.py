@@ -26,7 +26,8 @@ class KafkaEvents(LoggingConfigurable):
         idempotent producer and acks=all; while Kafka is down the events wait in the
         outbox and go out in order once it is back, also after a restart. The gateway
         writes each query's events into the outbox in the same transaction as its audit
-        record, so a query never waits on Kafka (query_queued is not emitted yet).
+        record, so a query never waits on Kafka. With several service processes on one
+        store, one of them at a time sends (see `lease_seconds`).
         `datahub up --kafka` starts a local broker and writes its address to the stack's
         settings file (kafka.bootstrap_servers), which jupyterhub_config.py uses. Example::
 
@@ -76,6 +77,23 @@ class KafkaEvents(LoggingConfigurable):
         to this many seconds; the events wait in the outbox meanwhile.""",
     ).tag(config=True)
 
+    lease_seconds = Float(
+        30.0,
+        help="""With several service processes on one store, only the holder of the
+        store's publisher lease sends the outbox (one producer, in order); it renews the
+        lease before every batch and gives it up when it stops. A process that stops
+        renewing (killed, hung, cut off from the store) loses the lease this many seconds
+        after its last renewal, and another process takes over from the first unsent
+        event. Keep the processes' clocks in sync to well under this.""",
+    ).tag(config=True)
+
+    sent_retention = Float(
+        86400.0,
+        help="""Seconds a sent event stays in the outbox (to look at with SQL) before the
+        publisher deletes it; unsent events are never deleted. 0 deletes them at the
+        next pruning (every 10 minutes).""",
+    ).tag(config=True)
+
     @property
     def enabled(self) -> bool:
         return bool(self.bootstrap_servers.strip())
@@ -90,6 +108,8 @@ class KafkaEvents(LoggingConfigurable):
             batch_size=self.batch_size,
             poll_interval=self.poll_interval,
             max_backoff=self.max_backoff,
+            lease_seconds=self.lease_seconds,
+            sent_retention=self.sent_retention,
             producer_options=self.producer_options,
             log=log or self.log,
         )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from ..query import STATS_FIELDS
+from ..query import QUEUED_AS, STATS_FIELDS
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = f"query-event-v{SCHEMA_VERSION}.json"
@@ -33,11 +33,11 @@ _END = ("state", "error_name", "error_type", "error", "stop_reason", "finished_a
 
 #: The fields each kind of event carries (all of them always present, null when unknown).
 FIELDS: dict[str, tuple[str, ...]] = {
-    SUBMITTED: (*_REQUEST, "state"),
+    SUBMITTED: (*_REQUEST, "state", "queued_as"),
     QUEUED: (*_REQUEST, "state"),
     REFUSED: (*_REQUEST, "state", "error_name", "error"),
-    FINISHED: (*_IDENTITY, *_ROUTING, "submitted_at", *_END),
-    LOST: (*_IDENTITY, *_ROUTING, "submitted_at", *_END),
+    FINISHED: (*_IDENTITY, *_ROUTING, "submitted_at", *_END, "queued_as"),
+    LOST: (*_IDENTITY, *_ROUTING, "submitted_at", *_END, "queued_as"),
 }
 
 
@@ -57,6 +57,14 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "value") and isinstance(value.value, str):  # an enum such as QueryState
         return value.value
     return value
+
+
+def _field(fields: Mapping[str, Any], name: str) -> Any:
+    """The value of event field *name* in a query's *fields* (``queued_as`` travels in
+    the admission data)."""
+    if name == "queued_as" and name not in fields:
+        return (fields.get("admission") or {}).get(QUEUED_AS)
+    return fields.get(name)
 
 
 def query_event(
@@ -80,7 +88,7 @@ def query_event(
         "event": kind,
         "time": _json_value(time or dt.datetime.now(dt.UTC)),
     }
-    body.update((name, _json_value(fields.get(name))) for name in FIELDS[kind])
+    body.update((name, _json_value(_field(fields, name))) for name in FIELDS[kind])
     if kind == LOST:
         body["state"] = "LOST"
     return body

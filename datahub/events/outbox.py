@@ -3,8 +3,11 @@
 
 The query path adds events here (one short transaction, through ``Store.run``) and goes
 on; the publisher reads the unsent ones in ``seq`` order, sends them and marks them sent.
-``seq`` is never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so the order
-in which events were added is the order in which they are sent.
+``seq`` is never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so an event
+written after another was committed is sent after it: a query's events, and each
+process's, go out in the order they were written. Events two processes write at the same
+moment may go out in either order (on PostgreSQL a later ``seq`` can commit first; it is
+sent when it is visible, never skipped), as records of different keys may on Kafka.
 """
 
 from __future__ import annotations

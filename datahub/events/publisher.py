@@ -8,6 +8,12 @@ refuses, it closes the producer, waits (doubling up to ``max_backoff`` seconds) 
 again from the first unsent event. Nobody waits for it: the query path only adds to the
 outbox and calls :meth:`EventPublisher.wake`.
 
+Several service processes may share the store: only the one holding the store's lease
+(`lease`) sends, renewing it before every batch; the others stand by and look every
+``lease_seconds / 3`` whether it has run out (its holder stopped renewing), then take it
+over. The holder also deletes the events sent more than ``sent_retention`` seconds ago,
+every ``prune_interval`` seconds.
+
 An event acknowledged by Kafka but not yet marked when the process stops is sent again by
 the next publisher, with the same ``event_id`` (at least once).
 """
@@ -16,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..store import Store
-from . import outbox
+from . import lease, outbox
 
 Producer = Any  # aiokafka.AIOKafkaProducer (imported when a producer is made)
 
@@ -62,12 +70,19 @@ class EventPublisher:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         close_timeout: float = 5.0,
+        lease_seconds: float = 30.0,
+        sent_retention: float = 86400.0,
+        prune_interval: float = 600.0,
         producer_options: Mapping[str, Any] | None = None,
         log: logging.Logger | None = None,
         make_producer: Callable[[], Producer] | None = None,
     ) -> None:
         if not bootstrap_servers:
             raise ValueError("The event publisher needs Kafka's bootstrap servers.")
+        if lease_seconds <= 0 or sent_retention < 0:
+            raise ValueError(
+                "The event publisher's lease must be positive, its retention not negative."
+            )
         self.store = store
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -77,6 +92,11 @@ class EventPublisher:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.close_timeout = close_timeout
+        self.lease_seconds = lease_seconds
+        self.sent_retention = sent_retention
+        self.prune_interval = prune_interval
+        #: This publisher's name in the lease (unique per process and start).
+        self.holder = lease.new_holder()
         self.producer_options = dict(producer_options or {})
         self.log = log or logging.getLogger("datahub.events")
         self._make_producer = make_producer or self._aiokafka_producer
@@ -88,6 +108,11 @@ class EventPublisher:
         self.sent = 0
         #: Seconds of the current wait after a failure (0 while Kafka is fine).
         self.backoff = 0.0
+        #: Whether this publisher held the lease at its last look (it alone sends).
+        self.holds_lease = False
+        #: Sent events deleted from the outbox since start.
+        self.pruned = 0
+        self._next_prune = 0.0
 
     def _aiokafka_producer(self) -> Producer:
         from aiokafka import AIOKafkaProducer
@@ -124,13 +149,20 @@ class EventPublisher:
 
     async def stop(self) -> None:
         """Stop the task and the producer (waiting at most ``close_timeout`` seconds for
-        Kafka to take what the producer holds); unsent events stay in the outbox."""
+        Kafka to take what the producer holds), then give the lease up so another
+        process takes over at once; unsent events stay in the outbox."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self._close_producer()
+        if self.holds_lease:
+            self.holds_lease = False
+            try:
+                await self.store.run_in_transaction(lease.release, self.holder)
+            except Exception:  # it runs out by itself then
+                self.log.warning("Could not give the query events' lease up", exc_info=True)
 
     @property
     def running(self) -> bool:
@@ -141,7 +173,13 @@ class EventPublisher:
     async def _run(self) -> None:
         while True:
             try:
+                if not await self.take_lease():
+                    # Another process sends: look again well before its lease could run
+                    # out (new events here do not matter: that process finds them).
+                    await asyncio.sleep(self.lease_seconds / 3)
+                    continue
                 sent = await self.publish_pending()
+                await self.prune_if_due()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -161,10 +199,38 @@ class EventPublisher:
             if self.backoff:
                 self.log.info("Kafka at %s takes query events again", self.bootstrap_servers)
                 self.backoff = 0.0
-            if sent < self.batch_size:  # caught up: wait for news
+            if sent < self.batch_size:  # caught up: wait for news, renewing in time
                 self._wakeup.clear()
+                wait = min(self.poll_interval, self.lease_seconds / 3)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+
+    async def take_lease(self) -> bool:
+        """Take or renew the store's lease; True if this publisher holds it (and may
+        send). Logs when it starts or stops being the one that sends."""
+        held = await self.store.run_in_transaction(lease.acquire, self.holder, self.lease_seconds)
+        if held != self.holds_lease:
+            if held:
+                self.log.info("Sending query events to Kafka at %s", self.bootstrap_servers)
+            else:
+                self.log.info("Another DataHub process sends the query events now")
+                await self._close_producer()
+        self.holds_lease = held
+        return held
+
+    async def prune_if_due(self) -> int:
+        """Delete the events sent more than ``sent_retention`` seconds ago, if the last
+        pruning was ``prune_interval`` seconds ago or more; return how many."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return 0
+        self._next_prune = now + self.prune_interval
+        before = lease.utcnow() - dt.timedelta(seconds=self.sent_retention)
+        pruned = await self.store.run_in_transaction(outbox.forget_sent, before)
+        if pruned:
+            self.log.debug("Forgot %d query events sent before %s", pruned, before)
+        self.pruned += pruned
+        return pruned
 
     async def publish_pending(self) -> int:
         """Send one batch of unsent events and mark those Kafka acknowledged; return how

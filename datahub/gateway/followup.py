@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from ..query import QueryRecord
+from ..query import QUEUED_AS, QueryRecord
 from ..wire import PERMISSION_DENIED, QUOTA_EXCEEDED
 from . import protocol
 from .admission import QueryQueued, QueryRefused
@@ -144,6 +144,7 @@ async def poll(exchange: Exchange, raw_path: str) -> None:
         return
     note = "; ".join(filter(None, (query.admission_note, f"queued as {queued.query_id}")))
     query.admission_note = note
+    query.admission = {**query.admission, QUEUED_AS: queued.query_id}
     gateway.log.info("Query %s admitted after queueing user=%s", queued.query_id, identity.name)
     await submit(exchange, query, admitted, query.statement.encode())
 

@@ -2,8 +2,8 @@
 
 The gateway core defines it; the audit implements it (`datahub.audit.journal`) and the
 service wires the two together, so the gateway never imports the audit. Writes that only
-record (``submitted``, ``ended_early``, ``running``) return at once: the protocol path
-never waits for the store. ``close`` is where a query ends exactly once.
+record (``submitted``, ``queued``, ``ended_early``, ``running``) return at once: the
+protocol path never waits for the store. ``close`` is where a query ends exactly once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ class QueryJournal(Protocol):
 
     def submitted(self, query: QueryRecord) -> None:
         """A cluster accepted *query*: record it open (with the submitted event)."""
+
+    def queued(self, query: QueryRecord) -> None:
+        """The admission put *query* in its queue, under the gateway's id: record that it
+        waits (its ``query_queued`` event). Its audit record is written once it is
+        submitted (under Trino's id, ``admission["queued_as"]`` naming this one) or
+        ends before any cluster saw it (under this id)."""
 
     def ended_early(self, query: QueryRecord) -> None:
         """Record *query*, which ended before any cluster ran it (refused: REJECTED; no

@@ -37,7 +37,6 @@ from .statements import (
     resolve_statement,
     with_prepared_statements,
 )
-from .tracker import gateway_query_id
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 
@@ -142,9 +141,7 @@ async def statement(exchange: Exchange, request: StatementRequest) -> None:
     try:
         admitted = await gateway.tracker.admit(query)
     except QueryQueued as queued:
-        query_id = gateway_query_id()
-        gateway.log.info("Query %s queued user=%s: %s", query_id, identity.name, queued.reason)
-        answer_queued(exchange, query_id, queued)
+        answer_queued(exchange, gateway.tracker.queued(query, queued), queued)
         return
     except QueryRefused as e:
         refuse(exchange, query, e.message, e.error, "quota")

@@ -124,6 +124,17 @@ class QueryTracker:
             _, admitted = await self.admission.recheck(query.identity, queued.place)
         return _admitted(query, admitted)
 
+    def queued(self, query: QueryRecord, queued: QueryQueued) -> str:
+        """The admission queued *query*: give it the gateway's id (its queued URI's) and
+        record it waiting (the journal's ``queued``); returns the id."""
+        query.query_id = gateway_query_id()
+        query.submitted_at = utcnow()
+        query.state = QueryState.QUEUED
+        query.admission_note = queued.reason
+        self.journal.queued(query)
+        self.log.info("Query %s queued user=%s: %s", query.query_id, query.user, queued.reason)
+        return query.query_id
+
     async def recheck(self, identity: Identity, place: str) -> tuple[QueryRecord, Admitted]:
         """Ask the admission again about the queued query at *place*; while it still
         waits, close the user's queries that have ended on their cluster and ask once

@@ -1,6 +1,7 @@
 """The audit's journal feeds the query events' outbox in the transactions of its own
-writes (when query events are on): one event per recorded point of a query, valid against
-the published schema, keyed by query id (the broker itself: tests/integration)."""
+writes (when query events are on): one event per recorded point of a query (a queued one
+too, which has no audit record yet), valid against the published schema, keyed by query
+id (the broker itself: tests/integration)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import threading
 import jsonschema
 import pytest
 
+from datahub.audit import records
 from datahub.audit.journal import AuditJournal
 from datahub.audit.log import AuditLog
 from datahub.events import outbox
 from datahub.events.event import schema
 from datahub.identity import Identity
-from datahub.query import QueryRecord, QueryState, QueryStats
+from datahub.query import QUEUED_AS, QueryRecord, QueryState, QueryStats
 from datahub.store import Store
 
 ALICE = Identity("alice", ("analysts",), acting_admin="carol")
@@ -42,10 +44,15 @@ def query(query_id: str, **fields) -> QueryRecord:
 
 
 def record_a_day(journal: AuditJournal, log: AuditLog) -> tuple[bool, bool, bool]:
-    """Submitted and finished; refused; failed before a cluster; lost; closed twice."""
+    """Queued, then submitted and finished; refused; failed before a cluster; lost;
+    closed twice."""
 
     async def scenario():
-        ran = query("q-ran", cluster="trino-1", principal="svc")
+        waiting = query("datahub_waiting", admission_note="Queued: one query ahead of you.")
+        journal.queued(waiting)
+        ran = query(
+            "q-ran", cluster="trino-1", principal="svc", admission={QUEUED_AS: "datahub_waiting"}
+        )
         journal.submitted(ran)
         refused = query("q-refused")
         refused.end(QueryState.REJECTED, error=("NO_ROUTE", "USER_ERROR", "No such group."))
@@ -79,6 +86,7 @@ def test_each_recorded_point_of_a_query_adds_its_event_to_the_outbox(store):
     pending = store.transaction(outbox.unsent, 100)
     events = [json.loads(p.payload) for p in pending]
     assert [(p.key, e["event"]) for p, e in zip(pending, events, strict=True)] == [
+        ("datahub_waiting", "query_queued"),
         ("q-ran", "query_submitted"),
         ("q-refused", "query_refused"),
         ("q-failed", "query_finished"),
@@ -95,7 +103,17 @@ def test_each_recorded_point_of_a_query_adds_its_event_to_the_outbox(store):
             "carol",
             ["analysts"],
         )
-    submitted, refused, failed, _, finished, lost = events
+    waiting, submitted, refused, failed, _, finished, lost = events
+    assert (waiting["state"], waiting["admission_note"], waiting["cluster"]) == (
+        "QUEUED",
+        "Queued: one query ahead of you.",
+        None,
+    )
+    # The submitted query and its end name the id it waited under; the others none.
+    assert submitted["queued_as"] == finished["queued_as"] == "datahub_waiting"
+    assert failed["queued_as"] is None and lost["queued_as"] is None
+    # The waiting query has no audit record of its own (only the submitted one has).
+    assert store.transaction(records.get_query, "datahub_waiting") is None
     assert (submitted["cluster"], submitted["sql"], submitted["state"]) == (
         "trino-1",
         "SELECT 1",
@@ -113,9 +131,9 @@ def test_each_recorded_point_of_a_query_adds_its_event_to_the_outbox(store):
         "trino-1",
     )
     assert lost["state"] == "LOST"
-    # Woken once per event written: the four writes from the writer thread after their
+    # Woken once per event written: the five writes from the writer thread after their
     # commits, the two closes on the loop once their results were back.
-    assert sorted(woken) == sorted(["datahub-audit"] * 4 + ["MainThread"] * 2)
+    assert sorted(woken) == sorted(["datahub-audit"] * 5 + ["MainThread"] * 2)
 
 
 def test_without_query_events_the_outbox_stays_empty(store):

@@ -201,9 +201,13 @@ class MemoryJournal:
     def __init__(self):
         self.rows: dict[str, dict] = {}
         self.early: list[QueryRecord] = []
+        self.waiting: list[QueryRecord] = []
 
     def submitted(self, query):
         self.rows[query.query_id] = records.row_of(query)
+
+    def queued(self, query):
+        self.waiting.append(query)
 
     def ended_early(self, query):
         self.early.append(query)
@@ -285,6 +289,20 @@ def test_a_query_admitted_after_queueing_carries_the_admissions_note_and_data():
     assert (kept.sql, kept.pinned_cluster) == ("SELECT 1", "b")
     assert (kept.admission_note, kept.admission) == ("waited", {"queue": "7"})
     assert admitted.engine_limits == EngineLimits(cpu_seconds=2)
+
+
+def test_a_queued_query_gets_the_gateways_id_and_is_recorded_waiting():
+    t = tracker(Queueing())
+    query = routed()
+    with pytest.raises(QueryQueued) as queued:
+        run(t.admit(query))
+    query_id = t.queued(query, queued.value)
+    (waiting,) = t.journal.waiting
+    assert waiting is query and query_id == query.query_id and query_id.startswith("datahub_")
+    assert (waiting.state, waiting.admission_note) == ("QUEUED", "Queued: one ahead of you.")
+    assert waiting.submitted_at is not None
+    # Only its waiting is recorded: its audit record comes when it runs or ends.
+    assert t.journal.rows == {} and t.journal.early == []
 
 
 def test_an_admitted_query_no_cluster_took_is_failed_and_heard_once():
