@@ -1,6 +1,7 @@
 """SQL cells as a SQL editor, in a real browser (Debian's Chromium, Playwright) on the real
-stack: the JupyterLab extension highlights the SQL of %%sql cells, and Tab lists what
-the kernel completes from the signed-in user's own Trino metadata."""
+stack: the JupyterLab extension highlights the SQL of %%sql cells (and of SQL strings in
+Python cells), and Tab lists what the kernel completes from the signed-in user's own Trino
+metadata."""
 
 from __future__ import annotations
 
@@ -74,6 +75,31 @@ def test_sql_in_a_sql_cell_is_highlighted_as_sql(
     expect(typed.locator(".cm-datahub-sql.tok-keyword").first).to_have_text("SELECT")
 
 
+def test_sql_in_a_python_string_is_highlighted_as_sql(
+    page, stack, sign_in_form, new_notebook, new_cell_with
+):
+    sign_in_form(page, "alice", demo.demo_password("alice"))
+    page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        'df = spark.sql("""SELECT name FROM t WHERE n > {{ n }}""")\nprint("SELECT")',
+    )
+    embedded = cell.locator(".cm-datahub-sql-embedded")
+    expect(embedded.first).to_be_visible()
+    # Other marks (Python's own string, bracket matching) may split it into pieces.
+    assert "".join(embedded.all_inner_texts()) == "SELECT name FROM t WHERE n > {{ n }}"
+    # The SQL's keywords carry the SQL token classes, inside the Python string; the
+    # second string holds no statement and gets none.
+    keywords = cell.locator(".cm-datahub-sql.tok-keyword")
+    expect(keywords).to_have_text(["SELECT", "FROM", "WHERE"])
+    expect(cell.locator(".cm-datahub-sql-embedded .cm-datahub-sql.tok-keyword")).to_have_count(3)
+    params = cell.locator(".cm-datahub-sql-param")
+    expect(params.first).to_be_visible()
+    assert "".join(params.all_inner_texts()) == "{{ n }}"
+
+
 def test_completion_lists_follow_trinos_rules_for_alice_and_dave(
     new_page, stack, sign_in_form, shot, run_cell, new_notebook, new_cell_with
 ):
@@ -102,6 +128,30 @@ def test_alias_columns_complete_in_the_browser(
     cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.")
     offered = completion_list(page, cell)
     assert {"orderkey", "custkey", "totalprice"} <= set(offered)
+    # The list says what each candidate is (the kernel's types).
+    types = page.locator(".jp-Completer:not(.lm-mod-hidden) .jp-Completer-typeExtended")
+    assert set(types.all_inner_texts()) == {"column"}
+
+
+def test_shift_tab_on_a_trino_function_shows_its_documentation(
+    page, stack, sign_in_form, new_notebook, new_cell_with
+):
+    sign_in_form(page, "alice", demo.demo_password("alice"))
+    page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
+    notebook = new_notebook(page, "alice")
+    new_cell_with(page, notebook, "%%sql\nSELECT approx_distinct")
+    tooltip = page.locator(".jp-Tooltip")
+    for attempt in range(6):
+        # The kernel fetches Trino's function list in the background the first time (it
+        # takes seconds); a person presses Shift+Tab again.
+        page.keyboard.press("Shift+Tab")
+        try:
+            expect(tooltip).to_contain_text("approx_distinct(", timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 5:
+                raise
+    expect(tooltip).to_contain_text("bigint")
 
 
 def test_format_sql_shortcut_lays_out_the_cell(

@@ -37,6 +37,27 @@ describe('sqlSpans', () => {
     expect(sqlSpans('SELECT = 1\nprint(SELECT)')).toEqual([]);
   });
 
+  it('marks SQL inside a Python string, in the string', () => {
+    const text = 'df = spark.sql("""\nSELECT name FROM t WHERE n > {{ n }}\n""")\nprint("SELECT")';
+    const at = text.indexOf('SELECT');
+    expect(classesOf(text, 'SELECT')).toEqual([
+      'cm-datahub-sql-embedded',
+      'cm-datahub-sql tok-keyword'
+    ]);
+    expect(classesOf(text, '{{ n }}')).toContain('cm-datahub-sql-param');
+    const embedded = sqlSpans(text).filter(s => s.classes === 'cm-datahub-sql-embedded');
+    expect(embedded).toEqual([{ from: at - 1, to: text.indexOf('"""', at), classes: 'cm-datahub-sql-embedded' }]);
+    // The Python around it, and a string that is no SQL, get nothing.
+    expect(classesOf(text, 'spark')).toEqual([]);
+    expect(classesOf(text, 'print')).toEqual([]);
+  });
+
+  it('marks an f-string\'s expressions as parameters, not SQL', () => {
+    const text = 'spark.sql(f"SELECT {col} FROM t")';
+    expect(classesOf(text, '{col}')).toContain('cm-datahub-sql-param');
+    expect(classesOf(text, 'FROM')).toContain('cm-datahub-sql tok-keyword');
+  });
+
   it('returns spans in document order', () => {
     const spans = sqlSpans(cell);
     const starts = spans.map((s) => s.from);
