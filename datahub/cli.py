@@ -4,6 +4,8 @@ datahub up [--kafka]           start slapd, Trino and JupyterHub (with the gatew
                                and Kafka for the query events with --kafka
 datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
                                hub token); see datahub.quotas.cli
+datahub events watch           crash detection from the query events on Kafka, in the
+                               foreground; see datahub.events.cli
 datahub config-reference       every configuration option, from the traitlets help
                                (--write docs/configuration.md); see datahub.configref
 """
@@ -16,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .events import cli as events_cli
 from .quotas import cli as quota_cli
 from .stack import demo
 from .stack.process import Progress
@@ -63,6 +66,12 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(args: argparse.Namespace) -> int:
+    from .service.app import DataHubService
+
+    return events_cli.run(args, lambda config: DataHubService(config=config).store_url)
+
+
 def _config_reference(args: argparse.Namespace) -> int:
     from . import configref
 
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings file as kafka.bootstrap_servers; first run downloads it from Maven Central)",
     )
     quota_cli.add_parser(sub)
+    events_cli.add_parser(sub)
     reference = sub.add_parser(
         "config-reference",
         help="print the reference of every configuration option (Markdown)",
@@ -122,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return _up(args)
     if args.command == "quota":
         return quota_cli.run(args)
+    if args.command == "events":
+        return _events(args)
     if args.command == "config-reference":
         return _config_reference(args)
     parser.error(f"unknown command {args.command}")

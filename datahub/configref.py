@@ -101,7 +101,10 @@ GROUPS: tuple[Group, ...] = (
         "`bootstrap_servers` is set; the event schema is "
         "`datahub/events/schema/query-event-v1.json`). `datahub up --kafka` starts a local "
         f"broker. {_IN_HUB_CONFIG}",
-        (Part("datahub.events.config:KafkaEvents"),),
+        (
+            Part("datahub.events.config:KafkaEvents"),
+            Part("datahub.events.watch:CrashWatch"),  # crash detection
+        ),
     ),
     Group(
         "Quotas",

@@ -15,6 +15,10 @@ carry clusters, routing groups, states and reasons, never user names or SQL.
 - ``datahub_cluster_healthy``, ``datahub_cluster_draining``,
   ``datahub_cluster_queries{cluster, state=running|queued}``: the last health check.
 - ``datahub_gateway_active_queries``: queries this process is following.
+- With the crash watcher running in this process (``datahub.events.watch``, which
+  registers itself here): ``datahub_lost_queries_total{cluster}``,
+  ``datahub_crash_incidents_total{cluster}``, ``datahub_open_queries{cluster}``,
+  ``datahub_crash_incidents_ongoing{cluster}``.
 """
 
 from __future__ import annotations

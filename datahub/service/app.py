@@ -58,7 +58,9 @@ from ..audit.log import AuditLog
 from ..catalog.catalog import MetadataCatalog, gateway_listener_url
 from ..catalog.handlers import default_handlers as metadata_handlers
 from ..events.config import KafkaEvents
+from ..events.handlers import default_handlers as incident_handlers
 from ..events.publisher import EventPublisher
+from ..events.watch import CrashWatch, CrashWatcher
 from ..gateway.admission import Listeners, QueryAdmission, QueryListener
 from ..gateway.clusters import ClusterConfigError, load_clusters
 from ..gateway.core import Gateway
@@ -630,6 +632,9 @@ class DataHubService(Application):
     audit = Instance(AuditLog)
     #: Sends the query events' outbox to Kafka (None unless c.KafkaEvents is set).
     event_publisher = Instance(EventPublisher, allow_none=True)
+    #: Crash detection from the query events (None unless Kafka is set and
+    #: c.CrashWatch.run_in_service).
+    crash_watcher = Instance(CrashWatcher, allow_none=True)
     metrics = Instance(GatewayMetrics)
     tracker = Instance(QueryTracker)
     metadata_catalog = Instance(MetadataCatalog)
@@ -751,6 +756,13 @@ class DataHubService(Application):
         self.metrics = GatewayMetrics(
             lambda: self.monitor.statuses.values(), lambda: len(self.tracker.active)
         )
+        crash_watch = CrashWatch(parent=self, log=self.log)
+        self.crash_watcher = None
+        if kafka_events.enabled and crash_watch.run_in_service:
+            self.crash_watcher = crash_watch.watcher(
+                self.store, kafka_events.bootstrap_servers, kafka_events.topic, self.log
+            )
+            self.metrics.registry.register(self.crash_watcher)
         self.tracker = QueryTracker(
             journal=AuditJournal(
                 self.audit,
@@ -844,6 +856,7 @@ class DataHubService(Application):
             *quota_handlers(prefix),
             *sharing_handlers(prefix),
             *metadata_handlers(prefix),
+            *incident_handlers(prefix),
         ]
         return web.Application(
             handlers,
@@ -904,6 +917,8 @@ class DataHubService(Application):
         self.audit.start()
         if self.event_publisher is not None:
             self.event_publisher.start()
+        if self.crash_watcher is not None:
+            self.crash_watcher.start()
         self.monitor.start()
         self.tracker.start()
         return servers
@@ -914,6 +929,8 @@ class DataHubService(Application):
         for server in servers:
             server.stop()
         await self.tracker.stop()
+        if self.crash_watcher is not None:
+            await self.crash_watcher.stop()
         await self.monitor.stop()
         await self.upstream.aclose()
         await self.metadata_catalog.aclose()

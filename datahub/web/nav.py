@@ -44,6 +44,7 @@ NAV_LINKS: tuple[NavLink, ...] = (
     NavLink("Clusters", "service:clusters"),
     NavLink("All queries", "service:queries/all", "admins", ADMIN_MENU),
     NavLink("Usage", "service:admin/quotas/usage", "admins", ADMIN_MENU),
+    NavLink("Incidents", "service:admin/incidents", "admins", ADMIN_MENU),
     NavLink("Users", "hub:admin", "admins", ADMIN_MENU),
     NavLink("Token", "hub:token"),
 )

@@ -35,6 +35,7 @@ def test_admins_see_everyones_quotas_and_their_extra_items_in_one_menu():
     assert [(c.label, c.href) for c in menu.children] == [
         ("All queries", "/services/datahub/queries/all"),
         ("Usage", "/services/datahub/admin/quotas/usage"),
+        ("Incidents", "/services/datahub/admin/incidents"),
         ("Users", "/hub/admin"),
     ]
 
