@@ -1,35 +1,51 @@
-"""Fetch benchmark: a million-row result into a pandas DataFrame, three ways, one Trino.
+"""Fetch benchmark: the same rows into a typed pandas DataFrame, every client side by side.
 
-    SELECT * FROM tpch.sf1.lineitem LIMIT 1000000
+    SELECT * FROM tpch."sf0.166667".lineitem ORDER BY orderkey, linenumber
 
-(a) DataHub's ``%sql`` through the DataHub gateway (hub token, as alice);
-(b) the plain ``trino`` client straight to Trino + ``pandas.DataFrame(cursor.fetchall())``;
-(c) JupySQL's ``%sql`` with the trino SQLAlchemy URL straight to Trino (``autopandas``).
+(the whole lineitem table of the scale factor N / 6,000,000, so about N rows and Trino
+scans exactly what is fetched; 16 columns: bigint, integer, double, varchar, date;
+``--rows N``, a million by default). The
+competitors, each in a fresh process per run, interleaved round by round (the order
+rotates each round), medians of ``--runs`` runs, all against one Trino in one run of one
+code version:
 
-(b) and (c) authenticate as the gateway's service account impersonating alice, so all three
-read the same data as the same Trino user. Each measurement runs in a fresh subprocess so
-peak memory is that run's alone: the peak resident set size (``ru_maxrss``) minus the
-resident size just before the query (after imports and connecting). Runs are interleaved
-(a, b, c, a, b, c, …) so load from other processes on the machine hits all three alike;
-the report gives medians and the ratios a/b and a/c.
+* ``datahub-gateway``: DataHub's ``%sql`` magic in an IPython shell, as a kernel runs it,
+  through the DataHub gateway with the user's hub token (whatever protocol the stack
+  offers: direct pages now, spooled segments when Trino and the gateway have spooling);
+* ``trino-gateway``: the plain ``trino`` client through the same gateway, same token,
+  ``pandas.DataFrame(cursor.fetchall())`` (the same network path as ours);
+* ``jupysql-gateway``: JupySQL's ``%sql`` (``autopandas``) with the trino SQLAlchemy
+  URL through the same gateway;
+* ``trino-direct`` and ``jupysql-direct``: the same two straight to Trino over HTTPS with
+  gzip (their own best path), as the gateway's service account impersonating the user;
+* ``floor``: Trino's own time for the same scan, an aggregate over the same rows
+  (``count(*)`` and a ``checksum`` of every column), which ships almost nothing: the
+  physical floor every fetch figure is set beside.
 
-Run it (it starts its own local stack — slapd, Trino, hub, gateway — unless told where
-one is)::
+Every frame is checked equal to the others after type normalisation (names, kind of
+each column, values in order; ``measure.frame_digest``); the benchmark stops at the first
+difference. Per run it records wall time, the client's CPU (user + system, all threads)
+and peak resident memory over its size just before the query (``ru_maxrss``), and, for
+the other processes on the path, their CPU and peak resident memory over the run
+(sampled every 20 ms): the gateway (the DataHub service), the hub (token checks) and
+Trino's JVM (its CPU shown apart).
 
-    /opt/datahub/venv/bin/python benchmarks/fetch.py --runs 5
-    /opt/datahub/venv/bin/python benchmarks/fetch.py --gateway-url http://127.0.0.1:8765 \\
-        --token HUB_TOKEN --trino-url https://127.0.0.1:8443 --trino-user datahub-trino \\
-        --trino-password PASSWORD --trino-ca ca.pem
+Run it::
+
+    /opt/datahub-dev/venv/bin/python benchmarks/fetch.py --rows 100000 --runs 3  # a quick check
+    /opt/datahub-dev/venv/bin/python benchmarks/fetch.py --runs 5                # 1,000,000 rows
+
+It starts its own local stack (slapd, Trino, JupyterHub with the DataHub service) unless
+given an existing one with ``--gateway-url`` and the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
-import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,63 +55,100 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+import measure
+
 RESULT = "RESULT "
-SQL = "SELECT * FROM tpch.sf1.lineitem LIMIT {rows}"
-VARIANTS = {
-    "a": "DataHub %sql via the gateway",
-    "b": "trino client + DataFrame(fetchall())",
-    "c": "JupySQL %sql (SQLAlchemy)",
+DIGEST = "DIGEST "
+READY = "READY"
+
+COLUMNS = [
+    *("orderkey", "partkey", "suppkey", "linenumber", "quantity", "extendedprice"),
+    *("discount", "tax", "returnflag", "linestatus", "shipdate", "commitdate"),
+    *("receiptdate", "shipinstruct", "shipmode", "comment"),
+]
+#: tpch.sfS.lineitem has about 6,000,000 × S rows: a fractional scale factor gives a table
+#: of about the rows asked for, so Trino scans exactly what is fetched.
+LINEITEM_ROWS_PER_SF = 6_000_000
+FETCH_SQL = 'SELECT * FROM tpch."{scale}".lineitem'
+ORDER = " ORDER BY orderkey, linenumber"
+FLOOR_SQL = (
+    "SELECT count(*), "
+    + ", ".join(f"checksum({c})" for c in COLUMNS)
+    + ' FROM tpch."{scale}".lineitem'
+)
+
+COMPETITORS = {
+    "datahub-gateway": "DataHub %sql, via the gateway",
+    "trino-gateway": "trino client + DataFrame(fetchall()), via the gateway",
+    "jupysql-gateway": "JupySQL %sql (autopandas), via the gateway",
+    "trino-direct": "trino client + DataFrame(fetchall()), direct (HTTPS, gzip)",
+    "jupysql-direct": "JupySQL %sql (autopandas), direct (HTTPS, gzip)",
+    "floor": "Trino's own scan: aggregate over the same rows, direct",
 }
+VIA_GATEWAY = {"datahub-gateway", "trino-gateway", "jupysql-gateway"}
 
 
 # --------------------------------------------------------------------------- the stack
 
 
 @contextmanager
-def local_stack(user: str) -> Iterator[dict[str, Any]]:
-    """Start a local stack in a temporary directory; yield the settings the workers need."""
-    import requests
-
+def local_stack(user: str, spooling: str | None) -> Iterator[dict[str, Any]]:
+    """Start a local stack in a temporary directory; yield what the workers need."""
     from datahub.stack import demo
     from datahub.stack.local import LocalStack
 
-    with tempfile.TemporaryDirectory(prefix="datahub-bench-") as state:
-        stack = LocalStack(Path(state), REPO / "jupyterhub_config.py", hub_port=0)
+    options = {}
+    if spooling is not None:
+        if "spooling" not in inspect.signature(LocalStack).parameters:
+            raise SystemExit(
+                "--spooling: this checkout's local stack cannot configure Trino's spooling "
+                "protocol; point --gateway-url and --trino-url at a stack that has it."
+            )
+        options["spooling"] = spooling == "on"
+    with tempfile.TemporaryDirectory(prefix="datahub-bench-fetch-") as state:
+        stack = LocalStack(Path(state), measure.REPO / "jupyterhub_config.py", **options)
         stack.start()
         try:
-            session = requests.Session()
-            page = session.get(f"{stack.hub_url}/hub/login", timeout=30)
-            xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-            response = session.post(
-                f"{stack.hub_url}/hub/login",
-                data={"username": user, "password": demo.demo_password(user), "_xsrf": xsrf},
-                allow_redirects=False,
-                timeout=60,
+            token = measure.hub_token(
+                stack.hub_url, stack.settings["ops_token"], user, demo.demo_password(user)
             )
-            response.raise_for_status()
-            ops = {"Authorization": f"token {stack.settings['ops_token']}"}
-            response = requests.post(
-                f"{stack.hub_url}/hub/api/users/{user}/tokens",
-                json={"note": "benchmark", "expires_in": 7200},
-                headers=ops,
-                timeout=30,
-            )
-            response.raise_for_status()
             yield {
                 "gateway_url": stack.settings["gateway_url"],
-                "token": response.json()["token"],
+                "token": token,
                 "trino_url": stack.trino.url,
                 "trino_user": stack.trino.service_user,
                 "trino_password": stack.trino.service_password,
                 "trino_ca": str(stack.trino.ca_file),
                 "user": user,
+                "hub_pid": stack.hub.pid,
             }
         finally:
             stack.stop()
 
 
+@contextmanager
+def given_stack(cfg: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield cfg
+
+
+def path_pids(cfg: dict[str, Any]) -> dict[str, int | None]:
+    """The processes on the paths, found by the ports they listen on (this machine only)."""
+    from urllib.parse import urlparse
+
+    gateway, trino = urlparse(cfg["gateway_url"]), urlparse(cfg["trino_url"])
+    return {
+        "gateway": measure.pid_listening(gateway.port or 80),
+        "hub": cfg.get("hub_pid"),
+        "trino": measure.pid_listening(trino.port or 443),
+    }
+
+
 # --------------------------------------------------------------------------- workers
+
+
+def scale_for(rows: int) -> str:
+    """The tpch schema whose lineitem has about *rows* rows (``sf0.166667`` for a million)."""
+    return f"sf{rows / LINEITEM_ROWS_PER_SF:.6g}"
 
 
 def _rss() -> int:
@@ -108,39 +161,132 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _trino_host_port(url: str) -> tuple[str, int]:
+class Wire:
+    """Counts what the client's HTTP session exchanged: requests, bytes received (after
+    decompression), gzip-encoded answers, pages with spooled segments and segment
+    downloads, and whether spooling was asked for."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = self.payload_bytes = self.gzip = self.segments = self.spooled_pages = 0
+        self.asked_spooling = False
+
+    def install(self) -> None:
+        import requests
+
+        original = requests.Session.send
+        wire = self
+
+        def send(session, request, **kwargs):
+            if request.headers.get("X-Trino-Query-Data-Encoding"):
+                wire.asked_spooling = True
+            response = original(session, request, **kwargs)
+            wire.requests += 1
+            if "gzip" in response.headers.get("Content-Encoding", ""):
+                wire.gzip += 1
+            # A spooled page's data is {"encoding", "segments"}; Trino writes the columns
+            # and then the data near the start of a page.
+            if b'"segments"' in response.content[:16384]:
+                wire.spooled_pages += 1
+            if "/spooled/" in request.url:
+                wire.segments += 1
+            wire.payload_bytes += len(response.content)
+            return response
+
+        requests.Session.send = send
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "payload_bytes": self.payload_bytes,
+            "gzip_answers": self.gzip,
+            "segments": self.segments,
+            "spooled_pages": self.spooled_pages,
+            "protocol": "spooled" if self.spooled_pages else "direct",
+            "asked_spooling": self.asked_spooling,
+        }
+
+
+def _host_port(url: str) -> tuple[str, int, str]:
     from urllib.parse import urlparse
 
     parsed = urlparse(url)
-    return parsed.hostname, parsed.port or 443
+    return parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80), parsed.scheme
 
 
-def worker(variant: str, cfg: dict[str, Any], sql: str) -> dict[str, Any]:
-    """Set the variant up, measure one query into a DataFrame, return the numbers."""
-    if variant == "a":
+def _plain_client(cfg: dict[str, Any], via_gateway: bool):
+    import trino
+
+    if via_gateway:
+        host, port, scheme = _host_port(cfg["gateway_url"])
+        return trino.dbapi.connect(
+            host=host,
+            port=port,
+            http_scheme=scheme,
+            user=cfg["user"],
+            auth=trino.auth.JWTAuthentication(cfg["token"]),
+            allow_insecure_auth=scheme == "http",
+        )
+    host, port, scheme = _host_port(cfg["trino_url"])
+    return trino.dbapi.connect(
+        host=host,
+        port=port,
+        http_scheme=scheme,
+        user=cfg["user"],
+        auth=trino.auth.BasicAuthentication(cfg["trino_user"], cfg["trino_password"]),
+    )
+
+
+def _jupysql(cfg: dict[str, Any], via_gateway: bool):
+    import sqlalchemy
+    import trino
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if via_gateway:
+        host, port, scheme = _host_port(cfg["gateway_url"])
+        args = {
+            "auth": trino.auth.JWTAuthentication(cfg["token"]),
+            "http_scheme": scheme,
+            "allow_insecure_auth": scheme == "http",
+        }
+    else:
+        host, port, scheme = _host_port(cfg["trino_url"])
+        args = {
+            "auth": trino.auth.BasicAuthentication(cfg["trino_user"], cfg["trino_password"]),
+            "http_scheme": scheme,
+        }
+    engine = sqlalchemy.create_engine(
+        f"trino://{cfg['user']}@{host}:{port}/tpch", connect_args={**args, "user": cfg["user"]}
+    )
+    ip = InteractiveShell.instance()
+    ip.user_ns["engine"] = engine
+    ip.run_line_magic("load_ext", "sql")
+    ip.run_line_magic("config", "SqlMagic.autopandas = True")
+    ip.run_line_magic("config", "SqlMagic.displaylimit = 10")
+    ip.run_line_magic("sql", "engine")
+    ip.run_line_magic("sql", "SELECT 1")
+    return ip
+
+
+def setup(name: str, cfg: dict[str, Any], sql: str):
+    """Everything before the clock starts (imports, connecting, a first query); returns the
+    function that runs *sql* into a DataFrame (or, for the floor, its one row)."""
+    if name == "datahub-gateway":
         from IPython.core.interactiveshell import InteractiveShell
 
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "datahub.extensions.sql")
         ip.run_line_magic("config", f"SqlMagic.gateway_url = {cfg['gateway_url']!r}")
         ip.run_line_magic("config", f"SqlMagic.token = {cfg['token']!r}")
-        ip.run_line_magic("sql", "SELECT 1")  # connect (like b and c do before measuring)
+        ip.run_line_magic("sql", "SELECT 1")
+        return lambda: ip.run_line_magic("sql", sql)
 
-        def run():
-            return ip.run_line_magic("sql", sql)
-
-    elif variant == "b":
+    if name in ("trino-gateway", "trino-direct", "floor"):
         import pandas as pd
-        import trino
 
-        host, port = _trino_host_port(cfg["trino_url"])
-        conn = trino.dbapi.connect(
-            host=host,
-            port=port,
-            http_scheme="https",
-            auth=trino.auth.BasicAuthentication(cfg["trino_user"], cfg["trino_password"]),
-            user=cfg["user"],
-        )
+        conn = _plain_client(cfg, via_gateway=name == "trino-gateway")
         conn.cursor().execute("SELECT 1").fetchall()
 
         def run():
@@ -149,33 +295,24 @@ def worker(variant: str, cfg: dict[str, Any], sql: str) -> dict[str, Any]:
             rows = cursor.fetchall()
             return pd.DataFrame(rows, columns=[d[0] for d in cursor.description])
 
-    elif variant == "c":
-        import sqlalchemy
-        import trino
-        from IPython.core.interactiveshell import InteractiveShell
+        return run
 
-        host, port = _trino_host_port(cfg["trino_url"])
-        engine = sqlalchemy.create_engine(
-            f"trino://{cfg['trino_user']}@{host}:{port}/tpch",
-            connect_args={
-                "auth": trino.auth.BasicAuthentication(cfg["trino_user"], cfg["trino_password"]),
-                "http_scheme": "https",
-                "user": cfg["user"],
-            },
-        )
-        ip = InteractiveShell.instance()
-        ip.user_ns["engine"] = engine
-        ip.run_line_magic("load_ext", "sql")
-        ip.run_line_magic("config", "SqlMagic.autopandas = True")
-        ip.run_line_magic("sql", "engine")
-        ip.run_line_magic("sql", "SELECT 1")
+    if name in ("jupysql-gateway", "jupysql-direct"):
+        ip = _jupysql(cfg, via_gateway=name == "jupysql-gateway")
+        return lambda: ip.run_line_magic("sql", sql)
 
-        def run():
-            return ip.run_line_magic("sql", sql)
+    raise SystemExit(f"unknown competitor {name!r}")
 
-    else:
-        raise SystemExit(f"unknown variant {variant!r}")
 
+def worker(name: str, cfg: dict[str, Any], sql: str, sort_after: bool) -> None:
+    """Set up, say READY, wait for the go, measure one query, print the numbers, then the
+    digest of the normalised frame (after the peak memory was read)."""
+    wire = Wire()
+    wire.install()
+    run = setup(name, cfg, sql)
+    wire.reset()  # count the measured query only
+    print(READY, flush=True)
+    sys.stdin.readline()
     before = _rss()
     cpu_before = _cpu()
     start = time.perf_counter()
@@ -183,97 +320,227 @@ def worker(variant: str, cfg: dict[str, Any], sql: str) -> dict[str, Any]:
     wall = time.perf_counter() - start
     cpu = _cpu() - cpu_before
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
-        "variant": variant,
+    result = {
         "wall_s": wall,
         "cpu_s": cpu,
-        "peak_rss_bytes": peak,
-        "peak_over_baseline_bytes": peak - before,
+        "rss_before": before,
+        "peak_rss": peak,
+        "peak_over": peak - before,
         "rows": len(frame),
         "frame_bytes": int(frame.memory_usage(deep=True).sum()),
-        "dtypes": sorted({str(t) for t in frame.dtypes}),
+        "dtypes": {str(c): str(t) for c, t in frame.dtypes.items()},
+        **wire.summary(),
     }
+    print(RESULT + json.dumps(result), flush=True)
+    if name == "floor":
+        digest = {"rows": int(frame.iloc[0, 0]), "digest": "", "columns": {}}
+    else:
+        if sort_after:
+            frame = frame.sort_values(["orderkey", "linenumber"], ignore_index=True)
+        digest = measure.frame_digest(frame)
+    print(DIGEST + json.dumps(digest), flush=True)
 
 
-def run_worker(variant: str, cfg_file: Path, sql: str, ca_file: str) -> dict[str, Any]:
-    # The self-signed Trino certificate: requests reads REQUESTS_CA_BUNDLE for (b) and (c).
-    env = {**os.environ, "REQUESTS_CA_BUNDLE": ca_file}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", variant, "--config", str(cfg_file), "--sql", sql],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"variant {variant} failed:\n{proc.stderr[-3000:]}")
-    # Libraries print too (JupySQL says "Closing …" at exit): find our line.
-    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT)]
-    return json.loads(line.removeprefix(RESULT))
+def run_worker(
+    name: str, cfg_file: Path, sql: str, pids: dict[str, int | None], sort_after: bool
+) -> dict[str, Any]:
+    """One measured run in a fresh process; the other processes on the path are watched
+    from here while it runs."""
+    cfg = json.loads(cfg_file.read_text())
+    # Trino's self-signed certificate for the direct clients (requests reads this).
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": cfg["trino_ca"], "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, __file__, "--worker", name, "--config", str(cfg_file)]
+    command += ["--sql", sql] + (["--sort-after"] if sort_after else [])
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+
+        def line_starting(prefix: str) -> str:
+            for line in proc.stdout:
+                if line.startswith(prefix):
+                    return line.rstrip("\n")
+            proc.wait()
+            stderr.seek(0)
+            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{stderr.read()[-3000:]}")
+
+        line_starting(READY)
+        on_path = {"gateway": pids["gateway"], "hub": pids["hub"]} if name in VIA_GATEWAY else {}
+        watch = measure.ProcessWatch({**on_path, "trino": pids["trino"]}).start()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        result = json.loads(line_starting(RESULT).removeprefix(RESULT))
+        result["others"] = watch.stop()
+        result["digest"] = json.loads(line_starting(DIGEST).removeprefix(DIGEST))
+        proc.stdin.close()
+        proc.wait(timeout=120)
+    return result
 
 
 # --------------------------------------------------------------------------- report
 
 
-def report(results: dict[str, list[dict[str, Any]]], rows: int, runs: int) -> str:
-    """A Markdown table of medians with ratios to (a)."""
+def _mib(n: float) -> str:
+    return f"{n / measure.MiB:,.0f} MiB"
 
-    def med(v: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[v])
 
-    lines = [
-        f"`SELECT * FROM tpch.sf1.lineitem LIMIT {rows}` into a DataFrame, "
-        f"median of {runs} interleaved runs (each in a fresh process):",
-        "",
-        "| variant | wall time | client CPU | peak memory over baseline | DataFrame size "
-        "| runs (wall s) |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for v, label in VARIANTS.items():
-        if v not in results:
+def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Medians per competitor of every figure the report shows."""
+    med = measure.median
+    out = {}
+    for name, runs in results.items():
+        if not runs:
             continue
-        walls = ", ".join(f"{r['wall_s']:.1f}" for r in results[v])
+
+        def other(proc: str, key: str, runs=runs) -> float:
+            values = [r["others"][proc][key] for r in runs if proc in r["others"]]
+            return med(values) if values else float("nan")
+
+        out[name] = {
+            "wall_s": med(r["wall_s"] for r in runs),
+            "client_cpu_s": med(r["cpu_s"] for r in runs),
+            "client_peak_over": med(r["peak_over"] for r in runs),
+            "client_peak_rss": med(r["peak_rss"] for r in runs),
+            "frame_bytes": med(r["frame_bytes"] for r in runs),
+            "gateway_cpu_s": other("gateway", "cpu_s"),
+            "gateway_peak_over": other("gateway", "peak_over"),
+            "hub_cpu_s": other("hub", "cpu_s"),
+            "trino_cpu_s": other("trino", "cpu_s"),
+            "rows": runs[0]["digest"]["rows"],
+            "requests": med(r["requests"] for r in runs),
+            "payload_bytes": med(r["payload_bytes"] for r in runs),
+            "gzip": runs[0]["gzip_answers"] > 0,
+            "protocol": runs[0]["protocol"],
+        }
+    return out
+
+
+def report(
+    results: dict[str, list[dict[str, Any]]], sql: str, runs: int, env: dict[str, Any]
+) -> str:
+    s = summarise(results)
+    nan = float("nan")
+    floor = s.get("floor", {}).get("wall_s", nan)
+    lines = [
+        f"`{sql}` into a DataFrame: {s[next(iter(s))]['rows']:,} rows, median of {runs} "
+        "interleaved runs, each in a fresh process; every frame equal after type "
+        f"normalisation. {measure.describe_environment(env)}; load average "
+        f"{env['load_average']} before, {env.get('load_average_after')} after.",
+        "",
+        "| competitor | wall | × floor | client CPU | client peak memory "
+        "| gateway CPU / peak memory | hub CPU | on-path CPU (no Trino) | Trino CPU "
+        "| protocol, received | runs (wall s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for name, label in COMPETITORS.items():
+        if name not in s:
+            continue
+        r = s[name]
+        walls = ", ".join(f"{x['wall_s']:.1f}" for x in results[name])
+        via = name in VIA_GATEWAY
+        gateway = f"{r['gateway_cpu_s']:.1f} s / {_mib(r['gateway_peak_over'])}" if via else "–"
+        hub = f"{r['hub_cpu_s']:.2f} s" if via else "–"
+        path_cpu = r["client_cpu_s"] + (r["gateway_cpu_s"] + r["hub_cpu_s"] if via else 0)
+        wire = (
+            f"{r['protocol']}, {r['payload_bytes'] / 1e6:,.0f} MB"
+            f"{', gzip' if r['gzip'] else ''}, {r['requests']:.0f} requests"
+        )
         lines.append(
-            f"| ({v}) {label} | {med(v, 'wall_s'):.1f} s | {med(v, 'cpu_s'):.1f} s "
-            f"| {med(v, 'peak_over_baseline_bytes') / 2**20:,.0f} MiB "
-            f"| {med(v, 'frame_bytes') / 2**20:,.0f} MiB | {walls} |"
+            f"| {label} | {r['wall_s']:.2f} s | {r['wall_s'] / floor:.2f}× "
+            f"| {r['client_cpu_s']:.1f} s | +{_mib(r['client_peak_over'])} | {gateway} | {hub} "
+            f"| {path_cpu:.1f} s | {r['trino_cpu_s']:.1f} s | {wire} | {walls} |"
         )
     lines.append("")
-    for other in ("b", "c"):
-        if "a" in results and other in results:
-            wall = med("a", "wall_s") / med(other, "wall_s")
-            mem = med("a", "peak_over_baseline_bytes") / med(other, "peak_over_baseline_bytes")
-            lines.append(f"- a/{other}: wall time {wall:.2f}×, peak memory {mem:.2f}×")
+    lines.append(f"Physical floor (Trino's own scan, aggregate over the same rows): {floor:.2f} s.")
+    if "datahub-gateway" in s:
+        ours = s["datahub-gateway"]
+        lines.append("")
+        lines.append("| DataHub %sql against | wall | client peak memory | on-path CPU |")
+        lines.append("|---|---:|---:|---:|")
+        for name in ("trino-gateway", "trino-direct", "jupysql-gateway", "jupysql-direct"):
+            if name not in s:
+                continue
+            them = s[name]
+            ours_cpu = ours["client_cpu_s"] + ours["gateway_cpu_s"] + ours["hub_cpu_s"]
+            them_cpu = them["client_cpu_s"] + (
+                them["gateway_cpu_s"] + them["hub_cpu_s"] if name in VIA_GATEWAY else 0
+            )
+            lines.append(
+                f"| {COMPETITORS[name]} | {ours['wall_s'] / them['wall_s']:.2f}× "
+                f"| {ours['client_peak_over'] / them['client_peak_over']:.2f}× "
+                f"| {ours_cpu / them_cpu:.2f}× |"
+            )
+        lines.append(f"| Trino's own scan (floor) | {ours['wall_s'] / floor:.2f}× | | |")
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- main
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--variants", default="abc", help="which variants to run (default abc)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Without --gateway-url it starts (and stops) its own local stack.",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="rows to fetch, about: the whole lineitem table of the tpch scale factor "
+        "ROWS / 6,000,000 (default 1,000,000)",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--competitors",
+        default=",".join(COMPETITORS),
+        help=f"comma list of competitors (default all: {','.join(COMPETITORS)})",
+    )
+    parser.add_argument(
+        "--unordered",
+        action="store_true",
+        help="no ORDER BY in the query (the frames are sorted after the clock stops, then "
+        "compared): for sizes Trino cannot sort within the local stack's query memory",
+    )
+    parser.add_argument(
+        "--spooling",
+        choices=("on", "off"),
+        help="start the local stack with Trino's spooling protocol on or off (default: "
+        "the stack's default); the report says which protocol each client actually used",
+    )
     parser.add_argument("--user", default="alice", help="hub user the queries run as")
     parser.add_argument("--gateway-url", help="an existing stack's gateway (else start one)")
     parser.add_argument("--token", help="hub token of --user for the gateway")
     parser.add_argument("--trino-url", help="the same stack's Trino, e.g. https://host:8443")
     parser.add_argument("--trino-user", help="service account allowed to impersonate --user")
-    parser.add_argument("--trino-password")
+    parser.add_argument("--trino-password", help="that service account's password")
     parser.add_argument("--trino-ca", help="PEM of Trino's certificate")
+    parser.add_argument("--hub-pid", type=int, help="the hub's process id (existing stack)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sql", help=argparse.SUPPRESS)
+    parser.add_argument("--sort-after", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        cfg = json.loads(args.config.read_text())
-        print(RESULT + json.dumps(worker(args.worker, cfg, args.sql)), flush=True)
+        worker(args.worker, json.loads(args.config.read_text()), args.sql, args.sort_after)
         return
 
-    sql = SQL.format(rows=args.rows)
+    names = [n.strip() for n in args.competitors.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPETITORS]
+    if unknown:
+        parser.error(f"unknown competitors {unknown}; choose from {list(COMPETITORS)}")
+    scale = scale_for(args.rows)
+    sql = FETCH_SQL.format(scale=scale) + ("" if args.unordered else ORDER)
+    floor_sql = FLOOR_SQL.format(scale=scale)
+
     if args.gateway_url:
-        given = {
+        cfg = {
             "gateway_url": args.gateway_url,
             "token": args.token,
             "trino_url": args.trino_url,
@@ -282,38 +549,67 @@ def main(argv: list[str] | None = None) -> None:
             "trino_ca": args.trino_ca,
             "user": args.user,
         }
-        missing = [k for k, v in given.items() if not v]
+        missing = [k for k, v in cfg.items() if not v]
         if missing:
             parser.error(f"with --gateway-url also give: {', '.join(missing)}")
-        stack = _given(given)
+        stack = given_stack({**cfg, "hub_pid": args.hub_pid})
     else:
-        print("Starting a local stack…", file=sys.stderr)
-        stack = local_stack(args.user)
-    results: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
+        print("Starting a local stack ...", file=sys.stderr, flush=True)
+        stack = local_stack(args.user, args.spooling)
+
+    env = measure.environment("trino", "pandas", "pyarrow", "jupysql", "sqlalchemy", "ipython")
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with stack as cfg, tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "config.json"
+        cfg_file.touch(mode=0o600)
         cfg_file.write_text(json.dumps(cfg))
-        os.chmod(cfg_file, 0o600)
-        # Warm Trino up (JIT, tpch generators) so the first measured run is not penalised.
-        run_worker("b", cfg_file, SQL.format(rows=min(args.rows, 200_000)), cfg["trino_ca"])
+        pids = path_pids(cfg)
+        print(f"Processes on the path: {pids}", file=sys.stderr, flush=True)
+        # Warm Trino up (JIT, tpch generators) and the gateway's pools before measuring.
+        warm = FETCH_SQL.format(scale=scale_for(min(args.rows, 100_000)))
+        for name in ("trino-direct", "datahub-gateway"):
+            run_worker(name, cfg_file, warm, pids, sort_after=True)
+        run_worker("floor", cfg_file, floor_sql, pids, sort_after=False)
+        env["load_average"] = [round(x, 1) for x in os.getloadavg()]
+        reference: dict[str, Any] | None = None
         for round_ in range(args.runs):
-            for v in args.variants:
-                result = run_worker(v, cfg_file, sql, cfg["trino_ca"])
-                results[v].append(result)
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in order:
+                is_floor = name == "floor"
+                result = run_worker(
+                    name,
+                    cfg_file,
+                    floor_sql if is_floor else sql,
+                    pids,
+                    sort_after=args.unordered,
+                )
+                results[name].append(result)
+                digest = result["digest"]
+                if reference is None and not is_floor:
+                    reference = {"competitor": name, **digest}
+                if reference is not None:
+                    if is_floor:
+                        if digest["rows"] != reference["rows"]:
+                            raise SystemExit(
+                                f"RESULTS DIFFER: the floor counted {digest['rows']} rows, "
+                                f"{reference['competitor']} fetched {reference['rows']}"
+                            )
+                    else:
+                        run = f"{name} (run {round_ + 1})"
+                        measure.check_equal({reference["competitor"]: reference, run: digest})
                 print(
-                    f"round {round_ + 1}: ({v}) {result['wall_s']:.2f} s, "
-                    f"peak +{result['peak_over_baseline_bytes'] / 2**20:,.0f} MiB",
+                    f"round {round_ + 1}: {name} {result['wall_s']:.2f} s, client CPU "
+                    f"{result['cpu_s']:.1f} s, peak +{_mib(result['peak_over'])}, "
+                    f"{digest['rows']:,} rows",
                     file=sys.stderr,
                     flush=True,
                 )
-    print(report(results, args.rows, args.runs))
+        env["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
+    print(report(results, sql, args.runs, env))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-
-
-@contextmanager
-def _given(cfg: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield cfg
+        args.json.write_text(
+            json.dumps({"sql": sql, "environment": env, "runs": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

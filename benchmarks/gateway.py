@@ -1,144 +1,115 @@
-"""The gateway's cost: ``SELECT 1`` through the DataHub gateway against straight to Trino,
-in the same run, against the same Trino.
+"""Gateway benchmark: ``SELECT 1`` straight to Trino, through the gateway, and through the
+deployed service with quotas, in one run of one code version, against one Trino.
 
-    /opt/datahub/venv/bin/python benchmarks/gateway.py [--queries 300] [--clients 50] [--each 10]
+    /opt/datahub-dev/venv/bin/python benchmarks/gateway.py            # 300 queries, 50 clients
+    /opt/datahub-dev/venv/bin/python benchmarks/gateway.py --queries 50 --clients 10 --each 5
 
-It starts the local stack (slapd, Trino, JupyterHub with the DataHub service as a managed
-service, exactly as ``make demo`` does, SQLite store, audit and event log on), signs alice
-in through the hub's login form and gives her a hub token, and (as carol, an admin) a quota
-policy that lets alice run ``--clients`` queries at once. It also starts a second gateway
-process from the same configuration without query hooks (``bare``: routing, health,
-audit, metrics, no quota admission), so the quota hooks' share shows. Then, with the
-official ``trino`` Python client:
+It starts the local stack as ``make demo`` does (slapd, Trino, JupyterHub with the DataHub
+service as a managed service: SQLite store, audit and event log on), with one more
+hub-managed service from the same code and configuration, ``datahub-gw``, which admits
+every query and has no query listeners (no quota work). Both check tokens the same way, by
+asking the hub (``HubAuth``, cached as deployed). alice signs in through the login form
+for a hub token that may use both services; carol (an admin) gives her a quota of
+``--clients`` queries at once. The three paths, all with the official ``trino`` client:
 
-1. **Added latency.** ``--queries`` times ``SELECT 1`` (execute and fetch) on each path,
-   taking turns, one connection each, after a warm-up: ``service`` (the hub-managed
-   service: hub token, plain HTTP to the gateway, which impersonates alice on Trino over
-   HTTPS), ``bare`` (the same without hooks), and ``direct`` (the service account
-   impersonating alice on Trino over HTTPS). Added latency = path minus direct, at p50 and
-   p95.
-2. **Concurrency.** ``--clients`` threads each run ``--each`` queries, on each path in
-   turn: throughput and errors (none expected).
+* ``direct``: straight to Trino over HTTPS as the gateway's service account impersonating
+  alice (what the gateway itself does upstream);
+* ``gateway``: ``datahub-gw`` on its plain HTTP port, alice's hub token as a bearer token,
+  the hub's real token check, routing, health, audit, metrics, no quotas;
+* ``service``: the deployed ``datahub`` service the same way, with quota admission and
+  accounting (what every ``%%sql`` cell goes through).
 
-The gateway's own ``/metrics`` give the protocol requests per query and the time the
-gateway took to answer them (the cluster's time included).
+Kernels reach the gateway on its own port (``DATAHUB_GATEWAY_URL``), not through the hub's
+proxy, so the proxy is not on these paths.
+
+1. **Latency.** ``--queries`` rounds; in each, one ``SELECT 1`` (execute, fetch, check the
+   result is ``[[1]]``) per path, the paths taking turns, one connection each, after
+   ``--warmup`` rounds. p50 and p95 per path, the gateway paths minus direct. The client's
+   CPU per query is its thread's CPU time; the gateway processes' CPU per query comes from
+   their own CPU time (each serves one path).
+2. **Throughput.** ``--clients`` threads each run ``--each`` queries on one path; the paths
+   take turns, ``--rounds`` times in rotating order; median queries per second. CPU and
+   peak resident memory of every process on the path (client, gateway process, hub, Trino)
+   over each phase. Any error fails the benchmark (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.metadata
 import json
 import os
-import platform
 import re
-import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import measure
 import requests
 import trino
 from trino.auth import JWTAuthentication
 
 from datahub.stack import demo
 from datahub.stack.local import LocalStack
-from datahub.stack.process import ManagedProcess, free_port
+from datahub.stack.process import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 SQL = "SELECT 1"
+PATHS = ("direct", "gateway", "service")
+GW_SERVICE = "datahub-gw"
+GW_PORT_ENV = "DATAHUB_BENCH_GATEWAY_PORT"
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
-def hub_token(stack: LocalStack, user: str) -> str:
-    """Sign *user* in through the login form (creating the hub user), then make a token."""
-    session = requests.Session()
-    page = session.get(f"{stack.hub_url}/hub/login", timeout=30)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    r = session.post(
-        f"{stack.hub_url}/hub/login",
-        data={"username": user, "password": demo.demo_password(user), "_xsrf": xsrf},
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert r.status_code == 302, r.text[:300]
-    r = requests.post(
-        f"{stack.hub_url}/hub/api/users/{user}/tokens",
-        headers={"Authorization": f"token {stack.settings['ops_token']}"},
-        json={"note": "gateway benchmark", "expires_in": 7200},
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()["token"]
-
-
-def grant_parallel_queries(stack: LocalStack, admin_token: str, user: str, n: int) -> None:
-    """Give *user* a quota policy allowing *n* queries at once (and plenty per day)."""
-    limits = {"concurrent_queries": n, "queued_queries": n, "queries_per_day": 1_000_000}
-    r = requests.put(
-        f"{stack.hub_url}/services/datahub/api/quota/policies/user/{user}",
-        headers={"Authorization": f"token {admin_token}"},
-        json={"limits": limits},
-        timeout=30,
-    )
-    r.raise_for_status()
-
-
-BARE_CONFIG = """import json
-from datahub.testing import user_token
+#: The hub configuration of this benchmark: the stack's own, plus the ``datahub-gw``
+#: service (this file with --serve-gateway), which alice's tokens may use as well.
+HUB_CONFIG = """\
+import os, sys
 c = get_config()  # noqa: F821
-settings = json.load(open({settings!r}))
-c.DataHubService.clusters = settings["clusters"]
-c.DataHubService.port = {port}
-c.DataHubService.secret = settings["gateway_hmac"]
-c.DataHubService.store_url = "sqlite:///{state}/bare.sqlite"
-c.DataHubService.event_log_file = "{state}/bare-events.jsonl"
-c.DataHubService.identity_resolver_class = "datahub.testing.StaticIdentityResolver"
-c.StaticIdentityResolver.tokens = {{{token!r}: user_token("alice", "analysts")}}
+load_subconfig({main!r})  # noqa: F821
+port = os.environ[{port_env!r}]
+c.JupyterHub.services.append({{
+    "name": {name!r},
+    "url": f"http://127.0.0.1:{{port}}",
+    "command": [sys.executable, {script!r}, "--serve-gateway", {main!r}, "--port", port],
+    "environment": {{"DATAHUB_STACK_FILE": os.environ["DATAHUB_STACK_FILE"]}},
+    "display": False,
+}})
+for role in c.JupyterHub.load_roles:
+    if role["name"] == "user":
+        role["scopes"].append("access:services!service={name}")
+    if role["name"] in ("datahub-sharing", "datahub-users"):
+        role["services"].append({name!r})
 """
 
 
-def serve_bare(config: str) -> None:
-    """Run a gateway from *config* with no quota admission and no listeners (the ``bare``
-    path): every query is admitted, nothing but the audit hears of it."""
+def serve_gateway(main_config: str, port: int) -> None:
+    """The ``datahub-gw`` service: the DataHub service from *main_config* on *port*, with
+    its own store and event log, admitting every query, with no query listeners."""
     from datahub.gateway.admission import QueryAdmission
     from datahub.service.app import DataHubService
 
+    state = Path.cwd()
     service = DataHubService()
-    service.initialize(["-f", config])
+    service.initialize(
+        [
+            "-f",
+            main_config,
+            f"--DataHubService.port={port}",
+            "--DataHubService.https_port=0",
+            f"--DataHubService.store_url=sqlite:///{state / 'datahub-gw.sqlite'}",
+            f"--DataHubService.event_log_file={state / 'datahub-gw-events.jsonl'}",
+        ]
+    )
     service.tracker.admission = QueryAdmission()
     service.query_listeners.clear()
     service.start()
 
 
-def start_bare(stack: LocalStack, state: Path, token: str) -> tuple[ManagedProcess, int]:
-    port = free_port()
-    config = state / "bare_config.py"
-    config.write_text(
-        BARE_CONFIG.format(settings=str(stack.stack_file), port=port, state=state, token=token)
-    )
-    process = ManagedProcess(
-        "bare-gateway",
-        [sys.executable, __file__, "--serve-bare", str(config)],
-        log_file=state / "bare-gateway.log",
-        cwd=state,
-    )
-    process.start()
-    process.wait_ready(
-        lambda: requests.get(f"http://127.0.0.1:{port}/v1/info", timeout=2).ok, 120, "bare"
-    )
-    return process, port
+# --------------------------------------------------------------------------- clients
 
 
-def via_gateway(port: int, token: str):
+def via(port: int, token: str):
     return lambda: trino.dbapi.connect(
         host="127.0.0.1",
         port=port,
@@ -149,173 +120,276 @@ def via_gateway(port: int, token: str):
     )
 
 
-def direct(stack: LocalStack):
-    return lambda: stack.trino.connect("alice")
-
-
 def one_query(connection) -> float:
     started = time.perf_counter()
     cursor = connection.cursor()
     cursor.execute(SQL)
-    assert cursor.fetchall() == [[1]]
+    rows = cursor.fetchall()
+    if rows != [[1]]:
+        raise AssertionError(f"SELECT 1 returned {rows!r}")
     return time.perf_counter() - started
 
 
-def latency(paths: dict, n: int, warmup: int = 20) -> dict[str, list[float]]:
-    connections = {name: make() for name, make in paths.items()}
+def latency(
+    makers: dict, pids: dict[str, int | None], n: int, warmup: int
+) -> dict[str, dict[str, float]]:
+    """*n* rounds of one query per path, taking turns; wall and client thread CPU per
+    query, and each gateway process's CPU over the phase."""
+    connections = {name: make() for name, make in makers.items()}
     for _ in range(warmup):
         for connection in connections.values():
             one_query(connection)
-    times: dict[str, list[float]] = {name: [] for name in paths}
+    walls: dict[str, list[float]] = {name: [] for name in makers}
+    cpus: dict[str, list[float]] = {name: [] for name in makers}
+    watch = measure.ProcessWatch(
+        {"gateway": pids["gateway"], "service": pids["service"], "hub": pids["hub"]}
+    ).start()
     for _ in range(n):
         for name, connection in connections.items():
-            times[name].append(one_query(connection))
-    return times
-
-
-def concurrency(make, clients: int, each: int) -> dict[str, float]:
-    def client() -> tuple[list[float], int]:
-        connection = make()
-        times, errors = [], 0
-        for _ in range(each):
-            try:
-                times.append(one_query(connection))
-            except Exception as e:  # counted, not hidden
-                errors += 1
-                print(f"  error: {type(e).__name__}: {e}"[:200], file=sys.stderr)
-        return times, errors
-
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(lambda _: client(), range(clients)))
-    wall = time.perf_counter() - started
-    times = [t for ts, _ in results for t in ts]
-    errors = sum(e for _, e in results)
-    return {
-        "queries": clients * each,
-        "errors": errors,
-        "wall_s": wall,
-        "throughput_qps": len(times) / wall,
-        "p50_ms": 1000 * percentile(times, 50),
-        "p95_ms": 1000 * percentile(times, 95),
-    }
-
-
-def gateway_requests(port: int) -> dict[str, tuple[float, float]]:
-    """(count, sum of seconds) of a gateway's protocol requests, by kind."""
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+            cpu = time.thread_time()
+            walls[name].append(one_query(connection))
+            cpus[name].append(time.thread_time() - cpu)
+    processes = watch.stop()
     out = {}
-    for kind in ("submit", "followup"):
-        count = re.search(
-            rf'datahub_gateway_request_duration_seconds_count{{kind="{kind}"}} (\S+)', text
-        )
-        total = re.search(
-            rf'datahub_gateway_request_duration_seconds_sum{{kind="{kind}"}} (\S+)', text
-        )
-        out[kind] = (
-            float(count.group(1)) if count else 0.0,
-            float(total.group(1)) if total else 0.0,
-        )
+    direct_p50 = measure.percentile(walls["direct"], 50)
+    direct_p95 = measure.percentile(walls["direct"], 95)
+    for name in makers:
+        p50, p95 = measure.percentile(walls[name], 50), measure.percentile(walls[name], 95)
+        out[name] = {
+            "n": n,
+            "p50_ms": 1000 * p50,
+            "p95_ms": 1000 * p95,
+            "added_p50_ms": 1000 * (p50 - direct_p50),
+            "added_p95_ms": 1000 * (p95 - direct_p95),
+            "client_cpu_ms": 1000 * sum(cpus[name]) / n,
+            "gateway_cpu_ms": (
+                1000 * processes[name]["cpu_s"] / n if name in processes else float("nan")
+            ),
+        }
+    out["hub_cpu_ms_per_round"] = 1000 * processes.get("hub", {}).get("cpu_s", 0.0) / n
     return out
 
 
+def throughput(make, clients: int, each: int, pids: dict[str, int | None], path: str) -> dict:
+    """*clients* threads × *each* queries on one path; CPU and peak memory of the
+    processes on that path over the phase."""
+    connections = [make() for _ in range(clients)]
+    for connection in connections:  # connect and authenticate before the clock
+        one_query(connection)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(connection) -> list[float]:
+        times = []
+        for _ in range(each):
+            try:
+                times.append(one_query(connection))
+            except Exception as e:  # noqa: BLE001 - counted and reported, not hidden
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
+        return times
+
+    on_path = {"client": os.getpid(), "trino": pids["trino"]}
+    if path != "direct":
+        on_path |= {"gateway": pids[path], "hub": pids["hub"]}
+    watch = measure.ProcessWatch(on_path).start()
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client, connections))
+    wall = time.perf_counter() - started
+    processes = watch.stop()
+    times = [t for ts in results for t in ts]
+    for e in errors[:5]:
+        print(f"  error on {path}: {e}", file=sys.stderr)
+    return {
+        "queries": clients * each,
+        "errors": len(errors),
+        "wall_s": wall,
+        "qps": len(times) / wall,
+        "p50_ms": 1000 * measure.percentile(times, 50) if times else float("nan"),
+        "p95_ms": 1000 * measure.percentile(times, 95) if times else float("nan"),
+        "processes": processes,
+    }
+
+
+def gateway_requests(port: int) -> float:
+    """How many protocol requests a gateway has answered (its own /metrics)."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r"datahub_gateway_request_duration_seconds_count\{[^}]*\} (\S+)", text)
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    env = results["environment"]
+    lat = results["latency"]
+    lines = [
+        f"{measure.describe_environment(env)}; load average {env['load_average']} before "
+        f"the latency phase, {env['load_average_after']} after the throughput phase.",
+        "",
+        f"Latency: {args.queries} × `{SQL}` per path, taking turns, one connection each:",
+        "",
+        "| path | p50 | p95 | added p50 | added p95 | client CPU / query "
+        "| gateway CPU / query | client requests / query |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in PATHS:
+        r = lat[name]
+        added = (
+            f"**{r['added_p50_ms']:+.1f} ms** | **{r['added_p95_ms']:+.1f} ms**"
+            if name != "direct"
+            else "| "
+        )
+        gw = f"{r['gateway_cpu_ms']:.1f} ms" if name != "direct" else "–"
+        reqs = f"{r['requests_per_query']:.2f}" if name != "direct" else "–"
+        lines.append(
+            f"| {name} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms | {added} "
+            f"| {r['client_cpu_ms']:.2f} ms | {gw} | {reqs} |"
+        )
+    lines += [
+        "",
+        f"(The hub's CPU over the latency phase: {lat['hub_cpu_ms_per_round']:.2f} ms per "
+        "round of three queries; the hub answers token checks that HubAuth has not "
+        "cached.)",
+        "",
+        f"Throughput: {args.clients} clients × {args.each} queries per path, the paths "
+        f"taking turns {args.rounds} times; medians over the rounds; CPU per query and peak "
+        "resident memory over the phase's start:",
+        "",
+        "| path | queries/s | × direct | p50 | p95 | errors | client CPU | gateway CPU "
+        "| hub CPU | Trino CPU | gateway peak memory | queries/s per round |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    tp = results["throughput"]
+    direct_qps = measure.median(r["qps"] for r in tp["direct"])
+    for name in PATHS:
+        runs = tp[name]
+        qps = measure.median(r["qps"] for r in runs)
+
+        def per_query(proc: str, runs=runs) -> str:
+            values = [
+                1000 * r["processes"][proc]["cpu_s"] / r["queries"]
+                for r in runs
+                if proc in r["processes"]
+            ]
+            return f"{measure.median(values):.1f} ms" if values else "–"
+
+        peaks = [
+            r["processes"]["gateway"]["peak_over"] for r in runs if "gateway" in r["processes"]
+        ]
+        peak = f"+{measure.median(peaks) / measure.MiB:.0f} MiB" if peaks else "–"
+        each_round = ", ".join(f"{r['qps']:.1f}" for r in runs)
+        lines.append(
+            f"| {name} | {qps:.1f} | {qps / direct_qps:.2f}× "
+            f"| {measure.median(r['p50_ms'] for r in runs):.0f} ms "
+            f"| {measure.median(r['p95_ms'] for r in runs):.0f} ms "
+            f"| {sum(r['errors'] for r in runs)} | {per_query('client')} | {per_query('gateway')} "
+            f"| {per_query('hub')} | {per_query('trino')} | {peak} "
+            f"| {each_round} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=300, help="sequential queries per path")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--queries", type=int, default=300, help="latency rounds")
+    parser.add_argument("--warmup", type=int, default=20, help="latency rounds not counted")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
     parser.add_argument("--each", type=int, default=10, help="queries per concurrent client")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per path")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-bare", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_bare:
-        serve_bare(args.serve_bare)
+    if args.serve_gateway:
+        serve_gateway(args.serve_gateway, args.port)
         return
 
     state = Path(tempfile.mkdtemp(prefix="datahub-bench-gateway-"))
-    stack = LocalStack(state / "stack", REPO / "jupyterhub_config.py", hub_port=0)
-    print(f"Starting the local stack in {state} ...", flush=True)
+    gw_port = free_port()
+    os.environ[GW_PORT_ENV] = str(gw_port)
+    hub_config = state / "jupyterhub_config.py"
+    hub_config.write_text(
+        HUB_CONFIG.format(
+            main=str(measure.REPO / "jupyterhub_config.py"),
+            port_env=GW_PORT_ENV,
+            name=GW_SERVICE,
+            script=str(Path(__file__).resolve()),
+        )
+    )
+    # The hub finds configurable-http-proxy next to its configuration file or on PATH.
+    bin_dir = measure.REPO / "node_modules" / ".bin"
+    os.environ["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    stack = LocalStack(state / "stack", hub_config)
+    print(f"Starting the local stack in {state} ...", file=sys.stderr, flush=True)
     stack.start()
-    bare = None
     try:
-        token = hub_token(stack, "alice")
-        grant_parallel_queries(stack, hub_token(stack, "carol"), "alice", args.clients)
-        bare, bare_port = start_bare(stack, state, token)
+        stack.hub.wait_ready(
+            lambda: requests.get(f"http://127.0.0.1:{gw_port}/v1/info", timeout=2).ok,
+            60,
+            "the datahub-gw service",
+        )
+        token = measure.hub_token(
+            stack.hub_url, stack.settings["ops_token"], "alice", demo.demo_password("alice")
+        )
+        carol = measure.hub_token(
+            stack.hub_url, stack.settings["ops_token"], "carol", demo.demo_password("carol")
+        )
+        measure.grant_parallel_queries(stack.hub_url, carol, "alice", args.clients)
         service_port = stack.settings["gateway_port"]
-        paths = {
-            "service": via_gateway(service_port, token),
-            "bare": via_gateway(bare_port, token),
-            "direct": direct(stack),
+        makers = {
+            "direct": lambda: stack.trino.connect("alice"),
+            "gateway": via(gw_port, token),
+            "service": via(service_port, token),
         }
+        pids = {
+            "service": measure.pid_listening(service_port),
+            "gateway": measure.pid_listening(gw_port),
+            "hub": stack.hub.pid,
+            "trino": measure.pid_listening(stack.trino.https_port),
+        }
+        print(f"Processes: {pids}", file=sys.stderr, flush=True)
 
-        load_before = os.getloadavg()
-        ports = {"service": service_port, "bare": bare_port}
+        env = measure.environment("trino", "tornado", "aiohttp", "jupyterhub")
+        ports = {"gateway": gw_port, "service": service_port}
         before = {name: gateway_requests(port) for name, port in ports.items()}
-        print(f"Latency: {args.queries} x {SQL!r} per path, taking turns ...", flush=True)
-        times = latency(paths, args.queries)
-        after = {name: gateway_requests(port) for name, port in ports.items()}
-        results: dict = {"latency": {}, "concurrency": {}}
-        for name, values in times.items():
-            results["latency"][name] = {
-                "n": len(values),
-                "p50_ms": 1000 * percentile(values, 50),
-                "p95_ms": 1000 * percentile(values, 95),
-                "mean_ms": 1000 * statistics.fmean(values),
-            }
-        lat = results["latency"]
-        measured = args.queries + 20  # with the warm-up
-        for name in ports:
-            made = sum(after[name][k][0] - before[name][k][0] for k in after[name])
-            spent = sum(after[name][k][1] - before[name][k][1] for k in after[name])
-            lat[name]["added_p50_ms"] = lat[name]["p50_ms"] - lat["direct"]["p50_ms"]
-            lat[name]["added_p95_ms"] = lat[name]["p95_ms"] - lat["direct"]["p95_ms"]
-            lat[name]["requests_per_query"] = made / measured
-            lat[name]["gateway_ms_per_request"] = 1000 * spent / max(made, 1)
+        print(f"Latency: {args.queries} rounds ...", file=sys.stderr, flush=True)
+        lat = latency(makers, pids, args.queries, args.warmup)
+        for name, port in ports.items():
+            made = gateway_requests(port) - before[name]
+            lat[name]["requests_per_query"] = made / (args.queries + args.warmup)
 
-        for name, make in paths.items():
-            print(
-                f"Concurrency: {args.clients} clients x {args.each} queries, {name} ...", flush=True
-            )
-            results["concurrency"][name] = concurrency(make, args.clients, args.each)
-
-        results["environment"] = {
-            "cpus": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "trino_client": importlib.metadata.version("trino"),
-            "tornado": importlib.metadata.version("tornado"),
-            "httpx": importlib.metadata.version("httpx"),
-        }
+        tp: dict[str, list[dict]] = {name: [] for name in PATHS}
+        for round_ in range(args.rounds):
+            order = PATHS[round_ % 3 :] + PATHS[: round_ % 3]
+            for name in order:
+                print(
+                    f"Throughput round {round_ + 1}: {name}, {args.clients} clients ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                result = throughput(makers[name], args.clients, args.each, pids, name)
+                print(f"  {result['qps']:.1f} q/s", file=sys.stderr, flush=True)
+                tp[name].append(result)
+        env["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
+        results = {"environment": env, "latency": lat, "throughput": tp}
     finally:
-        if bare is not None:
-            bare.stop()
         stack.stop()
 
-    lat = results["latency"]
-    print(
-        "\n| path | p50 (ms) | p95 (ms) | added p50 (ms) | added p95 (ms) "
-        "| client requests / query | gateway ms / request |\n|---|---|---|---|---|---|---|"
-    )
-    for name in ("service", "bare", "direct"):
-        r = lat[name]
-        extra = (
-            f"{r['added_p50_ms']:.1f} | {r['added_p95_ms']:.1f} | {r['requests_per_query']:.2f} "
-            f"| {r['gateway_ms_per_request']:.2f}"
-            if name != "direct"
-            else " | | | "
-        )
-        print(f"| {name} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {extra} |")
-    print("\n| path | queries | errors | wall (s) | throughput (q/s) | p50 (ms) | p95 (ms) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, r in results["concurrency"].items():
-        print(
-            f"| {name} | {r['queries']} | {r['errors']} | {r['wall_s']:.1f} | "
-            f"{r['throughput_qps']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |"
-        )
-    print(f"\n{json.dumps(results['environment'])}")
+    print(report(results, args))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    errors = sum(r["errors"] for r in results["concurrency"].values())
+    errors = sum(r["errors"] for runs in results["throughput"].values() for r in runs)
     sys.exit(1 if errors else 0)
 
 
