@@ -4,9 +4,9 @@ The browser cannot ask the DataHub service for metadata itself: the service runs
 metadata statement through the gateway with the caller's hub token, and a JupyterLab
 session has none (its cookie belongs to the user's server). The user's server has one,
 the same ``$JUPYTERHUB_API_TOKEN`` its kernels use for ``%%sql``. So the server answers
-``GET {base_url}datahub/api/metadata/<kind>?…`` for its signed-in user by asking
-``{service}/api/metadata/<kind>?…`` with that token, and passes the answer (or the
-service's error sentence) through: the same identity, quota, routing and audit as the
+``GET {base_url}datahub/api/metadata/<kind>?…`` (and ``POST …/refresh``, the panel's
+Refresh) for its signed-in user by asking ``{service}/api/metadata/<kind>?…`` with that
+token, and passes the answer (or the service's error sentence) through: the same identity, quota, routing and audit as the
 user's queries, and nothing the user could not ask for themselves.
 
 Enabled by ``jupyter_server_config.d/jupyter-datahub.json`` in
@@ -32,8 +32,10 @@ from datahub import wire
 
 __all__ = ["MetadataProxy"]
 
-#: What the browser may ask for: ``api/metadata/<kind>`` of the service (GET only).
+#: What the browser may ask for: ``api/metadata/<kind>`` of the service (GET), and
+#: ``POST api/metadata/refresh`` (drop the user's cached answers).
 KIND_PATTERN = r"([a-z][a-z-]*)"
+REFRESH = "refresh"
 
 
 class MetadataProxy(Configurable):
@@ -70,7 +72,7 @@ class MetadataProxy(Configurable):
     def _gateway_url_default(self) -> str:
         return os.environ.get(wire.GATEWAY_URL_ENV, "")
 
-    def request(self, kind: str, query: str) -> HTTPRequest:
+    def request(self, kind: str, query: str, method: str = "GET") -> HTTPRequest:
         """The request to the service for ``api/metadata/<kind>?<query>``, with the
         server's hub token."""
         url = f"{wire.service_api_url(self.gateway_url)}/{wire.API_METADATA}{kind}"
@@ -79,6 +81,8 @@ class MetadataProxy(Configurable):
         token = os.environ.get(wire.HUB_TOKEN_ENV, "")
         return HTTPRequest(
             url,
+            method=method,
+            body=b"" if method == "POST" else None,
             headers={"Authorization": f"token {token}", "Accept": "application/json"},
             request_timeout=self.timeout,
             connect_timeout=min(self.timeout, 10.0),
@@ -89,20 +93,31 @@ class MetadataProxy(Configurable):
 
 class MetadataProxyHandler(APIHandler):
     """``GET {base_url}datahub/api/metadata/<kind>``: the service's answer for this
-    server's user."""
+    server's user; ``POST …/refresh`` drops that user's cached answers (the panel's
+    Refresh)."""
 
     def initialize(self, proxy: MetadataProxy) -> None:
         self.proxy = proxy
 
     @web.authenticated
     async def get(self, kind: str) -> None:
+        await self._forward(kind, "GET")
+
+    @web.authenticated
+    async def post(self, kind: str) -> None:
+        if kind != REFRESH:
+            self._answer(405, {"message": "Only the refresh of metadata is a POST."})
+            return
+        await self._forward(kind, "POST")
+
+    async def _forward(self, kind: str, method: str) -> None:
         if not self.proxy.gateway_url:
             self._answer(503, {"message": "No DataHub gateway is configured for this server."})
             return
         if urlsplit(self.proxy.gateway_url).scheme not in ("http", "https"):
             self._answer(503, {"message": "The DataHub gateway URL is not http(s)."})
             return
-        request = self.proxy.request(kind, self.request.query)
+        request = self.proxy.request(kind, self.request.query, method)
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except HTTPClientError as e:  # raised even so for timeouts (code 599)

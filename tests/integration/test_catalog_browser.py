@@ -173,6 +173,30 @@ def test_tables_without_a_comment_have_none_and_hidden_ones_stay_hidden(metadata
     assert "customer" not in {t["name"] for t in tables}
 
 
+def test_metadata_statements_go_through_the_users_quota_and_routing(stack, users, metadata):
+    """A metadata statement is a query of the user's like any other: their quota can
+    refuse it, and a routing hint they may not use is refused by the gateway's router."""
+    policy = f"{stack.hub_url}/services/datahub/api/quota/policies/user/bob"
+    admin = {"Authorization": f"token {users.token('carol')}"}
+    r = requests.put(policy, json={"limits": {"queries_per_day": 0}}, headers=admin, timeout=60)
+    assert r.status_code == 200, r.text
+    try:
+        requests.post(  # a statement on Trino, not an answer cached earlier
+            f"{stack.hub_url}/services/datahub/api/metadata/refresh",
+            headers={"Authorization": f"token {users.token('bob')}"},
+            timeout=60,
+        ).raise_for_status()
+        refused = metadata("bob", "schemas", catalog="tpch")
+        assert refused.status_code == 502
+        assert refused.json()["message"].startswith("QuotaExceeded: ")
+    finally:
+        requests.delete(policy, headers=admin, timeout=60)
+    assert "tiny" in ok(metadata("bob", "schemas", catalog="tpch"))["schemas"]
+    routed = metadata("alice", "catalogs", cluster="nosuchgroup")
+    assert routed.status_code == 502
+    assert "There is no routing group or cluster named 'nosuchgroup'" in routed.json()["message"]
+
+
 def test_bob_cannot_describe_the_customer_table_trino_hides_from_him(metadata):
     columns = ok(metadata("alice", "describe", catalog="tpch", schema="tiny", table="customer"))
     assert "custkey" in [c["name"] for c in columns["describe"]]
@@ -311,3 +335,21 @@ def test_a_users_server_answers_the_panel_with_the_servers_token(stack, users):
     )
     assert r.status_code == 400
     assert r.json()["message"] == "Listing tables needs the schema name (?schema=…)."
+
+
+def test_the_panels_refresh_through_a_users_server_drops_that_users_answers(stack, users):
+    def through_server(method: str, kind: str) -> requests.Response:
+        return requests.request(
+            method,
+            f"{stack.hub_url}/user/alice/datahub/api/metadata/{kind}",
+            params={"catalog": "tpch", "schema": "tiny"} if method == "GET" else None,
+            headers={"Authorization": f"token {users.token('alice')}"},
+            timeout=180,
+        )
+
+    ok(through_server("GET", "tables"))  # at least this answer is cached now
+    assert ok(through_server("POST", "refresh"))["forgotten"] >= 1
+    assert ok(through_server("POST", "refresh"))["forgotten"] == 0
+    refused = through_server("POST", "tables")
+    assert refused.status_code == 405
+    assert refused.json()["message"] == "Only the refresh of metadata is a POST."

@@ -22,6 +22,15 @@ def test_the_request_goes_to_the_services_metadata_api_with_the_servers_token(mo
     assert request.ca_certs is None
 
 
+def test_the_panels_refresh_is_a_post_to_the_services_refresh(monkeypatch):
+    monkeypatch.setenv(wire.GATEWAY_URL_ENV, "http://gw.example:8765")
+    monkeypatch.setenv(wire.HUB_TOKEN_ENV, "server-token")
+    request = MetadataProxy().request("refresh", "", "POST")
+    assert request.url == "http://gw.example:8765/services/datahub/api/metadata/refresh"
+    assert request.method == "POST" and request.body == b""
+    assert request.headers["Authorization"] == "token server-token"
+
+
 def test_an_https_gateway_is_checked_against_the_configured_ca(monkeypatch):
     monkeypatch.setenv(wire.GATEWAY_URL_ENV, "https://gw.example:8443")
     proxy = MetadataProxy(ca_file="/etc/datahub/ca.pem", timeout=5)
