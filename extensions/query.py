@@ -46,7 +46,7 @@ import trino.client
 import trino.constants
 
 from datahub.extensions import trino_compat
-from datahub.extensions.segments import SegmentReader, accepted_encodings
+from datahub.extensions.segments import Segment, SegmentReader, accepted_encodings
 from datahub.results import ResultBuilder
 from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUERY_DATA_ENCODING_HEADER
 
@@ -275,15 +275,14 @@ class _PageStream:
             self._put(_Failure(e))
         self._put(_END)
 
-    def rows(self, data: list[Any] | list[Future[list[Any]]] | None) -> Iterator[list[Any]]:
+    def rows(self, data: list[Any] | list[Future[Segment]] | None) -> Iterator[list[Any]]:
         """A page's rows: the direct protocol's list, or each spooled segment's rows as
         its download and decoding finish (in order)."""
         if not data or not isinstance(data[0], Future):
             yield data or []
             return
         for segment in data:
-            rows = segment.result()  # interruptible: Ctrl-C lands here while waiting
-            self._segments.done()
+            rows = self._segments.rows(segment)
             if rows:
                 yield rows
 

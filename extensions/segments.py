@@ -3,10 +3,11 @@
 With Trino's spooling protocol a page's ``data`` is ``{"encoding", "segments"}``: *inline*
 segments carry their rows (base64), *spooled* ones a ``uri`` to download (through the
 DataHub gateway: a signed URI that names the user) and an ``ackUri`` to say it was read.
-Each segment is decompressed (``zstandard``/``lz4``) and parsed (``orjson``) on a small pool
-of threads while the kernel's main thread turns earlier segments into typed columns
-(:class:`datahub.results.ResultBuilder`), so downloads, decompression and conversion
-overlap; at most `MAX_PENDING` segments are held at once, so memory stays bounded.
+Segments are downloaded on a small pool of threads while the kernel's main thread
+decompresses (``zstandard``/``lz4``), parses (``orjson``) and turns earlier ones into typed
+columns (:class:`datahub.results.ResultBuilder`), one at a time, so downloads and
+conversion overlap; at most `MAX_PENDING` segments (compressed) are held at once, so
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import requests
@@ -64,15 +65,24 @@ def decode(encoding: str, raw: bytes, metadata: dict[str, Any]) -> list[list[Any
     codec = CODECS.get(encoding)
     if codec is None:
         raise ValueError(f"Trino sent rows encoded as {encoding!r}, which %%sql cannot read.")
-    plain = codec(raw, metadata)
     expected = metadata.get("uncompressedSize")
+    # Trino leaves segments below its compression threshold uncompressed, without a size.
+    plain = raw if expected is None else codec(raw, metadata)
     if expected is not None and encoding != "json" and len(plain) != int(expected):
         raise ValueError(f"A result segment decoded to {len(plain)} bytes, not {expected}.")
     return orjson.loads(plain)
 
 
+class Segment(NamedTuple):
+    """A segment's bytes as downloaded (compressed as *encoding* says)."""
+
+    encoding: str
+    raw: bytes
+    metadata: dict[str, Any]
+
+
 class SegmentReader:
-    """Downloads and decodes a query's segments on a few threads, in order of submission.
+    """Downloads a query's segments on a few threads; hands their rows out in order.
 
     *session* is the connection's HTTP session (its credentials go with each download:
     the gateway checks they are the user's the URI names); *stopped* says the query is
@@ -94,8 +104,8 @@ class SegmentReader:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="datahub-sql-segments")
         self._room = threading.BoundedSemaphore(max_pending)
 
-    def submit(self, data: dict[str, Any]) -> list[Future[list[list[Any]]]] | None:
-        """Start on a spooled page's segments: one future of rows per segment, in order
+    def submit(self, data: dict[str, Any]) -> list[Future[Segment]] | None:
+        """Start downloading a spooled page's segments: one future per segment, in order
         (None if the query was stopped while waiting for room)."""
         encoding = data.get("encoding", "json")
         futures = []
@@ -103,18 +113,23 @@ class SegmentReader:
             while not self._room.acquire(timeout=0.2):
                 if self._stopped.is_set():
                     return None
-            futures.append(self._pool.submit(self._rows, encoding, segment))
+            futures.append(self._pool.submit(self._download, encoding, segment))
         return futures
 
-    def done(self, count: int = 1) -> None:
-        """The caller converted *count* segments' rows: make room for more."""
-        for _ in range(count):
-            self._room.release()
+    def rows(self, future: Future[Segment]) -> list[list[Any]]:
+        """The rows of a submitted segment, once downloaded (waiting for it).
 
-    def _rows(self, encoding: str, segment: dict[str, Any]) -> list[list[Any]]:
+        Decoded here, on the caller's thread, one segment at a time: the rows as Python
+        objects take ten times the memory of the compressed bytes the pool holds.
+        """
+        segment = future.result()  # interruptible: Ctrl-C lands here while waiting
+        self._room.release()
+        return decode(segment.encoding, segment.raw, segment.metadata)
+
+    def _download(self, encoding: str, segment: dict[str, Any]) -> Segment:
         metadata = segment.get("metadata") or {}
         if segment.get("type") == "inline":
-            return decode(encoding, base64.b64decode(segment["data"]), metadata)
+            return Segment(encoding, base64.b64decode(segment["data"]), metadata)
         headers = {name: values[0] for name, values in (segment.get("headers") or {}).items()}
         # Segments are compressed already; gzip on top only costs both sides CPU.
         headers["Accept-Encoding"] = "identity"
@@ -125,12 +140,11 @@ class SegmentReader:
         if response.status_code != 200:
             # Worded like the client's own HTTP errors, which %%sql turns into a sentence.
             raise trino.exceptions.HttpError(f"error {response.status_code}: {_refusal(response)}")
-        rows = decode(encoding, response.content, metadata)
         if segment.get("ackUri"):
             # Closed meanwhile: the cluster drops the segment when it expires.
             with contextlib.suppress(RuntimeError):
                 self._pool.submit(self._ack, segment["ackUri"])
-        return rows
+        return Segment(encoding, response.content, metadata)
 
     def _ack(self, uri: str) -> None:
         # Lets the cluster delete the segment now instead of when it expires.

@@ -191,13 +191,15 @@ class Exchange:
                 return self._broken_off(cluster, e, started=False)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
+            rows = None
             if spooling:
                 rewrite_segment = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
-                page = spooled.rewrite_segments(page, rewrite_segment)
+                page, rows = spooled.rewrite_segments(page, rewrite_segment)
             out = rewriter.feed(page) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(cluster, response, body)
             facts = rewriter.facts()
+            facts.spooled_rows = rows
             if collapse and rewrite.carries_nothing(body, response.header_items()):
                 if before_finish is not None:
                     before_finish(facts)

@@ -159,6 +159,8 @@ class PageFacts:
     state: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    #: Spooling protocol: the result's rows up to the end of this page's last segment.
+    spooled_rows: int | None = None
 
 
 # -------------------------------------------------------------------------- errors

@@ -39,30 +39,48 @@ def is_spooled(head: bytes) -> bool:
     return head[at + len(_DATA_KEY) : at + len(_DATA_KEY) + 16].lstrip()[:1] == b"{"
 
 
-def rewrite_segments(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:
+def rewrite_segments(body: bytes, rewrite_uri: Callable[[str], str]) -> tuple[bytes, int | None]:
     """*body* (a whole page) with its spooled segments' ``uri`` and ``ackUri`` rewritten by
-    *rewrite_uri* when they point at the cluster (others are storage URIs, kept).
-    Other pages are returned unchanged."""
+    *rewrite_uri* when they point at the cluster (others are storage URIs, kept), and the
+    number of the result's rows up to the end of its last segment (None for a page
+    without segments, returned unchanged).
+
+    Trino's own count of output rows is the number of segments for a spooled query, so
+    the gateway counts the rows from the segments' metadata (``rowOffset``, ``rowsCount``).
+    """
     if b'"segments"' not in body:
-        return body
+        return body, None
     try:
         page = json.loads(body)
     except ValueError:
-        return body
+        return body, None
     data = page.get("data") if isinstance(page, dict) else None
     segments = data.get("segments") if isinstance(data, dict) else None
     if not isinstance(segments, list):
-        return body
-    changed = False
+        return body, None
+    changed, rows = False, None
     for segment in segments:
-        if not isinstance(segment, dict) or segment.get("type") != "spooled":
+        if not isinstance(segment, dict):
+            continue
+        rows = _rows_through(segment.get("metadata")) or rows
+        if segment.get("type") != "spooled":
             continue
         for key in ("uri", "ackUri"):
             uri = segment.get(key)
             if isinstance(uri, str) and urlsplit(uri).path.startswith(SPOOLED_PATH):
                 segment[key] = rewrite_uri(uri)
                 changed = True
-    return json.dumps(page, separators=(",", ":")).encode() if changed else body
+    return (json.dumps(page, separators=(",", ":")).encode() if changed else body), rows
+
+
+def _rows_through(metadata: object) -> int | None:
+    """The result's rows up to the end of a segment (its offset plus its rows)."""
+    if not isinstance(metadata, dict):
+        return None
+    try:
+        return int(metadata.get("rowOffset", 0)) + int(metadata["rowsCount"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def uri_rewriter(gateway: Gateway, base_url: str, cluster: str, user: str) -> Callable[[str], str]:

@@ -70,8 +70,14 @@ def final_state(trino_state: str | None, error_name: str | None) -> str:
     return QueryState.FAILED
 
 
-def stats_from_page(stats: Mapping[str, Any], error: Mapping[str, Any] | None = None) -> QueryStats:
-    """`QueryStats` from a result page's ``stats`` (and ``error``, on a failed query)."""
+def stats_from_page(
+    stats: Mapping[str, Any],
+    error: Mapping[str, Any] | None = None,
+    *,
+    output_rows: int | None = None,
+) -> QueryStats:
+    """`QueryStats` from a result page's ``stats`` (and ``error``, on a failed query);
+    *output_rows* only for a spooled query (counted from its segments)."""
     error = error or {}
     return QueryStats(
         state=str(stats.get("state") or "UNKNOWN"),
@@ -83,6 +89,7 @@ def stats_from_page(stats: Mapping[str, Any], error: Mapping[str, Any] | None = 
         processed_bytes=_int(stats.get("processedBytes")),
         physical_bytes=_int(stats.get("physicalInputBytes")),
         peak_memory_bytes=_int(stats.get("peakMemoryBytes")),
+        output_rows=output_rows,
         error_name=error.get("errorName"),
         error_type=error.get("errorType"),
         error=error.get("message"),
@@ -118,7 +125,8 @@ def stats_from_query_info(info: Mapping[str, Any]) -> QueryStats:
 
 def merge_final(page: QueryStats | None, info: QueryStats | None) -> QueryStats | None:
     """The best final statistics from the last page and the query info (either may be
-    missing): the page's numbers, completed with the info's output rows and errors."""
+    missing): the page's numbers, completed with the info's output rows and errors (a
+    spooled query's output rows are the page's: Trino's count is of its segments)."""
     if info is None:
         return page
     if page is None:
@@ -133,7 +141,7 @@ def merge_final(page: QueryStats | None, info: QueryStats | None) -> QueryStats 
         processed_bytes=max(page.processed_bytes, info.processed_bytes),
         physical_bytes=max(page.physical_bytes, info.physical_bytes),
         peak_memory_bytes=max(page.peak_memory_bytes, info.peak_memory_bytes),
-        output_rows=info.output_rows,
+        output_rows=info.output_rows if page.output_rows is None else page.output_rows,
         error_name=page.error_name or info.error_name,
         error_type=page.error_type or info.error_type,
         error=page.error or info.error,

@@ -261,7 +261,9 @@ class QueryTracker:
         on its behalf: then the listeners' ``on_progress`` is not called for it)."""
         query.last_seen = time.monotonic()
         if facts.stats:
-            query.stats = stats_from_page(facts.stats, facts.error)
+            # A spooled query's rows are counted from its segments (Trino counts those).
+            rows = facts.spooled_rows or (query.stats.output_rows if query.stats else None)
+            query.stats = stats_from_page(facts.stats, facts.error, output_rows=rows)
             state = query.stats.state
             if state != query.state:
                 started = _is_running(state) and not _is_running(query.state)
@@ -340,6 +342,8 @@ class QueryTracker:
         if query.closed:
             return False
         query.closed = True
+        if page_stats is None and query.stats is not None and query.stats.output_rows is not None:
+            page_stats = query.stats  # a spooled query's rows, which Trino's info lacks
         try:
             return await self.closer.close(
                 query, state=state, page_stats=page_stats, info=info, error=error, fetch=fetch

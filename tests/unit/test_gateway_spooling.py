@@ -8,6 +8,7 @@ import pytest
 
 from datahub.gateway import spooled
 from datahub.gateway.signing import FollowupError, FollowupSigner, parse_followup, parse_segment
+from datahub.gateway.stats import merge_final, stats_from_page, stats_from_query_info
 
 SIGNER = FollowupSigner(b"unit-test-secret-0123456789abcdef")
 BASE = "https://gateway.example:8443"
@@ -91,13 +92,18 @@ def page(data) -> bytes:
 SPOOLED = {
     "encoding": "json+zstd",
     "segments": [
-        {"type": "inline", "data": "KLUv", "metadata": {"rowsCount": 1}},
-        {"type": "spooled", "uri": DOWNLOAD, "ackUri": ACK, "metadata": {"rowsCount": 9}},
+        {"type": "inline", "data": "KLUv", "metadata": {"rowOffset": 100, "rowsCount": 1}},
+        {
+            "type": "spooled",
+            "uri": DOWNLOAD,
+            "ackUri": ACK,
+            "metadata": {"rowOffset": 101, "rowsCount": 9},
+        },
         {
             "type": "spooled",
             "uri": "https://bucket.s3.example/seg?X-Amz-Signature=abc",
             "ackUri": ACK,
-            "metadata": {"rowsCount": 9},
+            "metadata": {"rowOffset": 110, "rowsCount": 9},
         },
     ],
 }
@@ -112,15 +118,27 @@ def test_a_spooled_page_is_told_from_a_direct_one_by_its_data():
 
 
 def test_segment_uris_on_the_cluster_are_rewritten_and_storage_uris_kept():
-    out = json.loads(spooled.rewrite_segments(page(SPOOLED), lambda uri: "GW:" + uri))
+    body, rows = spooled.rewrite_segments(page(SPOOLED), lambda uri: "GW:" + uri)
+    out = json.loads(body)
     inline, on_cluster, on_storage = out["data"]["segments"]
     assert inline == SPOOLED["segments"][0]
     assert (on_cluster["uri"], on_cluster["ackUri"]) == ("GW:" + DOWNLOAD, "GW:" + ACK)
     assert on_storage["uri"] == "https://bucket.s3.example/seg?X-Amz-Signature=abc"
     assert on_storage["ackUri"] == "GW:" + ACK
     assert out["nextUri"] == "https://trino:8443/v1/statement/executing/q1/s/2"
+    # The result's rows up to the end of the page's last segment: Trino's own count of
+    # output rows is the number of segments.
+    assert rows == 119
 
 
 def test_direct_pages_pass_unchanged():
     body = page([["segments"], ["v1/spooled"]])
-    assert spooled.rewrite_segments(body, lambda uri: "GW:" + uri) is body
+    assert spooled.rewrite_segments(body, lambda uri: "GW:" + uri) == (body, None)
+
+
+def test_a_spooled_querys_output_rows_are_the_gateways_count_not_trinos():
+    page_stats = stats_from_page({"state": "FINISHED"}, output_rows=119)
+    info = stats_from_query_info({"state": "FINISHED", "queryStats": {"outputPositions": 3}})
+    assert merge_final(page_stats, info).output_rows == 119
+    direct = stats_from_page({"state": "FINISHED"})
+    assert merge_final(direct, info).output_rows == 3
