@@ -1,10 +1,12 @@
 """The schema browser side panel in a real browser (Debian's Chromium, Playwright) on the
 real stack: alice opens it, expands down to a table's columns, searches, inserts a
-table's name into the cell she is writing and previews the table."""
+table's name into the cell she is writing and previews the table; a table she creates
+shows, with its comment, after Refresh."""
 
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -79,3 +81,43 @@ def test_alice_browses_searches_inserts_a_name_and_previews_a_table(
     summary = preview.locator(".jp-OutputArea-output").first
     expect(summary).to_contain_text("100 rows", timeout=180_000)
     expect(preview.locator(".jp-OutputArea-executeResult")).to_contain_text("orderkey")
+
+
+def open_memory_default(panel) -> None:
+    """Open the memory catalog and its schema ``default`` (not the routing group of the
+    same name)."""
+    expect(row(panel, "memory")).to_be_visible(timeout=120_000)
+    open_node(panel, "memory")
+    memory = row(panel, "memory").first.locator("xpath=..")
+    expect(row(memory, "default")).to_be_visible(timeout=120_000)
+    open_node(memory, "default")
+
+
+def test_refresh_shows_a_table_created_meanwhile_with_its_comment(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    sign_in_form(page, "alice", demo.demo_password("alice"))
+    page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=180_000)
+    notebook = new_notebook(page, "alice")
+    page.locator('.lm-TabBar-tab[title="DataHub schema browser"]').click()
+    panel = page.locator("#jupyter-datahub-schema-browser")
+    open_memory_default(panel)  # its listing is now cached in the service
+    expect(panel.get_by_text("Loading…")).to_have_count(0, timeout=120_000)
+
+    table = f"browsed_{uuid.uuid4().hex[:8]}"
+    cell = new_cell_with(
+        page,
+        notebook,
+        f"%%sql\nCREATE TABLE memory.default.{table} (id bigint) COMMENT 'Made in the browser'",
+    )
+    run_cell(page, cell)
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"), timeout=180_000)
+    expect(cell.locator("[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
+    expect(row(panel, table)).to_have_count(0)  # the cached listing, until Refresh
+
+    panel.get_by_label("Refresh the schema browser").click()
+    open_memory_default(panel)
+    created = row(panel, table)
+    expect(created).to_be_visible(timeout=120_000)
+    comment = created.locator("xpath=..").locator(".jp-DataHub-schemaComment")
+    expect(comment).to_have_text("Made in the browser")

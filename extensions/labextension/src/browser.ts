@@ -14,11 +14,11 @@ const SEARCH_DELAY_MS = 300;
 /** The metadata API through the user's server (datahub.extensions.server_proxy), which
  * asks the DataHub service with the server's hub token. */
 export function serverFetch(settings: ServerConnection.ISettings): Fetch {
-  return async (request: string) => {
+  return async (request: string, method = 'GET') => {
     const url = URLExt.join(settings.baseUrl, 'datahub/api/metadata', request);
     let response: Response;
     try {
-      response = await ServerConnection.makeRequest(url, { method: 'GET' }, settings);
+      response = await ServerConnection.makeRequest(url, { method }, settings);
     } catch {
       throw new Error('Your Jupyter server could not be reached; try again.');
     }
@@ -58,7 +58,13 @@ export class SchemaBrowser extends Widget {
     this.input.setAttribute('aria-label', 'Search tables and columns');
     this.catalogSelect = document.createElement('select');
     this.catalogSelect.setAttribute('aria-label', 'Catalog to search');
-    search.append(this.input, this.catalogSelect);
+    const refresh = document.createElement('button');
+    refresh.className = 'jp-DataHub-schemaRefresh jp-mod-styled';
+    refresh.textContent = '⟳';
+    refresh.title = 'Refresh: read what Trino shows you again (new tables appear)';
+    refresh.setAttribute('aria-label', 'Refresh the schema browser');
+    refresh.addEventListener('click', () => void this.refresh());
+    search.append(this.input, this.catalogSelect, refresh);
     this.message = document.createElement('div');
     this.message.className = 'jp-DataHub-schemaMessage';
     this.tree = document.createElement('ul');
@@ -83,6 +89,14 @@ export class SchemaBrowser extends Widget {
       void this.model.start().then(() => this.render());
       this.render();
     }
+  }
+
+  private async refresh(): Promise<void> {
+    this.input.value = '';
+    const refreshing = this.model.refresh();
+    this.render(); // shows "Loading…"
+    await refreshing;
+    this.render();
   }
 
   private searchSoon(): void {
@@ -134,12 +148,13 @@ export class SchemaBrowser extends Widget {
     this.rendered = [];
     this.updateCatalogs();
     const searching = this.input.value.trim() !== '';
+    const loading = !this.model.started || this.model.refreshing;
     this.message.textContent = this.model.error || (
-      !this.model.started ? 'Loading…'
+      loading ? 'Loading…'
         : !this.model.roots.length ? 'Your quota policy lets you use no routing group.' : ''
     );
     this.message.classList.toggle('jp-mod-error', !!this.model.error);
-    const items = searching ? this.model.hits : this.model.roots;
+    const items = searching ? this.model.hits : loading ? [] : this.model.roots;
     const list = this.nodes(items, 1);
     if (searching) {
       if (this.model.catalogs().length === 0) {

@@ -94,8 +94,8 @@ export const PAGE_SIZE = 200;
 export const SEARCH_PAGE = 50;
 
 /** The metadata API as the model sees it: the decoded JSON answer, or an Error whose
- * message is the service's sentence. */
-export type Fetch = (request: string) => Promise<Record<string, unknown>>;
+ * message is the service's sentence. GET, except the refresh (POST). */
+export type Fetch = (request: string, method?: 'GET' | 'POST') => Promise<Record<string, unknown>>;
 
 function node(
   kind: NodeKind, name: string, group: string, path: string[], detail = '', comment = ''
@@ -135,6 +135,8 @@ export class SchemaModel {
   error = '';
   /** Whether the routing groups have been asked for and answered (or refused). */
   started = false;
+  /** Whether a refresh is dropping the cached metadata (the tree is about to go). */
+  refreshing = false;
 
   constructor(private fetch: Fetch) {}
 
@@ -158,6 +160,26 @@ export class SchemaModel {
     if (first) {
       await this.expand(first);
     }
+  }
+
+  /** Drop the user's cached metadata in the service (new tables show at once, as
+   * after `%sql refresh-completions`) and load the tree again from the top. */
+  async refresh(): Promise<void> {
+    this.error = '';
+    this.refreshing = true; // the old tree is not to be clicked meanwhile
+    try {
+      await this.fetch('refresh', 'POST');
+    } catch (e) {
+      this.error = (e as Error).message;
+      return;
+    } finally {
+      this.refreshing = false;
+    }
+    this.roots = [];
+    this.hits = [];
+    this.hitsNext = null;
+    this.started = false;
+    await this.start();
   }
 
   /** Expand *n*, loading its children the first time. */
@@ -225,8 +247,8 @@ export class SchemaModel {
       case 'schemas':
         return (items as string[]).map(s => node('schema', s, group, [...n.path, s]));
       case 'tables':
-        return (items as { name: string; type?: string }[]).map(t =>
-          node('table', t.name, group, [...n.path, t.name], t.type ?? '')
+        return (items as { name: string; type?: string; comment?: string }[]).map(t =>
+          node('table', t.name, group, [...n.path, t.name], t.type ?? '', t.comment ?? '')
         );
       default:
         return (items as ColumnEntry[]).map(c => columnNode(c, group, n.path));

@@ -13,8 +13,8 @@ import {
 /** A metadata API over fixed answers, recording the requests it was asked. */
 function fakeApi(answers: Record<string, unknown>) {
   const requests: string[] = [];
-  const fetch = async (request: string) => {
-    requests.push(request);
+  const fetch = async (request: string, method = 'GET') => {
+    requests.push(method === 'GET' ? request : `${method} ${request}`);
     const path = request.split('?')[0];
     const answer = answers[request] ?? answers[path];
     if (answer instanceof Error) {
@@ -32,7 +32,7 @@ const tables = (n: number) =>
   Array.from({ length: n }, (_, i) => ({ name: `t${String(i).padStart(4, '0')}`, type: 'BASE TABLE' }));
 
 /** The tables API paging like the service: offset and limit from the request. */
-function pagedTables(all: { name: string; type: string }[]) {
+function pagedTables(all: { name: string; type: string; comment?: string }[]) {
   return (request: string) => {
     const params = new URLSearchParams(request.split('?')[1]);
     const offset = Number(params.get('offset'));
@@ -130,7 +130,7 @@ describe('SchemaModel', () => {
       'routing-groups': GROUPS,
       catalogs: { catalogs: ['tpch'] },
       schemas: { schemas: ['tiny'] },
-      tables: pagedTables([{ name: 'orders', type: 'BASE TABLE' }]),
+      tables: pagedTables([{ name: 'orders', type: 'BASE TABLE', comment: 'One per order' }]),
       describe: {
         describe: [
           { name: 'orderkey', type: 'bigint', comment: 'the key' },
@@ -150,6 +150,7 @@ describe('SchemaModel', () => {
     const tiny = tpch.children![0];
     await model.expand(tiny);
     const orders = tiny.children![0];
+    expect([orders.detail, orders.comment]).toEqual(['BASE TABLE', 'One per order']);
     await model.expand(orders);
     const [orderkey, address] = orders.children!;
     expect([orderkey.detail, orderkey.comment, orderkey.path]).toEqual([
@@ -216,6 +217,41 @@ describe('SchemaModel', () => {
     await model.expand(tpch);
     expect(tpch.error).toBe('');
     expect(tpch.children!.map(s => s.name)).toEqual(['tiny']);
+  });
+
+  it('refreshes: drops the cached metadata in the service, then loads the tree again', async () => {
+    let catalogs = ['tpch'];
+    const api = fakeApi({
+      'routing-groups': GROUPS,
+      'catalogs?cluster=default': () => ({ catalogs }),
+      refresh: { forgotten: 3 }
+    });
+    const model = new SchemaModel(api.fetch);
+    await model.start();
+    expect(model.catalogs().map(c => c.name)).toEqual(['tpch']);
+    catalogs = ['memory', 'tpch'];
+    const refreshing = model.refresh();
+    expect(model.refreshing).toBe(true); // the panel hides the old tree meanwhile
+    await refreshing;
+    expect(model.refreshing).toBe(false);
+    expect(model.catalogs().map(c => c.name)).toEqual(['memory', 'tpch']);
+    expect(api.requests).toEqual([
+      'routing-groups', 'catalogs?cluster=default',
+      'POST refresh', 'routing-groups', 'catalogs?cluster=default'
+    ]);
+  });
+
+  it('keeps the tree and says why when the refresh is refused', async () => {
+    const api = fakeApi({
+      'routing-groups': GROUPS,
+      'catalogs?cluster=default': { catalogs: ['tpch'] },
+      refresh: new Error('The DataHub service could not be reached; try again.')
+    });
+    const model = new SchemaModel(api.fetch);
+    await model.start();
+    await model.refresh();
+    expect(model.error).toBe('The DataHub service could not be reached; try again.');
+    expect(model.catalogs().map(c => c.name)).toEqual(['tpch']);
   });
 
   it('says why it cannot start', async () => {
