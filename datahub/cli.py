@@ -1,7 +1,9 @@
 """The `datahub` command.
 
-datahub up [--kafka]           start slapd, Trino and JupyterHub (with the gateway) here,
-                               and Kafka for the query events with --kafka
+datahub up [--kafka] [--presto]
+                               start slapd, Trino and JupyterHub (with the gateway) here,
+                               and Kafka for the query events with --kafka, and a PrestoDB
+                               cluster (routing group presto) with --presto
 datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
                                hub token); see datahub.quotas.cli
 datahub events watch           crash detection from the query events on Kafka, in the
@@ -34,6 +36,7 @@ def _up(args: argparse.Namespace) -> int:
         progress=progress,
         hub_port=args.port or None,
         kafka=args.kafka,
+        presto=args.presto,
     )
     stopping = threading.Event()
 
@@ -54,6 +57,11 @@ def _up(args: argparse.Namespace) -> int:
             + (
                 f"\n\nKafka (query events): {stack.kafka.bootstrap_servers}"
                 if stack.kafka is not None
+                else ""
+            )
+            + (
+                f"\n\nPrestoDB (%%sql --cluster presto): {stack.presto.url}"
+                if stack.presto is not None
                 else ""
             )
             + f"\n\nState and logs: {stack.state_dir}\nPress Ctrl-C to stop everything.",
@@ -112,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also start a Kafka broker for the query events (its address goes to the "
         "settings file as kafka.bootstrap_servers; first run downloads it from Maven Central)",
+    )
+    up.add_argument(
+        "--presto",
+        action="store_true",
+        help="also start a PrestoDB cluster, named presto in routing group presto (first run "
+        "downloads it from Maven Central; it runs on Java 17)",
     )
     quota_cli.add_parser(sub)
     events_cli.add_parser(sub)

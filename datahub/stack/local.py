@@ -1,5 +1,5 @@
 """The whole DataHub on one machine: slapd, Trino, and JupyterHub with the gateway service
-(and Kafka, for the query events, when asked).
+(and Kafka, for the query events, and a PrestoDB cluster, when asked).
 
 `make demo` (through `datahub up`) and the test suite's session fixtures use this. Each
 part gets free ports on 127.0.0.1 and its own directory under one state directory; the
@@ -23,6 +23,7 @@ from . import demo
 from .hub import proxy_command
 from .kafka import KafkaServer
 from .ldap import Slapd
+from .presto import PrestoServer
 from .process import ManagedProcess, Progress, free_port
 from .s3 import S3Storage
 from .tls import write_self_signed_certificate
@@ -76,6 +77,7 @@ class LocalStack:
         store_url: str | None = None,
         trino_routing_groups: Sequence[str] = ("default",),
         kafka: bool = False,
+        presto: bool = False,
         spooling: bool = True,
     ) -> None:
         """``trino_routing_groups`` starts one Trino cluster per entry, in that routing
@@ -83,6 +85,8 @@ class LocalStack:
         ``("default", "etl")`` adds ``trino-2`` in routing group ``etl`` (about 1.5 GB
         more memory and 20 s more start-up). ``kafka`` also starts a Kafka broker for the
         query events (about 500 MB more memory) and puts its address in the settings.
+        ``presto`` also starts a PrestoDB cluster named ``presto`` in routing group
+        ``presto`` (about 1.2 GB more memory and a minute more start-up).
         ``spooling`` offers Trino's spooling protocol, its segments in a local S3Proxy
         (about 150 MB more memory)."""
         self.state_dir = _private_dir(Path(state_dir).resolve())
@@ -95,6 +99,7 @@ class LocalStack:
             raise ValueError("The local stack needs at least one Trino cluster.")
         self.trino_routing_groups = tuple(trino_routing_groups)
         self.with_kafka = kafka
+        self.with_presto = presto
         self.spooling = spooling
         self.storage: S3Storage | None = None
         self.secrets = _load_or_create_json(
@@ -109,6 +114,7 @@ class LocalStack:
         self.trino: TrinoServer | None = None
         self.trinos: list[TrinoServer] = []
         self.kafka: KafkaServer | None = None
+        self.presto: PrestoServer | None = None
         self.hub: ManagedProcess | None = None
         self.settings: dict[str, Any] = {}
 
@@ -125,6 +131,8 @@ class LocalStack:
         try:
             self._start_ldap()
             self._start_trino()
+            if self.with_presto:
+                self._start_presto()
             if self.with_kafka:
                 self._start_kafka()
             self._write_settings()
@@ -167,6 +175,13 @@ class LocalStack:
         self.trino = self.trinos[0]
         for server in self.trinos:
             server.start()
+
+    def _start_presto(self) -> None:
+        self.progress.step("Starting PrestoDB (first run downloads it from Maven Central)")
+        self.presto = PrestoServer(
+            self.state_dir / "presto", secrets=self.secrets["services"], progress=self.progress
+        )
+        self.presto.start()
 
     def _start_kafka(self) -> None:
         self.progress.step("Starting Kafka (first run downloads it from Maven Central)")
@@ -220,9 +235,11 @@ class LocalStack:
                     "user": demo.TRINO_SERVICE_ACCOUNT,
                     "password": self.secrets["services"][demo.TRINO_SERVICE_ACCOUNT],
                     "routing_group": group,
+                    "engine": "trino",
                 }
                 for server, group in zip(self.trinos, self.trino_routing_groups, strict=True)
-            ],
+            ]
+            + ([self.presto.cluster_entry(routing_group="presto")] if self.presto else []),
         }
         if self.kafka is not None:
             self.settings["kafka"] = dict(self.kafka.settings())
@@ -254,6 +271,6 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that was started (the hub stops the proxy, servers, gateway)."""
-        for part in (self.hub, self.kafka, *self.trinos, self.storage, self.slapd):
+        for part in (self.hub, self.kafka, self.presto, *self.trinos, self.storage, self.slapd):
             if part is not None:
                 part.stop()
