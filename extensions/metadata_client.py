@@ -79,16 +79,19 @@ class MetadataClient:
         """Trino's functions, without waiting long for them: Trino lists functions slowly
         (``SHOW FUNCTIONS`` takes seconds) and they only add to a list of columns, so
         when they are not at hand within ``functions_wait`` seconds this completion goes
-        without and the fetch carries on in the background for the next one."""
+        without and the fetch carries on in the background for the next one. Only the
+        completion that starts a fetch waits (the service may have the list cached);
+        those that come while it runs do not."""
         cached = self._cache.get(("functions",))
         if cached is not None and self._clock() < cached[0]:
             return cached[1]
         with self._lock:
-            if self._functions is None or self._functions.done():
+            running = self._functions is not None and not self._functions.done()
+            if not running:
                 self._functions = _BACKGROUND.submit(self._get, _functions, "functions")
             fetch = self._functions
         try:
-            return fetch.result(timeout=self.functions_wait)
+            return fetch.result(timeout=0 if running else self.functions_wait)
         except concurrent.futures.TimeoutError:
             return ()
         except Exception:  # completion must never break typing
