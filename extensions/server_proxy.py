@@ -6,8 +6,9 @@ session has none (its cookie belongs to the user's server). The user's server ha
 the same ``$JUPYTERHUB_API_TOKEN`` its kernels use for ``%%sql``. So the server answers
 ``GET {base_url}datahub/api/metadata/<kind>?…`` (and ``POST …/refresh``, the panel's
 Refresh) for its signed-in user by asking ``{service}/api/metadata/<kind>?…`` with that
-token, and passes the answer (or the service's error sentence) through: the same identity, quota, routing and audit as the
-user's queries, and nothing the user could not ask for themselves.
+token, and passes the answer (or the service's error sentence) through: the same
+identity, quota, routing and audit as the user's queries, and nothing the user could not
+ask for themselves.
 
 Enabled by ``jupyter_server_config.d/jupyter-datahub.json`` in
 ``datahub/share/jupyter_config``, which the DataHub spawners put on users' servers'
