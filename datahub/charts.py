@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -27,15 +27,20 @@ import orjson
 import pandas as pd
 
 __all__ = [
+    "AGGREGATIONS",
     "CHART_KINDS",
     "ChartSpec",
     "column_kind",
     "infer_chart",
     "build_figure",
+    "aggregate",
+    "numeric_values",
 ]
 
 ChartKind = Literal["line", "bar", "scatter", "histogram"]
 CHART_KINDS: tuple[str, ...] = ("line", "bar", "scatter", "histogram")
+#: How rows sharing an x (and colour) value become one point: ``--agg``.
+AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "count", "min", "max")
 
 #: At most this many distinct values make a column a category (bar axis or colour).
 MAX_CATEGORIES = 30
@@ -52,12 +57,14 @@ MAX_BYTES = 2_000_000
 @dataclass
 class ChartSpec:
     """What to draw: ``kind`` with ``x``, one or more ``y`` columns and an optional
-    ``color`` column that splits the data into one trace per value."""
+    ``color`` column that splits the data into one trace per value; ``agg`` (one of
+    :data:`AGGREGATIONS`) makes one point per x (and colour) value from its rows."""
 
     kind: ChartKind
     x: str | None = None
     y: list[str] = field(default_factory=list)
     color: str | None = None
+    agg: str | None = None
 
 
 def column_kind(s: pd.Series) -> Literal["time", "number", "category", "other"]:
@@ -124,8 +131,9 @@ def complete_spec(
     x: str | None = None,
     y: Sequence[str] = (),
     color: str | None = None,
+    agg: str | None = None,
 ) -> ChartSpec | None:
-    """Combine explicit choices (any may be missing) with inference.
+    """Combine explicit choices (any may be missing) with inference; ``agg`` is kept.
 
     ``kind=None`` or ``"auto"`` infers the kind; an explicit x/y/colour always wins over
     the inferred one. Raises ``ValueError`` for a column that does not exist.
@@ -147,6 +155,7 @@ def complete_spec(
     spec.color = color or (inferred.color if same_kind and inferred else None)
     if spec.x is None or (not spec.y and kind != "histogram"):
         spec = _fill_missing(df, spec)
+    spec.agg = agg
     return spec
 
 
@@ -203,7 +212,8 @@ def _scalar(v: Any) -> Any:
     return str(v)
 
 
-def _numeric(s: pd.Series) -> pd.Series:
+def numeric_values(s: pd.Series) -> pd.Series:
+    """A column in numeric terms: decimals as floats, booleans as 0/1 (others as they are)."""
     if s.dtype == object:
         return pd.to_numeric(
             s.map(lambda v: float(v) if isinstance(v, decimal.Decimal) else v), errors="coerce"
@@ -284,6 +294,34 @@ def build_figure(
         point_budget //= 2
 
 
+def aggregate(df: pd.DataFrame, spec: ChartSpec) -> tuple[pd.DataFrame, ChartSpec]:
+    """One row per x (and colour) value with ``spec.agg`` of each y column, in x order,
+    and the spec of the aggregated frame (``count`` draws one y column, ``count``).
+
+    Raises ``ValueError`` for an unknown aggregation or one a histogram cannot take.
+    """
+    if spec.agg is None:
+        return df, spec
+    if spec.agg not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {spec.agg!r}; use one of {', '.join(AGGREGATIONS)}")
+    if spec.kind == "histogram":
+        raise ValueError("a histogram counts values itself; --agg is for line, bar and scatter")
+    assert spec.x is not None
+    keys = list(dict.fromkeys([spec.x, *([spec.color] if spec.color else [])]))
+    grouped = df.groupby(keys, sort=True, dropna=False, observed=True)
+    if spec.agg == "count":
+        out = grouped.size().rename("count").reset_index()
+        return out, replace(spec, y=["count"])
+    ys = [y for y in spec.y if y not in keys]
+    if not ys:
+        raise ValueError(f"--agg {spec.agg} needs a y column other than x and colour")
+    work = df[keys].copy()
+    for y in ys:
+        work[y] = numeric_values(df[y]).astype("float64")
+    out = work.groupby(keys, sort=True, dropna=False, observed=True)[ys].agg(spec.agg)
+    return out.reset_index(), replace(spec, y=ys)
+
+
 def _build_figure(df: pd.DataFrame, spec: ChartSpec, point_budget: int) -> dict[str, Any]:
     builders = {
         "line": _line_or_scatter,
@@ -293,7 +331,10 @@ def _build_figure(df: pd.DataFrame, spec: ChartSpec, point_budget: int) -> dict[
     }
     if spec.kind not in builders:
         raise ValueError(f"unknown chart kind {spec.kind!r}; use one of {', '.join(CHART_KINDS)}")
+    df, spec = aggregate(df, spec)
     data, title, notes = builders[spec.kind](df, spec, point_budget)
+    if spec.agg and spec.agg != "count":
+        title = f"{spec.agg} of {title}"
     if notes:
         title = f"{title}<br><sub>{'; '.join(notes)}</sub>"
     layout: dict[str, Any] = {
@@ -328,16 +369,16 @@ def _line_or_scatter(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[li
         even = g.iloc[_even_sample(len(g), per_series)] if len(g) > per_series else g
         x = _json_values(even[spec.x])
         for ycol in spec.y:
-            y_all = _numeric(g[ycol])
+            y_all = numeric_values(g[ycol])
             if len(g) <= per_series:
                 xs, ys = x, _json_values(y_all)
             elif spec.kind == "line":
                 values = pd.Series(y_all).to_numpy(dtype="float64", na_value=np.nan)
                 picked = g.iloc[_min_max_sample(values, per_series)]
-                xs, ys = _json_values(picked[spec.x]), _json_values(_numeric(picked[ycol]))
+                xs, ys = _json_values(picked[spec.x]), _json_values(numeric_values(picked[ycol]))
                 method = "lowest and highest point per bucket"
             else:
-                xs, ys = x, _json_values(_numeric(even[ycol]))
+                xs, ys = x, _json_values(numeric_values(even[ycol]))
             shown += len(ys)
             name = (
                 ycol
@@ -366,7 +407,7 @@ def _bar(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[list, str, lis
     keys = [spec.x] + ([spec.color] if spec.color and spec.color != spec.x else [])
     work = df[list(dict.fromkeys([*keys, *spec.y]))].copy()
     for ycol in spec.y:
-        work[ycol] = _numeric(work[ycol])
+        work[ycol] = numeric_values(work[ycol])
     if work.duplicated(subset=keys).any():
         # Several rows per bar: one bar each would overlap, so sum them.
         work = (
@@ -401,7 +442,7 @@ def _bar(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[list, str, lis
 
 def _histogram(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[list, str, list[str]]:
     assert spec.x is not None
-    values = _numeric(df[spec.x])
+    values = numeric_values(df[spec.x])
     kind = column_kind(df[spec.x])
     notes: list[str] = []
     if kind == "category":
@@ -445,7 +486,7 @@ def _histogram(df: pd.DataFrame, spec: ChartSpec, budget: int) -> tuple[list, st
         if kind == "time":
             garr = g[spec.x].dropna().astype("int64").to_numpy(dtype="float64")
         else:
-            garr = _numeric(g[spec.x]).to_numpy(dtype="float64", na_value=np.nan)
+            garr = numeric_values(g[spec.x]).to_numpy(dtype="float64", na_value=np.nan)
             garr = garr[np.isfinite(garr)]
         counts, _ = np.histogram(garr, bins=edges)
         traces.append(

@@ -37,7 +37,7 @@ from traitlets import Bool, Integer, Unicode, default, validate
 from traitlets.config import Configurable
 
 from datahub import charts, wire
-from datahub.extensions import completer, history, quota, trino_compat
+from datahub.extensions import completer, grid, history, quota, trino_compat
 from datahub.extensions.params import bind
 from datahub.extensions.progress import Progress, format_summary, human_seconds
 from datahub.extensions.query import QueryCancelled, QueryResult, run_query
@@ -66,7 +66,11 @@ __all__ = [
 ]
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+#: The chart builder's part of a chart output (JupyterLab's extension draws the builder).
+CHART_MIMETYPE = "application/vnd.datahub.chart+json"
 CHART_CHOICES = ("none", "auto", *charts.CHART_KINDS)
+#: The options the chart builder writes into a cell's first line.
+CHART_OPTIONS = ("--chart", "--x", "--y", "--color", "--agg")
 
 # --------------------------------------------------------------------------- errors
 
@@ -177,15 +181,18 @@ def _gateway_error(err: Exception, gateway_url: str) -> str:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tuple[str, str]:
-    """Split a magic line into its leading options and the SQL after them.
+def option_groups(
+    line: str, flags: Iterable[str], valued: Iterable[str]
+) -> tuple[list[list[str]], str]:
+    """A magic line's leading options, each with its value (``["--x", "col"]``,
+    ``["--x=col"]``, ``["--no-display"]``), and the SQL after them.
 
     ``flags`` take no value, ``valued`` take one (``--x col`` or ``--x=col``). Options stop
     at the first token that is not one of them, so the SQL's own quoting is left alone.
     """
     flags, valued = set(flags), set(valued)
     pos = 0
-    opts: list[str] = []
+    groups: list[list[str]] = []
     token = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|\S+)")
     while True:
         m = token.match(line, pos)
@@ -194,20 +201,67 @@ def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tup
         word = m.group(1)
         name = word.split("=", 1)[0]
         if name in flags:
-            opts.append(word)
+            groups.append([word])
             pos = m.end()
         elif name in valued:
-            opts.append(word)
+            groups.append([word])
             pos = m.end()
             if "=" not in word:
                 v = token.match(line, pos)
                 if not v:
                     raise UsageError(f"{name} needs a value")
-                opts.append(v.group(1))
+                groups[-1].append(v.group(1))
                 pos = v.end()
         else:
             break
-    return " ".join(opts), line[pos:].strip()
+    return groups, line[pos:].strip()
+
+
+def split_options(line: str, flags: Iterable[str], valued: Iterable[str]) -> tuple[str, str]:
+    """Split a magic line into its leading options and the SQL after them (see
+    :func:`option_groups`)."""
+    groups, rest = option_groups(line, flags, valued)
+    return " ".join(word for group in groups for word in group), rest
+
+
+def _option_value(name: str, value: str) -> list[str]:
+    """``--x col`` for a column name, quoted so the magic reads it back as it is."""
+    if "," in value and name == "--y":
+        raise ValueError(f"a column whose name has a comma ({value!r}) cannot be a --y option")
+    if re.fullmatch(r"[^\s'\"]+", value):
+        return [f"{name}={value}"] if value.startswith("-") else [name, value]
+    if value.startswith("-"):
+        raise ValueError(f"the column name {value!r} cannot be written as an option")
+    for quote in ('"', "'"):
+        if quote not in value:
+            return [name, f"{quote}{value}{quote}"]
+    raise ValueError(f"the column name {value!r} cannot be written as an option")
+
+
+def rewrite_chart_options(line: str, spec: charts.ChartSpec | None) -> str:
+    """The ``%%sql`` line ``line`` with its chart options (:data:`CHART_OPTIONS`) replaced
+    by those that draw ``spec`` (``--chart none`` for ``None``); other options and any SQL
+    on the line stay as they were. Raises ``ValueError`` for a line that is not ``%%sql``
+    or a column name the options cannot carry."""
+    m = re.match(r"^(\s*%%sql)(?=\s|$)(.*)$", line)
+    if m is None:
+        raise ValueError("only a %%sql cell's first line carries chart options")
+    flags, valued = _option_names(SqlMagic.sql.parser)
+    groups, rest = option_groups(m.group(2), flags, valued)
+    kept = [g for g in groups if g[0].split("=", 1)[0] not in CHART_OPTIONS]
+    if spec is None:
+        chosen = [["--chart", "none"]]
+    else:
+        chosen = [["--chart", spec.kind]]
+        if spec.x is not None:
+            chosen.append(_option_value("--x", spec.x))
+        chosen.extend(_option_value("--y", y) for y in spec.y)
+        if spec.color is not None:
+            chosen.append(_option_value("--color", spec.color))
+        if spec.agg is not None:
+            chosen.append(["--agg", spec.agg])
+    words = [m.group(1), *(w for g in kept + chosen for w in g)]
+    return " ".join(words) + (f" {rest}" if rest else "")
 
 
 def acting_note(act_as: str | None, user: str) -> str:
@@ -218,8 +272,27 @@ def acting_note(act_as: str | None, user: str) -> str:
 def _y_columns(values: Sequence[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
-        out.extend(part.strip() for part in v.split(",") if part.strip())
+        out.extend(_unquote(part.strip()) for part in v.split(",") if part.strip())
     return out
+
+
+def _unquote(value: str | None) -> str | None:
+    """A column name as written in an option: ``"nation name"`` or ``'x'`` without the
+    quotes (the magic's argument parser keeps them)."""
+    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def chart_choice(args: Any) -> dict[str, Any]:
+    """The chart the options ask for: kind (``None`` if not given), x, y, colour, agg."""
+    return {
+        "kind": args.chart,
+        "x": _unquote(args.x),
+        "y": _y_columns(args.y),
+        "color": _unquote(args.color),
+        "agg": args.agg,
+    }
 
 
 _SUBCOMMAND = re.compile(
@@ -288,16 +361,48 @@ def _footer(df: pd.DataFrame, info: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _table_bundle(df: pd.DataFrame, info: dict[str, Any]) -> dict[str, str]:
+def _table_bundle(df: pd.DataFrame, info: dict[str, Any]) -> dict[str, Any]:
     head = df.head(info["display_rows"])
     footer = _footer(df, info)
     table = head.to_html(max_cols=50, border=0, classes="datahub-sql-result")
-    return {
+    bundle: dict[str, Any] = {
         "text/html": (
             f'{table}<div class="datahub-sql-footer"><small>{html.escape(footer)}</small></div>'
         ),
         "text/plain": f"{head.to_string(max_cols=50)}\n{footer}",
     }
+    if info.get("grid"):
+        # The result grid (JupyterLab): pages served by the kernel; the table above is
+        # what other frontends and the gallery show.
+        payload = grid.grid_payload(df, info["grid"], info.get("types", ()))
+        bundle[grid.GRID_MIMETYPE] = {
+            **payload,
+            "footer": _footer(df, {**info, "display_rows": len(df)}),
+        }
+    return bundle
+
+
+def chart_bundle(df: pd.DataFrame, spec: charts.ChartSpec, fig: dict, rid: str | None) -> dict:
+    """A chart output: the Plotly figure, and with a grid id the chart builder's part (the
+    result it draws and the choice drawn)."""
+    title = re.sub(r"<[^>]+>", " ", fig["layout"]["title"]["text"])
+    bundle: dict[str, Any] = {PLOTLY_MIMETYPE: fig, "text/plain": f"<{spec.kind} chart: {title}>"}
+    if rid is not None:
+        bundle[CHART_MIMETYPE] = {
+            "result": rid,
+            "spec": {
+                "kind": spec.kind,
+                "x": spec.x,
+                "y": list(spec.y),
+                "color": spec.color,
+                "agg": spec.agg,
+            },
+            "columns": [
+                {"name": str(c), "kind": charts.column_kind(df.iloc[:, i])}
+                for i, c in enumerate(df.columns)
+            ],
+        }
+    return bundle
 
 
 def result_mimebundle(df: pd.DataFrame, include: Any = None, exclude: Any = None) -> dict | None:
@@ -413,6 +518,13 @@ class SqlMagic(Magics, Configurable):
         "datahub-sql",
         help="Trino 'source' of the queries; Trino resource groups and query history use it.",
     ).tag(config=True)
+    grid_results = Integer(
+        10,
+        help="""How many of the latest results the result grid can page, sort, filter and
+        download (JupyterLab). The kernel keeps references to them (no copies; IPython's
+        Out holds them too); an older result's grid shows its first rows and asks to run
+        the cell again. 0 turns the grid off (the HTML table only).""",
+    ).tag(config=True)
     show_progress = Bool(
         True,
         help="""Show live progress (state, splits, rows, bytes, time, cluster, query id) while
@@ -426,6 +538,9 @@ class SqlMagic(Magics, Configurable):
         if shell is not None:
             self.shell.configurables.append(self)
         self._connections: dict[tuple, trino.dbapi.Connection] = {}
+        #: The results the JupyterLab grid pages through (datahub.extensions.grid).
+        self.results = grid.ResultRegistry(self.grid_results)
+        self.grid_service = grid.GridService(self.results, chart=self._builder_chart)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -499,6 +614,14 @@ class SqlMagic(Magics, Configurable):
         help="Column(s) on the y axis; repeat or give a comma list.",
     )
     @argument("--color", metavar="COL", help="Column that splits the chart into coloured series.")
+    @argument(
+        "--agg",
+        choices=charts.AGGREGATIONS,
+        default=None,
+        help="Make one point per x (and colour) value from its rows: the sum, mean, min or "
+        "max of each y column, or count the rows (line, bar and scatter charts). The "
+        "chart builder writes it with the other chart options.",
+    )
     @argument("--no-display", action="store_true", help="Show no table or chart, only the summary.")
     @argument("--catalog", help="Catalog for this query (default SqlMagic.catalog).")
     @argument("--schema", help="Schema for this query (default SqlMagic.schema).")
@@ -594,13 +717,19 @@ class SqlMagic(Magics, Configurable):
             self.shell.user_ns[args.out] = df
         if args.no_display:
             return None
-        self._show_chart(df, args, args.chart or chart_default)
+        self.results.size = self.grid_results
+        rid = None
+        if self.grid_results > 0:
+            rid = self.results.add(df, name=result.query_id or "result")
+        self._show_chart(df, args, args.chart or chart_default, rid)
         info = {
             "display_rows": self.display_rows,
             "elapsed": result.elapsed,
             "query_id": result.query_id,
             "cluster": result.cluster,
             "acting": acting_note(args.act_as, self.user),
+            "grid": rid,
+            "types": [c.get("type") for c in result.columns],
         }
         _remember(df, lambda frame: _table_bundle(frame, info))
         return df
@@ -674,31 +803,86 @@ class SqlMagic(Magics, Configurable):
             message = message.replace(token, "<token>")
         return SqlError(message, query_id)
 
-    def _show_chart(self, df: pd.DataFrame, args: Any, kind: str) -> None:
+    def _show_chart(self, df: pd.DataFrame, args: Any, kind: str, rid: str | None) -> None:
         if kind == "none" or len(df.columns) == 0:
             return
-        explicit = kind != "auto" or args.x or args.y or args.color
+        explicit = bool(kind != "auto" or args.x or args.y or args.color or args.agg)
         try:
-            spec = charts.complete_spec(df, kind, args.x, _y_columns(args.y), args.color)
+            drawn = self._chart(df, {**chart_choice(args), "kind": kind})
         except ValueError as err:
-            raise UsageError(str(err)) from None
-        if spec is None:
+            if explicit:
+                raise UsageError(str(err)) from None
+            return  # an automatic chart is a nicety; the table is still shown
+        if drawn is None:
             if explicit:
                 print("No chart: the result has no columns that suit one.")
             return
+        display(chart_bundle(df, *drawn, rid), raw=True)
+
+    def _chart(self, df: pd.DataFrame, choice: dict) -> tuple[charts.ChartSpec, dict] | None:
+        """The spec and figure for a choice of kind, x, y, colour and aggregation (the
+        magic's options, or the chart builder's); ``None`` when nothing suits the data.
+        Raises ``ValueError`` with the sentence for the user."""
+        spec = charts.complete_spec(
+            df, choice.get("kind"), choice.get("x"), choice.get("y") or [], choice.get("color"),
+            choice.get("agg"),
+        )  # fmt: skip
+        if spec is None:
+            return None
         try:
             fig = charts.build_figure(
                 df, spec, self.chart_point_budget, max_bytes=self.chart_max_bytes
             )
         except (ValueError, TypeError, KeyError) as err:
-            if explicit:
-                raise UsageError(f"Cannot draw a {spec.kind} chart of this result: {err}") from None
-            return  # an automatic chart is a nicety; the table is still shown
-        title = re.sub(r"<[^>]+>", " ", fig["layout"]["title"]["text"])
-        display({PLOTLY_MIMETYPE: fig, "text/plain": f"<{spec.kind} chart: {title}>"}, raw=True)
+            raise ValueError(f"Cannot draw a {spec.kind} chart of this result: {err}") from None
+        return spec, fig
+
+    def _builder_chart(self, result: grid.GridResult, choice: dict, line: str) -> dict:
+        """The chart builder's request: the new chart output's bundle (``None`` for no
+        chart) and the cell's first line with the options that draw it again."""
+        choice = _builder_choice(choice, result.frame)
+        try:
+            drawn = None if choice["kind"] == "none" else self._chart(result.frame, choice)
+            if choice["kind"] != "none" and drawn is None:
+                raise ValueError("No chart: the result has no columns that suit one.")
+            spec = drawn[0] if drawn else None
+            new_line = (
+                rewrite_chart_options(line, spec) if line.lstrip().startswith("%%sql") else None
+            )
+        except ValueError as err:
+            raise grid.GridError(_sentence(str(err))) from None
+        bundle = chart_bundle(result.frame, *drawn, result.rid) if drawn else None
+        return {"bundle": bundle, "line": new_line}
 
     def _in_jupyter(self) -> bool:
         return getattr(self.shell, "kernel", None) is not None
+
+
+def _builder_choice(choice: dict, df: pd.DataFrame) -> dict:
+    """The chart builder's choice checked: kind, existing columns, aggregation."""
+    kind = choice.get("kind")
+    if kind not in CHART_CHOICES:
+        raise grid.GridError(f"Choose a chart kind: {', '.join(CHART_CHOICES)}.")
+    names = {str(c) for c in df.columns}
+
+    def column(value: Any) -> str | None:
+        return value if isinstance(value, str) and value in names else None
+
+    y = choice.get("y")
+    agg = choice.get("agg")
+    return {
+        "kind": kind,
+        "x": column(choice.get("x")),
+        "y": [c for c in (y if isinstance(y, list) else []) if column(c)],
+        "color": column(choice.get("color")),
+        "agg": agg if agg in charts.AGGREGATIONS else None,
+    }
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _is_plan(df: pd.DataFrame) -> bool:
@@ -718,6 +902,7 @@ def load_ipython_extension(ip: Any) -> None:
     """Register the magic and the compact display of its results (``%load_ext``)."""
     magic = SqlMagic(ip)
     ip.register_magics(magic)
+    grid.register(ip, magic.grid_service)  # the result grid's comm (JupyterLab)
     completer.register(ip, magic)  # SQL completion in %%sql cells (sets magic.completer)
     formatter = ip.display_formatter.mimebundle_formatter
     previous = formatter.lookup_by_type(pd.DataFrame) if _has_printer(formatter) else None
