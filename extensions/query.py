@@ -282,9 +282,9 @@ class _PageStream:
             yield data or []
             return
         for segment in data:
-            rows = self._segments.rows(segment)
-            if rows:
-                yield rows
+            for rows in self._segments.rows(segment):
+                if rows:
+                    yield rows
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():

@@ -16,7 +16,7 @@ import base64
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -60,17 +60,49 @@ def accepted_encodings() -> str:
     return ",".join(e for e in ("json+zstd", "json+lz4", "json") if e in CODECS)
 
 
-def decode(encoding: str, raw: bytes, metadata: dict[str, Any]) -> list[list[Any]]:
-    """The rows of one segment's bytes (compressed as *encoding* says)."""
+#: Rows are parsed this many bytes of JSON at a time: a segment of a hundred thousand
+#: rows is some 15 MB of JSON but twenty times that as Python objects.
+CHUNK_BYTES = 2 * 1024 * 1024
+
+
+def decode(
+    encoding: str, raw: bytes, metadata: dict[str, Any], chunk: int = CHUNK_BYTES
+) -> Iterator[list[list[Any]]]:
+    """The rows of one segment's bytes (compressed as *encoding* says), a few thousand
+    at a time (`rows_in_chunks`)."""
     codec = CODECS.get(encoding)
     if codec is None:
         raise ValueError(f"Trino sent rows encoded as {encoding!r}, which %%sql cannot read.")
+    plain = codec(raw, metadata)
     expected = metadata.get("uncompressedSize")
-    # Trino leaves segments below its compression threshold uncompressed, without a size.
-    plain = raw if expected is None else codec(raw, metadata)
     if expected is not None and encoding != "json" and len(plain) != int(expected):
         raise ValueError(f"A result segment decoded to {len(plain)} bytes, not {expected}.")
-    return orjson.loads(plain)
+    return rows_in_chunks(plain, chunk)
+
+
+def rows_in_chunks(plain: bytes, chunk: int = CHUNK_BYTES) -> Iterator[list[list[Any]]]:
+    """The rows of a JSON array of rows (``[[...],[...]]``), parsed about *chunk* bytes at
+    a time, so only one chunk's rows are Python objects at once.
+
+    A chunk ends before a ``],[`` that parses as a row boundary: one inside a string
+    or a nested array leaves the chunk's JSON unbalanced (an unterminated string, an
+    open bracket), which the parser refuses, and the next ``],[`` is tried.
+    """
+    start = 1  # just inside the outer bracket
+    while len(plain) - start > chunk:
+        cut = plain.find(b"],[", start + chunk)
+        while cut >= 0:
+            try:
+                rows = orjson.loads(b"[" + plain[start : cut + 1] + b"]")
+            except orjson.JSONDecodeError:
+                cut = plain.find(b"],[", cut + 1)
+                continue
+            yield rows
+            start = cut + 2
+            break
+        else:
+            break
+    yield orjson.loads(b"[" + plain[start:]) if start > 1 else orjson.loads(plain)
 
 
 class Segment(NamedTuple):
@@ -116,11 +148,13 @@ class SegmentReader:
             futures.append(self._pool.submit(self._download, encoding, segment))
         return futures
 
-    def rows(self, future: Future[Segment]) -> list[list[Any]]:
-        """The rows of a submitted segment, once downloaded (waiting for it).
+    def rows(self, future: Future[Segment]) -> Iterator[list[list[Any]]]:
+        """The rows of a submitted segment, once downloaded (waiting for it), a chunk at
+        a time.
 
-        Decoded here, on the caller's thread, one segment at a time: the rows as Python
-        objects take ten times the memory of the compressed bytes the pool holds.
+        Decoded here, on the caller's thread, one chunk at a time: rows as Python objects
+        take some twenty times the memory of the JSON, and a hundred times that of the
+        compressed bytes the pool holds.
         """
         segment = future.result()  # interruptible: Ctrl-C lands here while waiting
         self._room.release()

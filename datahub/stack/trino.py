@@ -630,8 +630,15 @@ class TrinoServer:
         **kwargs: Any,
     ) -> Any:
         """A ``trino.dbapi`` connection authenticated as ``principal`` (the service account
-        by default) with session user ``user`` (impersonation when they differ)."""
+        by default) with session user ``user`` (impersonation when they differ).
+
+        It asks for the direct protocol unless given an ``encoding``: the client downloads
+        spooled segments with a ``requests`` session of its own, which takes
+        ``REQUESTS_CA_BUNDLE`` over this cluster's pinned certificate and so fails where
+        that variable names another bundle (as on these machines)."""
         import trino
+
+        kwargs.setdefault("encoding", None)
 
         principal = principal or self.service_user
         if password is None:

@@ -132,7 +132,21 @@ def test_lz4_and_plain_json_segments_decode_too():
     rows = [[1, "a"], [2, None]]
     raw = json.dumps(rows).encode()
     meta = {"uncompressedSize": len(raw)}
-    assert segments.decode("json", raw, meta) == rows
-    assert segments.decode("json+lz4", lz4.block.compress(raw, store_size=False), meta) == rows
+    assert list(segments.decode("json", raw, meta)) == [rows]
+    compressed = lz4.block.compress(raw, store_size=False)
+    assert list(segments.decode("json+lz4", compressed, meta)) == [rows]
     with pytest.raises(ValueError, match="cannot read"):
         segments.decode("arrow", raw, meta)
+
+
+def test_rows_are_parsed_in_chunks_cut_only_between_rows():
+    # Strings and nested arrays that look like row boundaries must not cut a chunk.
+    rows = [
+        [i, "a],[b" * (i % 3), [[i, i + 1], [i + 2]], {"k": "],["}, None, "\\"] for i in range(2000)
+    ]
+    raw = json.dumps(rows, separators=(",", ":")).encode()
+    chunks = list(segments.rows_in_chunks(raw, chunk=1000))
+    assert len(chunks) > 50
+    assert [row for chunk in chunks for row in chunk] == rows
+    assert list(segments.rows_in_chunks(b"[]", chunk=1)) == [[]]
+    assert list(segments.rows_in_chunks(b"[[1]]", chunk=1)) == [[[1]]]
