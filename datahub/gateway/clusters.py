@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .presto import ENGINES, TRINO
 from .protocol import basic_authorization
 from .signing import is_valid_cluster_name
 
@@ -20,10 +21,12 @@ class ClusterConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Cluster:
-    """One Trino cluster and how the gateway reaches it.
+    """One cluster and how the gateway reaches it.
 
-    ``user``/``password`` are the DataHub service account, which Trino must allow to
-    impersonate employees. ``verify`` is True (system CAs), False (development only)
+    ``engine`` is what the cluster runs: ``"trino"`` or ``"presto"`` (PrestoDB, reached
+    through the translation of ``presto.py``; clients still speak Trino's protocol).
+    ``user``/``password`` are the DataHub service account, which the cluster must allow
+    to impersonate employees. ``verify`` is True (system CAs), False (development only)
     or, via ``ca_file``, the PEM file of the cluster's CA or self-signed certificate.
     """
 
@@ -34,6 +37,7 @@ class Cluster:
     ca_file: str | None = None
     verify: bool = True
     routing_group: str = "default"
+    engine: str = TRINO
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> Cluster:
@@ -52,6 +56,7 @@ class Cluster:
             "ca_file",
             "verify",
             "routing_group",
+            "engine",
         }
         if unknown:
             raise ClusterConfigError(f"Unknown cluster setting(s): {', '.join(sorted(unknown))}.")
@@ -65,6 +70,12 @@ class Cluster:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ClusterConfigError(
                 f"Cluster {name!r} needs a url like https://trino.example.com:8443."
+            )
+        engine = str(entry.get("engine", TRINO)).lower()
+        if engine not in ENGINES:
+            raise ClusterConfigError(
+                f"Cluster {name!r} has engine {entry.get('engine')!r}; use "
+                f"{' or '.join(repr(e) for e in ENGINES)}."
             )
         password = entry.get("password")
         password_file = entry.get("password_file")
@@ -81,6 +92,7 @@ class Cluster:
             ca_file=entry.get("ca_file"),
             verify=bool(entry.get("verify", True)),
             routing_group=str(entry.get("routing_group", "default")),
+            engine=engine,
         )
 
     @property
@@ -98,14 +110,32 @@ class Cluster:
 
 
 def load_clusters(entries: Sequence[Mapping[str, Any]]) -> dict[str, Cluster]:
-    """Parse the configured clusters, keyed by name, in configuration order."""
+    """Parse the configured clusters, keyed by name, in configuration order.
+
+    The clusters of one routing group run one engine: a query fails over only to a
+    cluster of its own engine, and the client's session (prepared statements,
+    transactions, session properties) means the same on every cluster it may land on.
+    """
     clusters: dict[str, Cluster] = {}
+    engines: dict[str, Cluster] = {}
     for entry in entries:
         cluster = Cluster.from_config(entry)
         if cluster.name in clusters:
             raise ClusterConfigError(f"Cluster name {cluster.name!r} is used twice.")
+        first = engines.setdefault(cluster.routing_group, cluster)
+        if first.engine != cluster.engine:
+            raise ClusterConfigError(
+                f"Routing group {cluster.routing_group!r} mixes engines ({first.name} runs "
+                f"{first.engine}, {cluster.name} runs {cluster.engine}); give each engine "
+                "its own routing group."
+            )
         clusters[cluster.name] = cluster
     return clusters
+
+
+def routing_group_engines(clusters: Mapping[str, Cluster]) -> dict[str, str]:
+    """The engine of each routing group (one per group, see `load_clusters`)."""
+    return {c.routing_group: c.engine for c in clusters.values()}
 
 
 @dataclass

@@ -32,6 +32,24 @@ LIMITED_PROPERTIES: dict[str, str] = {
     "query_max_scan_physical_bytes": "scan_bytes",
 }
 
+#: The same limits under PrestoDB's session property names (``engine = "presto"``
+#: clusters): Presto bounds the raw input bytes a query scans
+#: (``query_max_scan_raw_input_bytes``, failing with
+#: ``EXCEEDED_SCAN_RAW_BYTES_READ_LIMIT``, which the gateway's translation names
+#: ``EXCEEDED_SCAN_LIMIT``); it has no ``query_max_scan_physical_bytes``.
+PRESTO_LIMITED_PROPERTIES: dict[str, str] = {
+    "query_max_cpu_time": "cpu_seconds",
+    "query_max_run_time": "run_seconds",
+    "query_max_execution_time": "run_seconds",
+    "query_max_scan_raw_input_bytes": "scan_bytes",
+}
+
+#: The limited session properties of each engine.
+LIMITED_PROPERTIES_BY_ENGINE: dict[str, dict[str, str]] = {
+    "trino": LIMITED_PROPERTIES,
+    "presto": PRESTO_LIMITED_PROPERTIES,
+}
+
 #: Trino's error for a query it stopped at each `EngineLimits` field's limit.
 LIMIT_ERRORS: dict[str, str] = {
     "cpu_seconds": "EXCEEDED_CPU_LIMIT",
@@ -97,9 +115,9 @@ class EngineLimits:
             scan_bytes=_min(self.scan_bytes, other.scan_bytes),
         )
 
-    def bound(self, prop: str) -> float | None:
+    def bound(self, prop: str, engine: str = "trino") -> float | None:
         """The limit on session property *prop* (seconds or bytes), or None."""
-        field = LIMITED_PROPERTIES.get(prop)
+        field = LIMITED_PROPERTIES_BY_ENGINE[engine].get(prop)
         return getattr(self, field) if field else None
 
     def to_data(self) -> dict[str, Any]:
@@ -120,13 +138,13 @@ class EngineLimits:
 
 
 def _parse(prop: str, value: str) -> float | None:
-    if LIMITED_PROPERTIES[prop] == "scan_bytes":
+    if prop.endswith("_bytes"):
         return parse_data_size(value)
     return parse_duration(value)
 
 
 def _format(prop: str, amount: float) -> str:
-    if LIMITED_PROPERTIES[prop] == "scan_bytes":
+    if prop.endswith("_bytes"):
         return f"{max(1, int(amount))}B"
     # Whole milliseconds: Trino's Duration accepts them, and rounds nothing away that matters.
     return f"{max(1, round(amount * 1000))}ms"
@@ -144,7 +162,7 @@ def session_entries(value: str) -> list[tuple[str, str]]:
 
 
 def limited_session_headers(
-    headers: Iterable[tuple[str, str]], limits: EngineLimits
+    headers: Iterable[tuple[str, str]], limits: EngineLimits, engine: str = "trino"
 ) -> list[tuple[str, str]]:
     """*headers* (a client's, as forwarded) with *limits* in their session properties.
 
@@ -153,8 +171,9 @@ def limited_session_headers(
     the client's value when DataHub sets no limit on it. A client value Trino could not
     read is dropped when there is a limit (Trino would refuse the query anyway). The
     other session properties pass as the client sent them, in one header at the place
-    of the client's first.
+    of the client's first. *engine* names the properties (`LIMITED_PROPERTIES_BY_ENGINE`).
     """
+    properties = LIMITED_PROPERTIES_BY_ENGINE[engine]
     kept: list[str] = []
     client: dict[str, str] = {}
     out: list[tuple[str, str]] = []
@@ -166,12 +185,12 @@ def limited_session_headers(
         if position is None:
             position = len(out)
         for prop, raw in session_entries(value):
-            if prop.lower() in LIMITED_PROPERTIES:
+            if prop.lower() in properties:
                 client[prop.lower()] = raw
             else:
                 kept.append(f"{prop}={raw}")
-    for prop in LIMITED_PROPERTIES:
-        bound = limits.bound(prop)
+    for prop in properties:
+        bound = limits.bound(prop, engine)
         asked = client.get(prop)
         if bound is None:
             if asked is not None:
@@ -184,30 +203,36 @@ def limited_session_headers(
     return out
 
 
-def _client_values(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+def _client_values(
+    headers: Iterable[tuple[str, str]], properties: Mapping[str, str]
+) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, value in headers:
         if name.lower() == SESSION_HEADER.lower():
             for prop, raw in session_entries(value):
-                if prop.lower() in LIMITED_PROPERTIES:
+                if prop.lower() in properties:
                     values[prop.lower()] = unquote(raw)
     return values
 
 
 def limit_messages_for(
-    headers: Iterable[tuple[str, str]], limits: EngineLimits, messages: Mapping[str, str]
+    headers: Iterable[tuple[str, str]],
+    limits: EngineLimits,
+    messages: Mapping[str, str],
+    engine: str = "trino",
 ) -> dict[str, str]:
     """Of *messages* (the client's sentence by Trino error name, see `LIMIT_ERRORS`),
     those for the limits of *limits* that stop the query as forwarded: the client's
     *headers* did not lower them (a client that set a lower limit itself hears Trino's
     own message when it stops the query)."""
-    asked = _client_values(headers)
+    properties = LIMITED_PROPERTIES_BY_ENGINE[engine]
+    asked = _client_values(headers, properties)
     kept: dict[str, str] = {}
     for field, error in LIMIT_ERRORS.items():
         bound = getattr(limits, field)
         if bound is None or error not in messages:
             continue
-        props = [p for p, f in LIMITED_PROPERTIES.items() if f == field]
+        props = [p for p, f in properties.items() if f == field]
         wanted = [_parse(p, asked[p]) for p in props if p in asked]
         if not any(w is not None and w < bound for w in wanted):
             kept[error] = messages[error]

@@ -5,6 +5,8 @@ Every ``interval`` seconds each cluster is asked for ``GET /v1/info`` (up, and n
 run and wait). A failed check, or a request that cannot reach the cluster, makes it unhealthy
 at once: it gets no new queries until a check passes again. The admins' drain flags are
 re-read from the store at the same pace, so every gateway process follows them.
+PrestoDB clusters answer the same two requests (their headers translated by
+``upstream.py``).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class ClusterMonitor:
             if code != 200 or not isinstance(info, dict):
                 raise _CheckFailed(f"/v1/info answered HTTP {code}")
             if info.get("starting", True):
-                raise _CheckFailed("Trino is starting")
+                raise _CheckFailed(f"{cluster.engine.capitalize()} is starting")
             running, queued = await self._load(cluster)
         except ClusterUnreachable as e:
             failed = e.reason

@@ -3,14 +3,16 @@
 Pure logic, no I/O. The decision, in order:
 
 1. **The routing hook**, if configured: a Python function that may return a routing group.
-2. **The rules**, in order; the first whose conditions all hold decides. Conditions:
+2. **The rules**, in order; the first whose conditions all hold decides: its
+   ``routing_group``, or with ``engine`` (``"trino"``, ``"presto"``) the routing group of
+   that engine (the default routing group if it runs it, else the first). Conditions:
    ``users``, ``groups`` (hub groups, any of), ``source`` (a regex the whole Trino source
    must match), ``client_tags`` (all of them present), ``hint`` (the hint given, so a
    rule can alias or override it), and ``catalogs`` (any of them referenced by the SQL,
    parsed with sqlglot; unqualified tables count in the session catalog).
 3. **The hint**: ``X-DataHub-Routing-Group`` (what ``%%sql --cluster NAME`` sends) names a
-   routing group, or one cluster (which pins the query to it); a name that does not
-   exist is a clear error.
+   routing group, or one cluster (which pins the query to it), or an engine (the routing
+   group of that engine, as for a rule); a name that does not exist is a clear error.
 4. **The default routing group.**
 
 Rules are the admins' policy: they win over a hint (a contractor asking for ``adhoc``
@@ -30,10 +32,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..wire import INVALID_ROUTING_GROUP
+from ..wire import INVALID_ROUTING_GROUP, NO_CLUSTER_AVAILABLE
+from .presto import ENGINES, TRINO
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,12 @@ def name_set(value: Any, what: str, rule: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class RoutingRule:
-    """One ``c.DataHubService.routing_rules`` entry: conditions and a routing group."""
+    """One ``c.DataHubService.routing_rules`` entry: conditions, and a routing group or
+    an engine (``routing_group`` is empty when the rule names an engine)."""
 
     name: str
     routing_group: str
+    engine: str | None = None
     users: frozenset[str] | None = None
     groups: frozenset[str] | None = None
     source: re.Pattern[str] | None = None
@@ -104,8 +109,14 @@ class RoutingRule:
         entry = dict(entry)
         name = str(entry.pop("name", f"#{index + 1}"))
         group = entry.pop("routing_group", None)
-        if not isinstance(group, str) or not group:
-            raise RoutingConfigError(f"Routing rule {name!r} needs a routing_group.")
+        engine = entry.pop("engine", None)
+        if engine is not None and (group is not None or engine not in ENGINES):
+            raise RoutingConfigError(
+                f"Routing rule {name!r}: engine must be one of {', '.join(ENGINES)}, "
+                "instead of a routing_group."
+            )
+        if engine is None and (not isinstance(group, str) or not group):
+            raise RoutingConfigError(f"Routing rule {name!r} needs a routing_group (or an engine).")
         unknown = set(entry) - set(RULE_CONDITIONS)
         if unknown:
             raise RoutingConfigError(
@@ -126,7 +137,8 @@ class RoutingRule:
                 ) from None
         return cls(
             name=name,
-            routing_group=group,
+            routing_group=group or "",
+            engine=engine,
             users=name_set(entry["users"], "users", name) if "users" in entry else None,
             groups=name_set(entry["groups"], "groups", name) if "groups" in entry else None,
             source=source,
@@ -192,13 +204,15 @@ RoutingHook = Callable[[RoutingRequest], "str | None"]
 class Router:
     """Routes requests with the configured rules (see the module docstring).
 
-    ``clusters`` maps cluster names to their routing groups.
+    ``clusters`` maps cluster names to their routing groups, ``engines`` routing groups
+    to the engine their clusters run (``"trino"`` when not given).
     """
 
     clusters: Mapping[str, str]
     rules: Sequence[RoutingRule] = ()
     default_group: str = "default"
     hook: RoutingHook | None = None
+    engines: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -207,6 +221,7 @@ class Router:
         rules: Sequence[Mapping[str, Any]],
         default_group: str,
         hook: RoutingHook | None = None,
+        engines: Mapping[str, str] | None = None,
     ) -> Router:
         """Build a Router from the traits; raises RoutingConfigError on a bad entry."""
         return cls(
@@ -214,7 +229,20 @@ class Router:
             rules=[RoutingRule.from_config(entry, i) for i, entry in enumerate(rules)],
             default_group=default_group,
             hook=hook,
+            engines=dict(engines or {}),
         )
+
+    def engine_of(self, routing_group: str) -> str:
+        """The engine the clusters of *routing_group* run."""
+        return self.engines.get(routing_group, TRINO)
+
+    def engine_group(self, engine: str) -> str | None:
+        """The routing group queries for *engine* go to: the default routing group if it
+        runs it, else the first (in configuration order) that does; None if none does."""
+        groups = [g for g in self.routing_groups if self.engine_of(g) == engine]
+        if self.default_group in groups:
+            return self.default_group
+        return groups[0] if groups else None
 
     @property
     def routing_groups(self) -> list[str]:
@@ -228,7 +256,13 @@ class Router:
             f"Routing rule {rule.name!r} sends queries to routing group {rule.routing_group!r}, "
             "which has no cluster."
             for rule in self.rules
-            if rule.routing_group not in groups
+            if rule.engine is None and rule.routing_group not in groups
+        ]
+        warnings += [
+            f"Routing rule {rule.name!r} sends queries to engine {rule.engine!r}, which no "
+            "cluster runs."
+            for rule in self.rules
+            if rule.engine is not None and self.engine_group(rule.engine) is None
         ]
         if self.default_group not in groups:
             warnings.append(
@@ -258,9 +292,10 @@ class Router:
 
         for rule in self.rules:
             if rule.matches(request, catalogs):
-                return RoutingDecision(
-                    rule.routing_group, f"rule:{rule.name}", keep_pin(rule.routing_group)
-                )
+                group = rule.routing_group
+                if rule.engine is not None:
+                    group = self._engine_group_or_error(rule.engine)
+                return RoutingDecision(group, f"rule:{rule.name}", keep_pin(group))
         if hint_error is not None:
             raise hint_error
         if hint_group:
@@ -279,6 +314,11 @@ class Router:
             group, pinned = hint, None
         elif hint in self.clusters:
             group, pinned = self.clusters[hint], hint
+        elif hint.lower() in ENGINES:
+            try:
+                group, pinned = self._engine_group_or_error(hint.lower()), None
+            except RoutingError as e:
+                return None, None, e
         else:
             error = RoutingError(
                 f"There is no routing group or cluster named {hint!r}; use one of: "
@@ -287,6 +327,16 @@ class Router:
             )
             return None, None, error
         return group, pinned, None
+
+    def _engine_group_or_error(self, engine: str) -> str:
+        group = self.engine_group(engine)
+        if group is None:
+            raise RoutingError(
+                f"No cluster runs {engine.capitalize()}; use one of: "
+                f"{', '.join(self.routing_groups) or '(none)'}.",
+                NO_CLUSTER_AVAILABLE,
+            )
+        return group
 
 
 def parse_client_tags(values: Iterable[str]) -> frozenset[str]:

@@ -25,7 +25,7 @@ from ..wire import (
     TRINO_SCHEMA_HEADER,
     TRINO_SOURCE_HEADER,
 )
-from . import protocol
+from . import presto, protocol
 from .admission import Admitted, QueryQueued, QueryRefused
 from .clusters import Attempt, Cluster, failover
 from .engine_limits import limit_messages_for, limited_session_headers
@@ -121,6 +121,10 @@ def route(
     query.routing_group, query.routing_reason = decision.routing_group, decision.reason
     query.pinned_cluster = decision.cluster
     query.headers = tuple(with_prepared_statements(session, prepared, resolved.uses))
+    if router.engine_of(decision.routing_group) == presto.PRESTO:
+        unsupported = presto.unsupported_request(query.headers)
+        if unsupported:
+            raise Refusal(unsupported, protocol.GENERIC_USER_ERROR, "request", query)
     return query
 
 
@@ -192,7 +196,8 @@ async def forward(
     monitor = gateway.monitor
     # The admission's per-query limits go to Trino as session limits, which the client's
     # own session values can only lower.
-    headers = tuple(limited_session_headers(query.headers, admitted.engine_limits))
+    engine = gateway.router.engine_of(query.routing_group)
+    headers = tuple(limited_session_headers(query.headers, admitted.engine_limits, engine))
     tried: list[str] = []
     for status in monitor.rank(query.routing_group, query.pinned_cluster):
         cluster = gateway.clusters[status.name]
@@ -243,7 +248,12 @@ async def submit(exchange: Exchange, query: QueryRecord, admitted: Admitted, bod
     gateway.monitor.note_submitted(cluster.name)
     # Trino's error for a limit set from the admission's (not a lower one of the
     # client's) reaches the client as its sentence, on whichever process serves it.
-    messages = limit_messages_for(query.headers, admitted.engine_limits, admitted.limit_messages)
+    messages = limit_messages_for(
+        query.headers,
+        admitted.engine_limits,
+        admitted.limit_messages,
+        gateway.router.engine_of(query.routing_group),
+    )
     if messages:
         query.admission = {**query.admission, LIMIT_MESSAGES: messages}
     tracker = gateway.tracker

@@ -1,4 +1,8 @@
-"""HTTP clients for the Trino clusters: pooled, keep-alive, with each cluster's CA.
+"""HTTP clients for the clusters: pooled, keep-alive, with each cluster's CA.
+
+A Presto cluster is spoken to through `presto`'s translation: the request's ``X-Trino-*``
+headers go out as ``X-Presto-*``, and its answer (`PrestoResponse`) reads as a Trino
+cluster's, so nothing after this module knows the engine.
 
 aiohttp (already a JupyterHub dependency) rather than httpx: a result page passes through
 here several times per query, and aiohttp's C-accelerated parsing costs a fraction of
@@ -7,13 +11,16 @@ httpx's pure-Python request building and h11 parsing (see benchmarks/README.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 from ..wire import TRINO_USER_HEADER
+from . import presto
 from .clusters import Cluster
 
 #: Failures that happen before the request reaches the cluster: retrying the request
@@ -97,6 +104,51 @@ class UpstreamResponse:
         self._response.release()
 
 
+class PrestoResponse(UpstreamResponse):
+    """A Presto cluster's answer as a Trino cluster's: headers renamed
+    (`presto.response_headers`), a JSON body translated (`presto.translate_page`).
+
+    The body is read whole before the first byte is given out, since a page's columns
+    and statistics are rewritten; Presto's pages are bounded (1 MB by default, the
+    gateway never asks for more). Large pages are translated off the event loop.
+    """
+
+    #: Bodies larger than this are translated in a worker thread.
+    inline_limit = 64 * 1024
+
+    def __init__(self, cluster: Cluster, response: aiohttp.ClientResponse) -> None:
+        super().__init__(cluster, response)
+        headers = presto.response_headers(response.headers.items())
+        # The translated body has another length; the relay learns it from the body.
+        self.headers = CIMultiDict((k, v) for k, v in headers if k.lower() != "content-length")
+        self._translate = self.status_code == 200 and self.headers.get(
+            "content-type", ""
+        ).startswith("application/json")
+        self._body: bytes | None = None
+
+    def header_items(self) -> list[tuple[str, str]]:
+        return list(self.headers.items())
+
+    async def read(self) -> bytes:
+        if self._body is None:
+            body = await super().read()
+            if self._translate and len(body) > self.inline_limit:
+                body = await asyncio.to_thread(presto.translate_page, body)
+            elif self._translate:
+                body = presto.translate_page(body)
+            self._body = body
+        return self._body
+
+    async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
+        body = await self.read()
+        if len(body) <= limit:
+            return body, True
+        return b"", False  # chunks() yields it all
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield await self.read()
+
+
 class Upstream:
     """One aiohttp session per cluster (each may trust a different CA).
 
@@ -150,13 +202,18 @@ class Upstream:
         body: bytes | None = None,
         *,
         timeout: float | None = None,
+        translate: bool = True,
     ) -> UpstreamResponse:
         """Send a request to *cluster* and return the response with its body unread.
 
         The caller must ``aclose()`` the response. Raises ClusterUnreachable if no
         answer arrives (connection refused, TLS failure, timeout). *timeout* bounds the
         whole request instead of the configured timeouts (health checks use a short one).
+        A Presto cluster's answer is a `PrestoResponse` unless *translate* is False.
         """
+        presto_cluster = cluster.engine == presto.PRESTO
+        if presto_cluster:
+            headers = presto.request_headers(headers)
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
@@ -171,6 +228,8 @@ class Upstream:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise ClusterUnreachable(cluster, e) from e
+        if presto_cluster and translate:
+            return PrestoResponse(cluster, response)
         return UpstreamResponse(cluster, response)
 
     async def call(
@@ -183,7 +242,9 @@ class Upstream:
         timeout: float | None = None,
     ) -> tuple[int, Any]:
         """A small request of the gateway's own, as the service account (impersonating
-        *user*, if given): returns the status and the JSON body (None if not JSON).
+        *user*, if given): returns the status and the JSON body (None if not JSON), as
+        the cluster wrote it (a Presto cluster's query info is not translated: its
+        fields that the gateway reads have Trino's names).
 
         Raises ClusterUnreachable if the cluster does not answer.
         """
@@ -192,7 +253,7 @@ class Upstream:
             headers.append(("Authorization", cluster.authorization))
         if user:
             headers.append((TRINO_USER_HEADER, user))
-        response = await self.send(cluster, method, path, headers, timeout=timeout)
+        response = await self.send(cluster, method, path, headers, timeout=timeout, translate=False)
         try:
             body = await response.read()
         finally:

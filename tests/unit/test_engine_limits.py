@@ -199,3 +199,28 @@ def test_a_daily_limit_refuses_when_used_up_and_stops_a_query_once_passed():
     over = {**used_up, "cpu_ms": 10_001}
     assert daily_limit_hit(limits, over, passed=True) == ("cpu_seconds_per_day", 10.001)
     assert daily_limit_hit({}, over, passed=True) is None
+
+
+def test_a_presto_cluster_gets_the_limits_under_prestos_property_names():
+    client = [
+        ("X-Trino-Session", "query_max_scan_raw_input_bytes=1TB,join_distribution_type=BROADCAST")
+    ]
+    session = session_of(limited_session_headers(client, TWO_SECONDS, "presto"))
+    assert sorted(session) == [
+        "join_distribution_type=BROADCAST",
+        "query_max_cpu_time=2000ms",
+        "query_max_execution_time=60000ms",
+        "query_max_run_time=60000ms",
+        f"query_max_scan_raw_input_bytes={1 << 20}B",  # the client's 1TB only lowers ours
+    ]
+    # Trino's name is no Presto property: it passes, and Presto refuses it by name.
+    client = [("X-Trino-Session", "query_max_scan_physical_bytes=1kB")]
+    assert "query_max_scan_physical_bytes=1kB" in session_of(
+        limited_session_headers(client, TWO_SECONDS, "presto")
+    )
+
+
+def test_a_presto_scan_limit_the_client_lowered_keeps_prestos_message():
+    lowered = [("X-Trino-Session", "query_max_scan_raw_input_bytes=1kB")]
+    assert "EXCEEDED_SCAN_LIMIT" not in limit_messages_for(lowered, TWO_SECONDS, MESSAGES, "presto")
+    assert "EXCEEDED_SCAN_LIMIT" in limit_messages_for(lowered, TWO_SECONDS, MESSAGES)

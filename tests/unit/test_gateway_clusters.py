@@ -12,6 +12,7 @@ from datahub.gateway.clusters import (
     failover,
     load_clusters,
     rank_clusters,
+    routing_group_engines,
     unavailable_message,
 )
 
@@ -134,3 +135,29 @@ def test_a_cluster_that_may_have_the_query_is_never_followed_by_another():
     # it twice.
     assert failover(None, not_sent=False) is Attempt.STOP
     assert failover(None) is Attempt.STOP
+
+
+def test_a_cluster_runs_trino_unless_it_says_presto():
+    assert Cluster.from_config({"name": "t", "url": "http://t:8080"}).engine == "trino"
+    entry = {"name": "p", "url": "http://p:8080", "engine": "Presto"}
+    assert Cluster.from_config(entry).engine == "presto"
+    with pytest.raises(ClusterConfigError, match="engine 'hive'; use 'trino' or 'presto'"):
+        Cluster.from_config({"name": "h", "url": "http://h", "engine": "hive"})
+
+
+def test_a_routing_group_runs_one_engine():
+    clusters = load_clusters(
+        [
+            {"name": "t1", "url": "http://t1", "routing_group": "adhoc"},
+            {"name": "p1", "url": "http://p1", "routing_group": "lake", "engine": "presto"},
+            {"name": "p2", "url": "http://p2", "routing_group": "lake", "engine": "presto"},
+        ]
+    )
+    assert routing_group_engines(clusters) == {"adhoc": "trino", "lake": "presto"}
+    with pytest.raises(ClusterConfigError, match="Routing group 'adhoc' mixes engines"):
+        load_clusters(
+            [
+                {"name": "t1", "url": "http://t1", "routing_group": "adhoc"},
+                {"name": "p1", "url": "http://p1", "routing_group": "adhoc", "engine": "presto"},
+            ]
+        )

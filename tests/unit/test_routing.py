@@ -154,3 +154,53 @@ def test_rules_and_defaults_without_clusters_are_reported():
 
 def test_client_tags_come_comma_separated_in_one_or_more_headers():
     assert parse_client_tags(["a, b", "c", ""]) == {"a", "b", "c"}
+
+
+# ------------------------------------------------------------------------- engines
+
+ENGINE_CLUSTERS = {**CLUSTERS, "presto-1": "lake", "presto-2": "lake-2"}
+ENGINES = {"adhoc": "trino", "etl": "trino", "sandbox": "trino", "lake": "presto"}
+ENGINES["lake-2"] = "presto"
+
+
+def engine_router(**kwargs) -> Router:
+    return router(clusters=ENGINE_CLUSTERS, engines=ENGINES, **kwargs)
+
+
+def test_a_hint_may_name_an_engine():
+    r = engine_router()
+    assert route(r, hint="presto").routing_group == "lake"  # the first presto group
+    assert route(r, hint="Trino").routing_group == "adhoc"  # the default group runs Trino
+    assert route(r, hint="presto-2").cluster == "presto-2"  # a cluster's name still pins
+    assert r.engine_of("lake") == "presto" and r.engine_of("adhoc") == "trino"
+    assert r.engine_of("unknown") == "trino"
+
+
+def test_an_engine_no_cluster_runs_is_one_sentence():
+    with pytest.raises(RoutingError) as e:
+        route(hint="presto")  # the plain router has Trino clusters only
+    assert e.value.message.startswith("No cluster runs Presto; use one of: adhoc, etl")
+
+
+def test_a_rule_may_send_queries_to_an_engine():
+    rules = [{"name": "presto users", "groups": ["presto-fans"], "engine": "presto"}]
+    r = engine_router(rules=rules)
+    decision = route(r, groups=("presto-fans",))
+    assert (decision.routing_group, decision.reason) == ("lake", "rule:presto users")
+    assert route(r).routing_group == "adhoc"
+    assert router(rules=rules).config_warnings() == [
+        "Routing rule 'presto users' sends queries to engine 'presto', which no cluster runs."
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "x", "users": ["a"], "engine": "hive"},
+        {"name": "x", "users": ["a"], "engine": "presto", "routing_group": "lake"},
+        {"name": "x", "users": ["a"]},
+    ],
+)
+def test_a_rule_names_one_known_engine_or_a_routing_group(entry):
+    with pytest.raises(RoutingConfigError):
+        RoutingRule.from_config(entry, 0)

@@ -1,0 +1,274 @@
+"""PrestoDB clusters behind a Trino gateway: the protocol translation, pure, no I/O.
+
+Clients speak Trino's protocol to the gateway; a cluster with ``engine = "presto"`` speaks
+PrestoDB's, which Trino forked from and which differs in the details:
+
+* **Request headers** are ``X-Presto-*`` instead of ``X-Trino-*`` (`request_headers`).
+  Presto has no SQL path (``X-Trino-Path``: refused with one sentence, see
+  `unsupported_request`), no spooling protocol and other client capabilities (those two
+  headers are dropped: Presto answers in plain JSON, which every Trino client reads).
+* **Response headers** come back as ``X-Presto-Set-Session``, ``X-Presto-Added-Prepare``, ...
+  and are renamed to Trino's (`response_headers`); Presto-only ones (session functions)
+  are dropped.
+* **Result pages** (`translate_page`): column types get Trino's names (Presto's
+  ``timestamp`` is Trino's ``timestamp(3)``) and Trino's ``typeSignature`` shape (Presto
+  writes ``typeArguments``/``literalArguments`` and row fields as type strings); ``stats``
+  get Trino's fields (Presto reports no physical input bytes: its processed bytes stand
+  in); ``error`` keeps Trino's keys only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .presto_types import trino_type, value_fixer
+
+#: The engines a cluster may run.
+TRINO = "trino"
+PRESTO = "presto"
+ENGINES = (TRINO, PRESTO)
+
+# --------------------------------------------------------------------------- headers
+
+#: Trino request headers Presto has under its own prefix (lower case Trino names).
+_RENAMED_REQUEST = frozenset(
+    {
+        "user",
+        "source",
+        "catalog",
+        "schema",
+        "time-zone",
+        "language",
+        "session",
+        "role",
+        "client-tags",
+        "client-info",
+        "prepared-statement",
+        "transaction-id",
+        "trace-token",
+        "resource-estimate",
+    }
+)
+
+#: Trino request headers Presto lacks and that change nothing a query returns: dropped.
+#: (Spooling: Presto answers in the plain JSON protocol, which clients read too.
+#: Capabilities: Trino's names ``PARAMETRIC_DATETIME``, ``SESSION_AUTHORIZATION`` mean
+#: nothing to Presto, whose timestamps are always milliseconds.)
+_DROPPED_REQUEST = frozenset({"query-data-encoding", "client-capabilities"})
+
+#: Trino request headers Presto lacks whose loss would change the query: the sentence.
+_REFUSED_REQUEST = {
+    "path": (
+        "Presto clusters have no SQL path; run the query without a path setting "
+        "(X-Trino-Path), or on a Trino cluster."
+    ),
+}
+
+#: Presto response headers with a Trino counterpart (lower case Presto names).
+_RENAMED_RESPONSE = frozenset(
+    {
+        "set-catalog",
+        "set-schema",
+        "set-session",
+        "clear-session",
+        "set-role",
+        "added-prepare",
+        "deallocated-prepare",
+        "started-transaction-id",
+        "clear-transaction-id",
+    }
+)
+
+_TRINO, _PRESTO = "x-trino-", "x-presto-"
+
+
+def _canonical(suffix: str) -> str:
+    return "-".join(part.capitalize() for part in suffix.split("-"))
+
+
+def unsupported_request(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The user's sentence if the client's *headers* ask for something Presto lacks."""
+    for name, value in headers:
+        lname = name.lower()
+        if lname.startswith(_TRINO) and value.strip():
+            message = _REFUSED_REQUEST.get(lname[len(_TRINO) :])
+            if message:
+                return message
+    return None
+
+
+def request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers the gateway would send a Trino cluster, as a Presto cluster needs
+    them: every ``X-Trino-*`` renamed ``X-Presto-*`` where Presto has it, dropped
+    otherwise; other headers (``Authorization``, ``Content-Type``, ...) unchanged.
+
+    The identity header comes from the gateway (``X-Trino-User`` → ``X-Presto-User``);
+    the client's own ``X-Presto-*`` headers never reach here (`protocol.session_headers`
+    forwards none).
+    """
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname.startswith(_PRESTO):
+            continue  # never the client's: only the gateway's renamed ones
+        if not lname.startswith(_TRINO):
+            out.append((name, value))
+            continue
+        suffix = lname[len(_TRINO) :]
+        if suffix in _RENAMED_REQUEST:
+            out.append(("X-Presto-" + _canonical(suffix), value))
+    return out
+
+
+def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A Presto cluster's response headers as a Trino cluster's: ``X-Presto-Set-Session``
+    becomes ``X-Trino-Set-Session`` and so on; Presto-only ``X-Presto-*`` headers are
+    dropped, and any ``X-Trino-*`` one (no Presto sends them) too."""
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname.startswith(_PRESTO):
+            suffix = lname[len(_PRESTO) :]
+            if suffix in _RENAMED_RESPONSE:
+                out.append(("X-Trino-" + _canonical(suffix), value))
+        elif not lname.startswith(_TRINO):
+            out.append((name, value))
+    return out
+
+
+# ------------------------------------------------------------------------- pages
+
+#: Trino's ``stats`` of a result page, with what each is when Presto has no value.
+_TRINO_STATS: dict[str, Any] = {
+    "state": "UNKNOWN",
+    "queued": False,
+    "scheduled": False,
+    "nodes": 0,
+    "totalSplits": 0,
+    "queuedSplits": 0,
+    "runningSplits": 0,
+    "completedSplits": 0,
+    "cpuTimeMillis": 0,
+    "wallTimeMillis": 0,
+    "queuedTimeMillis": 0,
+    "elapsedTimeMillis": 0,
+    "processedRows": 0,
+    "processedBytes": 0,
+    "physicalInputBytes": 0,
+    "peakMemoryBytes": 0,
+    "spilledBytes": 0,
+}
+
+#: Presto's states of a query that waits to start, which Trino clients know as QUEUED.
+QUEUED_STATES = frozenset({"WAITING_FOR_PREREQUISITES"})
+
+#: Trino's keys of a failed query's ``error`` and of its ``failureInfo``.
+_ERROR_KEYS = (
+    "message",
+    "sqlState",
+    "errorCode",
+    "errorName",
+    "errorType",
+    "errorLocation",
+    "failureInfo",
+)
+_FAILURE_KEYS = ("type", "message", "cause", "suppressed", "stack", "errorLocation")
+
+
+def trino_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """A page's Presto ``stats`` as Trino's: Trino's fields only (Presto's stage tree and
+    runtime statistics have other shapes), Trino's states only (a query waiting for its
+    prerequisites is QUEUED), the physical input bytes Presto does not
+    report taken from its processed (raw input) bytes, and the progress Trino clients
+    show computed from the splits."""
+    out = {key: stats.get(key, default) for key, default in _TRINO_STATS.items()}
+    if out["state"] in QUEUED_STATES:
+        out["state"], out["queued"] = "QUEUED", True
+    if "physicalInputBytes" not in stats:
+        out["physicalInputBytes"] = out["processedBytes"]
+    total, done = out["totalSplits"], out["completedSplits"]
+    if out["scheduled"] and isinstance(total, int) and isinstance(done, int) and total > 0:
+        out["progressPercentage"] = min(100.0, 100.0 * done / total)
+    return out
+
+
+def _failure(info: Any) -> Any:
+    if not isinstance(info, dict):
+        return info
+    out = {key: info[key] for key in _FAILURE_KEYS if key in info}
+    if "cause" in out:
+        out["cause"] = _failure(out["cause"])
+    if isinstance(out.get("suppressed"), list):
+        out["suppressed"] = [_failure(s) for s in out["suppressed"]]
+    return out
+
+
+#: Presto's error names for what Trino names otherwise (the per-query scan limit the
+#: gateway sets from a quota, see `engine_limits.PRESTO_LIMITED_PROPERTIES`).
+ERROR_NAMES = {"EXCEEDED_SCAN_RAW_BYTES_READ_LIMIT": "EXCEEDED_SCAN_LIMIT"}
+
+
+def trino_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A failed query's Presto ``error`` with Trino's keys only (Presto adds
+    ``retriable`` and ``errorCause``) and Trino's name for it (`ERROR_NAMES`)."""
+    out = {key: error[key] for key in _ERROR_KEYS if key in error}
+    if out.get("errorName") in ERROR_NAMES:
+        out["errorName"] = ERROR_NAMES[out["errorName"]]
+    if "failureInfo" in out:
+        out["failureInfo"] = _failure(out["failureInfo"])
+    return out
+
+
+def trino_column(column: dict[str, Any]) -> dict[str, Any]:
+    """One Presto result column as Trino's: its type's Trino name and signature."""
+    type_string, signature = trino_type(str(column.get("type", "")))
+    return {"name": column.get("name"), "type": type_string, "typeSignature": signature}
+
+
+def _fixed_row(row: Any, fixers: list[Any]) -> Any:
+    if not isinstance(row, list) or len(row) != len(fixers):
+        return row
+    return [v if f is None or v is None else f(v) for f, v in zip(fixers, row, strict=True)]
+
+
+#: The keys a Trino page starts with, all strings (the gateway's streaming rewrite of
+#: the URIs relies on it).
+_HEAD_KEYS = ("id", "infoUri", "partialCancelUri", "nextUri")
+
+
+def translate_document(page: dict[str, Any]) -> dict[str, Any]:
+    """A parsed Presto result page as Trino's (see the module docstring), with Trino's
+    head keys first, so the gateway's rewrite finds the URIs whatever Presto's order."""
+    out: dict[str, Any] = {key: page[key] for key in _HEAD_KEYS if key in page}
+    fixers: list[Any] = []
+    for key, value in page.items():
+        if key in out:
+            continue
+        if key == "columns" and isinstance(value, list):
+            value = [trino_column(c) if isinstance(c, dict) else c for c in value]
+            fixers = [
+                value_fixer(c.get("typeSignature") or {}) if isinstance(c, dict) else None
+                for c in value
+            ]
+        elif key == "data" and isinstance(value, list) and any(fixers):
+            value = [_fixed_row(row, fixers) for row in value]
+        elif key == "stats" and isinstance(value, dict):
+            value = trino_stats(value)
+        elif key == "error" and isinstance(value, dict):
+            value = trino_error(value)
+        out[key] = value
+    return out
+
+
+def translate_page(body: bytes) -> bytes:
+    """A Presto answer's body as Trino's: a result page translated (`translate_document`),
+    anything else (not JSON, not an object) unchanged."""
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(page, dict):
+        return body
+    return json.dumps(translate_document(page), separators=(",", ":"), ensure_ascii=False).encode()

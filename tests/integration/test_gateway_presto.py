@@ -1,0 +1,387 @@
+"""A real PrestoDB 0.296 behind the gateway, reached with Trino's clients: the `trino`
+Python client and ``%%sql`` as alice, through an in-process gateway whose cluster
+``presto`` has ``engine = "presto"``. Identity, access rules, session properties,
+prepared statements, errors, cancel, every type of the ``%%sql`` conversion, and the
+audit: what a Trino cluster gives, a Presto cluster gives too (the differences are the
+README's table "Trino and Presto clusters")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import trino
+from IPython.testing import globalipapp
+from IPython.utils.capture import capture_output
+from trino.auth import JWTAuthentication
+from trino.exceptions import TrinoUserError
+
+from datahub.audit import records
+from datahub.testing import BackgroundGateway, resolver_for, user_token
+
+SECRET = b"presto-gateway-test-secret-0123456789"
+TOKENS = {
+    "alice-token": user_token("alice", "analysts"),
+    "bob-token": user_token("bob", "analysts"),
+}
+#: A query that runs for minutes and sends nothing until it ends.
+LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
+
+
+@pytest.fixture(scope="module")
+def gateway(presto, tmp_path_factory):
+    state = tmp_path_factory.mktemp("presto-gateway")
+    running = BackgroundGateway(
+        clusters=[presto.cluster_entry(routing_group="lake")],
+        default_routing_group="lake",
+        store_url=f"sqlite:///{state / 'datahub.sqlite'}",
+        secret=SECRET,
+        identity_resolver_class=resolver_for(TOKENS),
+        health_check_interval=0.5,
+        reconcile_interval=0,
+    )
+    wait_for(lambda: running.service.monitor.statuses["presto"].healthy)
+    yield running
+    running.close()
+
+
+def wait_for(condition, timeout: float = 60, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+def connect(gateway: BackgroundGateway, token: str = "alice-token", **kwargs: Any):
+    return trino.dbapi.connect(
+        host="127.0.0.1",
+        port=gateway.port,
+        http_scheme="http",
+        user=TOKENS[token]["name"],
+        auth=JWTAuthentication(token),
+        allow_insecure_auth=True,
+        catalog="tpch",
+        schema="tiny",
+        **kwargs,
+    )
+
+
+def record(gateway: BackgroundGateway, query_id: str) -> dict[str, Any]:
+    """The query's audit record, once it is closed."""
+
+    def get():
+        with gateway.service.store.session() as session:
+            rec = records.get_query(session, query_id)
+        return rec if rec and rec["finished_at"] else None
+
+    return wait_for(get)
+
+
+def presto_state(presto, query_id: str) -> str | None:
+    r = presto.http_session().get(
+        f"{presto.url}/v1/query/{query_id}",
+        auth=(presto.service_user, presto.service_password),
+        timeout=10,
+    )
+    return r.json().get("state") if r.status_code == 200 else None
+
+
+# ------------------------------------------------------------------ the trino client
+
+
+def test_alice_queries_presto_as_herself_and_the_audit_has_it(gateway):
+    cursor = connect(gateway).cursor()
+    cursor.execute("SELECT current_user AS me, name FROM nation WHERE nationkey = 7")
+    assert cursor.fetchall() == [["alice", "GERMANY"]]
+    assert [d[0] for d in cursor.description] == ["me", "name"]
+    rec = record(gateway, cursor.query_id)
+    assert (rec["user"], rec["cluster"], rec["state"]) == ("alice", "presto", "FINISHED")
+    assert rec["routing_group"] == "lake"
+
+
+def test_bob_is_denied_by_prestos_rules_in_one_sentence(gateway):
+    cursor = connect(gateway, "bob-token").cursor()
+    with pytest.raises(TrinoUserError) as e:
+        cursor.execute("SELECT count(*) FROM nation")
+        cursor.fetchall()
+    assert e.value.error_name == "PERMISSION_DENIED"
+    assert e.value.message == "Access Denied: Cannot access catalog tpch"
+    assert not e.value.error_exception.startswith("io.trino")
+    assert "at com.facebook" not in str(e.value)  # no stack frames
+    rec = record(gateway, e.value.query_id)
+    assert (rec["user"], rec["state"], rec["error_name"]) == ("bob", "FAILED", "PERMISSION_DENIED")
+
+
+def test_a_failing_query_gives_prestos_error_with_its_location(gateway):
+    cursor = connect(gateway).cursor()
+    with pytest.raises(TrinoUserError) as e:
+        cursor.execute("SELECT nope FROM nation")
+        cursor.fetchall()
+    # Presto names every analysis error SYNTAX_ERROR (Trino: COLUMN_NOT_FOUND).
+    assert e.value.error_name == "SYNTAX_ERROR"
+    assert e.value.message == "line 1:8: Column 'nope' cannot be resolved"
+    assert e.value.error_location == (1, 8)
+    assert record(gateway, e.value.query_id)["error_name"] == "SYNTAX_ERROR"
+
+
+def test_session_properties_set_by_sql_reach_the_next_query(gateway):
+    conn = connect(gateway)
+    cursor = conn.cursor()
+    cursor.execute("SET SESSION query_max_run_time = '7h'")
+    cursor.fetchall()
+    assert conn._client_session.properties == {"query_max_run_time": "7h"}
+    cursor = conn.cursor()
+    cursor.execute("SHOW SESSION LIKE 'query_max_run_time'")
+    (row,) = cursor.fetchall()
+    assert row[:2] == ["query_max_run_time", "7h"]
+    cursor.execute("RESET SESSION query_max_run_time")
+    cursor.fetchall()
+    assert conn._client_session.properties == {}
+
+
+def test_use_changes_the_clients_schema(gateway):
+    conn = connect(gateway)
+    cursor = conn.cursor()
+    cursor.execute("USE tpch.sf1")
+    cursor.fetchall()
+    assert (conn._client_session.catalog, conn._client_session.schema) == ("tpch", "sf1")
+    cursor = conn.cursor()
+    cursor.execute("SELECT count(*) FROM region")
+    assert cursor.fetchall() == [[5]]
+
+
+def test_prepared_statements_with_parameters(gateway):
+    cursor = connect(gateway).cursor()
+    cursor.execute("SELECT name FROM nation WHERE nationkey = ? AND regionkey = ?", (7, 3))
+    assert cursor.fetchall() == [["GERMANY"]]
+    rec = record(gateway, cursor.query_id)
+    # The audit records the statement that ran (as Presto formats it), not the EXECUTE.
+    assert rec["sql"].startswith("SELECT name\nFROM\n  nation\nWHERE ((nationkey = ?)")
+
+
+def test_a_sql_path_is_refused_in_one_sentence(gateway):
+    r = requests.post(
+        f"{gateway.url}/v1/statement",
+        data="SELECT 1",
+        headers={"Authorization": "Bearer alice-token", "X-Trino-Path": "tpch.tiny"},
+        timeout=30,
+    )
+    error = r.json()["error"]
+    assert error["message"].startswith("Presto clusters have no SQL path;")
+
+
+def test_a_cancelled_query_stops_on_presto_and_is_audited_cancelled(gateway, presto):
+    headers = {"Authorization": "Bearer alice-token", "X-Trino-Source": "tests"}
+    page = requests.post(f"{gateway.url}/v1/statement", data=LONG, headers=headers, timeout=30)
+    page = page.json()
+    query_id = page["id"]
+    wait_for(lambda: presto_state(presto, query_id) == "RUNNING")
+    r = requests.delete(page["nextUri"], headers=headers, timeout=30)
+    assert r.status_code == 204
+    assert wait_for(lambda: presto_state(presto, query_id) == "FAILED")
+    assert record(gateway, query_id)["state"] == "CANCELED"
+
+
+# ------------------------------------------------------------------------- types
+
+NA, NAT = pd.NA, pd.NaT
+
+#: (column, Presto literal, Presto type for the NULL, Trino type it reads as, dtype,
+#: value, NULL): every type of tests/integration/test_sql_types.py that Presto has
+#: (no timestamp(9): Presto's date-times are milliseconds).
+TYPES = [
+    ("c_tinyint", "TINYINT '-128'", "tinyint", "tinyint", "Int8", -128, NA),
+    ("c_smallint", "SMALLINT '32767'", "smallint", "smallint", "Int16", 32767, NA),
+    ("c_integer", "2147483647", "integer", "integer", "Int32", 2147483647, NA),
+    ("c_bigint", "BIGINT '-9223372036854775808'", "bigint", "bigint", "Int64", -(2**63), NA),
+    ("c_real", "REAL '1.5'", "real", "real", "float32", 1.5, np.nan),
+    ("c_double", "DOUBLE '2.5e300'", "double", "double", "float64", 2.5e300, np.nan),
+    ("c_nan", "nan()", "double", "double", "float64", np.nan, np.nan),
+    ("c_inf", "-infinity()", "double", "double", "float64", -np.inf, np.nan),
+    (
+        "c_decimal",
+        "DECIMAL '12345678901234567890123456789.123456789'",
+        "decimal(38,9)",
+        "decimal(38,9)",
+        "object",
+        Decimal("12345678901234567890123456789.123456789"),
+        None,
+    ),
+    ("c_varchar", "CAST('ünï ✓' AS varchar)", "varchar", "varchar", "string", "ünï ✓", NA),
+    ("c_char", "CAST('ab' AS char(4))", "char(4)", "char(4)", "string", "ab  ", NA),
+    ("c_boolean", "true", "boolean", "boolean", "boolean", True, NA),
+    (
+        "c_date",
+        "DATE '2024-02-29'",
+        "date",
+        "date",
+        "datetime64[s]",
+        pd.Timestamp("2024-02-29"),
+        NAT,
+    ),
+    (
+        "c_old_date",
+        "DATE '0001-01-01'",
+        "date",
+        "date",
+        "datetime64[s]",
+        pd.Timestamp("0001-01-01"),
+        NAT,
+    ),
+    ("c_time", "TIME '01:02:03.456'", "time", "time(3)", "object", dt.time(1, 2, 3, 456000), None),
+    (
+        "c_time_tz",
+        "TIME '01:02:03.456 +05:30'",
+        "time with time zone",
+        "time(3) with time zone",
+        "object",
+        dt.time(1, 2, 3, 456000, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        None,
+    ),
+    (
+        "c_timestamp",
+        "TIMESTAMP '2024-01-02 03:04:05.123'",
+        "timestamp",
+        "timestamp(3)",
+        "datetime64[us]",
+        pd.Timestamp("2024-01-02 03:04:05.123"),
+        NAT,
+    ),
+    (
+        "c_timestamp_tz",
+        "TIMESTAMP '2024-06-01 12:00:00.000 Europe/Berlin'",
+        "timestamp with time zone",
+        "timestamp(3) with time zone",
+        "datetime64[us, Europe/Berlin]",
+        pd.Timestamp("2024-06-01 12:00", tz="Europe/Berlin"),
+        NAT,
+    ),
+    (
+        "c_interval_ds",
+        "INTERVAL '2 03:04:05.678' DAY TO SECOND",
+        "interval day to second",
+        "interval day to second",
+        "timedelta64[ns]",
+        pd.Timedelta(days=2, hours=3, minutes=4, seconds=5.678),
+        NAT,
+    ),
+    (
+        "c_interval_ym",
+        "INTERVAL '1-2' YEAR TO MONTH",
+        "interval year to month",
+        "interval year to month",
+        "string",
+        "1-2",
+        NA,
+    ),
+    ("c_json", """JSON '{"a":[1,2]}'""", "json", "json", "string", '{"a":[1,2]}', NA),
+    (
+        "c_uuid",
+        "CAST('12151fd2-7586-11e9-8f9e-2a86e4085a59' AS uuid)",
+        "uuid",
+        "uuid",
+        "string",
+        "12151fd2-7586-11e9-8f9e-2a86e4085a59",
+        NA,
+    ),
+    ("c_ipaddress", "IPADDRESS '10.0.0.1'", "ipaddress", "ipaddress", "string", "10.0.0.1", NA),
+    ("c_varbinary", "X'00ff'", "varbinary", "varbinary", "object", b"\x00\xff", None),
+    (
+        "c_array",
+        "ARRAY[1, NULL, 3]",
+        "array(integer)",
+        "array(integer)",
+        "object",
+        [1, None, 3],
+        None,
+    ),
+    (
+        "c_map",
+        "MAP(ARRAY[CAST('a' AS varchar)], ARRAY[DECIMAL '1.5'])",
+        "map(varchar, decimal(2,1))",
+        "map(varchar, decimal(2,1))",
+        "object",
+        {"a": Decimal("1.5")},
+        None,
+    ),
+    (
+        "c_row",
+        "CAST(ROW(1, 'x') AS ROW(a integer, b varchar))",
+        "row(a integer, b varchar)",
+        "row(a integer, b varchar)",
+        "object",
+        {"a": 1, "b": "x"},
+        None,
+    ),
+    (
+        "c_nested",
+        "ARRAY[CAST(ROW(1, ARRAY[DATE '2024-01-01', NULL], MAP(ARRAY[CAST('t' AS varchar)], "
+        "ARRAY[TIMESTAMP '2024-01-01 00:00:00.000'])) "
+        "AS ROW(k integer, ds array(date), m map(varchar, timestamp)))]",
+        "array(row(k integer, ds array(date), m map(varchar, timestamp)))",
+        "array(row(k integer, ds array(date), m map(varchar, timestamp(3))))",
+        "object",
+        [{"k": 1, "ds": [dt.date(2024, 1, 1), None], "m": {"t": pd.Timestamp("2024-01-01")}}],
+        None,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def frame_and_types(gateway):
+    """One %%sql cell, as alice through the gateway: a row of values, a row of NULLs."""
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "datahub.extensions.sql")
+    for name, value in (("gateway_url", gateway.url), ("token", "alice-token"), ("user", "alice")):
+        shell.run_line_magic("config", f"SqlMagic.{name} = {value!r}")
+    values = ", ".join(literal for _, literal, *_ in TYPES)
+    nulls = ", ".join(f"CAST(NULL AS {presto_type})" for _, _, presto_type, *_ in TYPES)
+    names = ", ".join(name for name, *_ in TYPES)
+    sql = f"SELECT * FROM (VALUES ({values}), ({nulls})) AS t({names})"
+    with capture_output() as out:
+        result = shell.run_cell(f"%%sql --chart none --cluster presto\n{sql}")
+    assert result.error_in_exec is None, out.stdout
+    cursor = connect(gateway).cursor()
+    cursor.execute(sql)
+    cursor.fetchall()
+    return result.result, {d[0]: d[1] for d in cursor.description}
+
+
+@pytest.mark.parametrize(
+    ("name", "trino_type", "dtype", "value", "null"),
+    [
+        (name, trino_type, dtype, value, null)
+        for name, _, _, trino_type, dtype, value, null in TYPES
+    ],
+    ids=[name.removeprefix("c_") for name, *_ in TYPES],
+)
+def test_a_presto_type_has_trinos_name_dtype_value_and_null(
+    frame_and_types, name, trino_type, dtype, value, null
+):
+    frame, types = frame_and_types
+    assert types[name] == trino_type
+    column = frame[name]
+    assert str(column.dtype) == dtype
+    got, missing = column.iloc[0], column.iloc[1]
+    if isinstance(value, float) and np.isnan(value):
+        assert np.isnan(got)
+    else:
+        assert got == value
+        assert type(got) is not str or isinstance(value, str)
+    if null is None:
+        assert missing is None
+    elif null is NA or null is NAT:
+        assert missing is null
+    else:
+        assert np.isnan(missing)
