@@ -62,7 +62,7 @@ from ..events.handlers import default_handlers as incident_handlers
 from ..events.publisher import EventPublisher
 from ..events.watch import CrashWatch, CrashWatcher
 from ..gateway.admission import Listeners, QueryAdmission, QueryListener
-from ..gateway.clusters import ClusterConfigError, load_clusters
+from ..gateway.clusters import ClusterConfigError, load_clusters, routing_group_engines
 from ..gateway.core import Gateway
 from ..gateway.handlers import NotFoundHandler
 from ..gateway.handlers import default_handlers as gateway_handlers
@@ -131,7 +131,9 @@ class DataHubService(Application):
         checks, final statistics and the reconciler); ca_file (the PEM of the cluster's CA
         or self-signed certificate) or verify=False (development only); routing_group
         (default "default"): the clusters of one routing group are interchangeable, and a
-        query goes to the healthy one with the fewest queued, then running, queries.
+        query goes to the healthy one with the fewest queued, then running, queries;
+        engine: "trino" (default) or "presto" (a PrestoDB cluster: the gateway translates
+        between the clients' Trino protocol and Presto's; one engine per routing group).
         Example::
 
             c.DataHubService.clusters = [
@@ -165,7 +167,9 @@ class DataHubService(Application):
     routing_rules = List(
         Dict(),
         help="""Ordered routing rules: the first whose conditions all hold sends the query
-        to its routing_group. Conditions (any subset, at least one):
+        to its routing_group (or, with engine: "trino" or "presto" instead, to the routing
+        group of that engine: the default one if it runs it, else the first).
+        Conditions (any subset, at least one):
 
         - users: user names; groups: hub groups (any of them);
         - source: a regex the whole Trino source must match (X-Trino-Source; the %%sql
@@ -726,6 +730,7 @@ class DataHubService(Application):
             self.routing_rules,
             self.default_routing_group,
             self.routing_hook,
+            engines=routing_group_engines(self.cluster_map),
         )
         if self.cluster_map:
             for warning in self.router.config_warnings():
