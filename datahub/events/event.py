@@ -47,6 +47,40 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+#: Short names of the kinds, for the fields table.
+_SHORT = {
+    SUBMITTED: "submitted",
+    QUEUED: "queued",
+    REFUSED: "refused",
+    FINISHED: "finished",
+    LOST: "lost",
+}
+_ENVELOPE = ("schema_version", "event_id", "event", "time")
+
+
+def _type_of(spec: Mapping[str, Any]) -> str:
+    if "const" in spec:
+        return f"`{spec['const']}`"
+    kinds = spec.get("type", "string")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    text = " or ".join(
+        "time" if k == "string" and spec.get("format") == "date-time" else k for k in kinds
+    )
+    return text.replace("array", "list of strings")
+
+
+def fields_table() -> str:
+    """The README's table of the fields (from the schema; which events carry each, from
+    `FIELDS`): one Markdown row per field, in the schema's order."""
+    rows = ["| field | type | in | meaning |", "|---|---|---|---|"]
+    for name, spec in schema()["properties"].items():
+        carried = [kind for kind in KINDS if name in _ENVELOPE or name in FIELDS[kind]]
+        where = "all" if len(carried) == len(KINDS) else ", ".join(_SHORT[k] for k in carried)
+        meaning = spec.get("description", "").replace("|", "\\|")
+        rows.append(f"| `{name}` | {_type_of(spec)} | {where} | {meaning} |")
+    return "\n".join(rows)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # the store's naive datetimes are UTC

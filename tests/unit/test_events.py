@@ -6,12 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 
 import jsonschema
 import pytest
 
 from datahub.events import outbox
-from datahub.events.event import FIELDS, KINDS, LOST, SUBMITTED, encode, query_event, schema
+from datahub.events.event import (
+    FIELDS,
+    KINDS,
+    LOST,
+    SUBMITTED,
+    encode,
+    fields_table,
+    query_event,
+    schema,
+)
 from datahub.events.publisher import acknowledged_prefix, next_backoff
 from datahub.store import Store
 
@@ -134,3 +144,12 @@ def test_the_backoff_doubles_from_its_start_up_to_its_maximum():
         current = next_backoff(current, initial=0.5, maximum=5)
         waits.append(current)
     assert waits == [0.5, 1.0, 2.0, 4.0, 5, 5]
+
+
+def test_the_readmes_fields_table_is_the_schemas():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert fields_table() in readme, (
+        "README's table of query event fields differs from the schema: paste "
+        "datahub.events.event.fields_table() into its 'Query events on Kafka' section."
+    )
+    assert all(spec.get("description") for spec in schema()["properties"].values())
