@@ -161,21 +161,30 @@ def normalise(series: pd.Series) -> tuple[str, np.ndarray]:
     return kind, values
 
 
-def frame_digest(frame: pd.DataFrame) -> dict[str, Any]:
+def _column_hashes(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return pd.util.hash_array(values, categorize=False)
+    return pd.util.hash_array(np.ascontiguousarray(values).view("uint64"), categorize=False)
+
+
+def frame_digest(frame: pd.DataFrame, ordered: bool = True) -> dict[str, Any]:
     """A digest of *frame* after type normalisation: equal digests mean the same column
-    names, the same kind of each column and the same values in the same order. Per-column
-    digests say which column differs."""
+    names, the same kind of each column and the same values in the same order (with
+    ``ordered=False``, the same rows in any order). Per-column digests say which column
+    differs. Column by column, so it needs little memory beyond the frame."""
     columns = {}
+    rows = np.zeros(len(frame), dtype="uint64")
     whole = hashlib.sha256()
     for name in frame.columns:
         kind, values = normalise(frame[name])
+        hashes = _column_hashes(values)
         h = hashlib.sha256(f"{name}\0{kind}\0".encode())
-        if values.dtype == object:
-            h.update(pd.util.hash_array(values, categorize=False).tobytes())
-        else:
-            h.update(np.ascontiguousarray(values).tobytes())
+        h.update((hashes if ordered else np.sort(hashes)).tobytes())
         columns[str(name)] = f"{kind}:{h.hexdigest()[:16]}"
         whole.update(h.digest())
+        rows = rows * np.uint64(1_000_003) ^ hashes
+    if not ordered:
+        whole = hashlib.sha256("\0".join(columns.values()).encode() + np.sort(rows).tobytes())
     return {"rows": len(frame), "digest": whole.hexdigest()[:16], "columns": columns}
 
 
