@@ -309,6 +309,7 @@ class _PageStream:
     def cancel(self) -> None:
         """Cancel on the server and wait (a little) for the fetch thread to stop."""
         self._stop.set()
+        self._segments.close(cancel=True)
         uri = self.next_uri
         # A second Ctrl-C while the DELETE is in flight must not leave the query running.
         for _ in range(3):

@@ -145,7 +145,10 @@ class SegmentReader:
             while not self._room.acquire(timeout=0.2):
                 if self._stopped.is_set():
                     return None
-            futures.append(self._pool.submit(self._download, encoding, segment))
+            try:
+                futures.append(self._pool.submit(self._download, encoding, segment))
+            except RuntimeError:  # closed: the query was cancelled meanwhile
+                return None
         return futures
 
     def rows(self, future: Future[Segment]) -> Iterator[list[list[Any]]]:
@@ -187,9 +190,10 @@ class SegmentReader:
         except requests.RequestException as e:
             log.info("Acknowledging a result segment failed: %r", e)
 
-    def close(self) -> None:
-        """Stop: pending downloads are dropped, running ones finish on their own."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, *, cancel: bool = False) -> None:
+        """Let the pool's threads end when their work is done (acknowledgements still
+        go out); with *cancel*, downloads not yet started are dropped too."""
+        self._pool.shutdown(wait=False, cancel_futures=cancel)
 
 
 def _refusal(response: requests.Response) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lz4.block
@@ -15,7 +17,7 @@ import trino
 import zstandard
 
 from datahub.extensions import segments
-from datahub.extensions.query import run_query
+from datahub.extensions.query import QueryCancelled, run_query
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "d", "type": "date"}]
 #: Rows of each segment: the first inline, the others spooled.
@@ -28,6 +30,11 @@ def zstd(rows) -> bytes:
     return zstandard.ZstdCompressor().compress(json.dumps(rows).encode())
 
 
+#: The slow query's segment download is in the server's hands; the query was cancelled.
+SLOW_SEGMENT_ASKED = threading.Event()
+CANCELLED = threading.Event()
+
+
 class _SpoolingTrino(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: list[tuple[str, str, dict]] = []
@@ -36,7 +43,7 @@ class _SpoolingTrino(BaseHTTPRequestHandler):
         sql = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.seen.append(("POST", sql, dict(self.headers)))
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        refused = sql == "REFUSED"
+        special = {"REFUSED": "refused", "SLOW": "slow"}.get(sql)
 
         def meta(rows):
             return {"rowsCount": len(rows), "uncompressedSize": len(json.dumps(rows).encode())}
@@ -44,7 +51,7 @@ class _SpoolingTrino(BaseHTTPRequestHandler):
         spooled = [
             {
                 "type": "spooled",
-                "uri": f"{base}/seg/{'refused' if refused else i}",
+                "uri": f"{base}/seg/{special or i}",
                 "ackUri": f"{base}/ack/{i}",
                 "metadata": meta(SEGMENTS[i]),
             }
@@ -62,6 +69,10 @@ class _SpoolingTrino(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         self.seen.append(("GET", self.path, dict(self.headers)))
+        if self.path.startswith("/seg/slow"):
+            SLOW_SEGMENT_ASKED.set()
+            CANCELLED.wait(30)  # answers only once the query was cancelled
+            return self._send(b"", "text/plain", status=503)
         if self.path.startswith("/seg/refused"):
             error = {"error": {"message": "This result segment URI has expired; run it again."}}
             return self._send(json.dumps(error).encode(), status=410)
@@ -71,9 +82,23 @@ class _SpoolingTrino(BaseHTTPRequestHandler):
             )
         if self.path.startswith("/ack/"):
             return self._send(b"", "text/plain")
+        if self.path == "/v1/next/SLOW":  # still running until cancelled
+            time.sleep(0.05)
+            running = {"id": "q", "nextUri": f"{self._base()}{self.path}", "stats": {}}
+            return self._send(json.dumps(running).encode())
         rest = {"encoding": "json+zstd", "segments": self.server.rest}
         page = {"id": "q", "columns": COLUMNS, "data": rest, "stats": {"state": "FINISHED"}}
         self._send(json.dumps(page).encode())
+
+    def _base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def do_DELETE(self):  # noqa: N802
+        self.seen.append(("DELETE", self.path, dict(self.headers)))
+        CANCELLED.set()
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, body: bytes, content_type="application/json", status=200) -> None:
         self.send_response(status)
@@ -109,8 +134,14 @@ def test_spooled_segments_become_one_typed_frame_in_order_and_are_acknowledged(c
     assert result.frame["n"].tolist() == list(range(6000))
     assert str(result.frame["n"].dtype) == "Int64"
     assert str(result.frame["d"].dtype).startswith("datetime64")
-    acked = sorted(path for method, path, _ in _SpoolingTrino.seen if path.startswith("/ack/"))
-    assert acked == [f"/ack/{i}" for i in range(1, 6)]
+
+    def acked():
+        return sorted(path for _, path, _ in _SpoolingTrino.seen if path.startswith("/ack/"))
+
+    deadline = time.monotonic() + 30  # acknowledgements go out on their own
+    while len(acked()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert acked() == [f"/ack/{i}" for i in range(1, 6)]
     downloads = [h for m, path, h in _SpoolingTrino.seen if path.startswith("/seg/")]
     assert {h.get("Accept-Encoding") for h in downloads} == {"identity"}
 
@@ -150,3 +181,20 @@ def test_rows_are_parsed_in_chunks_cut_only_between_rows():
     assert [row for chunk in chunks for row in chunk] == rows
     assert list(segments.rows_in_chunks(b"[]", chunk=1)) == [[]]
     assert list(segments.rows_in_chunks(b"[[1]]", chunk=1)) == [[[1]]]
+
+
+def test_an_interrupt_while_segments_download_cancels_the_query(conn):
+    _SpoolingTrino.seen.clear()
+
+    def interrupt_when_asked() -> None:
+        if SLOW_SEGMENT_ASKED.wait(30):
+            # A real SIGINT to the main thread, as the kernel's interrupt sends.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_asked, daemon=True).start()
+    with pytest.raises(QueryCancelled):
+        run_query(conn, "SLOW")
+    # The client retries a DELETE whose connection broke; one is enough.
+    assert {path for method, path, _ in _SpoolingTrino.seen if method == "DELETE"} == {
+        "/v1/next/SLOW"
+    }
