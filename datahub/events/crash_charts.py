@@ -53,6 +53,10 @@ def figures(counts: dict[str, Any]) -> list[dict[str, Any]]:
             {"type": "bar", "name": cluster, "x": counts["days"], "y": series[key]}
             for cluster, series in counts["clusters"].items()
         ]
+        per_day = [sum(day) for day in zip(*(t["y"] for t in traces), strict=True)]
+        yaxis: dict[str, Any] = {"title": {"text": key.capitalize()}, "rangemode": "tozero"}
+        if max(per_day, default=0) <= 10:
+            yaxis["dtick"] = 1  # counts: no ticks between whole numbers
         result.append(
             {
                 "data": traces,
@@ -62,7 +66,8 @@ def figures(counts: dict[str, Any]) -> list[dict[str, Any]]:
                     "height": 300,
                     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                     "xaxis": {"type": "date"},
-                    "yaxis": {"title": {"text": key.capitalize()}, "rangemode": "tozero"},
+                    "yaxis": yaxis,
+                    "showlegend": True,
                     "legend": {"title": {"text": "Cluster"}},
                 },
             }

@@ -37,10 +37,11 @@ PAGES_ALL = {**PAGES, "clusters": "Clusters"}
 ADMIN_PAGES = {
     "admin/quotas": "Quotas",
     "admin/quotas/usage": "Usage",
+    "admin/incidents": "Incidents",
     "queries/all": "All queries",
     "clusters": "Clusters",
 }
-ADMIN_ITEMS = ["Quotas", "Admin", "All queries", "Usage", "Users"]
+ADMIN_ITEMS = ["Quotas", "Admin", "All queries", "Usage", "Incidents", "Users"]
 #: Everything one can click in the nav bar, in document order (menu items included).
 NAV_ENTRIES = "nav.datahub-nav :is(a.nav-link, button.dropdown-toggle, a.dropdown-item)"
 #: A query with a long line of SQL, so that history tables have a wide row to fit.

@@ -12,6 +12,7 @@ which the gateway and the pages ask, as in production.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import signal
@@ -19,10 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from traitlets.config import Config
 
 from datahub.events import incidents
@@ -238,6 +241,37 @@ def test_the_admin_page_api_and_metrics_show_the_incident(gateway, crash, tokens
     assert 'datahub_lost_queries_total{cluster="a"}' not in metrics
 
 
+def test_the_page_draws_both_charts_and_lists_the_queries_in_a_browser(
+    gateway, crash, tokens, browser, tmp_path
+):
+    incident = crash["incident"]
+    context = browser.new_context(
+        extra_http_headers={"Authorization": f"token {tokens['carol']}"},
+        viewport={"width": 1200, "height": 1100},
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{gateway.url}/services/datahub/admin/incidents")
+        for chart in ("#incidents-chart-1", "#incidents-chart-2"):
+            page.wait_for_selector(f"{chart} .main-svg", timeout=30_000)
+        assert page.locator(".js-plotly-plot").count() == 2
+        # Plotly drew one bar per day and cluster: today, cluster b's, 1 incident, 2 lost.
+        drawn = page.evaluate(
+            """() => [1, 2].map(n => document.getElementById(`incidents-chart-${n}`).data
+                .map(trace => [trace.name, trace.y.reduce((a, b) => a + b, 0)]))"""
+        )
+        assert drawn == [[["b", 1]], [["b", 2]]]
+        assert page.locator("#incidents-chart-2 .bars .point").count() >= 1
+        row = page.locator(f'tr[data-incident="{incident.id}"]')
+        row.locator("summary").click()
+        shown = row.locator("li[data-query]").all_inner_texts()
+        for name, query_id in crash["running"].items():
+            assert any(query_id in line and name in line for line in shown), shown
+        page.screenshot(path=str(tmp_path / "incidents.png"), full_page=True)
+    finally:
+        context.close()
+
+
 def test_non_admins_never_see_incidents(gateway, crash, tokens, hub):
     base = f"{gateway.url}/services/datahub/"
     # carol is an admin, but a token of hers without DataHub's admin scope (like her
@@ -271,39 +305,84 @@ def test_non_admins_never_see_incidents(gateway, crash, tokens, hub):
     assert forged.status_code == 403
 
 
-def test_datahub_events_watch_finds_the_same_incident_from_the_topic(
-    gateway, crash, kafka, topic, tmp_path
-):
-    config = tmp_path / "datahub_config.py"
-    config.write_text(
-        f"c.CrashWatch.group_id = 'cli-{uuid.uuid4().hex[:8]}'\nc.CrashWatch.quiet_period = 3600\n"
-    )
-    store_url = f"sqlite:///{tmp_path / 'watch.sqlite'}"
-    watch = subprocess.Popen(
+def watch_cli(kafka, topic: str, config, store_url: str, log) -> subprocess.Popen:
+    """``datahub events watch`` in the background, its output in *log*."""
+    return subprocess.Popen(
         [sys.executable, "-m", "datahub.cli", "events", "watch", "-f", str(config)]
         + ["--bootstrap-servers", kafka.bootstrap_servers, "--topic", topic]
         + ["--store-url", store_url],
-        stdout=subprocess.PIPE,
+        stdout=log.open("a"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
-    try:
-        store = Store(store_url)
-        found = wait_for(
-            lambda: (
-                os.path.exists(tmp_path / "watch.sqlite")
-                and _readable(store)
-                and incident_of(store, "b", 2)
-            ),
+
+
+def stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=60)
+
+
+def uncommitted(kafka, topic: str, group: str) -> int:
+    """How many records of *topic* the consumer group *group* has not committed."""
+
+    async def count() -> int:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers, group_id=group, enable_auto_commit=False
         )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            ends = await consumer.end_offsets(partitions)
+            left = 0
+            for tp in partitions:
+                left += ends[tp] - (await consumer.committed(tp) or 0)
+            return left
+        finally:
+            await consumer.stop()
+
+    # In a thread of its own: the module's browser holds an event loop in this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, count()).result(timeout=60)
+
+
+def test_datahub_events_watch_finds_the_same_incident_and_resumes_after_a_restart(
+    gateway, crash, kafka, topic, tmp_path
+):
+    group = f"cli-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "datahub_config.py"
+    config.write_text(f"c.CrashWatch.group_id = {group!r}\nc.CrashWatch.quiet_period = 3600\n")
+    store_url = f"sqlite:///{tmp_path / 'watch.sqlite'}"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+
+    watch = watch_cli(kafka, topic, config, store_url, first_log)
+    store = Store(store_url)
+    try:
+        found = wait_for(lambda: _readable(store) and incident_of(store, "b", 2))
+        # Offsets are committed once what the batch changed is in the store.
+        all_committed = wait_for(lambda: uncommitted(kafka, topic, group) == 0)
     finally:
-        watch.send_signal(signal.SIGINT)
-        output, _ = watch.communicate(timeout=60)
+        returncode = stop(watch)
+    output = first_log.read_text()
     assert found, f"datahub events watch found no incident of b:\n{output}"
     assert set(found.queries) == set(crash["incident"].queries)
     assert found.users == ["alice", "bob"]
-    assert watch.returncode == 0, output
+    assert all_committed, f"offsets left uncommitted:\n{output}"
+    assert returncode == 0, output
     assert "Crash incident on cluster b" in output
+
+    # Started again, it goes on from the store and the committed offsets: nothing new.
+    again = watch_cli(kafka, topic, config, store_url, second_log)
+    try:
+        resumed = wait_for(lambda: "reads 3 partitions" in second_log.read_text())
+    finally:
+        returncode = stop(again)
+    output = second_log.read_text()
+    assert resumed and returncode == 0, output
+    assert "follows 0 open queries and 1 recent incidents" in output
+    assert "Crash incident" not in output
+    assert [i.id for i in incidents_in(store)] == [found.id]
     store.dispose()
 
 

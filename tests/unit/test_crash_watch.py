@@ -169,6 +169,8 @@ def test_daily_counts_and_charts_per_cluster():
     assert [t["name"] for t in lost_chart["data"]] == ["a", "b"]
     assert lost_chart["data"][0]["y"] == [2, 0]
     assert incidents_chart["layout"]["barmode"] == "stack"
+    assert incidents_chart["layout"]["yaxis"]["dtick"] == 1  # whole numbers only
+    assert crash_charts.figures({"days": [], "clusters": {}})[0]["data"] == []
 
 
 def test_incidents_as_the_api_shows_them(store):
