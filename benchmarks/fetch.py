@@ -372,7 +372,7 @@ def setup(name: str, cfg: dict[str, Any], sql: str):
     raise SystemExit(f"unknown competitor {name!r}")
 
 
-def worker(name: str, cfg: dict[str, Any], sql: str, sort_after: bool) -> None:
+def worker(name: str, cfg: dict[str, Any], sql: str, unordered: bool) -> None:
     """Set up, say READY, wait for the go, measure one query, print the numbers, then the
     digest of the normalised frame (after the peak memory was read)."""
     wire = Wire()
@@ -406,12 +406,12 @@ def worker(name: str, cfg: dict[str, Any], sql: str, sort_after: bool) -> None:
     else:
         # Unordered: the same rows in any order (a sort of a 5M-row frame of Python
         # objects would need twice its memory).
-        digest = measure.frame_digest(frame, ordered=not sort_after)
+        digest = measure.frame_digest(frame, ordered=not unordered)
     print(DIGEST + json.dumps(digest), flush=True)
 
 
 def run_worker(
-    name: str, cfg_file: Path, sql: str, pids: dict[str, int | None], sort_after: bool
+    name: str, cfg_file: Path, sql: str, pids: dict[str, int | None], unordered: bool
 ) -> dict[str, Any]:
     """One measured run in a fresh process; the other processes on the path are watched
     from here while it runs."""
@@ -419,7 +419,7 @@ def run_worker(
     # Trino's self-signed certificate for the direct clients (requests reads this).
     env = {**os.environ, "REQUESTS_CA_BUNDLE": cfg["trino_ca"], "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, __file__, "--worker", name, "--config", str(cfg_file)]
-    command += ["--sql", sql] + (["--sort-after"] if sort_after else [])
+    command += ["--sql", sql] + (["--unordered-rows"] if unordered else [])
     with tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(
             command,
@@ -596,11 +596,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sql", help=argparse.SUPPRESS)
-    parser.add_argument("--sort-after", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--unordered-rows", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        worker(args.worker, json.loads(args.config.read_text()), args.sql, args.sort_after)
+        worker(args.worker, json.loads(args.config.read_text()), args.sql, args.unordered_rows)
         return
 
     names = [n.strip() for n in args.competitors.split(",") if n.strip()]
@@ -640,8 +640,8 @@ def main(argv: list[str] | None = None) -> None:
         # Warm Trino up (JIT, tpch generators) and the gateway's pools before measuring.
         warm = FETCH_SQL.format(scale=scale_for(min(args.rows, 100_000)))
         for name in ("trino-direct", "datahub-gateway"):
-            run_worker(name, cfg_file, warm, pids, sort_after=True)
-        run_worker("floor", cfg_file, floor_sql, pids, sort_after=False)
+            run_worker(name, cfg_file, warm, pids, unordered=True)
+        run_worker("floor", cfg_file, floor_sql, pids, unordered=False)
         env["load_average"] = [round(x, 1) for x in os.getloadavg()]
         reference: dict[str, Any] | None = None
         for round_ in range(args.runs):
@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
                     cfg_file,
                     floor_sql if is_floor else sql,
                     pids,
-                    sort_after=args.unordered,
+                    unordered=args.unordered,
                 )
                 results[name].append(result)
                 digest = result["digest"]
@@ -669,12 +669,10 @@ def main(argv: list[str] | None = None) -> None:
                     else:
                         run = f"{name} (run {round_ + 1})"
                         measure.check_equal({reference["competitor"]: reference, run: digest})
+                rows = f"{digest['rows']:,} rows" if digest["rows"] >= 0 else "not decoded"
                 print(
                     f"round {round_ + 1}: {name} {result['wall_s']:.2f} s, client CPU "
-                    f"{result['cpu_s']:.1f} s, peak +{_mib(result['peak_over'])}, "
-                    f"{digest['rows']:,} rows"
-                    if digest["rows"] >= 0
-                    else "(not decoded)",
+                    f"{result['cpu_s']:.1f} s, peak +{_mib(result['peak_over'])}, {rows}",
                     file=sys.stderr,
                     flush=True,
                 )
