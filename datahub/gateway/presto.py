@@ -23,7 +23,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ..wire import PREPARED_STATEMENT_HEADER
 from .presto_types import trino_type, value_fixer
+from .statements import prepared_statements_header, split_execute_immediate
 
 #: The engines a cluster may run.
 TRINO = "trino"
@@ -120,6 +122,30 @@ def request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]
         if suffix in _RENAMED_REQUEST:
             out.append(("X-Presto-" + _canonical(suffix), value))
     return out
+
+
+#: The name under which an ``EXECUTE IMMEDIATE`` statement runs on Presto.
+IMMEDIATE_NAME = "datahub_immediate"
+
+
+def immediate_as_prepared(
+    body: bytes, headers: Iterable[tuple[str, str]]
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """``EXECUTE IMMEDIATE 'sql' USING …`` (what ``%%sql`` sends for parameters), which
+    Presto lacks, as ``EXECUTE datahub_immediate USING …`` with ``sql`` in the prepared
+    statement header (no round trip, nothing left in the client's session); any other
+    statement unchanged. The client's prepared statements never travel with an
+    ``EXECUTE IMMEDIATE`` (`statements.with_prepared_statements`), so none is replaced."""
+    headers = list(headers)
+    split = split_execute_immediate(body.decode("utf-8", "replace"))
+    if split is None:
+        return body, headers
+    sql, rest = split
+    prepared = prepared_statements_header({IMMEDIATE_NAME: sql}, [IMMEDIATE_NAME])
+    lname = PREPARED_STATEMENT_HEADER.lower()
+    headers = [(n, v) for n, v in headers if n.lower() != lname]
+    headers.append((PREPARED_STATEMENT_HEADER, prepared or ""))
+    return f"EXECUTE {IMMEDIATE_NAME}{rest}".encode(), headers
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

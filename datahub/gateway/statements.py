@@ -164,6 +164,24 @@ def _resolve(sql: str, pos: int, prepared: Mapping[str, str]) -> tuple[str, tupl
     return sql[pos:], ()
 
 
+def split_execute_immediate(sql: str) -> tuple[str, str] | None:
+    """``(statement, rest)`` of ``EXECUTE IMMEDIATE 'statement' rest`` (``rest`` is the
+    ``USING …`` part, possibly empty); None for any other SQL. For engines without
+    ``EXECUTE IMMEDIATE`` (PrestoDB), which run it as a prepared statement instead."""
+    lex = _Lexer(sql)
+    lex.skip()
+    if not lex.keyword("EXECUTE"):
+        return None
+    lex.skip()
+    if not lex.keyword("IMMEDIATE"):
+        return None
+    lex.skip()
+    literal = lex.string_literal()
+    if literal is None:
+        return None
+    return literal, sql[lex.pos :]
+
+
 class _Lexer:
     """Just enough of Trino's lexer for the head of a statement."""
 

@@ -198,6 +198,9 @@ async def forward(
     # own session values can only lower.
     engine = gateway.router.engine_of(query.routing_group)
     headers = tuple(limited_session_headers(query.headers, admitted.engine_limits, engine))
+    if engine == presto.PRESTO:
+        body, presto_headers = presto.immediate_as_prepared(body, headers)
+        headers = tuple(presto_headers)
     tried: list[str] = []
     for status in monitor.rank(query.routing_group, query.pinned_cluster):
         cluster = gateway.clusters[status.name]

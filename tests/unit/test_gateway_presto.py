@@ -16,6 +16,7 @@ from datahub.gateway import presto
 from datahub.gateway.clusters import Cluster
 from datahub.gateway.presto_types import trino_type
 from datahub.gateway.protocol import upstream_request_headers
+from datahub.gateway.statements import parse_prepared_statements
 from datahub.gateway.upstream import PrestoResponse
 
 # ------------------------------------------------------------------ request headers
@@ -443,3 +444,39 @@ def test_a_captured_presto_page_reads_in_the_trino_client_as_trinos_would():
 def test_presto_waiting_for_prerequisites_reads_as_queued():
     stats = presto.trino_stats({"state": "WAITING_FOR_PREREQUISITES", "queued": False})
     assert stats["state"] == "QUEUED" and stats["queued"] is True
+
+
+# ------------------------------------------------------------- EXECUTE IMMEDIATE
+
+
+def test_execute_immediate_runs_on_presto_as_a_prepared_statement():
+    body, headers = presto.immediate_as_prepared(
+        b"EXECUTE IMMEDIATE 'SELECT name FROM nation WHERE name = ''A'' AND k = ?' USING 7",
+        [("X-Trino-Catalog", "tpch")],
+    )
+    assert body == b"EXECUTE datahub_immediate USING 7"
+    assert headers == [
+        ("X-Trino-Catalog", "tpch"),
+        (
+            "X-Trino-Prepared-Statement",
+            "datahub_immediate=SELECT+name+FROM+nation+WHERE+name+%3D+%27A%27+AND+k+%3D+%3F",
+        ),
+    ]
+    assert parse_prepared_statements([headers[1][1]]) == {
+        "datahub_immediate": "SELECT name FROM nation WHERE name = 'A' AND k = ?"
+    }
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 1", "EXECUTE q USING 1", "EXECUTE IMMEDIATE x", "-- EXECUTE IMMEDIATE 'x'\nSELECT 1"],
+)
+def test_other_statements_go_to_presto_as_they_are(sql):
+    headers = [("X-Trino-Prepared-Statement", "q=SELECT+%3F")]
+    assert presto.immediate_as_prepared(sql.encode(), headers) == (sql.encode(), headers)
+
+
+def test_execute_immediate_without_parameters_and_in_unicode():
+    body, headers = presto.immediate_as_prepared(b"execute immediate U&'\\0053ELECT 1'", [])
+    assert body == b"EXECUTE datahub_immediate"
+    assert headers == [("X-Trino-Prepared-Statement", "datahub_immediate=SELECT+1")]
