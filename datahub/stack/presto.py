@@ -132,7 +132,8 @@ def _build_password_plugin(home: Path, java_home: Path) -> None:
     """Compile ``DataHubPasswordPlugin.java`` against the server's SPI into a plugin jar."""
     (ecj,) = (home / "tools").glob("ecj-*.jar")
     target = home / "plugin" / PASSWORD_PLUGIN
-    with tempfile.TemporaryDirectory(dir=home, prefix=".build-") as tmp:
+    # Under the cache lock, which removes what a killed build leaves (".download-*").
+    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".download-") as tmp:
         classes = Path(tmp) / "classes"
         spi = [home / "lib" / f"presto-{m}-{PRESTO_VERSION}.jar" for m in ("spi", "common")]
         result = subprocess.run(

@@ -176,4 +176,11 @@ def test_killed_download_is_redone(tmp_path):
     tpch = {p.name for p in (home / "plugin" / "tpch").iterdir()}
     assert "presto-tpch-0.296.jar" in tpch and any(n.startswith("guava-") for n in tpch)
     assert not any(n.startswith("presto-spi") for n in tpch)
+    # A plugin built from another version of its source is built again, and only it.
+    marker = home / "plugin" / "datahub-password" / COMPLETE
+    marker.write_text("built from older source\n")
+    assert ensure_presto(cache, steps.append) == home
+    assert len(steps) == 1
+    assert marker.read_text() != "built from older source\n"
+    assert (home / "plugin" / "datahub-password" / "datahub-password.jar").exists()
     shutil.rmtree(cache)
