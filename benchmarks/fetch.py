@@ -49,6 +49,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -411,10 +412,16 @@ def worker(name: str, cfg: dict[str, Any], sql: str, unordered: bool) -> None:
 
 
 def run_worker(
-    name: str, cfg_file: Path, sql: str, pids: dict[str, int | None], unordered: bool
+    name: str,
+    cfg_file: Path,
+    sql: str,
+    pids: dict[str, int | None],
+    unordered: bool,
+    timeout: float = 900,
 ) -> dict[str, Any]:
     """One measured run in a fresh process; the other processes on the path are watched
-    from here while it runs."""
+    from here while it runs. A run that takes longer than *timeout* seconds is killed and
+    fails the benchmark (a hung client must not hang the suite)."""
     cfg = json.loads(cfg_file.read_text())
     # Trino's self-signed certificate for the direct clients (requests reads this).
     env = {**os.environ, "REQUESTS_CA_BUNDLE": cfg["trino_ca"], "PYTHONUNBUFFERED": "1"}
@@ -430,13 +437,18 @@ def run_worker(
             env=env,
         )
 
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+
         def line_starting(prefix: str) -> str:
             for line in proc.stdout:
                 if line.startswith(prefix):
                     return line.rstrip("\n")
             proc.wait()
+            killer.cancel()
             stderr.seek(0)
-            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{stderr.read()[-3000:]}")
+            why = f"killed after {timeout:.0f} s" if proc.returncode == -9 else "failed"
+            raise SystemExit(f"{name} {why} (exit {proc.returncode}):\n{stderr.read()[-3000:]}")
 
         line_starting(READY)
         on_path = {"gateway": pids["gateway"], "hub": pids["hub"]} if name in VIA_GATEWAY else {}
@@ -448,6 +460,7 @@ def run_worker(
         result["digest"] = json.loads(line_starting(DIGEST).removeprefix(DIGEST))
         proc.stdin.close()
         proc.wait(timeout=120)
+        killer.cancel()
     return result
 
 
@@ -584,6 +597,12 @@ def main(argv: list[str] | None = None) -> None:
         help="start the local stack with Trino's spooling protocol on or off (default: "
         "the stack's default); the report says which protocol each client actually used",
     )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=1800,
+        help="seconds one run may take before it is killed and the benchmark fails (default 1800)",
+    )
     parser.add_argument("--user", default="alice", help="hub user the queries run as")
     parser.add_argument("--gateway-url", help="an existing stack's gateway (else start one)")
     parser.add_argument("--token", help="hub token of --user for the gateway")
@@ -640,8 +659,8 @@ def main(argv: list[str] | None = None) -> None:
         # Warm Trino up (JIT, tpch generators) and the gateway's pools before measuring.
         warm = FETCH_SQL.format(scale=scale_for(min(args.rows, 100_000)))
         for name in ("trino-direct", "datahub-gateway"):
-            run_worker(name, cfg_file, warm, pids, unordered=True)
-        run_worker("floor", cfg_file, floor_sql, pids, unordered=False)
+            run_worker(name, cfg_file, warm, pids, True, args.run_timeout)
+        run_worker("floor", cfg_file, floor_sql, pids, False, args.run_timeout)
         env["load_average"] = [round(x, 1) for x in os.getloadavg()]
         reference: dict[str, Any] | None = None
         for round_ in range(args.runs):
@@ -654,6 +673,7 @@ def main(argv: list[str] | None = None) -> None:
                     floor_sql if is_floor else sql,
                     pids,
                     unordered=args.unordered,
+                    timeout=args.run_timeout,
                 )
                 results[name].append(result)
                 digest = result["digest"]
