@@ -8,6 +8,8 @@ README's table "Trino and Presto clusters")."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,11 +21,15 @@ import requests
 import trino
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
+from traitlets.config import Config
 from trino.auth import JWTAuthentication
-from trino.exceptions import TrinoUserError
+from trino.exceptions import TrinoQueryError, TrinoUserError
+from trino.transaction import IsolationLevel
 
 from datahub.audit import records
-from datahub.testing import BackgroundGateway, resolver_for, user_token
+from datahub.stack.tls import write_self_signed_certificate
+from datahub.stack.trino import ensure_trino_cli, find_java
+from datahub.testing import BackgroundGateway, free_port, resolver_for, user_token
 
 SECRET = b"presto-gateway-test-secret-0123456789"
 TOKENS = {
@@ -34,10 +40,10 @@ TOKENS = {
 LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 
 
-@pytest.fixture(scope="module")
-def gateway(presto, tmp_path_factory):
-    state = tmp_path_factory.mktemp("presto-gateway")
+def start_gateway(presto, state, config: Config | None = None, **traits) -> BackgroundGateway:
+    """A gateway in front of the Presto cluster (routing group ``lake``), once healthy."""
     running = BackgroundGateway(
+        **traits,
         clusters=[presto.cluster_entry(routing_group="lake")],
         default_routing_group="lake",
         store_url=f"sqlite:///{state / 'datahub.sqlite'}",
@@ -45,10 +51,33 @@ def gateway(presto, tmp_path_factory):
         identity_resolver_class=resolver_for(TOKENS),
         health_check_interval=0.5,
         reconcile_interval=0,
+        config=config or Config(),
     )
     wait_for(lambda: running.service.monitor.statuses["presto"].healthy)
+    return running
+
+
+@pytest.fixture(scope="module")
+def gateway(presto, tmp_path_factory):
+    running = start_gateway(presto, tmp_path_factory.mktemp("presto-gateway"))
     yield running
     running.close()
+
+
+@pytest.fixture
+def limited_gateway(presto, tmp_path):
+    """``limited_gateway(limits)``: a gateway whose default quota policy is *limits*."""
+    running: list[BackgroundGateway] = []
+
+    def start(limits: dict[str, Any]) -> BackgroundGateway:
+        config = Config()
+        config.QuotaManager.default_limits = limits
+        running.append(start_gateway(presto, tmp_path, config))
+        return running[-1]
+
+    yield start
+    for each in running:
+        each.close()
 
 
 def wait_for(condition, timeout: float = 60, interval: float = 0.1):
@@ -160,13 +189,42 @@ def test_use_changes_the_clients_schema(gateway):
     assert cursor.fetchall() == [[5]]
 
 
-def test_prepared_statements_with_parameters(gateway):
-    cursor = connect(gateway).cursor()
+@pytest.mark.parametrize("legacy", [False, True], ids=["execute-immediate", "prepare"])
+def test_prepared_statements_with_parameters(gateway, legacy):
+    """The client's parameters: EXECUTE IMMEDIATE (which the gateway runs on Presto as a
+    prepared statement), or PREPARE, EXECUTE and DEALLOCATE (the legacy way)."""
+    cursor = connect(gateway, legacy_prepared_statements=legacy).cursor()
     cursor.execute("SELECT name FROM nation WHERE nationkey = ? AND regionkey = ?", (7, 3))
     assert cursor.fetchall() == [["GERMANY"]]
     rec = record(gateway, cursor.query_id)
-    # The audit records the statement that ran (as Presto formats it), not the EXECUTE.
-    assert rec["sql"].startswith("SELECT name\nFROM\n  nation\nWHERE ((nationkey = ?)")
+    # The audit records the statement that ran (PREPARE: as Presto formats it back).
+    expected = "SELECT name FROM nation WHERE nationkey = ? AND regionkey = ?"
+    if legacy:
+        expected = "SELECT name\nFROM\n  nation\nWHERE ((nationkey = ?) AND (regionkey = ?))\n"
+    assert rec["sql"] == expected
+
+
+def test_a_transaction_spans_statements(gateway):
+    conn = connect(gateway, isolation_level=IsolationLevel.REPEATABLE_READ)
+    cursor = conn.cursor()  # starts the transaction (START TRANSACTION, its id back)
+    transaction = conn.transaction.id
+    assert transaction and transaction != "NONE"
+    cursor.execute("SELECT count(*) FROM region")
+    assert cursor.fetchall() == [[5]]
+    conn.commit()
+    assert conn.transaction is None
+
+
+def test_sql_cell_parameters_run_on_presto(gateway):
+    shell = sql_shell(gateway)
+    shell.user_ns["key"] = 7
+    with capture_output() as out:
+        result = shell.run_cell(
+            "%%sql --chart none --cluster presto\n"
+            "SELECT name FROM tpch.tiny.nation WHERE nationkey = {{ key }}"
+        )
+    assert result.error_in_exec is None, out.stdout
+    assert result.result["name"].tolist() == ["GERMANY"]
 
 
 def test_a_sql_path_is_refused_in_one_sentence(gateway):
@@ -190,6 +248,81 @@ def test_a_cancelled_query_stops_on_presto_and_is_audited_cancelled(gateway, pre
     assert r.status_code == 204
     assert wait_for(lambda: presto_state(presto, query_id) == "FAILED")
     assert record(gateway, query_id)["state"] == "CANCELED"
+
+
+def test_the_health_check_sees_prestos_load(gateway, presto):
+    status = gateway.service.monitor.statuses["presto"]
+    assert status.healthy and status.last_error is None
+    headers = {"Authorization": "Bearer alice-token"}
+    page = requests.post(f"{gateway.url}/v1/statement", data=LONG, headers=headers, timeout=30)
+    page = page.json()
+    try:
+        wait_for(lambda: status.running >= 1)  # counted from Presto's own query list
+    finally:
+        requests.delete(page["nextUri"], headers=headers, timeout=30)
+    wait_for(lambda: status.running == 0)
+
+
+def test_the_trino_cli_runs_on_presto_through_the_gateway(presto, tmp_path):
+    """The Trino CLI jar over the gateway's HTTPS listener, alice's token as password."""
+    pem, ca = tmp_path / "gateway.pem", tmp_path / "ca.pem"
+    write_self_signed_certificate(pem, ca, "DataHub gateway")
+    port = free_port()
+    gateway = start_gateway(presto, tmp_path, https_port=port, certfile=str(pem), keyfile=str(pem))
+    try:
+        sql = (
+            "SELECT current_user, name, TIMESTAMP '2024-01-02 03:04:05.123', ARRAY[1, 2], "
+            "CAST(ROW(1, 'x') AS ROW(a integer, b varchar)) FROM tpch.tiny.region "
+            "WHERE regionkey = 0"
+        )
+        argv = [
+            str(find_java() / "bin" / "java"), "-jar", str(ensure_trino_cli()),
+            "--server", f"https://127.0.0.1:{port}",
+            "--user", "alice", "--password",
+            "--truststore-path", str(ca),
+            "--output-format", "CSV",
+            "--execute", sql,
+        ]  # fmt: skip
+        env = {**os.environ, "TRINO_PASSWORD": "alice-token"}
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == (
+            '"alice","AFRICA","2024-01-02 03:04:05.123","[1, 2]","{a=1, b=x}"'
+        )
+    finally:
+        gateway.close()
+
+
+# ------------------------------------------------------------------------ quotas
+
+
+def test_a_busy_quota_refuses_a_second_query_in_its_sentence(limited_gateway, presto):
+    gateway = limited_gateway({"concurrent_queries": 1, "queued_queries": 0})
+    headers = {"Authorization": "Bearer alice-token"}
+    held = requests.post(f"{gateway.url}/v1/statement", data=LONG, headers=headers, timeout=30)
+    held = held.json()
+    try:
+        with pytest.raises(TrinoQueryError) as e:
+            connect(gateway).cursor().execute("SELECT 1")
+        assert "1 of 1 concurrent queries running and no queueing allowed" in e.value.message
+    finally:
+        requests.delete(held["nextUri"], headers=headers, timeout=30)
+    assert record(gateway, held["id"])["state"] == "CANCELED"
+    cursor = connect(gateway).cursor()  # the slot is free again
+    cursor.execute("SELECT 1")
+    assert cursor.fetchall() == [[1]]
+
+
+def test_presto_stops_a_query_at_the_quotas_cpu_limit_in_the_quotas_words(limited_gateway):
+    gateway = limited_gateway({"query_cpu_seconds": 1})
+    cursor = connect(gateway).cursor()
+    with pytest.raises(TrinoQueryError) as e:
+        cursor.execute(LONG)
+        cursor.fetchall()
+    assert e.value.error_name == "EXCEEDED_CPU_LIMIT"
+    assert "this query went over your limit of 1 s of CPU per query" in e.value.message
+    rec = record(gateway, e.value.query_id)
+    assert (rec["state"], rec["error_name"]) == ("FAILED", "EXCEEDED_CPU_LIMIT")
 
 
 # ------------------------------------------------------------------------- types
@@ -337,14 +470,20 @@ TYPES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def frame_and_types(gateway):
-    """One %%sql cell, as alice through the gateway: a row of values, a row of NULLs."""
-    globalipapp.start_ipython()
+def sql_shell(gateway: BackgroundGateway):
+    """The process's IPython shell with the %%sql extension, as alice through *gateway*."""
+    globalipapp.start_ipython()  # once per process; later calls return None
     shell = globalipapp.get_ipython()
     shell.run_line_magic("load_ext", "datahub.extensions.sql")
     for name, value in (("gateway_url", gateway.url), ("token", "alice-token"), ("user", "alice")):
         shell.run_line_magic("config", f"SqlMagic.{name} = {value!r}")
+    return shell
+
+
+@pytest.fixture(scope="module")
+def frame_and_types(gateway):
+    """One %%sql cell, as alice through the gateway: a row of values, a row of NULLs."""
+    shell = sql_shell(gateway)
     values = ", ".join(literal for _, literal, *_ in TYPES)
     nulls = ", ".join(f"CAST(NULL AS {presto_type})" for _, _, presto_type, *_ in TYPES)
     names = ", ".join(name for name, *_ in TYPES)
