@@ -170,6 +170,15 @@ def test_lz4_and_plain_json_segments_decode_too():
         segments.decode("arrow", raw, meta)
 
 
+def test_a_segment_below_trinos_compression_threshold_is_read_as_plain_json():
+    # Trino sends small segments uncompressed, and then without an uncompressedSize.
+    rows = [[1, "a"], [2, None]]
+    raw = json.dumps(rows).encode()
+    assert list(segments.decode("json+zstd", raw, {"rowsCount": 2, "segmentSize": len(raw)})) == [
+        rows
+    ]
+
+
 def test_rows_are_parsed_in_chunks_cut_only_between_rows():
     # Strings and nested arrays that look like row boundaries must not cut a chunk.
     rows = [
