@@ -3,7 +3,9 @@
  * Trino SQL, with `{{ … }}` parameters shown as such. Completion comes from the kernel
  * (the `%%sql` magic completes from the user's own Trino metadata), so it works the
  * same in every frontend. The schema browser side panel lists what Trino lets the user
- * see, read as them through their server and the DataHub service.
+ * see, read as them through their server and the DataHub service. A `%%sql` result is a
+ * grid that pages through the kernel's DataFrame, its chart has a builder that writes its
+ * choice back into the cell, and `%%sql` cells have Run and Cancel in their toolbar.
  */
 import {
   JupyterFrontEnd,
@@ -14,13 +16,18 @@ import {
   EditorExtensionRegistry,
   IEditorExtensionRegistry
 } from '@jupyterlab/codemirror';
-import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { tableRowsIcon } from '@jupyterlab/ui-components';
 
 import { SchemaBrowser, serverFetch } from './browser';
+import { CHART_MIMETYPE, ChartRenderer, autoChart } from './chartbuilder';
+import { GRID_MIMETYPE, GridRenderer, IGridContext } from './grid';
+import { GridConnections } from './gridcomm';
 import { formatExpression, isSqlCell, readFormatted } from './format';
 import { sqlHighlighting } from './highlight';
 import { SchemaNode, insertText, previewCell } from './schema';
+import { addSqlToolbarCommands } from './toolbar';
+import '../style/grid.css';
 
 const highlighting: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-datahub:sql-highlighting',
@@ -143,4 +150,54 @@ const schemaBrowser: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [highlighting, formatting, schemaBrowser];
+/** Ahead of text/html and Plotly (ranks 50 and 0), which other frontends show instead. */
+const RESULT_RANK = -5;
+
+const resultGrid: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-datahub:result-grid',
+  description: 'The result grid and the chart builder of %%sql results.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker): void => {
+    const connections = new GridConnections();
+    const attach = (panel: NotebookPanel): void => {
+      // Each notebook has its own registry (and kernel): its renderers know both.
+      const rendermime = panel.content.rendermime;
+      const context: IGridContext = {
+        panel,
+        connections,
+        chart: (node, rid) => autoChart(context, node, rid)
+      };
+      rendermime.addFactory(
+        {
+          safe: true,
+          mimeTypes: [GRID_MIMETYPE],
+          createRenderer: options => new GridRenderer(options, context)
+        },
+        RESULT_RANK
+      );
+      rendermime.addFactory(
+        {
+          safe: true,
+          mimeTypes: [CHART_MIMETYPE],
+          createRenderer: options => new ChartRenderer(options, context, rendermime)
+        },
+        RESULT_RANK
+      );
+    };
+    tracker.forEach(attach);
+    tracker.widgetAdded.connect((_, panel) => attach(panel));
+  }
+};
+
+const sqlToolbar: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-datahub:toolbar',
+  description: 'Run and Cancel in the toolbar of %%sql cells (schema/toolbar.json).',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker): void => {
+    addSqlToolbarCommands(app, tracker);
+  }
+};
+
+export default [highlighting, formatting, schemaBrowser, resultGrid, sqlToolbar];
