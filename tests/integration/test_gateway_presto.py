@@ -136,6 +136,8 @@ def test_alice_queries_presto_as_herself_and_the_audit_has_it(gateway):
     rec = record(gateway, cursor.query_id)
     assert (rec["user"], rec["cluster"], rec["state"]) == ("alice", "presto", "FINISHED")
     assert rec["routing_group"] == "lake"
+    # Final statistics from Presto's query info, read as Trino's.
+    assert rec["output_rows"] == 1 and rec["processed_rows"] == 25
 
 
 def test_bob_is_denied_by_prestos_rules_in_one_sentence(gateway):
