@@ -51,7 +51,7 @@ async def _one_query(controller: AdmissionController, user: str) -> float:
     started = time.perf_counter()
     ticket = await controller.admit(user, ["analysts"])
     admitted = time.perf_counter() - started
-    await controller.progress(ticket, cpu_ms=10, bytes_scanned=100, query_id="q")
+    await controller.progress(ticket, query_id="q")
     await controller.finish(ticket, **STATS)
     return admitted
 
