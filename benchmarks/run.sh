@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The fair benchmark suite in one command: fetch, gateway and charts at full size, each in
+# The fair benchmark suite in one command: fetch, gateway, charts and quota admission at
+# full size, each in
 # one run of the checked-out code, results as Markdown on stdout and JSON in OUT_DIR.
 #
 #   benchmarks/run.sh            # full size (about an hour on 2 quiet CPUs)
@@ -32,6 +33,7 @@ case "${1:-full}" in
       --competitors datahub-gateway,datahub-gateway-direct,trino-gateway,trino-direct,drain,floor
     "$PYTHON" "$here/gateway.py" --json "$out/gateway.json"
     "$PYTHON" "$here/charts.py"
+    "$PYTHON" "$here/admission.py"
     ;;
   *)
     echo "usage: $0 [quick|full]" >&2
