@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fair benchmark suite in one command: fetch, gateway, charts and quota admission at
-# full size, each in
-# one run of the checked-out code, results as Markdown on stdout and JSON in OUT_DIR.
+# full size, each in one run of the checked-out code, results as Markdown on stdout and
+# JSON in OUT_DIR.
 #
 #   benchmarks/run.sh            # full size (about an hour on 2 quiet CPUs)
 #   benchmarks/run.sh quick      # small sizes, a few minutes: does everything still work?
