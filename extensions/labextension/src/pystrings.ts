@@ -22,6 +22,8 @@ const STATEMENT = /^\s*(?:SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALT
 const STATEMENT_ANY_CASE = new RegExp(STATEMENT.source, 'i');
 const MARKER = /^\s*--\s*sql\b/i;
 const PREFIX = /[rRbBuUfF]{0,2}$/;
+/** How far before a string its call is looked for (`pd.read_sql(\n    sql=` fits). */
+const LOOK_BACK = 200;
 
 /** One Python string literal: the range of its content (inside the quotes), how it
  * was written, and whether it is an f-string. */
@@ -89,7 +91,8 @@ export function pythonStrings(text: string): PyString[] {
 /** Whether the string starting at *start* is the SQL argument of a call: the first
  * argument of `….sql(` and the like, or a `sql=` / `query=` keyword argument. */
 function isSqlArgument(text: string, start: number): boolean {
-  const before = text.slice(0, start).replace(/\s+$/, '');
+  // A bounded look back: a cell with many strings is scanned on every key press.
+  const before = text.slice(Math.max(0, start - LOOK_BACK), start).replace(/\s+$/, '');
   const keyword = /([A-Za-z_][A-Za-z0-9_]*)\s*=$/.exec(before);
   if (keyword && !before.endsWith('==') && SQL_KEYWORD_ARGS.has(keyword[1])) {
     return /[(,]\s*[A-Za-z_][A-Za-z0-9_]*\s*=$/.test(before);

@@ -67,3 +67,11 @@ describe('pythonSqlRanges', () => {
     ]);
   });
 });
+
+describe('pythonSqlRanges on a large cell', () => {
+  it('finds every SQL string of a cell of thousands of strings', () => {
+    const lines = Array.from({ length: 5000 }, (_, i) => `x${i} = cur.execute("SELECT ${i}")`);
+    const ranges = pythonSqlRanges(lines.join('\n'));
+    expect(ranges).toHaveLength(5000);
+  });
+});
