@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 LABEXTENSION := $(VENV)/share/jupyter/labextensions/jupyter-datahub
 # The browser tests that take the README's pictures (docs/screenshots/*.png).
 SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py \
-	tests/e2e/test_sql_editor.py tests/e2e/test_schema_browser.py
+	tests/e2e/test_sql_editor.py tests/e2e/test_schema_browser.py tests/e2e/test_result_grid.py
 
 .PHONY: help install demo test screenshots lint format clean
 

@@ -45,12 +45,12 @@ def test_sign_in_opens_jupyterlab_and_a_sql_cell_shows_table_and_chart(
     whoami = notebook.locator(".jp-CodeCell").filter(has_text="current_user").first
     run_cell(page, whoami)
     expect(whoami.locator(".jp-OutputArea")).to_contain_text("alice", timeout=120_000)
-    # The aggregation example: a table and an interactive Plotly chart.
+    # The aggregation example: the result grid and an interactive Plotly chart.
     aggregation = notebook.locator(".jp-CodeCell").filter(has_text="sum(quantity)").first
     run_cell(page, aggregation)
     output = aggregation.locator(".jp-OutputArea")
     expect(output.locator(".js-plotly-plot")).to_be_visible(timeout=120_000)
-    expect(output.locator("table")).to_be_visible()
+    expect(output.locator(".jp-DataHub-grid [role=gridcell]").first).to_be_visible()
     expect(output).to_contain_text("rows")
     aggregation.scroll_into_view_if_needed()
     shot(page, "jupyterlab-sql")

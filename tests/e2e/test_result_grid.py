@@ -1,0 +1,215 @@
+"""The result grid, the chart builder and Run/Cancel in the toolbar of %%sql cells, in a
+real browser (Debian's Chromium, Playwright) on the real stack: alice pages through a
+million-row result whose rows stay in her kernel while the browser's memory stays small,
+sorts, filters and downloads it; she builds a chart whose choice is written into the cell
+and drawn again on a re-run; bob runs a query and cancels it from the cell's toolbar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from datahub.stack import demo
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 1_000_000
+#: A million rows made by Trino (a cross join of two sequences), three columns.
+MILLION = (
+    "%%sql --chart none\n"
+    "SELECT n, n % 97 AS bucket, 'row ' || CAST(n AS varchar) AS label\n"
+    "FROM (SELECT (i - 1) * 1000 + j AS n\n"
+    "      FROM UNNEST(sequence(1, 1000)) AS a(i) CROSS JOIN UNNEST(sequence(1, 1000)) AS b(j))\n"
+    "ORDER BY n"
+)
+RUN_SQL = "jupyter-datahub:run-sql-cell"
+CANCEL_SQL = "jupyter-datahub:cancel-sql-cell"
+
+
+def open_lab(page, sign_in_form, user: str) -> None:
+    sign_in_form(page, user, demo.demo_password(user))
+    page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
+
+
+def heap_used(cdp) -> int:
+    """The page's JavaScript heap in use after a full garbage collection, in bytes."""
+    cdp.send("HeapProfiler.collectGarbage")
+    cdp.send("HeapProfiler.collectGarbage")
+    return int(cdp.send("Runtime.getHeapUsage")["usedSize"])
+
+
+def first_column(grid) -> list[str]:
+    """The first cells of the rows in view, once none is still loading."""
+    expect(grid.locator(".jp-DataHub-gridCell.jp-mod-loading")).to_have_count(0, timeout=120_000)
+    return grid.locator(
+        ".jp-DataHub-gridDataRow .jp-DataHub-gridCell:first-child"
+    ).all_inner_texts()
+
+
+def scroll_to(grid, fraction: float) -> None:
+    """Scroll the grid that far down, and wait for it to draw (on the next frames)."""
+    grid.locator(".jp-DataHub-gridScroll").evaluate(
+        """(el, f) => new Promise(done => {
+            el.scrollTop = Math.round((el.scrollHeight - el.clientHeight) * f);
+            requestAnimationFrame(() => requestAnimationFrame(done));
+        })""",
+        fraction,
+    )
+
+
+def download(page, grid, label: str) -> bytes:
+    with page.expect_download(timeout=300_000) as info:
+        grid.get_by_role("button", name=label, exact=True).click()
+    return open(info.value.path(), "rb").read()
+
+
+def test_the_grid_pages_through_a_million_rows_kept_in_the_kernel_with_sort_filter_and_csv(
+    page, sign_in_form, shot, run_cell, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    # A small result first, so the grid's code has run once before the heap is measured.
+    warm = new_cell_with(page, notebook, "%%sql --chart none\nSELECT 1 AS x")
+    run_cell(page, warm)
+    expect(warm.locator(".jp-DataHub-grid")).to_contain_text("1 row", timeout=180_000)
+    cdp = page.context.new_cdp_session(page)
+    before = heap_used(cdp)
+
+    cell = new_cell_with(page, notebook, MILLION)
+    run_cell(page, cell)
+    grid = cell.locator(".jp-DataHub-grid")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("1,000,000 rows", timeout=300_000)
+    assert first_column(grid)[:3] == ["1", "2", "3"]
+    # Page through it: every twentieth of the way, then the very end.
+    for step in range(1, 21):
+        scroll_to(grid, step / 20)
+        shown = [int(v) for v in first_column(grid)]
+        assert shown == list(range(shown[0], shown[0] + len(shown)))
+        assert abs(shown[0] - (ROWS - len(shown)) * step / 20) <= 2
+    assert first_column(grid)[-1] == str(ROWS)
+
+    # Sort (descending: two clicks on the header) and filter, both done by the kernel.
+    header = grid.locator(".jp-DataHub-gridHeadCell").first
+    header.click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    header.click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    assert first_column(grid)[:2] == ["1000000", "999999"]
+    grid.get_by_label("Filter bucket").fill("=0")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(
+        f"{ROWS // 97:,} of 1,000,000 rows", timeout=120_000
+    )
+    assert first_column(grid)[:2] == [str(97 * (ROWS // 97)), str(97 * (ROWS // 97 - 1))]
+    expected = sorted(
+        (n for n in range(1, ROWS + 1) if n % 97 == 0 and "row 99" in f"row {n}"), reverse=True
+    )
+    grid.get_by_label("Filter label").fill("row 99")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(
+        f"{len(expected):,} of 1,000,000 rows", timeout=120_000
+    )
+    shot(page, "result-grid")
+    filtered = download(page, grid, "CSV")
+    rows = list(csv.DictReader(io.StringIO(filtered.decode())))
+    assert [int(r["n"]) for r in rows] == expected
+    assert rows[0] == {"n": str(expected[0]), "bucket": "0", "label": f"row {expected[0]}"}
+
+    # The whole result as CSV: its size is what shipping the result to the browser would
+    # have cost at the very least; the browser's heap grew by far less.
+    grid.get_by_label("Filter bucket").fill("")
+    grid.get_by_label("Filter label").fill("")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("1,000,000 rows", timeout=120_000)
+    whole = download(page, grid, "CSV")
+    assert whole.count(b"\n") == ROWS + 1
+    # Still sorted descending.
+    assert whole.splitlines()[1] == f"{ROWS},{ROWS % 97},row {ROWS}".encode()
+    grown = heap_used(cdp) - before
+    assert grown < len(whole) / 2, (
+        f"the page's heap grew by {grown:,} bytes for a result of {len(whole):,} CSV bytes"
+    )
+
+
+def test_the_chart_builders_choice_is_written_into_the_cell_and_drawn_again_on_a_rerun(
+    page, sign_in_form, shot, run_cell, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        "%%sql\nSELECT n.name AS nation, r.name AS region, n.nationkey\n"
+        "FROM tpch.tiny.nation n JOIN tpch.tiny.region r ON n.regionkey = r.regionkey",
+    )
+    run_cell(page, cell)
+    builder = cell.locator(".jp-DataHub-chartBuilder")
+    title = cell.locator(".js-plotly-plot .gtitle")
+    # The magic's own pick: nation keys by nation, coloured by region.
+    expect(title).to_have_text(re.compile(r"^nationkey by nation"), timeout=180_000)
+    expect(builder.get_by_label("Chart kind")).to_have_value("bar")
+
+    builder.get_by_label("X axis").select_option("region")
+    # Five nations a region: the chart says it sums them.
+    expect(title).to_have_text(re.compile(r"^nationkey by region.*sum of"), timeout=60_000)
+    builder.get_by_label("Aggregation").select_option("count")
+    expect(title).to_have_text("count by region", timeout=60_000)
+    first_line = "%%sql --chart bar --x region --y nationkey --color region --agg count"
+    expect(cell.locator(".cm-line").first).to_have_text(first_line)
+    bars = cell.locator(".js-plotly-plot .bars .point")
+    expect(bars).to_have_count(5)  # one bar per region, five nations each
+    shot(page, "chart-builder")
+
+    builder.get_by_label("Chart kind").select_option("line")
+    expect(cell.locator(".cm-line").first).to_have_text(
+        "%%sql --chart line --x region --y nationkey --color region --agg count", timeout=60_000
+    )
+    builder.get_by_label("Chart kind").select_option("bar")
+    expect(cell.locator(".cm-line").first).to_have_text(first_line, timeout=60_000)
+
+    # Run again: the magic reads the options and draws the same chart.
+    run_cell(page, cell)
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[2\]"), timeout=180_000)
+    expect(title).to_have_text("count by region", timeout=180_000)
+    expect(bars).to_have_count(5)
+    expect(builder.get_by_label("X axis")).to_have_value("region")
+    expect(builder.get_by_label("Aggregation")).to_have_value("count")
+    expect(cell.locator(".cm-line").first).to_have_text(first_line)
+
+    # No chart: the output goes, and the line says so.
+    builder.get_by_label("Chart kind").select_option("none")
+    expect(cell.locator(".jp-DataHub-chart")).to_have_count(0, timeout=60_000)
+    expect(cell.locator(".cm-line").first).to_have_text("%%sql --chart none")
+    # The grid's Chart button draws the magic's pick again.
+    cell.locator(".jp-DataHub-grid").get_by_role("button", name="Chart", exact=True).click()
+    expect(title).to_have_text(re.compile(r"^nationkey by nation"), timeout=60_000)
+    expect(cell.locator(".cm-line").first).to_have_text(
+        "%%sql --chart bar --x nation --y nationkey --color region"
+    )
+
+
+def test_run_and_cancel_from_the_toolbar_of_a_sql_cell(
+    page, sign_in_form, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "bob")
+    notebook = new_notebook(page, "bob")
+    cell = new_cell_with(page, notebook, "%%sql\nSELECT count(*) AS lines FROM tpch.sf100.lineitem")
+    run = cell.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')
+    cancel = cell.locator(f'.jp-cell-toolbar [data-command="{CANCEL_SQL}"]')
+    expect(run).to_be_visible(timeout=60_000)
+    run.click()
+    expect(cell.locator(".datahub-sql-progress")).to_contain_text("RUNNING", timeout=180_000)
+    cancel.click()
+    output = cell.locator(".jp-OutputArea")
+    expect(output).to_contain_text("Query cancelled", timeout=120_000)
+    expect(output).not_to_contain_text("Traceback")
+    # A quick one runs from the toolbar to its grid.
+    quick = new_cell_with(page, notebook, "%%sql\nSELECT name FROM tpch.tiny.region")
+    quick_run = quick.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')
+    expect(quick_run).to_be_visible(timeout=60_000)
+    quick_run.click()
+    expect(quick.locator(".jp-DataHub-gridCount")).to_have_text("5 rows", timeout=180_000)
+    # A Python cell has no SQL buttons.
+    python = new_cell_with(page, notebook, "1 + 1")
+    expect(python.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')).to_be_hidden()
