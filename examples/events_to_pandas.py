@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,28 +35,29 @@ TIME_COLUMNS = ("time", "submitted_at", "finished_at")
 
 
 async def _read(bootstrap_servers: str, topic: str, timeout: float) -> list[dict[str, Any]]:
+    # No group: every partition, from the start, nothing committed.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assigned:
             return []
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
         events: list[dict[str, Any]] = []
         async with asyncio.timeout(timeout):
-            while any(await consumer.position(tp) < ends[tp] for tp in assigned):
-                batches = await consumer.getmany(*assigned, timeout_ms=500)
-                for records in batches.values():
+            while True:
+                positions = [await consumer.position(tp) for tp in assigned]
+                if all(at >= ends[tp] for at, tp in zip(positions, assigned, strict=True)):
+                    return events
+                for records in (await consumer.getmany(timeout_ms=500)).values():
                     events.extend(json.loads(record.value) for record in records)
-        return events
     finally:
         await consumer.stop()
 
@@ -111,12 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=60.0, help="give up reading after this many seconds"
     )
     args = parser.parse_args(argv)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures: our one sentence
     try:
         frame = to_frame(read_events(args.bootstrap_servers, args.topic, timeout=args.timeout))
     except TimeoutError:
         print(f"Could not read {args.topic} within {args.timeout:g} s.", file=sys.stderr)
         return 1
-    except Exception as error:  # one sentence, not a stack trace
+    except (Exception, asyncio.CancelledError) as error:  # one sentence, no stack trace
         where = f"{args.topic} from {args.bootstrap_servers}"
         print(f"Could not read {where}: {error}", file=sys.stderr)
         return 1
