@@ -63,10 +63,14 @@ def ensure_kafka(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Pat
     return libs
 
 
-def new_cluster_id() -> str:
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's
-    ``Uuid.randomUuid().toString()``)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    ``Uuid.randomUuid().toString()``). Like Kafka's, never one starting with ``-``: the
+    storage tool would read it as an option and refuse to format (1 id in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(

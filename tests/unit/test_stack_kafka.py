@@ -28,6 +28,15 @@ def test_a_cluster_id_is_sixteen_bytes_in_url_safe_base64():
     assert new_cluster_id() != cluster_id
 
 
+def test_a_cluster_id_never_starts_with_a_dash_which_the_storage_tool_takes_for_an_option():
+    # 0xF8 makes the first base64 character "-"; the next draw is used instead.
+    draws = iter([b"\xf8" + bytes(15), bytes(16)])
+    assert (
+        new_cluster_id(lambda: next(draws))
+        == base64.urlsafe_b64encode(bytes(16)).rstrip(b"=").decode()
+    )
+
+
 def test_the_api_versions_request_is_size_prefixed_version_zero():
     request = api_versions_request(7, client_id="x")
     (size,) = struct.unpack(">i", request[:4])
