@@ -81,10 +81,17 @@ class KafkaEvents(LoggingConfigurable):
         30.0,
         help="""With several service processes on one store, only the holder of the
         store's publisher lease sends the outbox (one producer, in order); it renews the
-        lease before every batch and gives it up when it stops. A process that stops
+        lease every third of this time at least and gives it up when it stops. A process that stops
         renewing (killed, hung, cut off from the store) loses the lease this many seconds
         after its last renewal, and another process takes over from the first unsent
         event. Keep the processes' clocks in sync to well under this.""",
+    ).tag(config=True)
+
+    linger_seconds = Float(
+        0.1,
+        help="""Seconds the publisher waits after being told of new events before it
+        sends them, so events written close together (a quick query's submitted and
+        finished) go to Kafka in one batch. Queries never wait for it.""",
     ).tag(config=True)
 
     sent_retention = Float(
@@ -109,6 +116,7 @@ class KafkaEvents(LoggingConfigurable):
             poll_interval=self.poll_interval,
             max_backoff=self.max_backoff,
             lease_seconds=self.lease_seconds,
+            linger=self.linger_seconds,
             sent_retention=self.sent_retention,
             producer_options=self.producer_options,
             log=log or self.log,

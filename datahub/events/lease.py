@@ -2,7 +2,7 @@
 
 Several service processes may share one store; only the holder of the lease sends (and
 prunes) the outbox, so the events go out once, in order, from one producer. The holder
-renews the lease before every batch; a process that stops renewing (stopped, hung,
+renews the lease at least every third of ``ttl``; a process that stops renewing (stopped, hung,
 partitioned from the store) loses it ``ttl`` seconds after its last renewal, and the
 next process that asks takes it over and sends from the first unsent event. A process
 that stops cleanly gives the lease up at once.

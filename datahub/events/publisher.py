@@ -71,11 +71,13 @@ class EventPublisher:
         max_backoff: float = 30.0,
         close_timeout: float = 5.0,
         lease_seconds: float = 30.0,
+        linger: float = 0.0,
         sent_retention: float = 86400.0,
         prune_interval: float = 600.0,
         producer_options: Mapping[str, Any] | None = None,
         log: logging.Logger | None = None,
         make_producer: Callable[[], Producer] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not bootstrap_servers:
             raise ValueError("The event publisher needs Kafka's bootstrap servers.")
@@ -93,6 +95,8 @@ class EventPublisher:
         self.max_backoff = max_backoff
         self.close_timeout = close_timeout
         self.lease_seconds = lease_seconds
+        self.linger = linger
+        self.clock = clock
         self.sent_retention = sent_retention
         self.prune_interval = prune_interval
         #: This publisher's name in the lease (unique per process and start).
@@ -110,6 +114,7 @@ class EventPublisher:
         self.backoff = 0.0
         #: Whether this publisher held the lease at its last look (it alone sends).
         self.holds_lease = False
+        self._renewed_at = 0.0  # monotonic time of the last renewal that held
         #: Sent events deleted from the outbox since start.
         self.pruned = 0
         self._next_prune = 0.0
@@ -204,10 +209,18 @@ class EventPublisher:
                 wait = min(self.poll_interval, self.lease_seconds / 3)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), wait)
+                    # Woken by news: let the events that follow at once (a quick
+                    # query's finished after its submitted) join the same batch.
+                    await asyncio.sleep(self.linger)
 
     async def take_lease(self) -> bool:
         """Take or renew the store's lease; True if this publisher holds it (and may
-        send). Logs when it starts or stops being the one that sends."""
+        send). A lease renewed less than a third of its time ago counts as held without
+        asking the store (a batch per query would otherwise cost a transaction more).
+        Logs when it starts or stops being the one that sends."""
+        now = self.clock()
+        if self.holds_lease and now - self._renewed_at < self.lease_seconds / 3:
+            return True
         held = await self.store.run_in_transaction(lease.acquire, self.holder, self.lease_seconds)
         if held != self.holds_lease:
             if held:
@@ -216,12 +229,14 @@ class EventPublisher:
                 self.log.info("Another DataHub process sends the query events now")
                 await self._close_producer()
         self.holds_lease = held
+        if held:
+            self._renewed_at = now
         return held
 
     async def prune_if_due(self) -> int:
         """Delete the events sent more than ``sent_retention`` seconds ago, if the last
         pruning was ``prune_interval`` seconds ago or more; return how many."""
-        now = time.monotonic()
+        now = self.clock()
         if now < self._next_prune:
             return 0
         self._next_prune = now + self.prune_interval

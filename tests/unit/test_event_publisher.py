@@ -55,13 +55,11 @@ def store(tmp_path):
 
 
 def publisher(store, producer: Producer, **options) -> EventPublisher:
+    options = {"poll_interval": 0.05, "initial_backoff": 0.05, "max_backoff": 0.1, **options}
     return EventPublisher(
         store,
         bootstrap_servers="kafka.invalid:9092",
         topic="events",
-        poll_interval=0.05,
-        initial_backoff=0.05,
-        max_backoff=0.1,
         make_producer=lambda: producer,
         **options,
     )
@@ -157,3 +155,52 @@ def test_a_lease_or_retention_out_of_range_is_one_sentence(store):
         publisher(store, Producer([]), lease_seconds=0)
     with pytest.raises(ValueError, match="retention not negative"):
         publisher(store, Producer([]), sent_retention=-1)
+
+
+class CountingStore:
+    """The store, counting the transactions of each function run in it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls: list[str] = []
+
+    async def run_in_transaction(self, function, *args, **kwargs):
+        self.calls.append(function.__name__)
+        return await self.store.run_in_transaction(function, *args, **kwargs)
+
+
+def test_the_lease_is_renewed_in_the_store_once_a_third_of_its_time_has_passed(store):
+    counting = CountingStore(store)
+    clock = [0.0]
+    events = publisher(counting, Producer([]), lease_seconds=30, clock=lambda: clock[0])
+
+    async def take_at(times: list[float]) -> list[bool]:
+        held = []
+        for now in times:
+            clock[0] = now
+            held.append(await events.take_lease())
+        return held
+
+    assert asyncio.run(take_at([100.0, 105.0, 109.9, 110.0, 115.0])) == [True] * 5
+    # Asked at 100 (taken) and at 110 (a third of 30 s later); 105, 109.9, 115 are not.
+    assert counting.calls == ["acquire", "acquire"]
+
+
+def test_events_written_close_together_after_a_wake_go_out_in_one_batch(store):
+    taken: list = []
+    counting = CountingStore(store)
+    events = publisher(counting, Producer(taken), linger=0.3, poll_interval=60)
+
+    async def scenario() -> None:
+        events.start()
+        await until(lambda: events.holds_lease, "the publisher took the lease")
+        await until(lambda: "unsent" in counting.calls, "the publisher looked at the outbox")
+        counting.calls.clear()
+        await record(store, events, "q1")
+        await record(store, events, "q2")  # within the linger
+        await until(lambda: len(taken) == 2, "both events were sent")
+        await events.stop()
+
+    asyncio.run(scenario())
+    assert taken == ["q1", "q2"]
+    assert counting.calls.count("mark_sent") == 1, counting.calls
