@@ -8,7 +8,8 @@ The DataHub service serves, with the same hub token the queries use (asked throu
   "submitted", "finished", "elapsed_ms", "rows", "error", "source"}]}``, newest first
   (times ISO-8601 UTC; ``acting_admin`` names the admin who ran it on the user's behalf);
 * ``GET {api}/clusters`` →
-  ``{"clusters": [{"name", "routing_group", "healthy", "draining", "running", "queued"}]}``.
+  ``{"clusters": [{"name", "engine", "routing_group", "healthy", "draining", "running",
+  "queued"}]}``.
 
 :func:`fetch_history` and :func:`fetch_clusters` ask the service; the rest turns the
 JSON into typed DataFrames and renders them as a compact HTML table with a plain-text
@@ -49,7 +50,7 @@ HISTORY_COLUMNS = [
     "acting_admin",
     "source",
 ]
-CLUSTER_COLUMNS = ["name", "routing_group", "healthy", "draining", "running", "queued"]
+CLUSTER_COLUMNS = ["name", "engine", "routing_group", "healthy", "draining", "running", "queued"]
 #: Characters of SQL shown per row; the whole statement is in the DataFrame (and tooltip).
 SQL_PREVIEW = 80
 
@@ -99,6 +100,7 @@ def clusters_frame(clusters: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "name": pd.array(get("name"), dtype="string"),
+            "engine": pd.array(get("engine"), dtype="string"),
             "routing_group": pd.array(get("routing_group"), dtype="string"),
             "healthy": pd.array(get("healthy"), dtype="boolean"),
             "draining": pd.array(get("draining"), dtype="boolean"),
@@ -219,18 +221,25 @@ def render_history(df: pd.DataFrame) -> dict[str, str]:
 
 
 def render_clusters(df: pd.DataFrame) -> dict[str, str]:
-    """The clusters behind the gateway: routing group, health, load."""
+    """The clusters behind the gateway: engine, routing group, health, load."""
     if len(df) == 0:
         return {"text/plain": "No clusters.", "text/html": "<p>No clusters.</p>"}
-    headers = ["cluster", "routing group", "health", "running", "queued"]
+    headers = ["cluster", "engine", "routing group", "health", "running", "queued"]
     rows, styles = [], []
     for c in df.itertuples(index=False):
         healthy = bool(c.healthy) if not _missing(c.healthy) else False
         draining = bool(c.draining) if not _missing(c.draining) else False
         health = ("✔ healthy" if healthy else "✖ unhealthy") + (" · draining" if draining else "")
         rows.append(
-            [_text(c.name), _text(c.routing_group), health, _count(c.running), _count(c.queued)]
+            [
+                _text(c.name),
+                _text(c.engine),
+                _text(c.routing_group),
+                health,
+                _count(c.running),
+                _count(c.queued),
+            ]
         )
         colour = "#cf222e" if not healthy else ("#9a6700" if draining else "#1a7f37")
-        styles.append([None, None, f"color:{colour}", None, None])
+        styles.append([None, None, None, f"color:{colour}", None, None])
     return _table(headers, rows, styles=styles)

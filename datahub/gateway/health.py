@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from ..wire import INFO_PATH
 from .clusters import Cluster, ClusterStatus, rank_clusters, unavailable_message
+from .presto import PRESTO
+from .presto import QUEUED_STATES as PRESTO_QUEUED_STATES
 from .stats import count_queries
 from .upstream import ClusterUnreachable, Upstream
 
@@ -26,6 +28,8 @@ from .upstream import ClusterUnreachable, Upstream
 #: running (RUNNING, FINISHING: done, its client still reading). PLANNING, STARTING and
 #: DISPATCHING last milliseconds and are left out to keep the check to four small requests.
 LOAD_STATES = ("QUEUED", "WAITING_FOR_RESOURCES", "RUNNING", "FINISHING")
+#: The states each engine adds to those (PrestoDB's queries wait for prerequisites first).
+ENGINE_LOAD_STATES = {PRESTO: tuple(sorted(PRESTO_QUEUED_STATES))}
 
 
 class ClusterMonitor:
@@ -105,7 +109,7 @@ class ClusterMonitor:
         answers = await asyncio.gather(
             *(
                 self.upstream.call(cluster, "GET", f"/v1/query?state={state}", timeout=self.timeout)
-                for state in LOAD_STATES
+                for state in (*LOAD_STATES, *ENGINE_LOAD_STATES.get(cluster.engine, ()))
             )
         )
         refused = [code for code, _ in answers if code != 200]

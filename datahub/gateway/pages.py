@@ -1,7 +1,8 @@
 """Clusters and their health: the REST API and the page, under the service prefix.
 
-- ``GET {prefix}api/clusters``: ``{"clusters": [{"name", "routing_group", "healthy",
-  "draining", "running", "queued"}]}`` (admins also get each cluster's last ``error``).
+- ``GET {prefix}api/clusters``: ``{"clusters": [{"name", "engine", "routing_group",
+  "healthy", "draining", "running", "queued"}]}`` (``engine``: ``trino`` or ``presto``;
+  admins also get each cluster's last ``error``).
 - ``POST {prefix}api/clusters/{name}/drain`` and ``…/activate`` (admins): no new queries
   for the cluster (running ones finish), or back into routing.
 - Page ``{prefix}clusters``: the same, with the routing groups you may ask for, and
@@ -20,10 +21,11 @@ from .clusters import ClusterStatus
 from .core import Gateway
 
 
-def api_cluster(status: ClusterStatus, *, admin: bool = False) -> dict[str, Any]:
-    """A cluster's status as ``GET api/clusters`` lists it."""
+def api_cluster(status: ClusterStatus, *, engine: str, admin: bool = False) -> dict[str, Any]:
+    """A cluster's status as ``GET api/clusters`` lists it (``engine``: what it runs)."""
     entry: dict[str, Any] = {
         "name": status.name,
+        "engine": engine,
         "routing_group": status.routing_group,
         "healthy": bool(status.healthy),
         "draining": bool(status.draining),
@@ -42,7 +44,11 @@ class _ClustersHandler(BaseHandler):
 
     def cluster_entries(self) -> list[dict[str, Any]]:
         admin = self.is_admin
-        return [api_cluster(s, admin=admin) for s in self.gateway.monitor.statuses.values()]
+        clusters = self.gateway.clusters
+        return [
+            api_cluster(s, engine=clusters[s.name].engine, admin=admin)
+            for s in self.gateway.monitor.statuses.values()
+        ]
 
     async def change(self, name: str, action: str) -> None:
         if name not in self.gateway.clusters:
@@ -65,7 +71,8 @@ class ClusterActionAPI(_ClustersHandler, APIHandler):
     async def post(self, name: str, action: str) -> None:
         await self.change(name, action)
         status = self.gateway.monitor.statuses[name]
-        self.write_json(api_cluster(status, admin=True))
+        engine = self.gateway.clusters[name].engine
+        self.write_json(api_cluster(status, engine=engine, admin=True))
 
 
 class ClustersPage(_ClustersHandler, PageHandler):

@@ -15,7 +15,10 @@ from typing import Any
 from ..query import QueryState, QueryStats
 
 #: Trino states of a query that has not ended, by what they mean for load.
-QUEUED_STATES = frozenset({"QUEUED", "WAITING_FOR_RESOURCES", "DISPATCHING"})
+#: (WAITING_FOR_PREREQUISITES is PrestoDB's state before QUEUED.)
+QUEUED_STATES = frozenset(
+    {"QUEUED", "WAITING_FOR_RESOURCES", "DISPATCHING", "WAITING_FOR_PREREQUISITES"}
+)
 RUNNING_STATES = frozenset({"PLANNING", "STARTING", "RUNNING", "FINISHING"})
 #: Trino's own final states.
 TRINO_FINAL_STATES = frozenset({"FINISHED", "FAILED"})

@@ -89,8 +89,8 @@ def per_query_limit_passed(limit: str, value: float, allowed: LimitValue, contac
 
 
 def per_query_limit_stopped(limit: str, allowed: LimitValue, contact: str) -> str:
-    """Trino stopped a query at a per-query limit the gateway set from the quota (the
-    sentence the client reads instead of Trino's own message)."""
+    """The engine (Trino or PrestoDB) stopped a query at a per-query limit the gateway set
+    from the quota (the sentence the client reads instead of the engine's own message)."""
     what = {
         "query_runtime_seconds": "of run time",
         "query_cpu_seconds": "of CPU",
@@ -98,7 +98,7 @@ def per_query_limit_stopped(limit: str, allowed: LimitValue, contact: str) -> st
     }[limit]
     return (
         f"{PREFIX}this query went over your limit of {format_limit(limit, allowed)} {what} "
-        f"per query, so Trino stopped it; ask {contact} for more."
+        f"per query, so the cluster stopped it; ask {contact} for more."
     )
 
 

@@ -134,8 +134,17 @@ def test_clusters_api_reports_routing_group_health_and_load(stack, users):
     r = api(stack, users.token("alice"), "api/clusters")
     assert r.status_code == 200
     (cluster,) = r.json()["clusters"]
-    assert cluster.keys() == {"name", "routing_group", "healthy", "draining", "running", "queued"}
-    assert (cluster["name"], cluster["routing_group"], cluster["healthy"]) == (
+    assert cluster.keys() == {
+        "name",
+        "engine",
+        "routing_group",
+        "healthy",
+        "draining",
+        "running",
+        "queued",
+    }
+    assert (cluster["name"], cluster["engine"], cluster["routing_group"], cluster["healthy"]) == (
+        "trino",
         "trino",
         "default",
         True,

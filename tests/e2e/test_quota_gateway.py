@@ -549,7 +549,7 @@ def test_a_query_past_a_per_query_limit_is_stopped_by_trino_and_logged(
     # quota's limit, with whom to ask, under Trino's error name.
     assert error.error_name == error_name
     assert error.message.startswith(f"QuotaExceeded: this query went over your limit of {quota}")
-    assert error.message.endswith(f" per query, so Trino stopped it; ask {ADMINS} for more.")
+    assert error.message.endswith(f" per query, so the cluster stopped it; ask {ADMINS} for more.")
     trino_side = trino_query_info(error.query_id)
     assert trino_side["state"] == "FAILED"
     assert trino_side["errorCode"]["name"] == error_name

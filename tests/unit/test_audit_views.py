@@ -63,15 +63,17 @@ def test_the_detail_has_every_field_but_the_hooks_private_data():
 
 def test_clusters_are_listed_with_health_drain_and_load():
     status = ClusterStatus("trino", "default", 0, healthy=None, running=2, queued=1)
-    assert api_cluster(status) == {
+    assert api_cluster(status, engine="trino") == {
         "name": "trino",
+        "engine": "trino",
         "routing_group": "default",
         "healthy": False,
         "draining": False,
         "running": 2,
         "queued": 1,
     }
-    assert "error" in api_cluster(status, admin=True)
+    assert "error" in api_cluster(status, engine="trino", admin=True)
+    assert api_cluster(status, engine="presto")["engine"] == "presto"
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,7 @@ def test_a_quota_ticket_says_in_the_quotas_words_which_per_query_limit_stopped_a
     )
     assert limit_messages(ticket, "the data team (#data-help)") == {
         "EXCEEDED_CPU_LIMIT": "QuotaExceeded: this query went over your limit of 2 s of CPU "
-        "per query, so Trino stopped it; ask the data team (#data-help) for more."
+        "per query, so the cluster stopped it; ask the data team (#data-help) for more."
     }
 
 

@@ -50,6 +50,7 @@ CLUSTERS = {
     "clusters": [
         {
             "name": "adhoc",
+            "engine": "trino",
             "routing_group": "default",
             "healthy": True,
             "draining": False,
@@ -58,6 +59,7 @@ CLUSTERS = {
         },
         {
             "name": "etl",
+            "engine": "presto",
             "routing_group": "batch",
             "healthy": False,
             "draining": True,
@@ -165,9 +167,17 @@ def test_clusters_render_health_and_load():
     assert df["healthy"].tolist() == [True, False] and str(df["queued"].dtype) == "Int64"
     bundle = history.render_clusters(df)
     lines = bundle["text/plain"].splitlines()
-    assert lines[0].split() == ["cluster", "routing", "group", "health", "running", "queued"]
-    assert "✔ healthy" in lines[1] and "3" in lines[1]
-    assert "✖ unhealthy · draining" in lines[2] and "12" in lines[2]
+    assert lines[0].split() == [
+        "cluster",
+        "engine",
+        "routing",
+        "group",
+        "health",
+        "running",
+        "queued",
+    ]
+    assert "✔ healthy" in lines[1] and "3" in lines[1] and "trino" in lines[1]
+    assert "✖ unhealthy · draining" in lines[2] and "12" in lines[2] and "presto" in lines[2]
     assert "<table" in bundle["text/html"]
 
 
