@@ -110,7 +110,8 @@ export class GridRenderer extends Widget implements IRenderMime.IRenderer {
     this._cache = new PageCache();
     this._cache.setView(viewKey(this._spec));
     this._cache.put(this._cache.view, 0, payload.first.slice(0, PAGE_ROWS));
-    this._live = !!gridComm(this.context) && payload.rows > payload.first.length;
+    // Sort, filter, downloads and charts are the kernel's, whatever the row count.
+    this._live = !!gridComm(this.context);
     this._total = this._live ? payload.rows : payload.first.length;
     this._widths = payload.columns.map((c, i) =>
       initialWidth(c.name, payload.first.slice(0, 20).map(r => r[i]))
@@ -188,12 +189,11 @@ export class GridRenderer extends Widget implements IRenderMime.IRenderer {
       filter.setAttribute('aria-label', `Filter ${column.name}`);
       filter.disabled = !this._live;
       filter.addEventListener('input', () => {
+        // Typing in several filters within the pause applies them all at once.
+        this._typed[String(i)] = filter.value;
         window.clearTimeout(this._filterTimer);
         this._filterTimer = window.setTimeout(() => {
-          this._setView({
-            ...this._spec,
-            filters: { ...this._spec.filters, [String(i)]: filter.value }
-          });
+          this._setView({ ...this._spec, filters: { ...this._typed } });
         }, 350);
       });
       this._filters.append(filter);
@@ -507,6 +507,7 @@ export class GridRenderer extends Widget implements IRenderMime.IRenderer {
   private _anchor: { row: number; column: number } | null = null;
   private _frame = 0;
   private _filterTimer = 0;
+  private _typed: Record<string, string> = {};
   private _buttons: HTMLButtonElement[] = [];
   private _count!: HTMLElement;
   private _status!: HTMLElement;

@@ -21,7 +21,7 @@ export class GridRequestError extends Error {}
 interface IPending {
   resolve: (answer: JSONObject) => void;
   reject: (error: Error) => void;
-  chunks?: ArrayBuffer[];
+  chunks?: Uint8Array<ArrayBuffer>[];
 }
 
 /** Numbered requests over one comm to one kernel. */
@@ -56,7 +56,7 @@ export class GridComm {
     }
     const request = ++this._next;
     return new Promise((resolve, reject) => {
-      const chunks: ArrayBuffer[] = [];
+      const chunks: Uint8Array<ArrayBuffer>[] = [];
       this._pending.set(request, {
         chunks,
         reject,
@@ -89,10 +89,11 @@ export class GridComm {
     }
     if (pending.chunks && answer.last === false) {
       for (const buffer of msg.buffers ?? []) {
-        const view = buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : buffer;
-        // Copy out of the message so it can be dropped; the Blob keeps the bytes.
+        // The message's buffers are DataViews (or ArrayBuffers); the Blob copies the bytes.
         pending.chunks.push(
-          (view as Uint8Array).slice().buffer as ArrayBuffer
+          ArrayBuffer.isView(buffer)
+            ? new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.byteLength)
+            : new Uint8Array(buffer as ArrayBuffer)
         );
       }
       return;
