@@ -40,6 +40,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -385,6 +386,7 @@ def main() -> None:
         results = {"environment": env, "latency": lat, "throughput": tp}
     finally:
         stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
     print(report(results, args))
     if args.json:
