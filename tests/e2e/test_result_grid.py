@@ -189,6 +189,19 @@ def test_the_chart_builders_choice_is_written_into_the_cell_and_drawn_again_on_a
     )
 
 
+def press_run(cell, run) -> None:
+    """Press the cell toolbar's Run; once more if the new notebook's kernel was still
+    connecting and the first press did not register (as the run_cell fixture does)."""
+    for attempt in range(2):
+        run.click()
+        try:
+            expect(cell.locator(".jp-InputPrompt")).not_to_have_text("[ ]:", timeout=15_000)
+            return
+        except AssertionError:
+            if attempt == 1:
+                raise
+
+
 def test_run_and_cancel_from_the_toolbar_of_a_sql_cell(
     page, sign_in_form, new_notebook, new_cell_with
 ):
@@ -198,7 +211,7 @@ def test_run_and_cancel_from_the_toolbar_of_a_sql_cell(
     run = cell.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')
     cancel = cell.locator(f'.jp-cell-toolbar [data-command="{CANCEL_SQL}"]')
     expect(run).to_be_visible(timeout=60_000)
-    run.click()
+    press_run(cell, run)
     expect(cell.locator(".datahub-sql-progress")).to_contain_text("RUNNING", timeout=180_000)
     cancel.click()
     output = cell.locator(".jp-OutputArea")
@@ -208,7 +221,7 @@ def test_run_and_cancel_from_the_toolbar_of_a_sql_cell(
     quick = new_cell_with(page, notebook, "%%sql\nSELECT name FROM tpch.tiny.region")
     quick_run = quick.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')
     expect(quick_run).to_be_visible(timeout=60_000)
-    quick_run.click()
+    press_run(quick, quick_run)
     expect(quick.locator(".jp-DataHub-gridCount")).to_have_text("5 rows", timeout=180_000)
     # A Python cell has no SQL buttons.
     python = new_cell_with(page, notebook, "1 + 1")
