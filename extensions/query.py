@@ -34,7 +34,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +45,7 @@ import trino.client
 import trino.constants
 
 from datahub.extensions import trino_compat
-from datahub.extensions.segments import Segment, SegmentReader, accepted_encodings
+from datahub.extensions.segments import PendingSegment, SegmentReader, accepted_encodings
 from datahub.results import ResultBuilder
 from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUERY_DATA_ENCODING_HEADER
 
@@ -275,10 +274,10 @@ class _PageStream:
             self._put(_Failure(e))
         self._put(_END)
 
-    def rows(self, data: list[Any] | list[Future[Segment]] | None) -> Iterator[list[Any]]:
+    def rows(self, data: list[Any] | list[PendingSegment] | None) -> Iterator[list[Any]]:
         """A page's rows: the direct protocol's list, or each spooled segment's rows as
         its download and decoding finish (in order)."""
-        if not data or not isinstance(data[0], Future):
+        if not data or not isinstance(data[0], PendingSegment):
             yield data or []
             return
         for segment in data:

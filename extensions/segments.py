@@ -13,6 +13,7 @@ memory stays bounded.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import logging
 import threading
@@ -114,12 +115,30 @@ class Segment(NamedTuple):
     metadata: dict[str, Any]
 
 
+class PendingSegment:
+    """A segment of a page, in the order the query's segments came: its download starts
+    when there is room (see :class:`SegmentReader`)."""
+
+    __slots__ = ("encoding", "segment", "future")
+
+    def __init__(self, encoding: str, segment: dict[str, Any]) -> None:
+        self.encoding = encoding
+        self.segment = segment
+        self.future: Future[Segment] | None = None
+
+
 class SegmentReader:
     """Downloads a query's segments on a few threads; hands their rows out in order.
 
     *session* is the connection's HTTP session (its credentials go with each download:
     the gateway checks they are the user's the URI names); *stopped* says the query is
-    being cancelled, so waiting for room gives up.
+    being cancelled.
+
+    Segments are started in the order they came, while fewer than *max_pending* are
+    started and not yet read; reading one makes room for the next. Pages are never held
+    back for room (a page with more segments than that would otherwise wait for room
+    only its own reading could make), and the one the reader needs next is always among
+    those started.
     """
 
     def __init__(
@@ -135,33 +154,48 @@ class SegmentReader:
         self._stopped = stopped
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="datahub-sql-segments")
-        self._room = threading.BoundedSemaphore(max_pending)
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[PendingSegment] = collections.deque()
+        self._started = 0  # started and not yet read
 
-    def submit(self, data: dict[str, Any]) -> list[Future[Segment]] | None:
-        """Start downloading a spooled page's segments: one future per segment, in order
-        (None if the query was stopped while waiting for room)."""
+    def submit(self, data: dict[str, Any]) -> list[PendingSegment]:
+        """A spooled page's segments, in order; as many start downloading as there is
+        room for, the others as earlier ones are read."""
         encoding = data.get("encoding", "json")
-        futures = []
-        for segment in data.get("segments") or ():
-            while not self._room.acquire(timeout=0.2):
-                if self._stopped.is_set():
-                    return None
-            try:
-                futures.append(self._pool.submit(self._download, encoding, segment))
-            except RuntimeError:  # closed: the query was cancelled meanwhile
-                return None
-        return futures
+        pending = [PendingSegment(encoding, segment) for segment in data.get("segments") or ()]
+        with self._lock:
+            self._waiting.extend(pending)
+            self._start(lambda: self._started < self._max_pending)
+        return pending
 
-    def rows(self, future: Future[Segment]) -> Iterator[list[list[Any]]]:
-        """The rows of a submitted segment, once downloaded (waiting for it), a chunk at
-        a time.
+    def _start(self, more: Callable[[], bool]) -> None:
+        """Start waiting segments, in order, while ``more()`` (under the lock)."""
+        while self._waiting and more():
+            pending = self._waiting.popleft()
+            try:
+                pending.future = self._pool.submit(
+                    self._download, pending.encoding, pending.segment
+                )
+            except RuntimeError:  # closed: the query was cancelled meanwhile
+                pending.future = Future()
+                pending.future.cancel()
+            self._started += 1
+
+    def rows(self, pending: PendingSegment) -> Iterator[list[list[Any]]]:
+        """The rows of a segment, once downloaded (waiting for it), a chunk at a time.
 
         Decoded here, on the caller's thread, one chunk at a time: rows as Python objects
         take some twenty times the memory of the JSON, and a hundred times that of the
         compressed bytes the pool holds.
         """
-        segment = future.result()  # interruptible: Ctrl-C lands here while waiting
-        self._room.release()
+        with self._lock:  # read out of order: start it (and those before it) now
+            self._start(lambda: pending.future is None)
+        assert pending.future is not None
+        segment = pending.future.result()  # interruptible: Ctrl-C lands here while waiting
+        with self._lock:
+            self._started -= 1
+            self._start(lambda: self._started < self._max_pending)
         return decode(segment.encoding, segment.raw, segment.metadata)
 
     def _download(self, encoding: str, segment: dict[str, Any]) -> Segment:

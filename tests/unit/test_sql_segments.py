@@ -13,11 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import lz4.block
 import pytest
+import requests
 import trino
 import zstandard
 
 from datahub.extensions import segments
 from datahub.extensions.query import QueryCancelled, run_query
+
+#: A bound on waiting for a thread, not a measure of its speed.
+GIVE_UP_AFTER = 30
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "d", "type": "date"}]
 #: Rows of each segment: the first inline, the others spooled.
@@ -207,3 +211,25 @@ def test_an_interrupt_while_segments_download_cancels_the_query(conn):
     assert {path for method, path, _ in _SpoolingTrino.seen if method == "DELETE"} == {
         "/v1/next/SLOW"
     }
+
+
+def test_a_page_with_more_segments_than_room_is_read_whole_and_in_order():
+    # Room for 2 segments at a time, a page of 9: the page thread must not wait for room
+    # that only reading the page (which it has not handed over yet) would make.
+    parts = [[[i * 10 + j] for j in range(3)] for i in range(9)]
+    page = {
+        "encoding": "json",
+        "segments": [
+            {"type": "inline", "data": base64.b64encode(json.dumps(rows).encode()).decode()}
+            for rows in parts
+        ],
+    }
+    reader = segments.SegmentReader(requests.Session(), threading.Event(), max_pending=2)
+    submitted: list = []
+    thread = threading.Thread(target=lambda: submitted.append(reader.submit(page)), daemon=True)
+    thread.start()
+    thread.join(GIVE_UP_AFTER)
+    assert submitted, "submitting a page of 9 segments with room for 2 did not return"
+    read = [row for pending in submitted[0] for chunk in reader.rows(pending) for row in chunk]
+    assert read == [row for rows in parts for row in rows]
+    reader.close()
