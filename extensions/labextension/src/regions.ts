@@ -20,6 +20,7 @@ export const VALUED_OPTIONS = [
   '--x',
   '--y',
   '--color',
+  '--agg',
   '--catalog',
   '--schema',
   '--limit',
