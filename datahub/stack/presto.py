@@ -46,6 +46,7 @@ from .process import ManagedProcess, ProcessError, Progress, free_port, write_pr
 from .tls import write_self_signed_certificate
 from .trino import (
     SYSTEM_JVM_DIRS,
+    Coordinator,
     JavaCandidate,
     choose_java,
     java_candidates,
@@ -268,7 +269,7 @@ class PrestoQueryError(RuntimeError):
         self.name = name
 
 
-class PrestoServer:
+class PrestoServer(Coordinator):
     """One PrestoDB coordinator (also its only worker) with its own state directory.
 
     ``secrets`` maps service account uids to passwords; only the gateway's account
@@ -307,29 +308,6 @@ class PrestoServer:
         self._keystore = self.etc_dir / "https.pem"
         self._jmx_port = free_port()
         self._process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        """The HTTPS URL clients use."""
-        return f"https://{self.host}:{self.https_port}"
-
-    @property
-    def host(self) -> str:
-        """The host clients connect to (the certificate is valid for it)."""
-        return "127.0.0.1"
-
-    @property
-    def service_user(self) -> str:
-        """The service account the gateway authenticates as."""
-        return demo.TRINO_SERVICE_ACCOUNT
-
-    @property
-    def service_password(self) -> str:
-        """The service account's password (from ``secrets``)."""
-        try:
-            return self.secrets[self.service_user]
-        except KeyError:
-            raise ValueError(f"No password given for {self.service_user}.") from None
 
     def cluster_entry(self, routing_group: str = "default") -> dict[str, Any]:
         """This cluster as an entry of ``c.DataHubService.clusters``."""
@@ -523,13 +501,6 @@ class PrestoServer:
         # A connector table: system tables answer before the node has the catalogs.
         return self.query("SELECT count(*) FROM tpch.tiny.region") == [[5]]
 
-    def http_session(self) -> Any:
-        """A ``requests.Session`` that trusts exactly this cluster's certificate, whatever
-        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say (:func:`datahub.tls.pinned_session`)."""
-        from ..tls import pinned_session
-
-        return pinned_session(self.ca_file)
-
     def query(
         self,
         sql: str,
@@ -544,9 +515,7 @@ class PrestoServer:
         when PrestoDB refuses or fails it."""
         principal = principal or self.service_user
         if password is None:
-            if principal not in self.secrets:
-                raise ValueError(f"No password given for {principal}.")
-            password = self.secrets[principal]
+            password = self.password_of(principal)
         auth = (principal, password)
         rows: list[list[Any]] = []
         with self.http_session() as session:
@@ -570,20 +539,3 @@ class PrestoServer:
                 if not page.get("nextUri"):
                     return rows
                 response = session.get(page["nextUri"], auth=auth, timeout=timeout)
-
-    def stop(self, timeout: float = 30) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-        if self._process is not None:
-            self._process.stop(timeout)
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        """True while the server process runs."""
-        return self._process is not None and self._process.running
-
-    def __enter__(self) -> PrestoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

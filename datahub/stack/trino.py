@@ -10,6 +10,7 @@ each employee may read.
 
 from __future__ import annotations
 
+import abc
 import base64
 import json
 import os
@@ -23,7 +24,7 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from . import demo
 from .maven import cache_lock, copy_artifact
@@ -357,7 +358,78 @@ def spooling_config() -> dict[str, object]:
 # --------------------------------------------------------------------------- server
 
 
-class TrinoServer:
+class Coordinator(abc.ABC):
+    """What the local Trino and PrestoDB servers share: one coordinator process serving
+    clients over HTTPS on 127.0.0.1 (its own certificate in ``ca_file``), the gateway's
+    service account with its password from ``secrets``.
+
+    Subclasses set ``https_port``, ``secrets``, ``ca_file`` and ``_process`` and define
+    ``start``.
+    """
+
+    https_port: int
+    secrets: dict[str, str]
+    ca_file: Path
+    _process: ManagedProcess | None
+
+    @abc.abstractmethod
+    def start(self, timeout: float) -> object:
+        """Start the server and wait until it runs queries."""
+
+    @property
+    def host(self) -> str:
+        """The host clients connect to (the certificate is valid for it)."""
+        return "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        """The HTTPS URL clients use."""
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
+    def service_user(self) -> str:
+        """The service account the gateway authenticates as."""
+        return demo.TRINO_SERVICE_ACCOUNT
+
+    @property
+    def service_password(self) -> str:
+        """The service account's password (from ``secrets``)."""
+        return self.password_of(self.service_user)
+
+    def password_of(self, principal: str) -> str:
+        """``principal``'s password (from ``secrets``)."""
+        try:
+            return self.secrets[principal]
+        except KeyError:
+            raise ValueError(f"No password given for {principal}.") from None
+
+    def http_session(self) -> Any:
+        """A ``requests.Session`` that trusts exactly this cluster's certificate, whatever
+        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say (:func:`datahub.tls.pinned_session`)."""
+        from ..tls import pinned_session
+
+        return pinned_session(self.ca_file)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        if self._process is not None:
+            self._process.stop(timeout)
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        """True while the server process runs."""
+        return self._process is not None and self._process.running
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TrinoServer(Coordinator):
     """One Trino coordinator (also its only worker) with its own state directory.
 
     ``secrets`` maps service account uids to passwords; the gateway's account
@@ -409,29 +481,6 @@ class TrinoServer:
         self.ca_file = self.state_dir / "ca.pem"
         self._keystore = self.etc_dir / "https.pem"
         self._process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        """The HTTPS URL clients use."""
-        return f"https://127.0.0.1:{self.https_port}"
-
-    @property
-    def host(self) -> str:
-        """The host clients connect to (the certificate is valid for it)."""
-        return "127.0.0.1"
-
-    @property
-    def service_user(self) -> str:
-        """The service account the gateway authenticates as."""
-        return demo.TRINO_SERVICE_ACCOUNT
-
-    @property
-    def service_password(self) -> str:
-        """The service account's password (from ``secrets``)."""
-        try:
-            return self.secrets[self.service_user]
-        except KeyError:
-            raise ValueError(f"No password given for {self.service_user}.") from None
 
     def _write_etc(self, trino_home: Path) -> None:
         etc = self.etc_dir
@@ -614,13 +663,6 @@ class TrinoServer:
         rows = self.query("SELECT count(*) FROM tpch.tiny.region")
         return rows == [[5]]
 
-    def http_session(self) -> Any:
-        """A ``requests.Session`` that trusts exactly this cluster's certificate, whatever
-        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say (:func:`datahub.tls.pinned_session`)."""
-        from ..tls import pinned_session
-
-        return pinned_session(self.ca_file)
-
     def connect(
         self,
         user: str | None = None,
@@ -642,9 +684,7 @@ class TrinoServer:
 
         principal = principal or self.service_user
         if password is None:
-            if principal not in self.secrets:
-                raise ValueError(f"No password given for {principal}.")
-            password = self.secrets[principal]
+            password = self.password_of(principal)
         return trino.dbapi.connect(
             host=self.host,
             port=self.https_port,
@@ -661,21 +701,3 @@ class TrinoServer:
             cursor = conn.cursor()
             cursor.execute(sql)
             return cursor.fetchall()
-
-    def stop(self, timeout: float = 30) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-        if self._process is not None:
-            self._process.stop(timeout)
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        """True while the server process runs."""
-        return self._process is not None and self._process.running
-
-    def __enter__(self) -> TrinoServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
