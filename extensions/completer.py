@@ -9,7 +9,10 @@ alias, join, function, keyword) and replacing just the name being typed.
 
 ``%sql refresh-completions`` drops the cached metadata (here and in the service) so new
 tables show at once. In a kernel, inspecting a Trino function in SQL (Shift+Tab, or
-JupyterLab's completer documentation panel) shows its signature and description.
+JupyterLab's completer documentation panel) shows its signature and description, and the
+kernel's completion reply carries each candidate's detail (a column's Trino type, a
+function's signature) in the ``signature`` field of its ``_jupyter_types_experimental``
+metadata, which DataHub's JupyterLab extension shows in the list.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ from datahub.extensions import completion
 from datahub.extensions.metadata_client import MetadataClient
 from datahub.extensions.service_client import ServiceClient
 
-__all__ = ["SqlAtCursor", "SqlCompleter", "inspect_sql_functions", "register", "sql_at_cursor"]
+__all__ = [
+    "SqlAtCursor",
+    "SqlCompleter",
+    "add_details",
+    "detail_sql_completions",
+    "inspect_sql_functions",
+    "register",
+    "sql_at_cursor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +167,8 @@ class SqlCompleter(Configurable):
         super().__init__(**kwargs)
         self.magic = magic
         self._clients: dict[tuple, MetadataClient] = {}
+        # The cell text of the last completion and its candidates' details by text.
+        self._details: tuple[str, dict[str, str]] = ("", {})
 
     def client(self, hint: str | None) -> MetadataClient:
         """The metadata client for the magic's current API URL, token and routing hint."""
@@ -219,10 +232,17 @@ class SqlCompleter(Configurable):
             client.forget()
         return f"Completions refreshed: {forgotten} cached metadata answers dropped."
 
+    def details(self, text: str) -> dict[str, str]:
+        """The details (a column's Trino type, a function's signature) of the candidates
+        the last completion offered, by candidate text, if it was in *text*."""
+        last_text, details = self._details
+        return details if last_text == text else {}
+
     @context_matcher(priority=10)
     def matcher(self, context: CompletionContext) -> SimpleMatcherResult:
         """The IPython matcher (API v2)."""
         empty: SimpleMatcherResult = {"completions": [], "suppress": False}
+        self._details = ("", {})
         if not self.enabled:
             return empty
         lines = context.full_text.split("\n")
@@ -232,6 +252,7 @@ class SqlCompleter(Configurable):
         if result is None or not result.candidates:
             return empty
         candidates = result.candidates[: self.max_candidates]
+        self._details = (context.full_text, {c.text: c.detail for c in candidates if c.detail})
         return {
             "completions": [SimpleCompletion(c.text, type=c.type) for c in candidates],
             "matched_fragment": result.fragment,
@@ -252,6 +273,7 @@ def register(shell: Any, magic: Any) -> SqlCompleter:
     kernel = getattr(shell, "kernel", None)
     if kernel is not None:
         inspect_sql_functions(kernel, magic)
+        detail_sql_completions(kernel, magic)
     return sql_completer
 
 
@@ -277,6 +299,40 @@ def inspect_sql_functions(kernel: Any, magic: Any) -> None:
 
 #: Each kernel's own inspection handler, kept when the first registration wraps it.
 _ORIGINAL_INSPECT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def detail_sql_completions(kernel: Any, magic: Any) -> None:
+    """Let *kernel*'s completion reply (``complete_request``) carry the details of SQL
+    candidates (a column's Trino type, a function's signature) for frontends that show
+    them (DataHub's JupyterLab extension). IPython's matchers can only give a text and a
+    type, so the kernel's handler is wrapped (once; a reload replaces it) and fills in the
+    ``signature`` of each candidate in the reply's ``_jupyter_types_experimental``."""
+    original = _ORIGINAL_COMPLETE.setdefault(kernel, kernel.do_complete)
+
+    def do_complete(code, cursor_pos):
+        reply = original(code, cursor_pos)
+        if isinstance(reply, dict):
+            add_details(reply, magic.completer.details(code))
+        return reply
+
+    kernel.do_complete = do_complete
+
+
+def add_details(reply: dict, details: dict[str, str]) -> None:
+    """Fill in the ``signature`` of each candidate of a completion *reply* whose text has
+    a detail in *details* (and none yet)."""
+    if not details:
+        return
+    for entry in reply.get("metadata", {}).get(_TYPES_KEY, ()):
+        detail = details.get(entry.get("text", ""))
+        if detail and not entry.get("signature"):
+            entry["signature"] = detail
+
+
+#: Each kernel's own completion handler, kept when the first registration wraps it.
+_ORIGINAL_COMPLETE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Where ipykernel puts each candidate's type (and signature) in a completion reply.
+_TYPES_KEY = "_jupyter_types_experimental"
 
 
 _QUALNAME = SqlCompleter.matcher.__qualname__

@@ -2,7 +2,8 @@
  * DataHub's JupyterLab extension. SQL in `%%sql` cells and after `%sql` is highlighted as
  * Trino SQL, with `{{ … }}` parameters shown as such. Completion comes from the kernel
  * (the `%%sql` magic completes from the user's own Trino metadata), so it works the
- * same in every frontend. The schema browser side panel lists what Trino lets the user
+ * same in every frontend; here the list keeps the kernel's ranking, shows columns' Trino
+ * types and documents functions (completer.ts). The schema browser side panel lists what Trino lets the user
  * see, read as them through their server and the DataHub service. A `%%sql` result is a
  * grid that pages through the kernel's DataFrame, its chart has a builder that writes its
  * choice back into the cell, and `%%sql` cells have Run and Cancel in their toolbar.
@@ -12,6 +13,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { showErrorMessage } from '@jupyterlab/apputils';
+import { ICompletionProviderManager } from '@jupyterlab/completer';
 import {
   EditorExtensionRegistry,
   IEditorExtensionRegistry
@@ -23,6 +25,7 @@ import { SchemaBrowser, serverFetch } from './browser';
 import { CHART_MIMETYPE, ChartRenderer, autoChart } from './chartbuilder';
 import { GRID_MIMETYPE, GridRenderer, IGridContext } from './grid';
 import { GridConnections } from './gridcomm';
+import { SqlCompletionProvider } from './completer';
 import { formatExpression, isSqlCell, readFormatted } from './format';
 import { sqlHighlighting } from './highlight';
 import { SchemaNode, insertText, previewCell } from './schema';
@@ -39,6 +42,16 @@ const highlighting: JupyterFrontEndPlugin<void> = {
       name: 'jupyter-datahub:sql-highlighting',
       factory: () => EditorExtensionRegistry.createImmutableExtension(sqlHighlighting())
     });
+  }
+};
+
+const completion: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-datahub:sql-completion',
+  description: 'Completion of SQL in the kernel\'s ranking, with Trino types and function docs.',
+  autoStart: true,
+  requires: [ICompletionProviderManager],
+  activate: (_app: JupyterFrontEnd, manager: ICompletionProviderManager): void => {
+    manager.registerProvider(new SqlCompletionProvider());
   }
 };
 
@@ -200,4 +213,4 @@ const sqlToolbar: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [highlighting, formatting, schemaBrowser, resultGrid, sqlToolbar];
+export default [highlighting, completion, formatting, schemaBrowser, resultGrid, sqlToolbar];
