@@ -14,7 +14,7 @@ PrestoDB's, which Trino forked from and which differs in the details:
   ``timestamp`` is Trino's ``timestamp(3)``) and Trino's ``typeSignature`` shape (Presto
   writes ``typeArguments``/``literalArguments`` and row fields as type strings); ``stats``
   get Trino's fields (Presto reports no physical input bytes: its processed bytes stand
-  in); ``error`` keeps Trino's keys only.
+  in); ``error`` keeps Trino's keys only, without PrestoDB's Java stack frames.
 """
 
 from __future__ import annotations
@@ -221,9 +221,14 @@ def trino_stats(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failure(info: Any) -> Any:
+    """A ``failureInfo`` with Trino's keys, its Java stack frames (PrestoDB's internals)
+    dropped at every level: pages of any size, even those too large for the relay's own
+    check (`rewrite.without_stack_frames`), reach clients without them."""
     if not isinstance(info, dict):
         return info
     out = {key: info[key] for key in _FAILURE_KEYS if key in info}
+    if "stack" in out:
+        out["stack"] = []
     if "cause" in out:
         out["cause"] = _failure(out["cause"])
     if isinstance(out.get("suppressed"), list):
@@ -238,7 +243,8 @@ ERROR_NAMES = {"EXCEEDED_SCAN_RAW_BYTES_READ_LIMIT": "EXCEEDED_SCAN_LIMIT"}
 
 def trino_error(error: dict[str, Any]) -> dict[str, Any]:
     """A failed query's Presto ``error`` with Trino's keys only (Presto adds
-    ``retriable`` and ``errorCause``) and Trino's name for it (`ERROR_NAMES`)."""
+    ``retriable`` and ``errorCause``), Trino's name for it (`ERROR_NAMES`) and no stack
+    frames."""
     out = {key: error[key] for key in _ERROR_KEYS if key in error}
     if out.get("errorName") in ERROR_NAMES:
         out["errorName"] = ERROR_NAMES[out["errorName"]]

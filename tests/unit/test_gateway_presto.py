@@ -289,6 +289,12 @@ def test_a_presto_error_keeps_trinos_keys_only():
             "stack": ["a.b(C.java:1)"],
             "errorLocation": {"lineNumber": 1, "columnNumber": 8},
             "errorCode": {"code": 47},
+            "cause": {
+                "type": "java.lang.IllegalStateException",
+                "message": "inner",
+                "stack": ["d.e(F.java:2)"],
+                "suppressed": [{"type": "x.Y", "message": "z", "stack": ["g.h(I.java:3)"]}],
+            },
         },
         "errorCause": "UNKNOWN",
     }
@@ -304,7 +310,12 @@ def test_a_presto_error_keeps_trinos_keys_only():
     }
     assert out["errorName"] == "COLUMN_NOT_FOUND"
     assert "errorCode" not in out["failureInfo"]
-    assert out["failureInfo"]["stack"] == ["a.b(C.java:1)"]  # dropped later, by the relay
+    # No Java stack frames at any level, whatever the page's size.
+    failure = out["failureInfo"]
+    assert failure["stack"] == [] and failure["cause"]["stack"] == []
+    assert failure["cause"]["suppressed"][0]["stack"] == []
+    assert failure["cause"]["message"] == "inner"
+    assert ".java:" not in str(out)
 
 
 def test_a_page_is_translated_with_its_uris_first():
