@@ -1,10 +1,11 @@
 """SQL cells as a SQL editor, in a real browser (Debian's Chromium, Playwright) on the real
 stack: the JupyterLab extension highlights the SQL of %%sql cells (and of SQL strings in
 Python cells), and Tab lists what the kernel completes from the signed-in user's own Trino
-metadata."""
+metadata, in the kernel's ranking, with columns' Trino types and functions' documentation."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -38,10 +39,13 @@ def patient_completion(page, notebook, run_cell, new_cell_with) -> None:
     expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"))
 
 
-def completion_list(page, cell) -> list[str]:
+COMPLETER = ".jp-Completer:not(.lm-mod-hidden)"  # one per open notebook
+
+
+def completion_list(page, cell, attempts: int = 3) -> list[str]:
     """Press Tab in *cell* and read the completer's list once it shows."""
-    completer = page.locator(".jp-Completer:not(.lm-mod-hidden)")  # one per open notebook
-    for attempt in range(3):
+    completer = page.locator(COMPLETER)
+    for attempt in range(attempts):
         # The cursor is still where the text was typed. The first completion in a schema
         # runs a metadata query on Trino; on a busy machine JupyterLab may stop waiting
         # for it (its providerTimeout), and a person presses Tab again.
@@ -50,9 +54,38 @@ def completion_list(page, cell) -> list[str]:
             expect(completer).to_be_visible(timeout=30_000)
             break
         except AssertionError:
-            if attempt == 2:
+            if attempt == attempts - 1:
                 raise
-    return completer.locator(".jp-Completer-item .jp-Completer-match").all_inner_texts()
+    return shown(page)
+
+
+def shown(page) -> list[str]:
+    """The entries of the open completion list, top first."""
+    return page.locator(f"{COMPLETER} .jp-Completer-item .jp-Completer-match").all_inner_texts()
+
+
+def shown_types(page) -> list[str]:
+    """The type column of the open completion list, top first."""
+    return page.locator(f"{COMPLETER} .jp-Completer-typeExtended").all_inner_texts()
+
+
+def kernel_completions(page, notebook, run_cell, new_cell_with, code: str) -> list[str]:
+    """What the notebook's kernel itself completes at the end of *code* (IPython's
+    completer, whose SQL matcher ranks), best first."""
+    cell = new_cell_with(
+        page,
+        notebook,
+        "import json\n"
+        "from IPython.core.completer import provisionalcompleter\n"
+        f"code = {code!r}\n"
+        "with provisionalcompleter():\n"
+        "    found = get_ipython().Completer.completions(code, len(code))\n"
+        "    print(json.dumps([c.text for c in found]))",
+    )
+    run_cell(page, cell)
+    output = cell.locator(".jp-OutputArea-output")
+    expect(output).to_contain_text("]", timeout=180_000)
+    return json.loads(output.inner_text())
 
 
 def test_sql_in_a_sql_cell_is_highlighted_as_sql(
@@ -100,37 +133,92 @@ def test_sql_in_a_python_string_is_highlighted_as_sql(
     assert "".join(params.all_inner_texts()) == "{{ n }}"
 
 
-def test_completion_lists_follow_trinos_rules_for_alice_and_dave(
-    new_page, stack, sign_in_form, shot, run_cell, new_notebook, new_cell_with
+#: After FROM, with a default catalog and schema: that schema's tables first, then the
+#: catalog's schemas, then catalogs (the kernel's ranking; alphabetically they mix).
+FROM_CELL = "%%sql --catalog tpch --schema tiny\nSELECT * FROM "
+
+
+def test_completion_lists_keep_the_kernels_ranking_and_follow_trinos_rules_for_alice_and_dave(
+    new_page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
 ):
-    lists = {}
+    tables = {}
     for user in ("alice", "dave"):
         page = new_page()
         open_welcome_notebook(page, stack, sign_in_form, user)
         notebook = new_notebook(page, user)
         patient_completion(page, notebook, run_cell, new_cell_with)
-        cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.")
-        lists[user] = completion_list(page, cell)
+        cell = new_cell_with(page, notebook, FROM_CELL)
+        offered = completion_list(page, cell)
+        types = shown_types(page)
         if user == "alice":
-            shot(page, "sql-completion")
+            # Typing narrows the list and keeps the ranking: the table first, then the
+            # schemas (sf1 …) that start with it.
+            page.keyboard.type("s")
+            expect(page.locator(f"{COMPLETER} .jp-Completer-match").first).to_have_text("supplier")
+            narrowed = shown(page)
+            assert narrowed.index("supplier") < narrowed.index("sf1")
+        page.keyboard.press("Escape")
+        ranked = kernel_completions(page, notebook, run_cell, new_cell_with, FROM_CELL)
+        # The list starts with the kernel's, in its order, which is not the alphabetical
+        # order JupyterLab's own list would sort it into (words of the cell follow).
+        assert len(ranked) >= 10
+        assert offered[: len(ranked)] == ranked
+        assert ranked != sorted(ranked, key=str.lower)
+        # The schema's tables first, each typed as one; then schemas, then catalogs.
+        types = types[: len(ranked)]
+        count = types.count("table")
+        assert types[:count] == ["table"] * count
+        assert "schema" in types[count:] and "catalog" in types[count:]
+        tables[user] = offered[:count]
     # Trino lets alice read tpch's customer tables; dave (a contractor) not.
-    assert {"customer", "orders", "nation"} <= set(lists["alice"])
-    assert {"orders", "nation"} <= set(lists["dave"])
-    assert "customer" not in lists["dave"]
+    assert {"customer", "orders", "nation"} <= set(tables["alice"])
+    assert {"orders", "nation"} <= set(tables["dave"])
+    assert "customer" not in tables["dave"]
+    assert tables["alice"] != tables["dave"]
 
 
-def test_alias_columns_complete_in_the_browser(
-    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+def test_alias_columns_complete_in_the_browser_with_their_trino_types(
+    page, stack, sign_in_form, shot, run_cell, new_notebook, new_cell_with
 ):
     open_welcome_notebook(page, stack, sign_in_form, "alice")
     notebook = new_notebook(page, "alice")
     patient_completion(page, notebook, run_cell, new_cell_with)
     cell = new_cell_with(page, notebook, "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.")
     offered = completion_list(page, cell)
-    assert {"orderkey", "custkey", "totalprice"} <= set(offered)
-    # The list says what each candidate is (the kernel's types).
-    types = page.locator(".jp-Completer:not(.lm-mod-hidden) .jp-Completer-typeExtended")
-    assert set(types.all_inner_texts()) == {"column"}
+    # The list says what each column is: its Trino type, from the kernel.
+    typed = dict(zip(offered, shown_types(page), strict=True))
+    assert {
+        "orderkey": "bigint",
+        "orderstatus": "varchar(1)",
+        "totalprice": "double",
+        "orderdate": "date",
+    }.items() <= typed.items()
+    shot(page, "sql-completion")
+
+
+def test_the_completion_list_documents_trino_functions(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    patient_completion(page, notebook, run_cell, new_cell_with)
+    cell = new_cell_with(page, notebook, "%%sql\nSELECT cos")
+    for attempt in range(6):
+        # The kernel fetches Trino's function list in the background the first time (it
+        # takes seconds): until then it offers no functions, and a person tries again.
+        offered = completion_list(page, cell)
+        if offered and offered[0] == "cos":
+            break
+        page.keyboard.press("Escape")
+        assert attempt < 5, offered
+        page.wait_for_timeout(5_000)
+    assert {"cos", "cosh", "cosine_similarity"} <= set(offered)
+    assert set(shown_types(page)) == {"function"}
+    # The documentation panel beside the list: the selected function's signature and
+    # description, from Trino.
+    panel = page.locator(f"{COMPLETER} .jp-Completer-docpanel")
+    expect(panel).to_contain_text("cos(double) → double", timeout=60_000)
+    expect(panel).to_contain_text("Cosine")
 
 
 def test_shift_tab_on_a_trino_function_shows_its_documentation(
