@@ -20,6 +20,7 @@ from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
 from . import protocol, rewrite, spooled
 from .clusters import Cluster
+from .collapse import carries_nothing, may_follow_for_submit
 from .core import Gateway
 from .tracker import stop_message, upstream_path
 from .upstream import ClusterUnreachable, UpstreamResponse
@@ -147,7 +148,9 @@ class Exchange:
         *before_finish* is called with the page's facts just before the client can
         have the whole page (so the query is known before the client can follow it).
         With *collapse*, a page that carries nothing for the client (see
-        `rewrite.carries_nothing`) is not sent: the result says which URI to follow.
+        `collapse.carries_nothing`) is not sent: the result says which URI to follow
+        (answering a POST, not past a spooled query's queued pages:
+        `collapse.may_follow_for_submit`).
         A failed query's error gets the message of *limit_messages* for its error name.
         """
         client = self.client
@@ -200,13 +203,18 @@ class Exchange:
                 return self._upstream_failed(cluster, response, body)
             facts = rewriter.facts()
             facts.spooled_rows = rows
-            if collapse and rewrite.carries_nothing(body, response.header_items()):
+            headers = response.header_items()
+            if (
+                collapse
+                and carries_nothing(body, headers)
+                and (client.method != "POST" or may_follow_for_submit(facts.next_uri, headers))
+            ):
                 if before_finish is not None:
                     before_finish(facts)
                 return Relayed(facts=facts, follow=facts.next_uri)
             if before_finish is not None:
                 before_finish(facts)
-            client.begin(status, protocol.client_response_headers(response.header_items()))
+            client.begin(status, protocol.client_response_headers(headers))
             client.set_length(len(out))
             client.end(out)
             return Relayed(facts=facts)

@@ -4,8 +4,9 @@ Trino writes ``id, infoUri, partialCancelUri, nextUri`` first, all strings, so o
 head is tokenised; everything from the first non-string value on (``columns``, ``data``,
 ``stats``...) is passed through untouched. Facts for logging and accounting come from the
 head (query id) and from a bounded tail window (``stats``, ``error``). Whole small pages
-(queued, planning, errors) are read as JSON: Trino's stack frames are dropped, a quota
-limit's error gets the quota's sentence, and a page that only says "not yet" is spotted.
+(queued, planning, errors) are read as JSON: Trino's stack frames are dropped and a quota
+limit's error gets the quota's sentence (``collapse.py`` spots a page that only says "not
+yet").
 Pure: no I/O.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,13 +292,6 @@ class ResultRewriter:
         )
 
 
-#: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
-#: them on every later page, the one with the first rows included.
-_PROGRESS_KEYS = frozenset(
-    {"id", "infoUri", "partialCancelUri", "nextUri", "columns", "stats", "warnings"}
-)
-
-
 #: Pages up to this size are read whole (larger data pages stream): queued and planning
 #: pages (a few hundred bytes), to see whether they carry anything, and error pages with
 #: Trino's Java stack frames, which `without_stack_frames` removes.
@@ -355,28 +349,6 @@ def with_error_message(body: bytes, messages: Mapping[str, str] | None) -> bytes
     if isinstance(failure, dict):
         failure["message"] = message
     return json.dumps(page, separators=(",", ":")).encode()
-
-
-def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether a page only says "not yet": no data, error, update or warning, no session
-    change in its headers, and a nextUri to go on with.
-
-    The gateway follows such pages on the client's behalf (for a short while), so a short
-    query costs the client one or two round trips instead of five or six; the client loses
-    nothing but intermediate progress numbers.
-    """
-    if any(name.lower().startswith("x-trino-") for name, _ in headers):
-        return False
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return False
-    return (
-        isinstance(page, dict)
-        and isinstance(page.get("nextUri"), str)
-        and not page.get("warnings")
-        and _PROGRESS_KEYS.issuperset(page)
-    )
 
 
 def rewrite_page(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:

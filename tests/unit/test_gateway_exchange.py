@@ -163,6 +163,27 @@ def test_a_page_that_carries_nothing_is_followed_instead_of_sent_when_collapsing
     assert relayed.follow is None and client.finished
 
 
+def test_a_spooled_querys_answer_to_its_post_stops_before_the_page_that_may_carry_rows():
+    # The trino client cannot read spooled rows in the answer to its POST: a page leading
+    # to Trino's executing resource is sent; through the queued pages the gateway follows.
+    spooled = {"X-Trino-Query-Data-Encoding": "json+zstd"}
+    body = page(nextUri=NEXT, stats={"state": "QUEUED"})
+    client, relayed, _ = relay(
+        FakeResponse(200, [body], headers=spooled), method="POST", collapse=True
+    )
+    assert relayed.follow is None and client.finished
+    queued = page(nextUri="https://trino:8443/v1/statement/queued/Q1/s/2", stats={})
+    _, relayed, _ = relay(
+        FakeResponse(200, [queued], headers=spooled), method="POST", collapse=True
+    )
+    assert relayed.follow is not None
+    # A follow-up GET (or a direct-protocol POST) is followed to the rows.
+    _, relayed, _ = relay(FakeResponse(200, [body], headers=spooled), collapse=True)
+    assert relayed.follow == NEXT
+    _, relayed, _ = relay(FakeResponse(200, [body]), method="POST", collapse=True)
+    assert relayed.follow == NEXT
+
+
 def test_a_clusters_stack_trace_becomes_one_sentence_and_a_failed_query():
     trace = b"java.lang.IllegalStateException: boom\n\tat io.trino.Foo.bar(Foo.java:1)\n"
     client, relayed, _ = relay(FakeResponse(500, [trace], content_type="text/plain"))

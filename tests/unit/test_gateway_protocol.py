@@ -9,7 +9,7 @@ from trino.client import TrinoRequest
 from trino.exceptions import TrinoExternalError, TrinoUserError
 
 from datahub import wire
-from datahub.gateway import protocol, rewrite, signing
+from datahub.gateway import collapse, protocol, rewrite, signing
 from datahub.gateway.rewrite import ResultRewriter
 from datahub.gateway.signing import FollowupError, FollowupSigner
 
@@ -353,10 +353,12 @@ def test_a_queued_page_carries_nothing_for_the_client():
             "warnings": [],
         }
     ).encode()
-    assert rewrite.carries_nothing(page, [("Content-Type", "application/json")])
+    assert collapse.carries_nothing(page, [("Content-Type", "application/json")])
     # Columns alone come again with the first rows.
     columns = {**json.loads(page), "columns": [{"name": "x", "type": "integer"}]}
-    assert rewrite.carries_nothing(json.dumps(columns).encode(), [])
+    assert collapse.carries_nothing(json.dumps(columns).encode(), [])
+    # A spooled query's pages all name its encoding: that header changes nothing.
+    assert collapse.carries_nothing(page, [("X-Trino-Query-Data-Encoding", "json+zstd")])
 
 
 @pytest.mark.parametrize(
@@ -367,17 +369,18 @@ def test_a_queued_page_carries_nothing_for_the_client():
         ({"updateType": "SET SESSION"}, []),
         ({"warnings": [{"message": "deprecated"}]}, []),
         ({}, [("X-Trino-Set-Session", "a=1")]),
+        ({}, [("X-Trino-Query-Data-Encoding", "json"), ("X-Trino-Added-Prepare", "q=SELECT+1")]),
     ],
 )
 def test_pages_with_anything_for_the_client_are_always_delivered(extra, headers):
     page = {"id": "q1", "nextUri": "https://t/v1/statement/executing/q1/x/2", "stats": {}}
-    assert not rewrite.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
+    assert not collapse.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
 
 
 def test_a_final_page_is_never_skipped():
     final = json.dumps({"id": "q1", "stats": {"state": "FINISHED"}}).encode()
-    assert not rewrite.carries_nothing(final, [])
-    assert not rewrite.carries_nothing(b"not json", [])
+    assert not collapse.carries_nothing(final, [])
+    assert not collapse.carries_nothing(b"not json", [])
 
 
 # ------------------------------------------------------------------ queued queries
@@ -482,3 +485,14 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
     assert rewrite.with_error_message(body, None) == body
     plain = b'{"id":"q1","stats":{"state":"RUNNING"}}'
     assert rewrite.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain
+
+
+def test_answering_a_post_a_spooled_query_is_followed_only_through_its_queued_pages():
+    spooled = [("X-Trino-Query-Data-Encoding", "json+zstd")]
+    queued = "https://t/v1/statement/queued/q1/x/2"
+    executing = "https://t/v1/statement/executing/q1/x/0"
+    assert collapse.may_follow_for_submit(queued, spooled)
+    # The next page may carry rows, which the trino client cannot take in the POST's answer.
+    assert not collapse.may_follow_for_submit(executing, spooled)
+    # Direct-protocol rows are read from the POST's answer like from any page.
+    assert collapse.may_follow_for_submit(executing, [("Content-Type", "application/json")])
