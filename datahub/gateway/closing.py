@@ -1,9 +1,11 @@
 """The end of a query: its final state and statistics, recorded once, heard once.
 
-`QueryCloser.close` completes an ended query's `QueryRecord` (Trino's final statistics
-from its query info, which alone has the output rows), closes it in the journal and, only
-when that call closed it (`QueryJournal.close`: one closer across gateway processes),
-counts the metric, logs the end and tells the listeners.
+`QueryCloser.close` completes an ended query's `QueryRecord` (its last page's final
+statistics; Trino's query info only when the pages did not tell everything: the output
+rows of a direct-protocol query, which the gateway does not count, or the SQL of a query
+whose submitted event was lost), closes it in the journal and, only when that call closed
+it (`QueryJournal.close`: one closer across gateway processes), counts the metric, logs
+the end and tells the listeners.
 """
 
 from __future__ import annotations
@@ -19,11 +21,23 @@ from .clusters import Cluster
 from .journal import QueryJournal
 from .metrics import GatewayMetrics
 from .statements import resolve_query_info
-from .stats import final_state, merge_final, stats_from_query_info
+from .stats import TRINO_FINAL_STATES, final_state, merge_final, stats_from_query_info
 from .upstream import ClusterUnreachable, Upstream
 
 #: An error as (Trino's error name, its type, the message).
 Error = tuple[str | None, str | None, str | None]
+
+
+def pages_tell_all(query: QueryRecord, page_stats: QueryStats | None) -> bool:
+    """Whether *query*'s pages told everything its record needs, so Trino's query info
+    is not asked for: the final state and statistics of its last page, its output rows
+    (counted from a spooled query's segments), and its SQL."""
+    return (
+        bool(query.sql)
+        and page_stats is not None
+        and page_stats.state in TRINO_FINAL_STATES
+        and page_stats.output_rows is not None
+    )
 
 
 class QueryCloser:
@@ -71,9 +85,16 @@ class QueryCloser:
         Trino's query info when the caller has it; else it is fetched (unless not *fetch*
         or ``fetch_final_stats`` is off)."""
         cluster = self.clusters.get(query.cluster or "")
-        if info is None and fetch and self.fetch_final_stats and cluster is not None:
-            # Only Trino's query info has the output rows (and the SQL, if the submitted
-            # event was lost); a short wait after the client has its last page.
+        if (
+            info is None
+            and fetch
+            and self.fetch_final_stats
+            and cluster is not None
+            and not pages_tell_all(query, page_stats)
+        ):
+            # Only Trino's query info has a direct-protocol query's output rows (and the
+            # SQL, if the submitted event was lost); a short wait after the client has
+            # its last page.
             try:
                 code, body = await self.query_info(cluster, query.query_id)
                 info = body if code == 200 and isinstance(body, dict) else None

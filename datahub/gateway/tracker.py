@@ -107,6 +107,8 @@ class QueryTracker:
             watch_interval=watch_interval,
         )
         self.active: dict[str, QueryRecord] = {}
+        #: The closes in flight in this process, by query id: the query and its outcome.
+        self._closing: dict[str, tuple[QueryRecord, asyncio.Future[bool]]] = {}
         self._tasks: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------- admission
@@ -327,6 +329,14 @@ class QueryTracker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def closing(self, user: str) -> list[asyncio.Future[bool]]:
+        """The closes in flight here of *user*'s queries (True: it closed the query)."""
+        return [done for query, done in self._closing.values() if query.user == user]
+
+    def is_closing(self, query_id: str) -> bool:
+        """Whether this process is closing *query_id* right now."""
+        return query_id in self._closing
+
     async def close(
         self,
         query: QueryRecord,
@@ -344,14 +354,20 @@ class QueryTracker:
         query.closed = True
         if page_stats is None and query.stats is not None and query.stats.output_rows is not None:
             page_stats = query.stats  # a spooled query's rows, which Trino's info lacks
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._closing[query.query_id] = (query, done)
+        closed = False
         try:
-            return await self.closer.close(
+            closed = await self.closer.close(
                 query, state=state, page_stats=page_stats, info=info, error=error, fetch=fetch
             )
+            return closed
         except Exception:
             self.log.exception("Could not close query %s", query.query_id)
             return False
         finally:
+            self._closing.pop(query.query_id, None)
+            done.set_result(closed)
             if not query.stop_reason:
                 # A stopped query stays so the client's next request hears why.
                 self.active.pop(query.query_id, None)

@@ -122,38 +122,65 @@ class QueryWatcher:
     # ----------------------------------------------------------------- settling
 
     async def settle(self, user: str) -> int:
-        """Ask the clusters about *user*'s open queries (followed here or recorded in the
-        journal) and close those that ended; returns how many were closed."""
-        mine = {q.query_id: q for q in self.tracker.active.values() if q.user == user}
+        """Close *user*'s open queries that have ended; returns how many were closed.
+
+        First the closes in flight here (queries whose client already had the last page:
+        a client that runs one query after another submits the next one while the last
+        one's close is on its way); waiting for them asks the clusters nothing. Only if
+        none closed a query are the clusters asked about the user's other open queries
+        (followed here or recorded in the journal), until one of them is found ended.
+        """
+        tracker = self.tracker
+        closing = tracker.closing(user)
+        if closing:
+            done, _ = await asyncio.wait(closing, timeout=SETTLE_WAIT)
+            closed = sum(1 for outcome in done if outcome.result())
+            if closed:
+                return closed
+        mine = {q.query_id: q for q in tracker.active.values() if q.user == user}
         try:
-            stored = await self.tracker.journal.open_queries(submitted_before=utcnow(), user=user)
+            stored = await tracker.journal.open_queries(submitted_before=utcnow(), user=user)
         except Exception:
             stored = []  # logged by the journal; the queries followed here still count
         for query in stored:
             mine.setdefault(query.query_id, query)
+        found = asyncio.Event()  # one ended query frees the slot the new one needs
         settled = await asyncio.gather(
-            *(self._settle_one(q) for q in mine.values() if not q.closed), return_exceptions=True
+            *(
+                self._settle_one(q, found)
+                for q in mine.values()
+                if not q.closed and not tracker.is_closing(q.query_id)
+            ),
+            return_exceptions=True,
         )
         for outcome in settled:
             if isinstance(outcome, Exception):
                 self.log.error("Could not settle a query of %s: %r", user, outcome)
         return sum(1 for outcome in settled if outcome is True)
 
-    async def _settle_one(self, query: QueryRecord) -> bool:
-        """Close *query* if it ended; returns whether this call closed it.
+    async def _settle_one(self, query: QueryRecord, found: asyncio.Event) -> bool:
+        """Close *query* if it ended; returns whether this call closed it (and then sets
+        *found*).
 
         Trino still calls a query RUNNING for a moment after its client had the page with
         the data (the probe that never asks for the empty rest): a running query is asked
-        about again until it ends, for up to SETTLE_WAIT.
+        about again until it ends, for up to SETTLE_WAIT, or until another of the user's
+        queries was *found* ended.
         """
         deadline = time.monotonic() + SETTLE_WAIT
         while True:
             closed, info = await self.ask(query)
-            if closed or info is None or info.get("state") not in ENDING_STATES:
-                return closed
+            if closed:
+                found.set()
+                return True
+            if info is None or info.get("state") not in ENDING_STATES:
+                return False
             if time.monotonic() > deadline:
                 return False
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(found.wait(), 0.05)
+            if found.is_set():
+                return False
 
     # -------------------------------------------------------------- reconciling
 

@@ -306,8 +306,10 @@ class DataHubService(Application):
     fetch_final_stats = Bool(
         True,
         help="""After a query ends, ask its cluster for Trino's query info (one small
-        request, after the client has its last page) for what the result pages lack: the
-        number of output rows, and the SQL of queries whose submitted event was lost.
+        request, after the client has its last page) when the result pages lacked
+        something: the number of output rows of a query over the direct protocol (a
+        spooled query's rows are counted from its segments, so it is not asked about),
+        and the SQL of queries whose submitted event was lost.
 
         Example: c.DataHubService.fetch_final_stats = False (fewer requests to Trino)
         """,
