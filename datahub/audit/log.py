@@ -113,8 +113,9 @@ class AuditLog:
             self._apply(batch)
 
     def _apply(self, batch: list[_Item]) -> None:
+        store = self.store
         try:
-            with self.store.engine.begin() as connection:
+            with store.writing(), store.engine.begin() as connection:
                 results = [item.op(connection) for item in batch]
         except Exception as e:
             if len(batch) == 1:
@@ -122,7 +123,7 @@ class AuditLog:
                 return
             for item in batch:
                 try:
-                    with self.store.engine.begin() as connection:
+                    with store.writing(), store.engine.begin() as connection:
                         result = item.op(connection)
                 except Exception as e:
                     self._fail(item, e)

@@ -153,7 +153,7 @@ def write_transaction(store: Store) -> Iterator[sa.Connection]:
     that reads first and writes later could otherwise fail at once with "database is
     locked" when another process wrote in between, instead of waiting its turn.
     """
-    with store.engine.connect() as conn:
+    with store.writing(), store.engine.connect() as conn:
         if store.is_sqlite:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -94,10 +95,29 @@ class Store:
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_turn = threading.RLock()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """This process's turn to write: around a transaction that writes, on the hot
+        path (admission, the audit's writer).
+
+        SQLite lets one transaction write at a time, and a thread that finds the
+        database locked sleeps in SQLite's busy handler, up to 100 ms between tries, even
+        when the lock was freed a moment later; threads of one process wait for their
+        turn here instead, each taking it as the one before commits. Other processes
+        still meet the busy handler. No-op on PostgreSQL (rows are locked, not the
+        database).
+        """
+        if not self.is_sqlite:
+            yield
+            return
+        with self._write_turn:
+            yield
 
     @contextmanager
     def session(self) -> Iterator[Session]:
