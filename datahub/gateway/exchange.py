@@ -22,7 +22,7 @@ from . import protocol, rewrite, spooled
 from .clusters import Cluster
 from .collapse import carries_nothing, may_follow_for_submit
 from .core import Gateway
-from .tracker import stop_message, upstream_path
+from .tracker import stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
 
 Error = tuple[str, str, int]
@@ -317,7 +317,7 @@ class Exchange:
                 )
                 return
             try:
-                response = await self.send(cluster, "GET", upstream_path(relayed.follow))
+                response = await self.send(cluster, "GET", protocol.upstream_path(relayed.follow))
             except ClusterUnreachable as e:
                 self.unreachable(cluster, "GET", active.query_id, e)
                 tracker.lost(active, lost_message(cluster))

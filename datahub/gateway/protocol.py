@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..wire import (
     CLUSTER_ERROR,
@@ -74,6 +75,12 @@ DROPPED_RESPONSE_HEADERS = frozenset(
 
 #: Non-Trino response headers passed back to the client.
 FORWARDED_RESPONSE_HEADERS = frozenset({"content-type", "retry-after"})
+
+
+def upstream_path(uri: str) -> str:
+    """The path and query of a cluster URI (requests always go to the configured URL)."""
+    parts = urlsplit(uri)
+    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 def basic_authorization(user: str, password: str) -> str:

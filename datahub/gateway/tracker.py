@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..identity import Identity
 from ..query import QueryRecord, QueryState, QueryStats, utcnow
@@ -38,16 +37,13 @@ from .stats import QUEUED_STATES, TRINO_FINAL_STATES, stats_from_page
 from .upstream import ClusterUnreachable, Upstream
 from .watcher import QueryWatcher
 
+#: Seconds a query runs before the journal records it running (see `QueryTracker.page`).
+RUNNING_RECORD_AFTER = 1.0
+
 
 def gateway_query_id() -> str:
     """An id for a query that never got one from Trino (refused, or no cluster took it)."""
     return "datahub_" + uuid.uuid4().hex[:20]
-
-
-def upstream_path(uri: str) -> str:
-    """The path and query of a cluster URI (requests always go to the configured URL)."""
-    parts = urlsplit(uri)
-    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 def stop_message(query_id: str, reason: str) -> str:
@@ -271,8 +267,10 @@ class QueryTracker:
                 started = _is_running(state) and not _is_running(query.state)
                 query.state = state
                 if started and facts.has_next:
-                    # One write per query when it starts running, for the history page.
-                    self.journal.running(query)
+                    # One write per query still running a moment after it started, for
+                    # the history page (a short query's close says it all, and sooner).
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(RUNNING_RECORD_AFTER, self._record_running, query)
         if not facts.has_next:
             self._spawn(self.close(query, page_stats=query.stats))
             return
@@ -280,6 +278,10 @@ class QueryTracker:
             reason = await self.listeners.on_progress(query, query.stats)
             if reason:
                 await self.stop_query(query, reason, facts.next_uri)
+
+    def _record_running(self, query: QueryRecord) -> None:
+        if not query.closed:
+            self.journal.running(query)
 
     async def stop_query(self, query: QueryRecord, reason: str, next_uri: str | None) -> None:
         """Stop *query* for *reason*: cancel it on its cluster, close it as FAILED."""
@@ -291,7 +293,7 @@ class QueryTracker:
         cluster = self.clusters.get(query.cluster or "")
         if cluster is not None:
             if next_uri:
-                path, user = upstream_path(next_uri), query.user
+                path, user = protocol.upstream_path(next_uri), query.user
             else:
                 # No page at hand (the watcher stops it): Trino's query resource, as
                 # the service account.
@@ -329,13 +331,9 @@ class QueryTracker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def closing(self, user: str) -> list[asyncio.Future[bool]]:
-        """The closes in flight here of *user*'s queries (True: it closed the query)."""
-        return [done for query, done in self._closing.values() if query.user == user]
-
-    def is_closing(self, query_id: str) -> bool:
-        """Whether this process is closing *query_id* right now."""
-        return query_id in self._closing
+    def closing(self, user: str) -> dict[str, asyncio.Future[bool]]:
+        """The closes in flight here of *user*'s queries by id (True: it closed the query)."""
+        return {i: done for i, (query, done) in self._closing.items() if query.user == user}
 
     async def close(
         self,

@@ -133,7 +133,7 @@ class QueryWatcher:
         tracker = self.tracker
         closing = tracker.closing(user)
         if closing:
-            done, _ = await asyncio.wait(closing, timeout=SETTLE_WAIT)
+            done, _ = await asyncio.wait(closing.values(), timeout=SETTLE_WAIT)
             closed = sum(1 for outcome in done if outcome.result())
             if closed:
                 return closed
@@ -149,7 +149,7 @@ class QueryWatcher:
             *(
                 self._settle_one(q, found)
                 for q in mine.values()
-                if not q.closed and not tracker.is_closing(q.query_id)
+                if not q.closed and q.query_id not in closing
             ),
             return_exceptions=True,
         )
