@@ -86,10 +86,18 @@ COMPETITORS = {
     "trino-direct": "trino client + DataFrame(fetchall()), direct (HTTPS, gzip)",
     "jupysql-direct": "JupySQL %sql (autopandas), direct (HTTPS, gzip)",
     "drain": "Trino shipping the rows: every page and segment downloaded, none decoded",
+    "drain-lz4": "the same, segments asked for as json+lz4",
+    "drain-json": "the same, segments asked for as plain json",
     "floor": "Trino's own scan: aggregate over the same rows, direct",
 }
 #: Not a DataFrame: their digest holds a row count only (or none).
-NOT_FRAMES = {"floor", "drain"}
+NOT_FRAMES = {"floor", "drain", "drain-lz4", "drain-json"}
+#: The segment encodings each drain asks for (``drain`` asks what the trino client asks).
+DRAIN_ENCODINGS = {
+    "drain": "json+zstd,json+lz4,json",
+    "drain-lz4": "json+lz4",
+    "drain-json": "json",
+}
 VIA_GATEWAY = {"datahub-gateway", "datahub-gateway-direct", "trino-gateway", "jupysql-gateway"}
 
 
@@ -287,10 +295,11 @@ def _without_spooling() -> None:
     sql.run_query = functools.partial(query.run_query, spooling=False)
 
 
-def _drain(cfg: dict[str, Any], sql: str):
+def _drain(cfg: dict[str, Any], sql: str, encodings: str):
     """Trino's side of shipping the rows: the protocol loop straight to Trino asking for
-    what the trino client asks for (spooled ``json+zstd`` where offered), every page and
-    segment downloaded and acknowledged, nothing decompressed or converted."""
+    *encodings* (``drain``: what the trino client asks for, spooled ``json+zstd`` where
+    offered), every page and segment downloaded and acknowledged, nothing decompressed or
+    converted."""
     import orjson
     import pandas as pd
     import requests
@@ -301,7 +310,7 @@ def _drain(cfg: dict[str, Any], sql: str):
     headers = {
         "X-Trino-User": cfg["user"],
         "X-Trino-Source": "datahub-benchmark-drain",
-        "X-Trino-Query-Data-Encoding": "json+zstd,json+lz4,json",
+        "X-Trino-Query-Data-Encoding": encodings,
     }
 
     def run():
@@ -363,8 +372,8 @@ def setup(name: str, cfg: dict[str, Any], sql: str):
 
         return run
 
-    if name == "drain":
-        return _drain(cfg, sql)
+    if name in DRAIN_ENCODINGS:
+        return _drain(cfg, sql, DRAIN_ENCODINGS[name])
 
     if name in ("jupysql-gateway", "jupysql-direct"):
         ip = _jupysql(cfg, via_gateway=name == "jupysql-gateway")
@@ -679,7 +688,7 @@ def main(argv: list[str] | None = None) -> None:
                 digest = result["digest"]
                 if reference is None and name not in NOT_FRAMES:
                     reference = {"competitor": name, **digest}
-                if reference is not None and name != "drain":
+                if reference is not None and name not in DRAIN_ENCODINGS:
                     if is_floor:
                         if digest["rows"] != reference["rows"]:
                             raise SystemExit(

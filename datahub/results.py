@@ -50,15 +50,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from datahub.json_rows import JsonColumn, NotText, rows_in_chunks, split_rows
+
 __all__ = [
     "ColumnBuilder",
+    "Pieces",
     "ResultBuilder",
     "TrinoType",
     "parse_type",
@@ -350,12 +353,14 @@ def _object_values(values: Sequence[Any]) -> np.ndarray:
 
 
 class ColumnBuilder:
-    """Builds one typed column from the pages of a result, page by page.
+    """Builds one typed column from the pieces of a result, segment by segment.
 
-    Each page's raw JSON values are converted to a compact array (Arrow or numpy) as it
-    arrives, so the decoded JSON of a page can be freed at once: memory stays about the
-    size of the typed result rather than the size of a million rows of Python objects.
-    :meth:`finish` joins the pieces into the pandas array of the column's dtype.
+    Each page's (or segment's) values are converted to a compact array (Arrow or numpy)
+    as they arrive, so their raw form can be freed at once: memory stays about the size
+    of the typed result rather than the size of a million rows of Python objects.
+    :meth:`piece` and :meth:`json_piece` only convert (any thread may call them, several
+    at once); :meth:`append` keeps a piece, in order; :meth:`finish` joins the pieces into
+    the pandas array of the column's dtype.
     """
 
     def __init__(self, t: TrinoType | str | dict):
@@ -387,47 +392,82 @@ class ColumnBuilder:
 
     def add(self, values: Sequence[Any]) -> None:
         """Convert one page's values (a list of raw JSON values) and keep the result."""
+        self.append(self.piece(values))
+
+    def piece(self, values: Sequence[Any]) -> Any:
+        """One page's values (raw JSON values as Python objects) converted."""
         kind = self._kind
-        if kind == "raw":
-            self._chunks.append(_object_values(values))
-        elif kind == "int":
-            self._chunks.append(pa.array(values, type=_INT_DTYPES[self.type.name][0]))
-        elif kind == "float":
+        if kind == "int":
+            return pa.array(values, type=_INT_DTYPES[self.type.name][0])
+        if kind == "float":
             try:
                 arr = pa.array(values, type=pa.float64())
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 # NaN / Infinity arrive as strings; only then pay for a Python pass.
                 arr = pa.array([_to_float(v) for v in values], type=pa.float64())
-            np_type = _FLOAT_DTYPES.get(self.type.name, np.float64)
-            self._chunks.append(arr.to_numpy(zero_copy_only=False).astype(np_type, copy=False))
-        elif kind == "boolean":
-            self._chunks.append(pa.array(values, type=pa.bool_()))
-        elif kind == "decimal":
+            return self._floats(arr)
+        if kind == "boolean":
+            return pa.array(values, type=pa.bool_())
+        if kind == "decimal":
             try:
                 # map() with the C constructor is several times faster than a comprehension.
-                self._chunks.append(_object_values(list(map(Decimal, values))))
+                return _object_values(list(map(Decimal, values)))
             except TypeError:  # a None somewhere
-                self._chunks.append(_object_array(values, value_converter(self.type)))
-        elif kind == "date":
-            self._chunks.append(pa.array(values, type=pa.string()).cast(pa.date32()))
-        elif kind == "timestamp":
-            self._chunks.append(_timestamps(values, _time_unit(self.type)))
-        elif kind == "timestamp_tz":
+                return _object_array(values, value_converter(self.type))
+        if kind == "date":
+            return pa.array(values, type=pa.string()).cast(pa.date32())
+        if kind == "timestamp":
+            return _timestamps(values, _time_unit(self.type))
+        if kind == "timestamp_tz":
             # Zones may differ between pages; decided once in finish().
-            self._chunks.append(pa.array(values, type=pa.string()))
-        elif kind == "interval":
+            return pa.array(values, type=pa.string())
+        if kind == "interval":
             deltas = [None if v is None else _parse_interval_day(v) for v in values]
-            self._chunks.append(pd.to_timedelta(deltas).as_unit("ns").to_numpy())
-        elif kind == "object":
-            self._chunks.append(_object_array(values, self._convert))
-        else:
-            try:
-                self._chunks.append(pa.array(values, type=pa.string()))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                # Not all strings (a type we do not know): keep Python values as they are.
-                self._chunks = [_object_values(c.to_pylist()) for c in self._chunks]
-                self._chunks.append(_object_values(values))
-                self._kind = "raw"
+            return pd.to_timedelta(deltas).as_unit("ns").to_numpy()
+        if kind == "object":
+            return _object_array(values, self._convert)
+        try:
+            return pa.array(values, type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # Not all strings (a type we do not know): Python values as they are.
+            return _object_values(values)
+
+    def json_piece(self, column: JsonColumn) -> Any:
+        """One segment's values, still JSON text (:mod:`datahub.json_rows`), converted:
+        by Arrow in bulk, or as Python objects only for the types that become objects."""
+        kind = self._kind
+        try:
+            if kind == "int":
+                return column.parse(_INT_DTYPES[self.type.name][0])
+            if kind == "float":
+                return self._floats(column.parse(pa.float64()))
+            if kind == "boolean":
+                return column.booleans()
+            if kind == "date":
+                return column.parse(pa.date32())
+            if kind == "timestamp":
+                return _timestamps(column.strings(), _time_unit(self.type))
+            if kind == "timestamp_tz":
+                return column.strings()
+            if kind == "string":
+                return column.strings()
+        except NotText:
+            pass  # not the JSON this type is sent as: read it as JSON
+        return self.piece(column.python())
+
+    def _floats(self, arr: pa.Array) -> np.ndarray:
+        np_type = _FLOAT_DTYPES.get(self.type.name, np.float64)
+        return arr.to_numpy(zero_copy_only=False).astype(np_type, copy=False)
+
+    def append(self, piece: Any) -> None:
+        """Keep one converted piece (pieces are kept in the order they are appended)."""
+        if self._kind == "string" and isinstance(piece, np.ndarray):
+            # A text column with a value that is not a string: keep Python values.
+            self._chunks = [_object_values(c.to_pylist()) for c in self._chunks]
+            self._kind = "raw"
+        if self._kind == "raw" and not isinstance(piece, np.ndarray):
+            piece = _object_values(piece.to_pylist())
+        self._chunks.append(piece)
 
     def finish(self) -> Any:
         """The whole column as a pandas-ready array (see the module's type table)."""
@@ -463,13 +503,15 @@ def convert_column(values: Sequence[Any], t: TrinoType | str) -> Any:
     return builder.finish()
 
 
-def _timestamps(values: Sequence[Any], unit: str) -> np.ndarray:
+def _timestamps(values: Sequence[Any] | pa.Array, unit: str) -> np.ndarray:
     if unit == "us":
         try:
-            arr = pa.array(values, type=pa.string()).cast(pa.timestamp("us"))
-            return arr.to_numpy(zero_copy_only=False)
+            text = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+            return text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # e.g. years beyond Arrow's parser; fall back to pandas below
+    if isinstance(values, pa.Array):
+        values = values.to_pylist()
     # Nanosecond (or odd) precision: pandas parses up to 9 digits; Trino may send 12.
     cut = [None if v is None else _trim_fraction(v) for v in values]
     return pd.to_datetime(cut, format="ISO8601").as_unit(unit).to_numpy()
@@ -516,7 +558,9 @@ class ResultBuilder:
     """Builds a typed DataFrame from a result's pages as they arrive.
 
     ``columns`` as the protocol sends them (dicts with ``name`` and ``type``); call
-    :meth:`add` with each page's rows (decoded JSON lists) and :meth:`frame` at the end.
+    :meth:`add` with each page's rows (decoded JSON lists), or :meth:`decode` with a
+    segment's JSON bytes and :meth:`append` with what it returned, and :meth:`frame` at
+    the end.
     """
 
     def __init__(self, columns: Sequence[dict[str, Any]]):
@@ -529,20 +573,44 @@ class ResultBuilder:
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         """Convert one page of rows, column by column."""
+        self.append(self._pieces(rows))
+
+    def decode(self, plain: bytes) -> list[Pieces]:
+        """A segment's rows (the bytes of a JSON array of rows) converted, column by
+        column, without a Python object per value (:mod:`datahub.json_rows`) where its
+        shape allows, else parsed with orjson a few MB at a time. Only converts: any
+        thread may call it, several at once; :meth:`append` the answer in order."""
+        rows = split_rows(plain, len(self._builders))
+        if rows is None:
+            return [self._pieces(chunk) for chunk in rows_in_chunks(plain)]
+        columns = [b.json_piece(rows.column(i)) for i, b in enumerate(self._builders)]
+        return [Pieces(len(rows), columns)]
+
+    def append(self, pieces: Pieces | Sequence[Pieces]) -> None:
+        """Keep converted rows (from :meth:`decode`), after those appended before."""
+        for part in [pieces] if isinstance(pieces, Pieces) else pieces:
+            if not part.rows:
+                continue
+            for builder, piece in zip(self._builders, part.columns, strict=True):
+                builder.append(piece)
+            self.rows += part.rows
+
+    def _pieces(self, rows: Sequence[Sequence[Any]]) -> Pieces:
         if not rows:
-            return
+            return Pieces(0, [])
         width = len(self._builders)
         table = np.array(rows, dtype=object) if self._scalars_only else None
         if table is not None and table.shape == (len(rows), width):
             # Column views of one 2-D object array: about 3x faster than picking each
             # column out of the row lists.
-            for i, builder in enumerate(self._builders):
-                builder.add(table[:, i])
+            columns = [builder.piece(table[:, i]) for i, builder in enumerate(self._builders)]
         else:
-            for i, builder in enumerate(self._builders):
-                # map(itemgetter) transposes in C, faster than zip(*rows) on wide pages.
-                builder.add(list(map(itemgetter(i), rows)))
-        self.rows += len(rows)
+            # map(itemgetter) transposes in C, faster than zip(*rows) on wide pages.
+            columns = [
+                builder.piece(list(map(itemgetter(i), rows)))
+                for i, builder in enumerate(self._builders)
+            ]
+        return Pieces(len(rows), columns)
 
     def frame(self) -> pd.DataFrame:
         """The DataFrame of every row added so far (the builder is emptied)."""
@@ -551,6 +619,13 @@ class ResultBuilder:
         # Duplicate names (SELECT 1, 1) are legal SQL; set them after building by position.
         df.columns = self.names
         return df
+
+
+class Pieces(NamedTuple):
+    """Some rows of a result, converted: one piece per column (see `ColumnBuilder`)."""
+
+    rows: int
+    columns: list[Any]
 
 
 def to_dataframe(columns: Sequence[dict[str, Any]], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:

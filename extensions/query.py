@@ -16,8 +16,10 @@ ten times the memory of the typed result. Here:
   about the size of the typed result;
 * the statement asks for Trino's spooling protocol (``json+zstd``, see
   :mod:`datahub.extensions.segments`): where the gateway and the cluster offer it, the
-  rows come in compressed segments, downloaded and decoded a few at a time on their own
-  threads; elsewhere Trino answers with the direct protocol and nothing changes.
+  rows come in compressed segments, downloaded, decompressed and converted into typed
+  column pieces a few at a time on their own threads (numpy and Arrow, no Python object
+  per value: :mod:`datahub.json_rows`), and the main thread only appends them; elsewhere
+  Trino answers with the direct protocol and nothing changes.
 
 Session changes a statement makes (``USE``, ``SET SESSION``, roles, …) are applied with the
 client's own code, so they carry over to the next cell like with the dbapi. A
@@ -46,7 +48,8 @@ import trino.constants
 
 from datahub.extensions import trino_compat
 from datahub.extensions.segments import PendingSegment, SegmentReader, accepted_encodings
-from datahub.results import ResultBuilder
+from datahub.json_rows import rows_in_chunks
+from datahub.results import Pieces, ResultBuilder
 from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUERY_DATA_ENCODING_HEADER
 
 __all__ = ["QueryCancelled", "QueryResult", "cluster_from_uri", "run_query"]
@@ -75,6 +78,14 @@ _SESSION_HEADERS = frozenset(
 
 #: Decoded pages waiting for the main thread: enough to keep both threads busy.
 PREFETCH_PAGES = 3
+
+
+def _converter(builder: ResultBuilder | None) -> Callable[[bytes], Any]:
+    """What a segment thread makes of a segment's JSON: typed column pieces, or the
+    bytes themselves for rows that came before any column list."""
+    if builder is None:
+        return bytes
+    return lambda plain: Converted(builder.decode(plain))
 
 
 def cluster_from_uri(uri: str | None) -> str | None:
@@ -142,15 +153,18 @@ def run_query(
     warnings: list[dict[str, Any]] = []
     try:
         for page in stream:
-            if builder is None and page.get("columns"):
-                columns = page["columns"]
-                builder = ResultBuilder(columns)
-            data = page.get("data")
-            for rows in stream.rows(data) if data else ():
+            columns = columns or page.get("columns") or []
+            # The page thread made it when the columns came, before their first rows.
+            builder = builder or stream.builder
+            for part in stream.parts(page.get("data")):
+                if isinstance(part, Converted):
+                    assert builder is not None
+                    builder.append(part.pieces)
+                    continue
                 if builder is None:  # rows before any column list: untyped
-                    columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(rows[0]))]
+                    columns = [{"name": f"_col{i}", "type": "unknown"} for i in range(len(part[0]))]
                     builder = ResultBuilder(columns)
-                builder.add(rows)
+                builder.add(part)
             stats = page.get("stats") or stats
             update_type = page.get("updateType") or update_type
             if page.get("updateCount") is not None:
@@ -202,6 +216,15 @@ def read_page(request: trino.client.TrinoRequest, response: requests.Response) -
     return page
 
 
+class Converted:
+    """A spooled segment's rows, converted on a segment thread (`ResultBuilder.decode`)."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[Pieces]) -> None:
+        self.pieces = pieces
+
+
 class _Failure:
     def __init__(self, error: BaseException):
         self.error = error
@@ -230,6 +253,10 @@ class _PageStream:
         self.query_id: str | None = None
         self.next_uri: str | None = None
         self.cluster: str | None = None
+        #: Made from the first column list, before any page is handed out; None while
+        #: rows came before any columns (they are then handed out as Python rows).
+        self.builder: ResultBuilder | None = None
+        self._untyped = False
         self._thread = threading.Thread(target=self._run, name="datahub-sql-pages", daemon=True)
         self._thread.start()
 
@@ -257,8 +284,12 @@ class _PageStream:
                     cluster_from_uri(page.get("nextUri") or page.get("infoUri")) or self.cluster
                 )
                 self.next_uri = page.get("nextUri")
+                if self.builder is None and page.get("columns") and not self._untyped:
+                    self.builder = ResultBuilder(page["columns"])
+                self._untyped = self._untyped or (self.builder is None and bool(page.get("data")))
                 if isinstance(page.get("data"), dict):  # spooled: start on the segments now
-                    page["data"] = self._segments.submit(page["data"])
+                    convert = _converter(self.builder)
+                    page["data"] = self._segments.submit(page["data"], convert)
                 if self._stop.is_set() or not self._put(page):
                     # Interrupted while this request was in flight: cancel what it started.
                     self._delete(self.next_uri)
@@ -274,16 +305,21 @@ class _PageStream:
             self._put(_Failure(e))
         self._put(_END)
 
-    def rows(self, data: list[Any] | list[PendingSegment] | None) -> Iterator[list[Any]]:
-        """A page's rows: the direct protocol's list, or each spooled segment's rows as
-        its download and decoding finish (in order)."""
-        if not data or not isinstance(data[0], PendingSegment):
-            yield data or []
+    def parts(self, data: list[Any] | list[PendingSegment] | None) -> Iterator[Any]:
+        """A page's rows: the direct protocol's list of rows, or each spooled segment,
+        in order, as it is downloaded and converted (`Converted`, or Python rows when
+        no column list came before it)."""
+        if not data:
+            return
+        if not isinstance(data[0], PendingSegment):
+            yield data
             return
         for segment in data:
-            for rows in self._segments.rows(segment):
-                if rows:
-                    yield rows
+            result = self._segments.result(segment)
+            if isinstance(result, bytes):
+                yield from (rows for rows in rows_in_chunks(result) if rows)
+            else:
+                yield result
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():

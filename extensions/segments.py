@@ -3,11 +3,13 @@
 With Trino's spooling protocol a page's ``data`` is ``{"encoding", "segments"}``: *inline*
 segments carry their rows (base64), *spooled* ones a ``uri`` to download (through the
 DataHub gateway: a signed URI that names the user) and an ``ackUri`` to say it was read.
-Segments are downloaded on a small pool of threads while the kernel's main thread
-decompresses (``zstandard``/``lz4``), parses (``orjson``) and turns earlier ones into typed
-columns (:class:`datahub.results.ResultBuilder`), one at a time, so downloads and
-conversion overlap; at most `MAX_PENDING` segments (compressed) are held at once, so
-memory stays bounded.
+Segments are downloaded on a small pool of threads, and each thread goes on to
+decompress (``zstandard``/``lz4``) its segment and convert it into typed column pieces
+(:meth:`datahub.results.ResultBuilder.decode`: numpy and Arrow, which run without the GIL,
+no Python object per value), so downloads and conversion overlap and use every core; the
+kernel's main thread only appends the pieces, in order. At most `MAX_PENDING` segments are
+started and not yet read, so memory stays bounded (a converted segment is about the size
+of its rows in the DataFrame).
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ import base64
 import collections
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import requests
 import trino.exceptions
 
+from datahub.json_rows import CHUNK_BYTES, rows_in_chunks
+
 log = logging.getLogger(__name__)
 
 #: Downloads at once; Trino's segments are a few MB each.
 WORKERS = 4
-#: Segments downloaded or decoded but not yet converted, at most.
+#: Segments converted at once, at most: one per core is as fast as it gets (numpy and
+#: Arrow release the GIL), and each conversion holds its segment's JSON and positions.
+CONVERTERS = min(WORKERS, os.cpu_count() or 1)
+#: Segments started (downloading, converting or converted) and not yet read, at most.
 MAX_PENDING = 8
 
 
@@ -61,16 +69,9 @@ def accepted_encodings() -> str:
     return ",".join(e for e in ("json+zstd", "json+lz4", "json") if e in CODECS)
 
 
-#: Rows are parsed this many bytes of JSON at a time: a segment of a hundred thousand
-#: rows is some 15 MB of JSON but twenty times that as Python objects.
-CHUNK_BYTES = 2 * 1024 * 1024
-
-
-def decode(
-    encoding: str, raw: bytes, metadata: dict[str, Any], chunk: int = CHUNK_BYTES
-) -> Iterator[list[list[Any]]]:
-    """The rows of one segment's bytes (compressed as *encoding* says), a few thousand
-    at a time (`rows_in_chunks`)."""
+def plain_json(encoding: str, raw: bytes, metadata: dict[str, Any]) -> bytes:
+    """One segment's JSON (a JSON array of rows) from its bytes as sent (compressed as
+    *encoding* says)."""
     codec = CODECS.get(encoding)
     if codec is None:
         raise ValueError(f"Trino sent rows encoded as {encoding!r}, which %%sql cannot read.")
@@ -79,56 +80,40 @@ def decode(
     plain = raw if expected is None else codec(raw, metadata)
     if expected is not None and encoding != "json" and len(plain) != int(expected):
         raise ValueError(f"A result segment decoded to {len(plain)} bytes, not {expected}.")
-    return rows_in_chunks(plain, chunk)
+    return plain
 
 
-def rows_in_chunks(plain: bytes, chunk: int = CHUNK_BYTES) -> Iterator[list[list[Any]]]:
-    """The rows of a JSON array of rows (``[[...],[...]]``), parsed about *chunk* bytes at
-    a time, so only one chunk's rows are Python objects at once.
-
-    A chunk ends before a ``],[`` that parses as a row boundary: one inside a string
-    or a nested array leaves the chunk's JSON unbalanced (an unterminated string, an
-    open bracket), which the parser refuses, and the next ``],[`` is tried.
-    """
-    start = 1  # just inside the outer bracket
-    while len(plain) - start > chunk:
-        cut = plain.find(b"],[", start + chunk)
-        while cut >= 0:
-            try:
-                rows = orjson.loads(b"[" + plain[start : cut + 1] + b"]")
-            except orjson.JSONDecodeError:
-                cut = plain.find(b"],[", cut + 1)
-                continue
-            yield rows
-            start = cut + 2
-            break
-        else:
-            break
-    yield orjson.loads(b"[" + plain[start:]) if start > 1 else orjson.loads(plain)
+def decode(
+    encoding: str, raw: bytes, metadata: dict[str, Any], chunk: int = CHUNK_BYTES
+) -> Iterator[list[list[Any]]]:
+    """The rows of one segment's bytes as Python lists, a few thousand at a time
+    (`rows_in_chunks`): for rows that come before any column list."""
+    return rows_in_chunks(plain_json(encoding, raw, metadata), chunk)
 
 
-class Segment(NamedTuple):
-    """A segment's bytes as downloaded (compressed as *encoding* says)."""
-
-    encoding: str
-    raw: bytes
-    metadata: dict[str, Any]
+#: Stands for a segment's download once the segment was read (its result dropped).
+_READ: Future[Any] = Future()
+_READ.cancel()
 
 
 class PendingSegment:
     """A segment of a page, in the order the query's segments came: its download starts
     when there is room (see :class:`SegmentReader`)."""
 
-    __slots__ = ("encoding", "segment", "future")
+    __slots__ = ("convert", "encoding", "future", "segment")
 
-    def __init__(self, encoding: str, segment: dict[str, Any]) -> None:
+    def __init__(
+        self, encoding: str, segment: dict[str, Any], convert: Callable[[bytes], Any]
+    ) -> None:
         self.encoding = encoding
         self.segment = segment
-        self.future: Future[Segment] | None = None
+        self.convert = convert
+        self.future: Future[Any] | None = None
 
 
 class SegmentReader:
-    """Downloads a query's segments on a few threads; hands their rows out in order.
+    """Downloads and converts a query's segments on a few threads; hands them out in
+    order.
 
     *session* is the connection's HTTP session (its credentials go with each download:
     the gateway checks they are the user's the URI names); *stopped* says the query is
@@ -154,16 +139,23 @@ class SegmentReader:
         self._stopped = stopped
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="datahub-sql-segments")
+        self._converting = threading.BoundedSemaphore(min(workers, CONVERTERS))
         self._max_pending = max_pending
         self._lock = threading.Lock()
         self._waiting: collections.deque[PendingSegment] = collections.deque()
         self._started = 0  # started and not yet read
 
-    def submit(self, data: dict[str, Any]) -> list[PendingSegment]:
+    def submit(
+        self, data: dict[str, Any], convert: Callable[[bytes], Any] = bytes
+    ) -> list[PendingSegment]:
         """A spooled page's segments, in order; as many start downloading as there is
-        room for, the others as earlier ones are read."""
+        room for, the others as earlier ones are read. Each is converted on the pool's
+        thread with ``convert(json_bytes)`` (the JSON array of its rows) once downloaded
+        and decompressed."""
         encoding = data.get("encoding", "json")
-        pending = [PendingSegment(encoding, segment) for segment in data.get("segments") or ()]
+        pending = [
+            PendingSegment(encoding, segment, convert) for segment in data.get("segments") or ()
+        ]
         with self._lock:
             self._waiting.extend(pending)
             self._start(lambda: self._started < self._max_pending)
@@ -174,34 +166,37 @@ class SegmentReader:
         while self._waiting and more():
             pending = self._waiting.popleft()
             try:
-                pending.future = self._pool.submit(
-                    self._download, pending.encoding, pending.segment
-                )
+                pending.future = self._pool.submit(self._read, pending)
             except RuntimeError:  # closed: the query was cancelled meanwhile
                 pending.future = Future()
                 pending.future.cancel()
             self._started += 1
 
-    def rows(self, pending: PendingSegment) -> Iterator[list[list[Any]]]:
-        """The rows of a segment, once downloaded (waiting for it), a chunk at a time.
-
-        Decoded here, on the caller's thread, one chunk at a time: rows as Python objects
-        take some twenty times the memory of the JSON, and a hundred times that of the
-        compressed bytes the pool holds.
-        """
+    def result(self, pending: PendingSegment) -> Any:
+        """A segment as its ``convert`` made it, once downloaded and converted (waiting
+        for it)."""
         with self._lock:  # read out of order: start it (and those before it) now
             self._start(lambda: pending.future is None)
         assert pending.future is not None
-        segment = pending.future.result()  # interruptible: Ctrl-C lands here while waiting
+        result = pending.future.result()  # interruptible: Ctrl-C lands here while waiting
         with self._lock:
+            # The page still lists the segment: it must not keep the converted rows too.
+            pending.future = _READ
             self._started -= 1
             self._start(lambda: self._started < self._max_pending)
-        return decode(segment.encoding, segment.raw, segment.metadata)
+        return result
 
-    def _download(self, encoding: str, segment: dict[str, Any]) -> Segment:
+    def _read(self, pending: PendingSegment) -> Any:
+        raw, metadata = self._download(pending.segment)
+        with self._converting:
+            if self._stopped.is_set():
+                return None  # cancelled meanwhile: nobody reads it
+            return pending.convert(plain_json(pending.encoding, raw, metadata))
+
+    def _download(self, segment: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         metadata = segment.get("metadata") or {}
         if segment.get("type") == "inline":
-            return Segment(encoding, base64.b64decode(segment["data"]), metadata)
+            return base64.b64decode(segment["data"]), metadata
         headers = {name: values[0] for name, values in (segment.get("headers") or {}).items()}
         # Segments are compressed already; gzip on top only costs both sides CPU.
         headers["Accept-Encoding"] = "identity"
@@ -216,7 +211,7 @@ class SegmentReader:
             # Closed meanwhile: the cluster drops the segment when it expires.
             with contextlib.suppress(RuntimeError):
                 self._pool.submit(self._ack, segment["ackUri"])
-        return Segment(encoding, response.content, metadata)
+        return response.content, metadata
 
     def _ack(self, uri: str) -> None:
         # Lets the cluster delete the segment now instead of when it expires.

@@ -226,10 +226,12 @@ def test_a_page_with_more_segments_than_room_is_read_whole_and_in_order():
     }
     reader = segments.SegmentReader(requests.Session(), threading.Event(), max_pending=2)
     submitted: list = []
-    thread = threading.Thread(target=lambda: submitted.append(reader.submit(page)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: submitted.append(reader.submit(page, json.loads)), daemon=True
+    )
     thread.start()
     thread.join(GIVE_UP_AFTER)
     assert submitted, "submitting a page of 9 segments with room for 2 did not return"
-    read = [row for pending in submitted[0] for chunk in reader.rows(pending) for row in chunk]
+    read = [row for pending in submitted[0] for row in reader.result(pending)]
     assert read == [row for rows in parts for row in rows]
     reader.close()
