@@ -8,6 +8,7 @@ README's table "Trino and Presto clusters")."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
@@ -526,3 +527,87 @@ def test_a_presto_type_has_trinos_name_dtype_value_and_null(
         assert missing is null
     else:
         assert np.isnan(missing)
+
+
+# ------------------------------------------------------------------------ errors
+
+
+def raw_pages(url: str, sql: str, headers: dict[str, str], session=None) -> list[str]:
+    """Every page of *sql* at *url* (a gateway's or PrestoDB's ``/v1/statement``), as
+    sent, to the last."""
+    session = session or requests.Session()
+    r = session.post(url, data=sql, headers=headers, timeout=60)
+    bodies = [r.text]
+    while r.status_code == 200 and r.json().get("nextUri"):
+        r = session.get(r.json()["nextUri"], headers=headers, timeout=60)
+        bodies.append(r.text)
+    return bodies
+
+
+def failure_stacks(failure: Any) -> list[list[str]]:
+    """The ``stack`` of a ``failureInfo`` and of every cause and suppressed one in it."""
+    if not isinstance(failure, dict):
+        return []
+    found = [failure.get("stack", [])]
+    found += failure_stacks(failure.get("cause"))
+    for suppressed in failure.get("suppressed") or []:
+        found += failure_stacks(suppressed)
+    return found
+
+
+#: (user, SQL, PrestoDB's error name): a syntax error, a function failing on a worker
+#: while the query runs, and PrestoDB's internal error (0.296 cannot list no catalogs).
+FAILING = [
+    ("alice", "SELEC 1", "SYNTAX_ERROR"),
+    ("alice", "SELECT 1 / (nationkey - nationkey) FROM tpch.tiny.nation", "DIVISION_BY_ZERO"),
+    ("bob", "SHOW CATALOGS", "GENERIC_INTERNAL_ERROR"),
+]
+
+
+@pytest.mark.parametrize(("user", "sql", "name"), FAILING, ids=["syntax", "function", "internal"])
+def test_prestos_errors_reach_clients_as_one_message_without_java_frames(
+    gateway, presto, user, sql, name
+):
+    # PrestoDB's own pages carry Java stack frames (its internals) in failureInfo...
+    presto_headers = {"X-Presto-User": user}
+    session = presto.http_session()
+    session.auth = (presto.service_user, presto.service_password)
+    direct = raw_pages(f"{presto.url}/v1/statement", sql, presto_headers, session)
+    assert ".java:" in direct[-1]
+    # ...which never pass the gateway, at any level of the failure.
+    headers = {"Authorization": f"Bearer {user}-token"}
+    bodies = raw_pages(f"{gateway.url}/v1/statement", sql, headers)
+    assert not any(".java:" in body or "\tat " in body for body in bodies)
+    error = json.loads(bodies[-1])["error"]
+    assert error["errorName"] == name
+    assert all(stack == [] for stack in failure_stacks(error["failureInfo"]))
+    assert error["message"] and "\n" not in error["message"]
+    # The trino client shows the same one message.
+    cursor = connect(gateway, f"{user}-token").cursor()
+    with pytest.raises(TrinoQueryError) as e:
+        cursor.execute(sql)
+        cursor.fetchall()
+    assert (e.value.error_name, e.value.message) == (name, error["message"])
+    assert ".java:" not in str(e.value) and ".java:" not in json.dumps(e.value.failure_info)
+
+
+def test_presto_keeps_milliseconds_only(gateway):
+    """Presto's date-times are milliseconds: the digits beyond are dropped from a literal
+    or a cast, Trino's ``timestamp(p)`` is an unknown type, and the current time has
+    milliseconds (README's table)."""
+    cursor = connect(gateway).cursor()
+    cursor.execute(
+        "SELECT TIMESTAMP '2024-01-02 03:04:05.123999', "
+        "CAST('2024-01-02 03:04:05.123999999' AS timestamp), localtimestamp"
+    )
+    ((literal, cast, now),) = cursor.fetchall()
+    assert literal == cast == dt.datetime(2024, 1, 2, 3, 4, 5, 123000)
+    assert now.microsecond % 1000 == 0
+    assert [d[1] for d in cursor.description] == ["timestamp(3)"] * 3
+    with pytest.raises(TrinoUserError) as e:
+        cursor.execute("SELECT CAST(TIMESTAMP '2024-01-02 03:04:05.123' AS timestamp(6))")
+        cursor.fetchall()
+    assert (e.value.error_name, e.value.message) == (
+        "SYNTAX_ERROR",
+        "line 1:8: Unknown type: timestamp(6)",
+    )

@@ -1,9 +1,12 @@
 """A real PrestoDB 0.296, as the local stack runs it: HTTPS only, the gateway's service
 account signing in by password and acting as employees, catalog-level access rules."""
 
+import ipaddress
 import os
 import shutil
 import socket
+import ssl
+from pathlib import Path
 
 import pytest
 import requests
@@ -134,6 +137,85 @@ def test_cluster_entry_is_what_the_gateway_takes(presto):
         "password": presto.service_password,
         "routing_group": "default",
     }
+
+
+# --------------------------------------------------------------------------- listeners
+
+
+def _address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address of /proc/net/tcp{,6}: 32-bit words in the host's (little-endian) order."""
+    raw = bytes.fromhex(hex_address)
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(raw)
+
+
+def _loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def listening_sockets(pid: int) -> set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
+    """The (address, port) pairs process *pid* listens on (TCP, IPv4 and IPv6)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # LISTEN
+                address, port = local.split(":")
+                found.add((_address(address), int(port, 16)))
+    return found
+
+
+def speaks_tls(port: int, ca_file: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False
+    try:
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10)):
+            return True
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def answer_to(port: int, data: bytes) -> bytes:
+    """What a listener sends back to *data* (nothing if it closes the connection)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        try:
+            return sock.recv(1024)
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def test_beyond_loopback_only_the_thrift_task_port_and_the_jvms_local_jmx_listen(presto):
+    """PrestoDB 0.296 starts its Thrift task server unconditionally and binds it to every
+    interface (drift's ``thrift.server.*`` settings have no address): it speaks TLS only.
+    The JVM's local JMX connector (started with the JMX agent, which keeps Airlift from
+    starting an unauthenticated one) binds every interface too, takes connections from
+    this machine only and serves one object under a random id. Everything else, HTTPS and
+    the JMX agent itself, is on loopback (README, "Trino and Presto clusters")."""
+    listeners = listening_sockets(presto._process.pid)
+    assert {address for address, port in listeners if port == presto.https_port} in (
+        {ipaddress.ip_address("127.0.0.1")},
+        {ipaddress.ip_address("::ffff:127.0.0.1")},
+    )
+    beyond = {port for address, port in listeners if not _loopback(address)}
+    assert len(beyond) == 2 and presto.https_port not in beyond
+    (thrift,) = [port for port in beyond if speaks_tls(port, presto.ca_file)]
+    (jmx,) = beyond - {thrift}
+    # A plain Thrift call (framed, binary) gets no answer: the connection is closed.
+    call = b"\x00\x00\x00\x0d\x80\x01\x00\x01\x00\x00\x00\x01x\x00\x00\x00\x01"
+    assert answer_to(thrift, call) == b""
+    # Java RMI's handshake (JRMI, stream protocol) is answered: the JMX connector.
+    assert answer_to(jmx, b"JRMI\x00\x02\x4b").startswith(b"N")
 
 
 # --------------------------------------------------------------------------- install, stop
