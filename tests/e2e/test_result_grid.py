@@ -2,14 +2,18 @@
 real browser (Debian's Chromium, Playwright) on the real stack: alice pages through a
 million-row result whose rows stay in her kernel while the browser's memory stays small,
 sorts, filters and downloads it; she builds a chart whose choice is written into the cell
-and drawn again on a re-run; bob runs a query and cancels it from the cell's toolbar."""
+and drawn again on a re-run; she copies a selection to the clipboard, downloads a sorted and
+filtered result as Parquet, and opens a saved notebook without a kernel, whose grid shows the
+rows the output carries; bob runs a query and cancels it from the cell's toolbar."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
 
+import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
@@ -226,3 +230,156 @@ def test_run_and_cancel_from_the_toolbar_of_a_sql_cell(
     # A Python cell has no SQL buttons.
     python = new_cell_with(page, notebook, "1 + 1")
     expect(python.locator(f'.jp-cell-toolbar [data-command="{RUN_SQL}"]')).to_be_hidden()
+
+
+def cell_at(grid, row: int, column: int):
+    return grid.locator(
+        f'.jp-DataHub-gridDataRow[data-row="{row}"] .jp-DataHub-gridCell[data-column="{column}"]'
+    )
+
+
+def test_a_selection_copies_to_the_clipboard_with_rows_fetched_from_the_kernel(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.hub_url)
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        "%%sql --chart none\n"
+        "SELECT n, 'row ' || CAST(n AS varchar) AS label, n % 7 AS week_day\n"
+        "FROM UNNEST(sequence(1, 5000)) AS t(n) ORDER BY n",
+    )
+    run_cell(page, cell)
+    grid = cell.locator(".jp-DataHub-grid")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("5,000 rows", timeout=180_000)
+    # Two cells of one row.
+    cell_at(grid, 1, 0).click()
+    cell_at(grid, 1, 1).click(modifiers=["Shift"])
+    expect(grid.locator(".jp-DataHub-gridCell.jp-mod-selected")).to_have_count(2)
+    page.keyboard.press("Control+c")
+    expect(grid.locator(".jp-DataHub-gridStatus")).to_have_text("Copied 2 cells")
+    assert page.evaluate("navigator.clipboard.readText()") == "2\trow 2"
+    # From the first row to the last: rows the page never held come from the kernel.
+    cell_at(grid, 0, 0).click()
+    scroll_to(grid, 1.0)
+    assert first_column(grid)[-1] == "5000"
+    cell_at(grid, 4999, 1).click(modifiers=["Shift"])
+    page.keyboard.press("Control+c")
+    expect(grid.locator(".jp-DataHub-gridStatus")).to_have_text(
+        "Copied 10,000 cells", timeout=120_000
+    )
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == "\n".join(f"{n}\trow {n}" for n in range(1, 5001))
+
+
+def test_parquet_download_equals_the_kernels_dataframe_as_shown(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        "%%sql -o orders --chart none\n"
+        "SELECT orderkey, custkey, totalprice, orderdate, orderstatus, comment\n"
+        "FROM tpch.tiny.orders WHERE orderkey < 2000",
+    )
+    run_cell(page, cell)
+    grid = cell.locator(".jp-DataHub-grid")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(
+        re.compile(r"^\d+ rows$"), timeout=180_000
+    )
+    # Sorted by price, highest first, and only the finished orders: as the grid shows it.
+    price = grid.locator(".jp-DataHub-gridHeadCell").nth(2)
+    price.click()
+    price.click()
+    expect(price).to_have_attribute("aria-sort", "descending")
+    grid.get_by_label("Filter orderstatus").fill("F")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(
+        re.compile(r"^\d+ of \d+ rows$"), timeout=120_000
+    )
+    downloaded = pd.read_parquet(io.BytesIO(download(page, grid, "Parquet")))
+
+    # The kernel's own DataFrame (the magic's -o), brought over as Parquet in an output.
+    frame = new_cell_with(
+        page,
+        notebook,
+        "import base64, io\nbuffer = io.BytesIO()\norders.to_parquet(buffer, index=False)\n"
+        "print(base64.b64encode(buffer.getvalue()).decode())",
+    )
+    run_cell(page, frame)
+    expect(frame.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"), timeout=120_000)
+    output = frame.locator(".jp-OutputArea-output")
+    kernel = pd.read_parquet(io.BytesIO(base64.b64decode(output.inner_text().strip())))
+    expected = (
+        kernel[kernel["orderstatus"] == "F"]
+        .sort_values("totalprice", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
+    assert 0 < len(expected) < len(kernel)
+    pd.testing.assert_frame_equal(downloaded, expected)
+
+
+def test_a_saved_notebook_without_a_kernel_shows_the_rows_its_output_carries(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        "%%sql --chart none\nSELECT n FROM UNNEST(sequence(1, 120)) AS t(n) ORDER BY n",
+    )
+    run_cell(page, cell)
+    expect(cell.locator(".jp-DataHub-gridCount")).to_have_text("120 rows", timeout=180_000)
+    name = "Result to keep.ipynb"
+    page.keyboard.press("Control+s")
+    # JupyterLab asks for a name the first time an untitled notebook is saved.
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_be_visible(timeout=60_000)
+    dialog.locator("input").first.fill(name)
+    dialog.locator(".jp-Dialog-footer button").last.click()
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).to_have_text(
+        name, timeout=60_000
+    )
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty")).to_have_count(
+        0, timeout=60_000
+    )
+    # A copy without its kernel's name: JupyterLab opens it asking which kernel to start.
+    saved = "Saved result.ipynb"
+    copy = new_cell_with(
+        page,
+        notebook,
+        "import nbformat\n"
+        f"nb = nbformat.read({name!r}, 4)\n"
+        "nb.metadata.pop('kernelspec', None)\n"
+        "nb.metadata.pop('language_info', None)\n"
+        f"nbformat.write(nb, {saved!r})\n"
+        "print('written')",
+    )
+    run_cell(page, copy)
+    expect(copy.locator(".jp-OutputArea-output")).to_have_text("written", timeout=120_000)
+
+    page.goto(f"{stack.hub_url}/user/alice/lab/tree/{saved}?reset")
+    page.locator(".jp-Dialog").get_by_role("button", name="No Kernel", exact=True).click(
+        timeout=120_000
+    )
+    grid = page.locator(".jp-DataHub-grid")
+    expect(grid).to_have_count(1, timeout=120_000)
+    # The output's first 50 rows, the whole count, and what to do to browse the rest;
+    # sorting, filtering, charts and downloads need the kernel and are off.
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("120 rows")
+    expect(grid.locator(".jp-DataHub-gridStatus")).to_have_text(
+        "Showing the first 50 rows of 120; run the cell to browse them all."
+    )
+    for label in ("Chart", "CSV", "Parquet"):
+        expect(grid.get_by_role("button", name=label, exact=True)).to_be_disabled()
+    expect(grid.get_by_label("Filter n")).to_be_disabled()
+    assert first_column(grid)[:2] == ["1", "2"]
+    scroll_to(grid, 1.0)
+    assert first_column(grid)[-1] == "50"
+    header = grid.locator(".jp-DataHub-gridHeadCell").first
+    header.click()
+    expect(header).to_have_attribute("aria-sort", "none")
