@@ -1,11 +1,12 @@
 """Asking the clusters about queries: the watcher, the settling before a query would be
 queued, and the reconciler.
 
-The watcher asks the clusters about every query this process follows, every
-``watch_interval`` seconds, whether or not its client polls: a query Trino says has
-ended is closed at once (its slot freed), and the listeners' ``on_running`` sees the
-statistics of the others (the quota counts the day's CPU and bytes while they run, and
-stops a query that takes its user past a daily limit). Before a query would be queued,
+The watcher looks at every query this process follows, every ``watch_interval``
+seconds, whether or not its client polls: it asks the cluster about those whose client
+has not polled within that time (a query Trino says has ended is closed at once, its
+slot freed); the others' last pages are as fresh. The listeners' ``on_running`` sees
+the statistics of the running ones (the quota counts the day's CPU and bytes while they
+run, and stops a query that takes its user past a daily limit). Before a query would be queued,
 `QueryWatcher.settle` asks the same about the user's open queries: a slot is held only by
 a query its cluster says still runs, even when its client stopped reading after the data
 (the trino client's ``EXECUTE IMMEDIATE`` probe, ``fetchone()`` then close).
@@ -231,11 +232,18 @@ class QueryWatcher:
         await asyncio.gather(*(watch_one(q) for q in followed))
 
     async def _watch_one(self, query: QueryRecord) -> None:
-        closed, info = await self.ask(query)
         listeners = self.tracker.listeners
-        if closed or info is None or query.closed or not listeners:
-            return
-        stats = stats_from_query_info(info)
+        if query.stats is not None and time.monotonic() - query.last_seen < self.watch_interval:
+            # Its client polls: its last page's statistics are as fresh as the cluster's
+            # answer would be, and its end comes with its pages. Nothing to ask.
+            if query.closed or not listeners:
+                return
+            stats = query.stats
+        else:
+            closed, info = await self.ask(query)
+            if closed or info is None or query.closed or not listeners:
+                return
+            stats = stats_from_query_info(info)
         reason = await listeners.on_running(query, stats)
         if reason and not query.closed:
             query.stats = stats

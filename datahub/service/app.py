@@ -290,14 +290,15 @@ class DataHubService(Application):
 
     watch_interval = Float(
         2.0,
-        help="""Seconds between passes of the query watcher, which asks the clusters (as
-        the service account) about every query this gateway process follows, whether or
-        not its client polls: a query its cluster says has ended is closed at once (its
-        quota slot freed, even when the client stopped reading after the data), and the
-        day's CPU seconds and bytes scanned are counted while queries run, so a query
-        that takes its user past a daily limit is cancelled. Each pass costs one small
-        request per followed query. 0 turns it off (usage is then counted when queries
-        end, and ended queries are found by the reconciler).
+        help="""Seconds between passes of the query watcher, which looks at every query
+        this gateway process follows, whether or not its client polls: a query its
+        cluster says has ended is closed at once (its quota slot freed, even when the
+        client stopped reading after the data), and the day's CPU seconds and bytes
+        scanned are counted while queries run, so a query that takes its user past a
+        daily limit is cancelled. Each pass costs one small request (as the service
+        account) per followed query whose client has not polled within this time (the
+        others' last pages are as fresh). 0 turns it off (usage is then counted when
+        queries end, and ended queries are found by the reconciler).
 
         Example: c.DataHubService.watch_interval = 5
         """,

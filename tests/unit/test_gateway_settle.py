@@ -1,14 +1,22 @@
-"""What the gateway asks its clusters when a query ends and when a user is at their limit:
-a query whose pages told everything is closed without Trino's query info, and a query
+"""What the gateway asks its clusters when a query ends, while it runs and when a user is
+at their limit: a query whose pages told everything is closed without Trino's query
+info, the watcher asks only about queries whose client has not polled lately, and a query
 that would be queued first waits for its user's closes in flight, asking no cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from datahub.audit import records
-from datahub.gateway.admission import Admitted, Listeners, QueryAdmission, QueryQueued
+from datahub.gateway.admission import (
+    Admitted,
+    Listeners,
+    QueryAdmission,
+    QueryListener,
+    QueryQueued,
+)
 from datahub.gateway.closing import pages_tell_all
 from datahub.gateway.clusters import Cluster
 from datahub.gateway.health import ClusterMonitor
@@ -189,3 +197,41 @@ def test_settling_stops_asking_about_running_queries_once_one_has_ended():
     assert closed == 1
     # Without the stop, a running query is asked about every 50 ms for a second.
     assert asked.count("q-running") <= 2 and asked.count("q-ended") == 1
+
+
+class Running(QueryListener):
+    """Remembers the statistics ``on_running`` saw, per query."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    async def on_running(self, query, stats):
+        self.seen[query.query_id] = stats.cpu_ms
+        return None
+
+
+def test_the_watcher_asks_only_about_queries_whose_client_has_not_polled_lately():
+    async def scenario():
+        t, asked = make_tracker()
+        running = Running()
+        t.listeners = t.closer.listeners = Listeners([running], LOG)
+        polled = submitted(t, "q-polled")
+        polled.stats = QueryStats("RUNNING", cpu_ms=5)
+        polled.last_seen = time.monotonic()
+        quiet = submitted(t, "q-quiet")
+        quiet.stats = QueryStats("RUNNING", cpu_ms=5)
+        quiet.last_seen = time.monotonic() - 2 * t.watcher.watch_interval
+
+        async def query_info(cluster, query_id):
+            asked.append(query_id)
+            return 200, {"state": "RUNNING", "queryStats": {"totalCpuTime": "7ms"}}
+
+        t.closer.query_info = query_info  # type: ignore[method-assign]
+        await t.watch()
+        return asked, running.seen
+
+    asked, seen = asyncio.run(scenario())
+    # The polled query's last page is as fresh as the cluster's answer: not asked about,
+    # its usage counted from the page; the quiet one's from the cluster.
+    assert asked == ["q-quiet"]
+    assert seen == {"q-polled": 5, "q-quiet": 7}
