@@ -97,12 +97,21 @@ def python_handles_interrupts():
     signal.signal(signal.SIGINT, previous)
 
 
+def stack_needs_presto(session: pytest.Session) -> bool:
+    """Whether a test of this run uses `stack_presto`: then the stack's gateway knows the
+    session's PrestoDB as cluster ``presto`` (routing group ``presto``). Other runs do
+    not wait the minute PrestoDB takes to start."""
+    return any("stack_presto" in getattr(item, "fixturenames", ()) for item in session.items)
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """The whole DataHub, started once for the session."""
+def stack(request, tmp_path_factory):
+    """The whole DataHub, started once for the session (with the session's PrestoDB as a
+    cluster when a test of the run uses `stack_presto`)."""
     reset_demo_workspaces()
     state = tmp_path_factory.mktemp("datahub-stack")
-    local = LocalStack(state, REPO / "jupyterhub_config.py", hub_port=0)
+    presto = request.getfixturevalue("presto") if stack_needs_presto(request.session) else False
+    local = LocalStack(state, REPO / "jupyterhub_config.py", hub_port=0, presto=presto)
     local.start()
     yield local
     local.stop()
@@ -158,6 +167,14 @@ def presto(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_presto(stack, presto):
+    """The session's PrestoDB as the stack's cluster ``presto`` (routing group
+    ``presto``): a run with a test using this fixture starts the stack with it."""
+    assert stack.presto is presto
+    return presto
 
 
 @pytest.fixture(scope="session")

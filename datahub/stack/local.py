@@ -77,7 +77,7 @@ class LocalStack:
         store_url: str | None = None,
         trino_routing_groups: Sequence[str] = ("default",),
         kafka: bool = False,
-        presto: bool = False,
+        presto: bool | PrestoServer = False,
         spooling: bool = True,
     ) -> None:
         """``trino_routing_groups`` starts one Trino cluster per entry, in that routing
@@ -86,7 +86,9 @@ class LocalStack:
         more memory and 20 s more start-up). ``kafka`` also starts a Kafka broker for the
         query events (about 500 MB more memory) and puts its address in the settings.
         ``presto`` also starts a PrestoDB cluster named ``presto`` in routing group
-        ``presto`` (about 1.2 GB more memory and a minute more start-up).
+        ``presto`` (about 1.2 GB more memory and a minute more start-up); a running
+        `PrestoServer` instead (the test session's) joins the stack as that cluster, and
+        the stack neither starts nor stops it.
         ``spooling`` offers Trino's spooling protocol, its segments in a local S3Proxy
         (about 150 MB more memory)."""
         self.state_dir = _private_dir(Path(state_dir).resolve())
@@ -99,7 +101,9 @@ class LocalStack:
             raise ValueError("The local stack needs at least one Trino cluster.")
         self.trino_routing_groups = tuple(trino_routing_groups)
         self.with_kafka = kafka
-        self.with_presto = presto
+        self.with_presto = bool(presto)
+        #: Whether this stack started its PrestoDB (and so stops it).
+        self._owns_presto = presto is True
         self.spooling = spooling
         self.storage: S3Storage | None = None
         self.secrets = _load_or_create_json(
@@ -114,7 +118,7 @@ class LocalStack:
         self.trino: TrinoServer | None = None
         self.trinos: list[TrinoServer] = []
         self.kafka: KafkaServer | None = None
-        self.presto: PrestoServer | None = None
+        self.presto: PrestoServer | None = presto if isinstance(presto, PrestoServer) else None
         self.hub: ManagedProcess | None = None
         self.settings: dict[str, Any] = {}
 
@@ -131,7 +135,7 @@ class LocalStack:
         try:
             self._start_ldap()
             self._start_trino()
-            if self.with_presto:
+            if self._owns_presto:
                 self._start_presto()
             if self.with_kafka:
                 self._start_kafka()
@@ -271,6 +275,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that was started (the hub stops the proxy, servers, gateway)."""
-        for part in (self.hub, self.kafka, self.presto, *self.trinos, self.storage, self.slapd):
+        presto = self.presto if self._owns_presto else None
+        for part in (self.hub, self.kafka, presto, *self.trinos, self.storage, self.slapd):
             if part is not None:
                 part.stop()
