@@ -174,6 +174,13 @@ if any(cluster.get("routing_group") == "etl" for cluster in stack["clusters"]):
         {"name": "batch tag", "client_tags": ["batch"], "routing_group": "etl"},
     ]
     c.DataHubService.routing_group_access = {"etl": {"groups": ["datahub-admins"]}}
+if any(cluster.get("engine") == "presto" for cluster in stack["clusters"]):
+    # With a PrestoDB cluster (`datahub up --presto`): %%sql --cluster presto reaches it, and
+    # clients that cannot send the routing hint (the Trino CLI, JDBC tools) the client tag
+    # "presto" (trino --client-tags presto).
+    presto_rule = {"name": "presto client tag", "client_tags": ["presto"], "engine": "presto"}
+    earlier = c.DataHubService.routing_rules if "routing_rules" in c.DataHubService else []
+    c.DataHubService.routing_rules = [*earlier, presto_rule]
 # Admins may run queries as a user (%%sql --as USER) to help them; every such query is
 # audited with both names and the user sees it in their history. Off unless turned on.
 c.DataHubService.allow_admin_act_as = True

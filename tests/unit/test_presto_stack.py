@@ -122,3 +122,60 @@ def test_stack_settings_carry_each_clusters_engine(tmp_path):
     assert presto["url"] == stack.presto.url and presto["url"].startswith("https://")
     assert presto["user"] == demo.TRINO_SERVICE_ACCOUNT
     assert presto["password"] == stack.secrets["services"][demo.TRINO_SERVICE_ACCOUNT]
+
+
+class FakePresto(PrestoServer):
+    """A PrestoServer that records starts and stops instead of running Java."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir, secrets={demo.TRINO_SERVICE_ACCOUNT: "pw"})
+        self.calls: list[str] = []
+
+    def start(self, timeout: float = 0) -> PrestoServer:
+        self.calls.append("start")
+        return self
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+
+def test_a_running_presto_joins_the_stack_which_neither_starts_nor_stops_it(tmp_path):
+    server = FakePresto(tmp_path / "presto")
+    stack = LocalStack(tmp_path / "state", REPO / "jupyterhub_config.py", presto=server)
+    assert stack.presto is server and stack.with_presto
+    stack.slapd = SimpleNamespace(url="ldap://127.0.0.1:1", port=1)
+    stack.trinos = stack._make_trinos()
+    stack._write_settings()
+    (entry,) = [
+        c for c in json.loads(stack.stack_file.read_text())["clusters"] if c["engine"] == "presto"
+    ]
+    assert entry == server.cluster_entry(routing_group="presto")  # its own password
+    stack.trinos, stack.slapd = [], None
+    stack.stop()
+    assert server.calls == []
+    owned = LocalStack(tmp_path / "owned", REPO / "jupyterhub_config.py", presto=True)
+    owned.presto = FakePresto(tmp_path / "owned-presto")
+    owned.stop()
+    assert owned.presto.calls == ["stop"]
+
+
+def test_a_presto_cluster_gets_the_client_tag_rule_of_jupyterhub_config(tmp_path, monkeypatch):
+    from datahub.service.app import DataHubService
+    from datahub.stack.local import STACK_FILE_ENV
+
+    stack = LocalStack(tmp_path / "state", REPO / "jupyterhub_config.py", presto=True)
+    stack.slapd = SimpleNamespace(url="ldap://127.0.0.1:1", port=1)
+    stack.trinos = stack._make_trinos()
+    stack.presto = PrestoServer(stack.state_dir / "presto", secrets=stack.secrets["services"])
+    stack._write_settings()
+    monkeypatch.setenv(STACK_FILE_ENV, str(stack.stack_file))
+    monkeypatch.chdir(tmp_path)
+    service = DataHubService()
+    service.initialize(["-f", str(REPO / "jupyterhub_config.py")])
+    assert service.router.routing_groups == ["default", "presto"]
+    (rule,) = service.router.rules
+    assert (rule.name, set(rule.client_tags), rule.engine) == (
+        "presto client tag",
+        {"presto"},
+        "presto",
+    )
