@@ -1,8 +1,9 @@
-"""PrestoDB through the whole stack: ``%%sql --cluster presto`` in alice's spawned kernel
-and the trino client on the gateway's HTTPS listener reach the session's PrestoDB (the
-stack's cluster ``presto``, routing group ``presto``, see ``stack_needs_presto`` in
-tests/conftest.py) as the user, as the same cells and clients reach Trino
-(tests/e2e/test_sql_cells.py, test_external_clients.py)."""
+"""PrestoDB through the whole stack: ``%%sql --cluster presto`` in a user's spawned
+kernel, the trino client on the gateway's HTTPS listener, the Trino CLI (by the client tag
+``presto``) and an admin's drain reach the session's PrestoDB, the stack's cluster
+``presto`` in routing group ``presto`` (the ``stack_presto`` fixture, tests/conftest.py),
+as the user, as the same cells and clients reach Trino (tests/e2e/test_sql_cells.py,
+test_external_clients.py, test_gateway_api.py)."""
 
 from __future__ import annotations
 
