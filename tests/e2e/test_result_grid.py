@@ -383,3 +383,24 @@ def test_a_saved_notebook_without_a_kernel_shows_the_rows_its_output_carries(
     header = grid.locator(".jp-DataHub-gridHeadCell").first
     header.click()
     expect(header).to_have_attribute("aria-sort", "none")
+    remove_files(page, [name, saved])
+
+
+def remove_files(page, paths: list[str]) -> None:
+    """Delete files from the signed-in user's server (its contents API, as JupyterLab
+    does), so later tests and screenshots do not list them."""
+    statuses = page.evaluate(
+        """async paths => {
+            const cookie = document.cookie.match(/_xsrf=([^;]+)/);
+            const headers = {'X-XSRFToken': cookie ? decodeURIComponent(cookie[1]) : ''};
+            const base = location.pathname.split('/lab')[0];
+            const out = [];
+            for (const path of paths) {
+                const url = `${base}/api/contents/${encodeURIComponent(path)}`;
+                out.push((await fetch(url, {method: 'DELETE', headers})).status);
+            }
+            return out;
+        }""",
+        paths,
+    )
+    assert statuses == [204] * len(paths)

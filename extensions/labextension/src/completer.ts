@@ -3,9 +3,11 @@
  * Python) it asks the kernel, as JupyterLab's kernel provider does, but keeps the
  * kernel's ranking, shows a column's Trino type as its type and documents Trino functions
  * in the completer's documentation panel. Elsewhere it stands aside and JupyterLab's own
- * providers answer as before.
+ * providers answer as before (its list model and renderer, the first provider's, change
+ * nothing for their items).
  */
 import {
+  Completer,
   CompleterModel,
   CompletionHandler,
   ICompletionContext,
@@ -23,7 +25,7 @@ export class SqlCompletionProvider implements ICompletionProvider<
 > {
   readonly identifier = 'jupyter-datahub:sql-completion';
   readonly rank = RANK;
-  readonly renderer = null;
+  readonly renderer = new SqlCompletionRenderer();
 
   async isApplicable(context: ICompletionContext): Promise<boolean> {
     const editor = context.editor;
@@ -101,5 +103,28 @@ export class RankedCompleterModel extends CompleterModel {
       this._ranked = { from: items, to: rankOrder(items, this.query) };
     }
     return this._ranked.to;
+  }
+}
+
+/** JupyterLab's completion list items, except that DataHub's show their `shownType` (a
+ * column's Trino type) in the type column; the monogram stays the kind's. */
+export class SqlCompletionRenderer extends Completer.Renderer {
+  createCompletionItemNode(
+    item: CompletionHandler.ICompletionItem,
+    orderedTypes: string[]
+  ): HTMLLIElement {
+    const li = super.createCompletionItemNode(item, orderedTypes);
+    const shown = (item as Partial<SqlCompletionItem>).shownType;
+    const column = li.querySelector('.jp-Completer-typeExtended');
+    if (shown && column && shown !== item.type) {
+      column.textContent = shown;
+      li.title = `${item.type}: ${shown}`;
+    }
+    return li;
+  }
+
+  itemWidthHeuristic(item: CompletionHandler.ICompletionItem): number {
+    const shown = (item as Partial<SqlCompletionItem>).shownType;
+    return super.itemWidthHeuristic(shown ? { ...item, type: shown } : item);
   }
 }

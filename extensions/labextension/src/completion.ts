@@ -7,7 +7,7 @@
  * Its reply lists the candidates best first, with each one's kind (table, column,
  * function …) and detail (a column's Trino type, a function's signature) in the
  * `_jupyter_types_experimental` metadata. The list keeps that order (JupyterLab's own
- * model sorts alphabetically) and shows a column's Trino type as its type.
+ * model sorts alphabetically) and its type column shows a column's Trino type.
  *
  * Offsets in the kernel's messages count characters (code points), the editor's count
  * UTF-16 units: both are handled here.
@@ -86,7 +86,10 @@ export interface CompleteReply {
 export interface SqlCompletionItem {
   label: string;
   insertText: string;
+  /** The kernel's kind (its monogram's letter and colour in the list). */
   type: string;
+  /** What the list's type column shows (see `listType`). */
+  shownType: string;
   documentation?: string;
   /** The kernel's order (0 is its best). */
   rank: number;
@@ -114,7 +117,8 @@ export function completionItems(
     const item: SqlCompletionItem = {
       label: match,
       insertText: text,
-      type: listType(kind, detail),
+      type: kind,
+      shownType: listType(kind, detail),
       rank,
       kind,
       detail,

@@ -64,10 +64,10 @@ describe('completionItems', () => {
     };
     const { start, end, items } = completionItems(reply, request);
     expect([start, end]).toEqual([offset, offset]);
-    expect(items.map(i => [i.label, i.type, i.rank])).toEqual([
-      ['orderkey', 'bigint', 0],
-      ['orderstatus', 'varchar(1)', 1],
-      ['abs', 'function', 2]
+    expect(items.map(i => [i.label, i.type, i.shownType, i.rank])).toEqual([
+      ['orderkey', 'column', 'bigint', 0],
+      ['orderstatus', 'column', 'varchar(1)', 1],
+      ['abs', 'function', 'function', 2]
     ]);
     // The kernel documents a function inspected in the SQL with it inserted.
     const fn = items[2];
@@ -85,13 +85,13 @@ describe('completionItems', () => {
       metadata: { _jupyter_types_experimental: [{ text: 'address', type: 'column', signature: type }] }
     };
     const [item] = completionItems(reply, request).items;
-    expect(item.type).toBe('row(…)');
+    expect(item.shownType).toBe('row(…)');
     expect(item.documentation).toBe(type);
   });
 
   it('works with a kernel that sends no types', () => {
     const reply = { matches: ['orders'], cursor_start: offset, cursor_end: offset };
-    expect(completionItems(reply, request).items[0]).toMatchObject({ label: 'orders', type: '', rank: 0 });
+    expect(completionItems(reply, request).items[0]).toMatchObject({ label: 'orders', type: '', shownType: '', rank: 0 });
   });
 });
 
