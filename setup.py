@@ -5,7 +5,10 @@ its build output (datahub/labextension) is missing, as in a fresh checkout, it i
 here from extensions/labextension with npm (pinned by its package-lock.json), and
 installed where JupyterLab finds prebuilt extensions
 (share/jupyter/labextensions/jupyter-datahub). A wheel or sdist made from a built tree
-carries the output, so installing from them needs no npm.
+carries the output, so installing from them needs no npm. The extension's setting defaults
+for JupyterLab's own plugins (the completer's documentation panel, where SQL completion
+documents Trino functions) go to share/jupyter/lab/settings/overrides.d, which JupyterLab
+reads before a site's overrides.json.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "extensions" / "labextension"
 OUTPUT = HERE / "datahub" / "labextension"
 TARGET = "share/jupyter/labextensions/jupyter-datahub"
+SETTINGS = SOURCE / "settings" / "jupyter-datahub.json"
 
 
 def build_labextension() -> None:
@@ -41,6 +45,7 @@ def labextension_files() -> list[tuple[str, list[str]]]:
     if not OUTPUT.is_dir():
         return []
     by_dir: dict[str, list[str]] = {TARGET: [str((SOURCE / "install.json").relative_to(HERE))]}
+    by_dir["share/jupyter/lab/settings/overrides.d"] = [str(SETTINGS.relative_to(HERE))]
     for path in sorted(OUTPUT.rglob("*")):
         if path.is_file():
             where = Path(TARGET) / path.parent.relative_to(OUTPUT)
