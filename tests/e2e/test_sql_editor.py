@@ -196,6 +196,25 @@ def test_alias_columns_complete_in_the_browser_with_their_trino_types(
     shot(page, "sql-completion")
 
 
+def test_sql_in_a_python_string_completes_like_a_sql_cell(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    patient_completion(page, notebook, run_cell, new_cell_with)
+    cell = new_cell_with(
+        page, notebook, 'df = spark.sql("SELECT * FROM tpch.tiny.orders o WHERE o.'
+    )
+    offered = completion_list(page, cell)
+    typed = dict(zip(offered, shown_types(page), strict=True))
+    assert {"orderkey": "bigint", "totalprice": "double"}.items() <= typed.items()
+    # The chosen name goes into the string, where the cursor was.
+    page.keyboard.press("Enter")
+    expect(cell.locator(".cm-line").first).to_have_text(
+        'df = spark.sql("SELECT * FROM tpch.tiny.orders o WHERE o.' + offered[0]
+    )
+
+
 def test_the_completion_list_documents_trino_functions(
     page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
 ):
