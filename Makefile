@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 # Where JupyterLab finds DataHub's prebuilt extension (setup.py's data_files put it there
 # for a regular install).
 LABEXTENSION := $(VENV)/share/jupyter/labextensions/jupyter-datahub
+# JupyterLab's settings for this venv: the site's overrides.json and packages' overrides.d.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 # The browser tests that take the README's pictures (docs/screenshots/*.png).
 SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py \
 	tests/e2e/test_sql_editor.py tests/e2e/test_schema_browser.py tests/e2e/test_result_grid.py
@@ -38,6 +40,9 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 		$(BIN)/pip install --quiet --no-deps --force-reinstall --editable . ; \
 		echo "==> Linking the JupyterLab extension's build (an editable install has no copy)"; \
 		rm -rf "$(LABEXTENSION)" && ln -s "$(CURDIR)/datahub/labextension" "$(LABEXTENSION)"; \
+		echo "==> Copying the extension's setting defaults (setup.py's data_files, as above)"; \
+		mkdir -p "$(LAB_SETTINGS)/overrides.d"; \
+		cp extensions/labextension/settings/jupyter-datahub.json "$(LAB_SETTINGS)/overrides.d/"; \
 	else \
 		echo "==> Installing a copy of this checkout (other accounts cannot read it)"; \
 		$(BIN)/pip install --quiet --no-deps --force-reinstall . ; \
@@ -45,8 +50,8 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	# JupySQL is here only to be benchmarked against; keep its JupyterLab plugin out of
 	# users' JupyterLab, and keep JupyterLab from asking users about news from the web.
 	$(BIN)/jupyter labextension disable --level=sys_prefix jupysql-plugin >/dev/null
-	mkdir -p $(VENV)/share/jupyter/lab/settings
-	cp jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	mkdir -p $(LAB_SETTINGS)
+	cp jupyterlab-overrides.json $(LAB_SETTINGS)/overrides.json
 
 .make/apt:
 	@echo "==> Installing Debian packages: $(APT_PACKAGES)"
