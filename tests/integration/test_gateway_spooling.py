@@ -193,6 +193,9 @@ def test_the_heartbeat_on_a_next_uri_is_relayed(gateway):
     response = requests.post(
         f"{gateway.url}/v1/statement", data=SQL, headers=headers, timeout=60
     ).json()
+    # Clients send it while they download a page's segments: on a nextUri of Trino's
+    # executing resource, which knows the query once it was asked for a page there.
+    response = requests.get(response["nextUri"], headers=headers, timeout=60).json()
     assert requests.head(response["nextUri"], headers=headers, timeout=30).status_code == 200
     assert (
         requests.head(response["nextUri"], headers=bearer("bob-token"), timeout=30).status_code
