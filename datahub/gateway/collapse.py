@@ -52,15 +52,22 @@ def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
 _QUEUED_RESOURCE = "/v1/statement/queued/"
 
 
-def may_follow_for_submit(next_uri: str | None, headers: Iterable[tuple[str, str]]) -> bool:
+def may_follow_for_submit(
+    next_uri: str | None,
+    headers: Iterable[tuple[str, str]],
+    client_headers: Iterable[tuple[str, str]] = (),
+) -> bool:
     """Whether the gateway may follow *next_uri* (of a page that carries nothing) while
-    answering the client's POST: not for a spooled query (its pages name their encoding
-    in *headers*) once the next page may carry rows, i.e. past Trino's queued resource.
+    answering the client's POST: not for a query that is or may be spooled once the next
+    page may carry rows, i.e. past Trino's queued resource. A query may be spooled when the
+    client asked for an encoding (its request's *client_headers*) or its pages name one
+    (*headers*): the page before the first rows need not name it yet.
 
     The ``trino`` Python client reads rows in the answer to its POST as direct-protocol
-    rows, so a spooled query's first rows must come in the answer to a GET (Trino itself
-    never sends rows in the answer to the POST).
+    rows (a spooled page's ``data`` object read as rows gives ``'e'``, the first letter
+    of ``encoding``), so a spooled query's first rows must come in the answer to a GET
+    (Trino itself never sends rows in the answer to the POST).
     """
     if next_uri is None or urlsplit(next_uri).path.startswith(_QUEUED_RESOURCE):
         return True
-    return not any(name.lower() == _ENCODING_HEADER for name, _ in headers)
+    return not any(name.lower() == _ENCODING_HEADER for name, _ in (*headers, *client_headers))

@@ -207,7 +207,10 @@ class Exchange:
             if (
                 collapse
                 and carries_nothing(body, headers)
-                and (client.method != "POST" or may_follow_for_submit(facts.next_uri, headers))
+                and (
+                    client.method != "POST"
+                    or may_follow_for_submit(facts.next_uri, headers, self.client_headers)
+                )
             ):
                 if before_finish is not None:
                     before_finish(facts)

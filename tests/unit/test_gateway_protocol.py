@@ -496,3 +496,14 @@ def test_answering_a_post_a_spooled_query_is_followed_only_through_its_queued_pa
     assert not collapse.may_follow_for_submit(executing, spooled)
     # Direct-protocol rows are read from the POST's answer like from any page.
     assert collapse.may_follow_for_submit(executing, [("Content-Type", "application/json")])
+
+
+def test_answering_a_post_a_query_whose_client_asked_for_spooling_stops_before_its_rows():
+    # The page before the first rows need not name the encoding yet: the client's request
+    # decides (the trino client once got 'e', a letter of "encoding", for SELECT 1).
+    asked = [("X-Trino-Query-Data-Encoding", "json+zstd,json")]
+    page = [("Content-Type", "application/json")]
+    executing = "https://t/v1/statement/executing/q1/x/0"
+    assert not collapse.may_follow_for_submit(executing, page, asked)
+    assert collapse.may_follow_for_submit("https://t/v1/statement/queued/q1/x/2", page, asked)
+    assert collapse.may_follow_for_submit(executing, page, [("X-Trino-User", "alice")])
