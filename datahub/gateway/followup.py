@@ -15,8 +15,16 @@ from ..query import QUEUED_AS, QueryRecord
 from ..wire import PERMISSION_DENIED, QUOTA_EXCEEDED
 from . import protocol
 from .admission import QueryQueued, QueryRefused
+from .clusters import Cluster
 from .exchange import Exchange, lost_message
-from .signing import FollowupError, Queued, parse_followup, parse_queued, query_id_from_path
+from .signing import (
+    Followup,
+    FollowupError,
+    Queued,
+    parse_followup,
+    parse_queued,
+    query_id_from_path,
+)
 from .submit import answer_queued, refuse, submit
 from .tracker import stop_message
 from .upstream import ClusterUnreachable
@@ -65,6 +73,23 @@ async def follow(exchange: Exchange, method: str, raw_path: str, query: str) -> 
                 query_id=active.query_id,
             )
         return
+    following = active is not None and not active.closed
+    # While its client waits for this answer, the query is not one it stopped reading.
+    with tracker.watcher.serving(query_id if following else None):
+        await _follow_on(exchange, method, followup, cluster, query_id, active)
+
+
+async def _follow_on(
+    exchange: Exchange,
+    method: str,
+    followup: Followup,
+    cluster: Cluster,
+    query_id: str | None,
+    active: QueryRecord | None,
+) -> None:
+    """Relay a checked follow-up to *cluster*; tell the tracker about *active*."""
+    gateway, identity, client = exchange.gateway, exchange.identity, exchange.client
+    tracker = gateway.tracker
     following = active is not None and not active.closed
     deadline = time.monotonic() + gateway.page_collapse_seconds
     try:

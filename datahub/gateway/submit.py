@@ -294,7 +294,8 @@ async def submit(exchange: Exchange, query: QueryRecord, admitted: Admitted, bod
         query.routing_reason,
         query.source or "",
     )
-    await exchange.pages(cluster, active, relayed, deadline)
+    with tracker.watcher.serving(active.query_id):
+        await exchange.pages(cluster, active, relayed, deadline)
 
 
 async def fail(

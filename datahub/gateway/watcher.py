@@ -20,10 +20,11 @@ seconds.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..query import QueryRecord, QueryState, utcnow
@@ -69,10 +70,26 @@ class QueryWatcher:
         self.watch_interval = watch_interval
         self._reconciler: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
+        #: Requests of their clients in flight here, by query id.
+        self._serving: collections.Counter[str] = collections.Counter()
 
     @property
     def log(self) -> Any:
         return self.tracker.log
+
+    @contextlib.contextmanager
+    def serving(self, query_id: str | None) -> Iterator[None]:
+        """A request of *query_id*'s client is being answered here (None: no query)."""
+        if query_id is None:
+            yield
+            return
+        self._serving[query_id] += 1
+        try:
+            yield
+        finally:
+            self._serving[query_id] -= 1
+            if not self._serving[query_id]:
+                del self._serving[query_id]
 
     # ------------------------------------------------------------------- asking
 
@@ -129,7 +146,8 @@ class QueryWatcher:
         a client that runs one query after another submits the next one while the last
         one's close is on its way); waiting for them asks the clusters nothing. Only if
         none closed a query are the clusters asked about the user's other open queries
-        (followed here or recorded in the journal), until one of them is found ended.
+        (followed here or recorded in the journal; not those whose client waits for a
+        page here), until one of them is found ended.
         """
         tracker = self.tracker
         closing = tracker.closing(user)
@@ -150,7 +168,9 @@ class QueryWatcher:
             *(
                 self._settle_one(q, found)
                 for q in mine.values()
-                if not q.closed and q.query_id not in closing
+                # A query whose client waits for a page here is not one it stopped
+                # reading: its end comes with its pages.
+                if not q.closed and q.query_id not in closing and q.query_id not in self._serving
             ),
             return_exceptions=True,
         )

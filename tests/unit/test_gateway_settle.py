@@ -235,3 +235,17 @@ def test_the_watcher_asks_only_about_queries_whose_client_has_not_polled_lately(
     # its usage counted from the page; the quiet one's from the cluster.
     assert asked == ["q-quiet"]
     assert seen == {"q-polled": 5, "q-quiet": 7}
+
+
+def test_settling_does_not_ask_about_a_query_whose_client_waits_for_a_page():
+    async def scenario():
+        t, asked = make_tracker()
+        submitted(t, "q-served")
+        submitted(t, "q-idle")
+        with t.watcher.serving("q-served"):
+            closed = await t.watcher.settle("alice")
+        return closed, asked
+
+    closed, asked = asyncio.run(scenario())
+    # The idle one is asked about (and found ended); the one being served is reading.
+    assert asked == ["q-idle"] and closed == 1
