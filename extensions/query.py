@@ -249,7 +249,9 @@ class _PageStream:
         self._headers = headers
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._segments = SegmentReader(trino_compat.http_session(request), self._stop)
+        self._segments = SegmentReader(
+            trino_compat.http_session(request), self._stop, server=request.statement_url
+        )
         self.query_id: str | None = None
         self.next_uri: str | None = None
         self.cluster: str | None = None

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -115,9 +116,10 @@ class SegmentReader:
     """Downloads and converts a query's segments on a few threads; hands them out in
     order.
 
-    *session* is the connection's HTTP session (its credentials go with each download:
-    the gateway checks they are the user's the URI names); *stopped* says the query is
-    being cancelled.
+    *session* is the connection's HTTP session; its credentials go with each download
+    from *server* (the URL the statement went to: the gateway checks they are the user's
+    the URI names), and no others: a segment elsewhere (an object store's presigned URI)
+    is downloaded without them. *stopped* says the query is being cancelled.
 
     Segments are started in the order they came, while fewer than *max_pending* are
     started and not yet read; reading one makes room for the next. Pages are never held
@@ -131,11 +133,14 @@ class SegmentReader:
         session: requests.Session,
         stopped: threading.Event,
         *,
+        server: str | None = None,
         timeout: float = 120,
         workers: int = WORKERS,
         max_pending: int = MAX_PENDING,
     ) -> None:
         self._session = session
+        self._server = _origin(server) if server else None
+        self._anonymous: requests.Session | None = None
         self._stopped = stopped
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="datahub-sql-segments")
@@ -201,7 +206,9 @@ class SegmentReader:
         # Segments are compressed already; gzip on top only costs both sides CPU.
         headers["Accept-Encoding"] = "identity"
         try:
-            response = self._session.get(segment["uri"], headers=headers, timeout=self._timeout)
+            response = self._session_for(segment["uri"]).get(
+                segment["uri"], headers=headers, timeout=self._timeout
+            )
         except requests.RequestException as e:
             raise trino.exceptions.TrinoConnectionError(f"failed to download: {e}") from e
         if response.status_code != 200:
@@ -216,14 +223,29 @@ class SegmentReader:
     def _ack(self, uri: str) -> None:
         # Lets the cluster delete the segment now instead of when it expires.
         try:
-            self._session.get(uri, headers={"Accept-Encoding": "identity"}, timeout=10)
+            self._session_for(uri).get(uri, headers={"Accept-Encoding": "identity"}, timeout=10)
         except requests.RequestException as e:
             log.info("Acknowledging a result segment failed: %r", e)
+
+    def _session_for(self, uri: str) -> requests.Session:
+        """The connection's session for the server's own URIs, a bare one elsewhere."""
+        if self._server is None or _origin(uri) == self._server:
+            return self._session
+        with self._lock:
+            if self._anonymous is None:
+                self._anonymous = requests.Session()
+            return self._anonymous
 
     def close(self, *, cancel: bool = False) -> None:
         """Let the pool's threads end when their work is done (acknowledgements still
         go out); with *cancel*, downloads not yet started are dropped too."""
         self._pool.shutdown(wait=False, cancel_futures=cancel)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _refusal(response: requests.Response) -> str:

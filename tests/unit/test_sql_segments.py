@@ -235,3 +235,34 @@ def test_a_page_with_more_segments_than_room_is_read_whole_and_in_order():
     read = [row for pending in submitted[0] for row in reader.result(pending)]
     assert read == [row for rows in parts for row in rows]
     reader.close()
+
+
+def test_credentials_go_only_to_the_server_that_answered_the_statement(conn):
+    # A segment URI of another origin (an object store's presigned URI, as Trino's
+    # STORAGE retrieval mode hands out) must not get the user's token.
+    _SpoolingTrino.seen.clear()
+    port = conn.port
+    session = requests.Session()
+    session.auth = ("alice", "hub-token")
+    reader = segments.SegmentReader(
+        session, threading.Event(), server=f"http://127.0.0.1:{port}/v1/statement"
+    )
+
+    def spooled(host: str, i: int) -> dict:
+        return {
+            "type": "spooled",
+            "uri": f"http://{host}:{port}/seg/{i}",
+            "ackUri": f"http://{host}:{port}/ack/{i}",
+            "metadata": {"uncompressedSize": len(json.dumps(SEGMENTS[i]).encode())},
+        }
+
+    page = {"encoding": "json+zstd", "segments": [spooled("127.0.0.1", 1), spooled("localhost", 2)]}
+    read = [reader.result(pending) for pending in reader.submit(page, json.loads)]
+    assert read == [SEGMENTS[1], SEGMENTS[2]]
+    deadline = time.monotonic() + GIVE_UP_AFTER  # acknowledgements go out on their own
+    while len([p for _, p, _ in _SpoolingTrino.seen if p.startswith("/ack/")]) < 2:
+        assert time.monotonic() < deadline, "the segments were not acknowledged"
+        time.sleep(0.05)
+    reader.close()
+    authorized = {path: "Authorization" in headers for _, path, headers in _SpoolingTrino.seen}
+    assert authorized == {"/seg/1": True, "/ack/1": True, "/seg/2": False, "/ack/2": False}
