@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from traitlets import Dict
 
 from . import scopes
 from .identity import IdentityResolver
+from .wire import ROUTING_HEADER
 
 T = TypeVar("T")
 
@@ -49,6 +51,26 @@ class StaticIdentityResolver(IdentityResolver):
 def resolver_for(tokens: Mapping[str, dict[str, Any]]) -> type[StaticIdentityResolver]:
     """A StaticIdentityResolver subclass knowing *tokens*."""
     return type("Resolver", (StaticIdentityResolver,), {"tokens": Dict(dict(tokens))})
+
+
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 60,
+    interval: float = 0.1,
+    what: str | Callable[[], str] = "the condition",
+) -> T:
+    """*condition*'s first true value, polled every *interval* seconds; after *timeout*
+    seconds an AssertionError naming *what* (a string, or a function describing the state
+    at the time of failure). The timeout catches something broken, not something slow."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"{described}: not seen within {timeout:g} s")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -112,3 +134,28 @@ class BackgroundGateway:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def gateway_connection(
+    gateway: BackgroundGateway,
+    user: str = "alice",
+    token: str | None = None,
+    hint: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A trino client connection to *gateway* as *user* with hub token *token* (by default
+    ``"<user>-token"``, the tests' convention), asking for routing group *hint* if given.
+    *kwargs* go to ``trino.dbapi.connect`` (catalog, http_session, roles, ...)."""
+    import trino
+    from trino.auth import JWTAuthentication
+
+    return trino.dbapi.connect(
+        host="127.0.0.1",
+        port=gateway.port,
+        http_scheme="http",
+        user=user,
+        auth=JWTAuthentication(token or f"{user}-token"),
+        allow_insecure_auth=True,
+        http_headers={ROUTING_HEADER: hint} if hint else None,
+        **kwargs,
+    )

@@ -9,17 +9,20 @@ header), its EXECUTE IMMEDIATE parameters, and hand-written requests.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
 import requests
-import trino
-from trino.auth import JWTAuthentication
 
 from datahub.audit import records
-from datahub.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import (
+    BackgroundGateway,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"executed-sql-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}
@@ -45,27 +48,13 @@ def gateway(stack, tmp_path_factory):
     running.close()
 
 
-def connect(gateway, **kwargs) -> trino.dbapi.Connection:
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user="alice",
-        auth=JWTAuthentication("alice-token"),
-        allow_insecure_auth=True,
-        **kwargs,
-    )
-
-
 def record(gateway, query_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def closed() -> dict[str, Any] | None:
         with gateway.service.store.session() as session:
             rec = records.get_query(session, query_id)
-        if rec and rec["finished_at"]:
-            return rec
-        time.sleep(0.1)
-    raise AssertionError(f"query {query_id} was not closed in the audit")
+        return rec if rec and rec["finished_at"] else None
+
+    return wait_for(closed, 30, what=f"query {query_id} closed in the audit")
 
 
 def submitted_event(gateway, query_id: str) -> dict[str, Any]:
@@ -76,7 +65,7 @@ def submitted_event(gateway, query_id: str) -> dict[str, Any]:
 
 
 def test_a_prepared_customer_select_is_audited_and_routed_as_itself_not_as_execute(gateway):
-    cursor = connect(gateway, legacy_prepared_statements=True).cursor()
+    cursor = gateway_connection(gateway, legacy_prepared_statements=True).cursor()
     cursor.execute(CUSTOMERS, (1,))
     assert cursor.fetchall() == [["Customer#000000001"]]
     rec = record(gateway, cursor.query_id)
@@ -89,7 +78,7 @@ def test_a_prepared_customer_select_is_audited_and_routed_as_itself_not_as_execu
 
 def test_a_long_prepared_statement_compressed_by_trino_is_read_too(gateway):
     padded = "SELECT name, '" + "x" * 3000 + "' AS pad FROM tpch.tiny.customer WHERE custkey = ?"
-    cursor = connect(gateway, legacy_prepared_statements=True).cursor()
+    cursor = gateway_connection(gateway, legacy_prepared_statements=True).cursor()
     cursor.execute(padded, (2,))
     assert cursor.fetchall()[0][0] == "Customer#000000002"
     rec = record(gateway, cursor.query_id)
@@ -98,7 +87,7 @@ def test_a_long_prepared_statement_compressed_by_trino_is_read_too(gateway):
 
 
 def test_execute_immediate_parameters_are_audited_and_routed_by_the_literal(gateway):
-    cursor = connect(gateway, legacy_prepared_statements=False).cursor()
+    cursor = gateway_connection(gateway, legacy_prepared_statements=False).cursor()
     cursor.execute(CUSTOMERS, (3,))
     assert cursor.fetchall() == [["Customer#000000003"]]
     rec = record(gateway, cursor.query_id)
@@ -109,7 +98,7 @@ def test_execute_immediate_parameters_are_audited_and_routed_by_the_literal(gate
 
 def test_a_unicode_escaped_execute_immediate_cannot_hide_its_sql(gateway):
     hidden = "".join(f"\\{ord(c):04X}" for c in "SELECT name FROM tpch.tiny.customer")
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     cursor.execute(f"EXECUTE IMMEDIATE U&'{hidden} WHERE custkey = 4'")
     assert cursor.fetchall() == [["Customer#000000004"]]
     rec = record(gateway, cursor.query_id)

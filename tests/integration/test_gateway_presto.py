@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -19,18 +18,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-import trino
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
-from trino.auth import JWTAuthentication
 from trino.exceptions import TrinoQueryError, TrinoUserError
 from trino.transaction import IsolationLevel
 
 from datahub.audit import records
 from datahub.stack.tls import write_self_signed_certificate
 from datahub.stack.trino import ensure_trino_cli, find_java
-from datahub.testing import BackgroundGateway, free_port, resolver_for, user_token
+from datahub.testing import (
+    BackgroundGateway,
+    free_port,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"presto-gateway-test-secret-0123456789"
 TOKENS = {
@@ -81,28 +85,9 @@ def limited_gateway(presto, tmp_path):
         each.close()
 
 
-def wait_for(condition, timeout: float = 60, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
-
-
 def connect(gateway: BackgroundGateway, token: str = "alice-token", **kwargs: Any):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=TOKENS[token]["name"],
-        auth=JWTAuthentication(token),
-        allow_insecure_auth=True,
-        catalog="tpch",
-        schema="tiny",
-        **kwargs,
+    return gateway_connection(
+        gateway, TOKENS[token]["name"], token, catalog="tpch", schema="tiny", **kwargs
     )
 
 

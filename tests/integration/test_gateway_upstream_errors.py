@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import requests
 import trino
-from trino.auth import JWTAuthentication
 
-from datahub.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import BackgroundGateway, gateway_connection, resolver_for, user_token
 
 SECRET = b"upstream-errors-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}
@@ -72,15 +71,7 @@ def test_a_refused_role_is_a_one_sentence_error_not_trinos_stack_trace(gateway):
 
 
 def test_the_trino_client_shows_the_refused_role_as_a_clean_error(gateway):
-    connection = trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user="alice",
-        auth=JWTAuthentication("alice-token"),
-        allow_insecure_auth=True,
-        roles={"system": "admin"},
-    )
+    connection = gateway_connection(gateway, roles={"system": "admin"})
     with pytest.raises(trino.exceptions.TrinoUserError) as raised:
         connection.cursor().execute("SELECT 1")
     assert raised.value.message == "Access Denied: Cannot set role admin."

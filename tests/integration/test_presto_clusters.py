@@ -15,10 +15,16 @@ from typing import Any
 import pytest
 import requests
 import trino
-from trino.auth import JWTAuthentication
 
 from datahub.audit import records
-from datahub.testing import BackgroundGateway, free_port, resolver_for, user_token
+from datahub.testing import (
+    BackgroundGateway,
+    free_port,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"presto-clusters-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}
@@ -63,28 +69,9 @@ def start_gateway(tmp_path):
         gateway.close()
 
 
-def wait_for(condition, timeout: float = 60, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
-
-
 def run(gateway: BackgroundGateway, sql: str, hint: str | None = "lake") -> tuple[list, str]:
     """Run *sql* as alice with routing hint *hint*; the rows and the query id."""
-    cursor = trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user="alice",
-        auth=JWTAuthentication("alice-token"),
-        allow_insecure_auth=True,
-        http_headers={"X-DataHub-Routing-Group": hint} if hint else None,
-    ).cursor()
+    cursor = gateway_connection(gateway, hint=hint).cursor()
     cursor.execute(sql)
     return cursor.fetchall(), cursor.query_id
 

@@ -20,10 +20,9 @@ import pytest
 import requests
 import trino
 from traitlets.config import Config
-from trino.auth import JWTAuthentication
 
 from datahub.events.event import schema
-from datahub.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import BackgroundGateway, gateway_connection, resolver_for, user_token
 
 SECRET = b"presto-events-test-secret-0123456789"
 TOKENS = {
@@ -58,17 +57,6 @@ def gateway(presto, kafka, topic, tmp_path_factory):
     running.close()
 
 
-def connect(gateway, user: str = "alice"):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=user,
-        auth=JWTAuthentication(f"{user}-token"),
-        allow_insecure_auth=True,
-    )
-
-
 def events_of(read_topic, topic: str, query_id: str, count: int) -> list[dict[str, Any]]:
     """The query's events (at least *count* of them, or what came before the wait gave
     up), in order, each checked against the published schema and keyed by its query."""
@@ -90,7 +78,7 @@ def events_of(read_topic, topic: str, query_id: str, count: int) -> list[dict[st
 def test_a_query_on_presto_gives_submitted_then_finished_naming_the_cluster(
     gateway, read_topic, topic
 ):
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     cursor.execute("SELECT count(*) FROM tpch.tiny.nation")
     assert cursor.fetchall() == [[25]]
 
@@ -109,7 +97,7 @@ def test_a_query_on_presto_gives_submitted_then_finished_naming_the_cluster(
 def test_a_query_presto_refuses_gives_finished_failed_with_prestos_error(
     gateway, read_topic, topic
 ):
-    cursor = connect(gateway, "bob").cursor()
+    cursor = gateway_connection(gateway, "bob").cursor()
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
         cursor.execute("SELECT count(*) FROM tpch.tiny.nation")
         cursor.fetchall()
