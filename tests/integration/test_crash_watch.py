@@ -32,7 +32,7 @@ from datahub.events import incidents
 from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
 from datahub.store import Store
-from datahub.testing import BackgroundGateway
+from datahub.testing import BackgroundGateway, wait_for
 
 SECRET = b"crash-watch-test-secret-0123456789"
 #: Runs for minutes on one small Trino, sending nothing until it ends.
@@ -111,16 +111,6 @@ def gateway(stack, kafka, trino_b, topic, tokens, tmp_path_factory):
 # -------------------------------------------------------------------------- helpers
 
 
-def wait_for(condition):
-    """*condition*'s first true value, or its last value after GIVE_UP_AFTER seconds."""
-    deadline = time.monotonic() + GIVE_UP_AFTER
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
-
-
 def submit(gateway: BackgroundGateway, token: str, sql: str, group: str) -> dict[str, Any]:
     """Submit *sql* over the raw protocol (the client then stops polling) to *group*."""
     r = requests.post(
@@ -192,7 +182,9 @@ def crash(gateway, trino_b, tokens) -> dict[str, Any]:
             page = poll(page, tokens[name])
             assert "error" not in page and page.get("nextUri"), page
     os.killpg(trino_b._process.pid, signal.SIGKILL)
-    incident = wait_for(lambda: incident_of(gateway.service.store, "b", 2))
+    incident = wait_for(
+        lambda: incident_of(gateway.service.store, "b", 2), GIVE_UP_AFTER, 0.5, "an incident of b"
+    )
     return {"incident": incident, "running": running, "finished": (finished_b, finished_a)}
 
 
@@ -359,27 +351,40 @@ def test_datahub_events_watch_finds_the_same_incident_and_resumes_after_a_restar
     watch = watch_cli(kafka, topic, config, store_url, first_log)
     store = Store(store_url)
     try:
-        found = wait_for(lambda: _readable(store) and incident_of(store, "b", 2))
+        found = wait_for(
+            lambda: _readable(store) and incident_of(store, "b", 2),
+            GIVE_UP_AFTER,
+            0.5,
+            lambda: f"datahub events watch finding an incident of b:\n{first_log.read_text()}",
+        )
         # Offsets are committed once what the batch changed is in the store.
-        all_committed = wait_for(lambda: uncommitted(kafka, topic, group) == 0)
+        wait_for(
+            lambda: uncommitted(kafka, topic, group) == 0,
+            GIVE_UP_AFTER,
+            0.5,
+            lambda: f"offsets all committed:\n{first_log.read_text()}",
+        )
     finally:
         returncode = stop(watch)
     output = first_log.read_text()
-    assert found, f"datahub events watch found no incident of b:\n{output}"
     assert set(found.queries) == set(crash["incident"].queries)
     assert found.users == ["alice", "bob"]
-    assert all_committed, f"offsets left uncommitted:\n{output}"
     assert returncode == 0, output
     assert "Crash incident on cluster b" in output
 
     # Started again, it goes on from the store and the committed offsets: nothing new.
     again = watch_cli(kafka, topic, config, store_url, second_log)
     try:
-        resumed = wait_for(lambda: "reads 3 partitions" in second_log.read_text())
+        wait_for(
+            lambda: "reads 3 partitions" in second_log.read_text(),
+            GIVE_UP_AFTER,
+            0.5,
+            lambda: f"the watch started again reading 3 partitions:\n{second_log.read_text()}",
+        )
     finally:
         returncode = stop(again)
     output = second_log.read_text()
-    assert resumed and returncode == 0, output
+    assert returncode == 0, output
     assert "follows 0 open queries and 1 recent incidents" in output
     assert "Crash incident" not in output
     assert [i.id for i in incidents_in(store)] == [found.id]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +26,16 @@ import sqlalchemy as sa
 import trino
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from traitlets.config import Config
-from trino.auth import JWTAuthentication
 
 from datahub.events import outbox
 from datahub.events.event import schema
-from datahub.testing import BackgroundGateway, resolver_for, user_token
-from datahub.wire import ROUTING_HEADER
+from datahub.testing import (
+    BackgroundGateway,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"kafka-gateway-test-secret-0123456789"
 TOKENS = {
@@ -94,21 +97,9 @@ def gateway(stack, kafka, topic, tmp_path_factory):
     running.close()
 
 
-def connect(gateway, user: str = "alice", **kwargs: Any):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=user,
-        auth=JWTAuthentication(f"{user}-token"),
-        allow_insecure_auth=True,
-        **kwargs,
-    )
-
-
 def run(gateway, sql: str, user: str = "alice") -> tuple[str, list]:
     """Run *sql* as *user*: its query id and rows."""
-    cursor = connect(gateway, user).cursor()
+    cursor = gateway_connection(gateway, user).cursor()
     cursor.execute(sql)
     rows = cursor.fetchall()
     return cursor.query_id, rows
@@ -125,13 +116,6 @@ def outbox_events(gateway) -> list[dict[str, Any]]:
         lambda c: c.execute(sa.select(table.c.payload).order_by(table.c.seq)).scalars().all()
     )
     return [json.loads(payload) for payload in rows]
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + GIVE_UP_AFTER
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert condition(), what
 
 
 def of_query(records: list, query_id: str) -> list:
@@ -151,7 +135,7 @@ def test_a_query_through_the_gateway_gives_its_submitted_then_finished_event(
     gateway, read_topic, topic
 ):
     assert gateway.service.event_publisher.running
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     cursor.execute("SELECT count(*) FROM tpch.tiny.nation")
     assert cursor.fetchall() == [[25]]
     query_id = cursor.query_id
@@ -172,7 +156,7 @@ def test_a_query_through_the_gateway_gives_its_submitted_then_finished_event(
 
 
 def test_a_refused_query_gives_a_refused_event(gateway, read_topic, topic):
-    cursor = connect(gateway, http_headers={ROUTING_HEADER: "nowhere"}).cursor()
+    cursor = gateway_connection(gateway, hint="nowhere").cursor()
     with pytest.raises(trino.exceptions.TrinoQueryError) as refused:
         cursor.execute("SELECT 1")
     query_id = refused.value.query_id
@@ -198,9 +182,9 @@ def test_a_queued_query_gives_queued_then_submitted_then_finished_in_order(
     config = Config()
     config.QuotaManager.default_limits = {"concurrent_queries": 1, "queued_queries": 5}
     with start_gateway(stack, kafka, topic, tmp_path / "datahub.sqlite", config) as gateway:
-        holder = connect(gateway, "bob").cursor()
+        holder = gateway_connection(gateway, "bob").cursor()
         holder.execute(HOLDING_QUERY)  # holds bob's only slot
-        waiter = connect(gateway, "bob").cursor()
+        waiter = gateway_connection(gateway, "bob").cursor()
 
         def wait_and_run() -> list:
             waiter.execute("SELECT 2")
@@ -210,7 +194,8 @@ def test_a_queued_query_gives_queued_then_submitted_then_finished_in_order(
             waiting = pool.submit(wait_and_run)
             wait_for(
                 lambda: any(e["event"] == "query_queued" for e in outbox_events(gateway)),
-                "the second query was never queued",
+                GIVE_UP_AFTER,
+                what="the second query queued",
             )
             assert not waiting.done()
             holder.cancel()  # the first query ends: the queued one takes its slot
@@ -251,7 +236,8 @@ def test_queries_run_on_while_kafka_is_down_and_after_a_gateway_restart_every_ev
         run(gateway, "SELECT 1")
         wait_for(
             lambda: backlog(gateway) == 0 and len(outbox_events(gateway)) == 2,
-            "the first query's events were not sent",
+            GIVE_UP_AFTER,
+            what="the first query's events sent",
         )
         publisher = gateway.service.event_publisher
         sent_before = publisher.sent
@@ -263,18 +249,28 @@ def test_queries_run_on_while_kafka_is_down_and_after_a_gateway_restart_every_ev
                 results = list(pool.map(lambda job: run(gateway, f"SELECT {job[1]}", job[0]), jobs))
             assert [rows for _, rows in results] == [[[n]] for _, n in jobs]
             # They ran without Kafka: nothing was sent, their events all wait.
-            wait_for(lambda: backlog(gateway) == 2 * len(jobs), "events missing from the outbox")
+            wait_for(
+                lambda: backlog(gateway) == 2 * len(jobs),
+                GIVE_UP_AFTER,
+                what="every event in the outbox",
+            )
             assert publisher.sent == sent_before and not kafka.running
             # The gateway restarts with those events in its outbox, Kafka still down.
             gateway.close()
             gateway = start_gateway(stack, kafka, topic, store)
             results.append(run(gateway, "SELECT 'after restart'", "bob"))
-            wait_for(lambda: backlog(gateway) == 2 * len(results), "events missing after restart")
+            wait_for(
+                lambda: backlog(gateway) == 2 * len(results),
+                GIVE_UP_AFTER,
+                what="every event in the outbox after the restart",
+            )
             assert gateway.service.event_publisher.sent == 0
         finally:
             kafka.start()
         query_ids = {query_id for query_id, _ in results}
-        wait_for(lambda: backlog(gateway) == 0, "the outbox was not sent once Kafka was back")
+        wait_for(
+            lambda: backlog(gateway) == 0, GIVE_UP_AFTER, what="the outbox sent once Kafka was back"
+        )
         recorded = outbox_events(gateway)
 
         def enough(records: list) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import time
 from typing import Any
 
 import nbformat
@@ -23,7 +22,7 @@ import requests
 import sqlalchemy as sa
 from traitlets.config import Config
 
-from datahub.testing import BackgroundGateway
+from datahub.testing import BackgroundGateway, wait_for
 
 PREFIX = "/services/datahub/"
 #: A query with many result pages (about 150 MB of rows); the test reads a few and
@@ -31,19 +30,6 @@ PREFIX = "/services/datahub/"
 MANY_PAGES = "SELECT * FROM tpch.sf1.orders"
 #: Page round trips the query must make while the search waits.
 ROUND_TRIPS = 5
-
-
-def wait_for(condition, what: str, timeout: float = 60) -> Any:
-    """Poll *condition* until it holds; fail naming *what* (a broken gateway, not a
-    slow one, is what the timeout catches)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout:g} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -83,7 +69,7 @@ def gateway(stack, empty_postgres):
     )
     try:
         statuses = running.service.monitor.statuses
-        wait_for(lambda: statuses["trino"].healthy, "a healthy cluster")
+        wait_for(lambda: statuses["trino"].healthy, interval=0.05, what="a healthy cluster")
         yield running
     finally:
         running.close()
@@ -139,7 +125,9 @@ def pages_flow_while_the_store_waits(
         assert "error" not in following, following["error"]
         return following
 
-    page = wait_for(lambda: (p := next_page(page)).get("data") and p, "the first rows")
+    page = wait_for(
+        lambda: (p := next_page(page)).get("data") and p, interval=0.05, what="the first rows"
+    )
 
     engine = sa.create_engine(gateway.service.store_url)
     slow = concurrent.futures.ThreadPoolExecutor(1)
@@ -154,7 +142,9 @@ def pages_flow_while_the_store_waits(
             headers=headers,
             timeout=120,
         )
-        wait_for(lambda: waiting_on(engine, table), f"{path} waiting on the store")
+        wait_for(
+            lambda: waiting_on(engine, table), interval=0.05, what=f"{path} waiting on the store"
+        )
 
         # Meanwhile the query's pages flow: each round trip is answered while the
         # request is still waiting for the store.
