@@ -154,7 +154,10 @@ def pages_flow_while_the_store_waits(
             page = next_page(page)
             rows += len(page.get("data") or ())
             assert not pending.done()
-            assert waiting_on(engine, table) == 1
+            # Still held up by the lock: the request, and maybe the query's own
+            # accounting (a query still running a second after it started is recorded
+            # running), which waits off the loop too.
+            assert waiting_on(engine, table) >= 1
         assert rows > 0
 
         locker.commit()  # the store is fast again
