@@ -159,3 +159,16 @@ def gateway_connection(
         http_headers={ROUTING_HEADER: hint} if hint else None,
         **kwargs,
     )
+
+
+def closed_record(gateway: BackgroundGateway, query_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The audit record of query *query_id* in *gateway*'s store, once it is closed (has
+    ``finished_at``); an AssertionError if it is not closed within *timeout* seconds."""
+    from .audit import records
+
+    def closed() -> dict[str, Any] | None:
+        with gateway.service.store.session() as session:
+            rec = records.get_query(session, query_id)
+        return rec if rec and rec["finished_at"] else None
+
+    return wait_for(closed, timeout, what=f"query {query_id} closed in the audit")

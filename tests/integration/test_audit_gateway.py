@@ -17,11 +17,18 @@ from typing import Any
 import pytest
 import requests
 import trino
-from trino.auth import JWTAuthentication
 
 from datahub.audit import records
 from datahub.gateway.admission import Admitted, QueryAdmission, QueryListener, QueryRefused
-from datahub.testing import BackgroundGateway, free_port, resolver_for, user_token
+from datahub.testing import (
+    BackgroundGateway,
+    closed_record,
+    free_port,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"audit-gateway-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts"), "bob-token": user_token("bob")}
@@ -89,38 +96,6 @@ def gateway(cluster, hooks, tmp_path_factory):
     running.close()
 
 
-def connect(gateway, token="alice-token", **kwargs):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=TOKENS[token]["name"],
-        auth=JWTAuthentication(token),
-        allow_insecure_auth=True,
-        **kwargs,
-    )
-
-
-def wait_for(condition, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-    return value
-
-
-def record(gateway, query_id: str) -> dict[str, Any]:
-    """The query's audit record once it is closed."""
-
-    def get():
-        with gateway.service.store.session() as session:
-            rec = records.get_query(session, query_id)
-        return rec if rec and rec["finished_at"] else None
-
-    return wait_for(get)
-
-
 def events_of(gateway, query_id: str) -> list[dict[str, Any]]:
     path = gateway.service.event_log_file
     with open(path, encoding="utf-8") as f:
@@ -157,10 +132,12 @@ def test_a_finished_query_has_every_field_and_both_events(gateway, hooks):
         "SELECT n.name, r.name FROM tpch.tiny.nation n "
         "JOIN tpch.tiny.region r ON n.regionkey = r.regionkey"
     )
-    cursor = connect(gateway, source="audit-tests", client_tags=["team-a", "nightly"]).cursor()
+    cursor = gateway_connection(
+        gateway, source="audit-tests", client_tags=["team-a", "nightly"]
+    ).cursor()
     cursor.execute(sql)
     assert len(cursor.fetchall()) == 25
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     assert_submitted_fields(rec, sql)
     assert (rec["state"], rec["error"], rec["output_rows"]) == ("FINISHED", None, 25)
     assert rec["processed_rows"] >= 30  # the nations and regions read
@@ -176,7 +153,8 @@ def test_a_finished_query_has_every_field_and_both_events(gateway, hooks):
             lambda: (
                 len(events_of(gateway, cursor.query_id)) == 2
                 and events_of(gateway, cursor.query_id)
-            )
+            ),
+            30,
         )
     ]
     assert kinds == ["query_submitted", "query_finished"]
@@ -199,11 +177,13 @@ def test_a_finished_query_has_every_field_and_both_events(gateway, hooks):
 
 
 def test_a_failed_query_records_trinos_error(gateway, hooks):
-    cursor = connect(gateway, source="audit-tests", client_tags=["nightly", "team-a"]).cursor()
+    cursor = gateway_connection(
+        gateway, source="audit-tests", client_tags=["nightly", "team-a"]
+    ).cursor()
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
         cursor.execute("SELECT * FROM tpch.tiny.no_such_table")
         cursor.fetchall()
-    rec = record(gateway, e.value.query_id)
+    rec = closed_record(gateway, e.value.query_id, 30)
     assert_submitted_fields(rec, "SELECT * FROM tpch.tiny.no_such_table")
     assert (rec["state"], rec["error_name"], rec["error_type"]) == (
         "FAILED",
@@ -215,11 +195,13 @@ def test_a_failed_query_records_trinos_error(gateway, hooks):
 
 
 def test_a_cancelled_query_is_canceled_with_its_stats(gateway, hooks, trino_query_info):
-    cursor = connect(gateway, source="audit-tests", client_tags=["nightly", "team-a"]).cursor()
+    cursor = gateway_connection(
+        gateway, source="audit-tests", client_tags=["nightly", "team-a"]
+    ).cursor()
     cursor.execute(ENDLESS)
     assert cursor.fetchone() is not None
     cursor.cancel()
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     assert_submitted_fields(rec, ENDLESS)
     assert (rec["state"], rec["error_name"]) == ("CANCELED", "USER_CANCELED")
     assert rec["elapsed_ms"], "Trino's elapsed time was not recorded"
@@ -228,26 +210,26 @@ def test_a_cancelled_query_is_canceled_with_its_stats(gateway, hooks, trino_quer
 
 
 def test_a_refusing_hook_gives_the_client_its_sentence_and_nothing_reaches_trino(gateway, hooks):
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
         cursor.execute("SELECT 1 -- refuse me")
     assert e.value.error_name == "QUOTA_EXCEEDED"
     assert e.value.message == "You have used 50 of 50 queries today; resets 00:00 UTC."
-    rec = record(gateway, e.value.query_id)
+    rec = closed_record(gateway, e.value.query_id, 30)
     assert (rec["state"], rec["cluster"], rec["error"]) == (
         "REJECTED",
         None,
         "You have used 50 of 50 queries today; resets 00:00 UTC.",
     )
     assert hooks.finished_calls(e.value.query_id) == []  # never admitted
-    rejected = wait_for(lambda: events_of(gateway, e.value.query_id))
+    rejected = wait_for(lambda: events_of(gateway, e.value.query_id), 30)
     assert [event["event"] for event in rejected] == ["query_rejected"]
 
 
 def test_a_stop_reason_cancels_the_query_on_trino_and_names_the_reason(
     gateway, hooks, trino_query_info
 ):
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
         cursor.execute("SELECT * FROM tpch.sf1.lineitem -- stop me")
         cursor.fetchall()
@@ -257,7 +239,7 @@ def test_a_stop_reason_cancels_the_query_on_trino_and_names_the_reason(
         f"DataHub stopped query {query_id}: it read more rows than your per-query limit allows."
     )
     assert trino_query_info(query_id)["state"] == "FAILED"
-    rec = record(gateway, query_id)
+    rec = closed_record(gateway, query_id, 30)
     assert (rec["state"], rec["error_name"], rec["stop_reason"]) == (
         "FAILED",
         "QUOTA_EXCEEDED",
@@ -283,7 +265,7 @@ def test_the_reconciler_closes_a_query_nobody_follows_with_trinos_final_state(
         f"{stack.trino.url}/v1/query/{query_id}/killed", data="maintenance", timeout=30
     )
     assert killed.status_code == 202
-    rec = record(gateway, query_id)
+    rec = closed_record(gateway, query_id, 30)
     assert (rec["state"], rec["user"], rec["sql"]) == ("FAILED", "alice", ENDLESS)
     assert (rec["error_name"], rec["error"]) == (
         "ADMINISTRATIVELY_KILLED",
@@ -305,7 +287,7 @@ def test_the_reconciler_closes_a_query_its_cluster_no_longer_knows_as_lost(gatew
     )
     with gateway.service.store.session() as session:
         records.insert_submitted(session, row)
-    rec = record(gateway, query_id)
+    rec = closed_record(gateway, query_id, 30)
     assert (rec["state"], rec["error_name"]) == ("LOST", "QUERY_LOST")
     assert "no longer knows the query" in rec["error"]
     ((_, query, state, _stats),) = hooks.finished_calls(query_id)
@@ -333,7 +315,7 @@ def test_a_query_whose_submitted_event_was_lost_is_still_recorded(cluster, tmp_p
             page = requests.get(page["nextUri"], headers=headers, timeout=30).json()
             rows += len(page.get("data") or [])
         assert rows == 15000
-        rec = record(second, page["id"])
+        rec = closed_record(second, page["id"], 30)
         assert (rec["state"], rec["user"], rec["sql"], rec["cluster"], rec["output_rows"]) == (
             "FINISHED",
             "alice",
@@ -359,21 +341,21 @@ def test_an_admitted_query_no_cluster_takes_fails_clearly_and_finishes_its_hooks
         health_check_interval=3600,
     )
     try:
-        wait_for(lambda: gateway.service.monitor.statuses["down"].healthy is False)
+        wait_for(lambda: gateway.service.monitor.statuses["down"].healthy is False, 30)
         gateway.service.monitor.statuses["down"].record_success(0, 0, time.monotonic())
         with pytest.raises(trino.exceptions.TrinoExternalError) as e:
-            connect(gateway).cursor().execute("SELECT 1")
+            gateway_connection(gateway).cursor().execute("SELECT 1")
         assert e.value.error_name == "NO_CLUSTER_AVAILABLE"
         assert e.value.message == (
             "No cluster of routing group 'default' could take the query (down unreachable); "
             "try again shortly or ask an admin."
         )
-        rec = record(gateway, e.value.query_id)
+        rec = closed_record(gateway, e.value.query_id, 30)
         assert (rec["state"], rec["cluster"]) == ("FAILED", None)
         assert [c[2] for c in hooks.finished_calls(e.value.query_id)] == ["FAILED"]
         # The next one is refused at once: the cluster is known to be down.
         with pytest.raises(trino.exceptions.TrinoExternalError) as e:
-            connect(gateway).cursor().execute("SELECT 1")
+            gateway_connection(gateway).cursor().execute("SELECT 1")
         assert e.value.message == (
             "No cluster of routing group 'default' is available right now (down unhealthy); "
             "try again shortly or ask an admin."

@@ -20,13 +20,19 @@ import requests
 import trino
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
-from trino.auth import JWTAuthentication
 
 from datahub.audit import records
 from datahub.extensions.sql import SqlError
 from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
-from datahub.testing import BackgroundGateway, resolver_for, user_token
+from datahub.testing import (
+    BackgroundGateway,
+    closed_record,
+    gateway_connection,
+    resolver_for,
+    user_token,
+    wait_for,
+)
 
 SECRET = b"two-clusters-test-secret-0123456789"
 TOKENS = {
@@ -84,7 +90,8 @@ def start_gateway(tmp_path):
         gateway = BackgroundGateway(clusters=clusters, **traits)
         running.append(gateway)
         wait_for(
-            lambda: all(s.healthy is not None for s in gateway.service.monitor.statuses.values())
+            lambda: all(s.healthy is not None for s in gateway.service.monitor.statuses.values()),
+            30,
         )
         return gateway
 
@@ -96,50 +103,21 @@ def start_gateway(tmp_path):
 # -------------------------------------------------------------------------- helpers
 
 
-def wait_for(condition, timeout: float = 30, interval: float = 0.1, describe=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in time {describe()}")
-        time.sleep(interval)
-
-
-def connect(gateway: BackgroundGateway, token: str = "alice-token", hint: str | None = None, **kw):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=TOKENS[token]["name"],
-        auth=JWTAuthentication(token),
-        allow_insecure_auth=True,
-        http_headers={"X-DataHub-Routing-Group": hint} if hint else None,
-        **kw,
-    )
-
-
 def run(gateway: BackgroundGateway, sql: str, **kwargs) -> tuple[list[list[Any]], str]:
-    cursor = connect(gateway, **kwargs).cursor()
+    cursor = gateway_connection(gateway, **kwargs).cursor()
     cursor.execute(sql)
     return cursor.fetchall(), cursor.query_id
 
 
-def record(gateway: BackgroundGateway, query_id: str, final: bool = True) -> dict[str, Any]:
-    """The query's audit record, once it is there (and closed, if *final*)."""
-
-    def get():
-        with gateway.service.store.session() as session:
-            rec = records.get_query(session, query_id)
-        return rec if rec and (rec["finished_at"] or not final) else None
-
-    return wait_for(get)
-
-
 def cluster_of(gateway: BackgroundGateway, sql: str = "SELECT 1", **kwargs) -> str:
+    """The cluster the query went to, as its audit record says once it is there."""
     _, query_id = run(gateway, sql, **kwargs)
-    return record(gateway, query_id, final=False)["cluster"]
+
+    def get() -> dict[str, Any] | None:
+        with gateway.service.store.session() as session:
+            return records.get_query(session, query_id)
+
+    return wait_for(get, 30, what=f"query {query_id} in the audit")["cluster"]
 
 
 class HeldQuery:
@@ -194,15 +172,15 @@ def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gate
     )
     assert cluster_of(gateway) == "a"
     assert cluster_of(gateway, source="airflow") == "b"
-    assert cluster_of(gateway, token="dave-token") == "b"
+    assert cluster_of(gateway, user="dave") == "b"
     assert cluster_of(gateway, sql="SELECT count(*) FROM memory.information_schema.tables") == "b"
     assert cluster_of(gateway, hint="etl") == "b"
     assert cluster_of(gateway, hint="b") == "b"
-    assert cluster_of(gateway, hint="adhoc", token="bob-token") == "a"
+    assert cluster_of(gateway, hint="adhoc", user="bob") == "a"
 
     rows, query_id = run(gateway, "SELECT current_user", source="airflow")
     assert rows == [["alice"]]
-    rec = record(gateway, query_id)
+    rec = closed_record(gateway, query_id, 30)
     assert (rec["routing_group"], rec["routing_reason"], rec["source"]) == (
         "etl",
         "rule:jobs",
@@ -215,14 +193,14 @@ def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gate
     assert (info["session"]["user"], info["session"]["principal"]) == ("alice", "datahub-trino")
 
     with pytest.raises(trino.exceptions.TrinoUserError) as e:
-        run(gateway, "SELECT 1", token="bob-token", hint="etl")
+        run(gateway, "SELECT 1", user="bob", hint="etl")
     # The quota policy decides (routing_group_access is its configured default).
     assert e.value.error_name == "QUOTA_EXCEEDED"
     assert e.value.message == (
         "QuotaExceeded: routing group 'etl' is not in your quota (yours: adhoc); "
         "ask your DataHub admin for access."
     )
-    rejected = record(gateway, e.value.query_id)
+    rejected = closed_record(gateway, e.value.query_id, 30)
     assert (rejected["state"], rejected["user"], rejected["cluster"]) == ("REJECTED", "bob", None)
 
 
@@ -234,7 +212,7 @@ def test_load_picks_the_idle_cluster(stack, trino_b, start_gateway):
         wait_for(
             lambda: monitor.statuses["a"].running > monitor.statuses["b"].running,
             60,
-            describe=lambda: monitor.statuses,
+            what=lambda: f"load {monitor.statuses}",
         )
         assert cluster_of(gateway) == "b"
     finally:
@@ -244,7 +222,7 @@ def test_load_picks_the_idle_cluster(stack, trino_b, start_gateway):
         wait_for(
             lambda: monitor.statuses["b"].running > monitor.statuses["a"].running,
             60,
-            describe=lambda: monitor.statuses,
+            what=lambda: f"load {monitor.statuses}",
         )
         assert cluster_of(gateway) == "a"
     finally:
@@ -264,7 +242,7 @@ def test_a_drained_cluster_takes_no_new_queries_while_its_running_one_finishes(
         assert "Cluster a is drained for maintenance" in e.value.message
         last = held.to_end()
         assert last["stats"]["state"] == "FINISHED" and held.rows == 15000
-        rec = record(gateway, held.id)
+        rec = closed_record(gateway, held.id, 30)
         assert (rec["cluster"], rec["state"], rec["output_rows"]) == ("a", "FINISHED", 15000)
     finally:
         gateway.call(gateway.service.set_draining("a", False, "carol"))
@@ -277,11 +255,11 @@ def test_a_drain_reaches_every_gateway_process_through_the_store(stack, trino_b,
     second = start_gateway(clusters)  # same store, another process's view
     first.call(first.service.set_draining("b", True, "carol"))
     try:
-        wait_for(lambda: second.service.monitor.statuses["b"].draining)
+        wait_for(lambda: second.service.monitor.statuses["b"].draining, 30)
         assert {cluster_of(second) for _ in range(2)} == {"a"}
     finally:
         first.call(first.service.set_draining("b", False, "carol"))
-    wait_for(lambda: not second.service.monitor.statuses["b"].draining)
+    wait_for(lambda: not second.service.monitor.statuses["b"].draining, 30)
 
 
 def test_a_restarted_gateway_lets_a_running_query_finish(stack, trino_b, start_gateway):
@@ -293,7 +271,7 @@ def test_a_restarted_gateway_lets_a_running_query_finish(stack, trino_b, start_g
     second = start_gateway(clusters, port=port)
     last = held.to_end()
     assert last["stats"]["state"] == "FINISHED" and held.rows == 15000
-    rec = record(second, held.id)
+    rec = closed_record(second, held.id, 30)
     assert (rec["state"], rec["sql"], rec["output_rows"], rec["user"]) == (
         "FINISHED",
         FINITE,
@@ -340,7 +318,7 @@ def test_killing_a_cluster_mid_query_gives_a_clear_error_in_the_cell_and_a_lost_
     cell = threading.Thread(target=run_cell, daemon=True)
     cell.start()
     # The cell's query runs on b...
-    query_id = wait_for(lambda: latest_query_id(gateway, "b"), describe=lambda: "(no query)")
+    query_id = wait_for(lambda: latest_query_id(gateway, "b"), 30, what="a query on b")
     wait_for(lambda: trino_state(trino_b, query_id) == "RUNNING", timeout=60)
     # ...when b dies.
     os.killpg(trino_b._process.pid, signal.SIGKILL)
@@ -355,7 +333,7 @@ def test_killing_a_cluster_mid_query_gives_a_clear_error_in_the_cell_and_a_lost_
     # The cell shows that one sentence, and no traceback.
     assert output.stdout.strip().splitlines()[-1] == message
     assert "Traceback" not in output.stdout + output.stderr
-    rec = record(gateway, query_id)
+    rec = closed_record(gateway, query_id, 30)
     assert (rec["state"], rec["cluster"], rec["error_name"], rec["user"], rec["sql"]) == (
         "LOST",
         "b",
@@ -384,7 +362,7 @@ def test_a_stopped_cluster_is_taken_out_and_its_queries_fail_over(stack, trino_b
     gateway.service.monitor.statuses["b"].record_success(0, 0, time.monotonic())
     rows, query_id = run(gateway, "SELECT current_user")
     assert rows == [["alice"]]
-    assert record(gateway, query_id)["cluster"] == "a"
+    assert closed_record(gateway, query_id, 30)["cluster"] == "a"
     status = gateway.service.monitor.statuses["b"]
     assert status.healthy is False and "Cannot connect" in status.last_error
     metrics = requests.get(f"{gateway.url}/metrics", timeout=30).text

@@ -15,13 +15,12 @@ from urllib.parse import quote_plus
 import pytest
 import requests
 
-from datahub.audit import records
 from datahub.testing import (
     BackgroundGateway,
+    closed_record,
     gateway_connection,
     resolver_for,
     user_token,
-    wait_for,
 )
 
 SECRET = b"executed-sql-test-secret-0123456789"
@@ -48,15 +47,6 @@ def gateway(stack, tmp_path_factory):
     running.close()
 
 
-def record(gateway, query_id: str) -> dict[str, Any]:
-    def closed() -> dict[str, Any] | None:
-        with gateway.service.store.session() as session:
-            rec = records.get_query(session, query_id)
-        return rec if rec and rec["finished_at"] else None
-
-    return wait_for(closed, 30, what=f"query {query_id} closed in the audit")
-
-
 def submitted_event(gateway, query_id: str) -> dict[str, Any]:
     with open(gateway.service.event_log_file, encoding="utf-8") as f:
         events = [json.loads(line) for line in f]
@@ -68,7 +58,7 @@ def test_a_prepared_customer_select_is_audited_and_routed_as_itself_not_as_execu
     cursor = gateway_connection(gateway, legacy_prepared_statements=True).cursor()
     cursor.execute(CUSTOMERS, (1,))
     assert cursor.fetchall() == [["Customer#000000001"]]
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     # Trino hands the client its own formatting of a prepared statement.
     assert rec["sql"].startswith("SELECT name\nFROM\n  tpch.tiny.customer\nWHERE")
     assert rec["client_sql"].startswith("EXECUTE ") and "USING 1" in rec["client_sql"]
@@ -81,7 +71,7 @@ def test_a_long_prepared_statement_compressed_by_trino_is_read_too(gateway):
     cursor = gateway_connection(gateway, legacy_prepared_statements=True).cursor()
     cursor.execute(padded, (2,))
     assert cursor.fetchall()[0][0] == "Customer#000000002"
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     assert "x" * 3000 in rec["sql"] and "tpch.tiny.customer" in rec["sql"]
     assert rec["cluster"] == "lake"
 
@@ -90,7 +80,7 @@ def test_execute_immediate_parameters_are_audited_and_routed_by_the_literal(gate
     cursor = gateway_connection(gateway, legacy_prepared_statements=False).cursor()
     cursor.execute(CUSTOMERS, (3,))
     assert cursor.fetchall() == [["Customer#000000003"]]
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     assert rec["sql"] == CUSTOMERS
     assert rec["client_sql"].startswith("EXECUTE IMMEDIATE '")
     assert rec["cluster"] == "lake"
@@ -101,7 +91,7 @@ def test_a_unicode_escaped_execute_immediate_cannot_hide_its_sql(gateway):
     cursor = gateway_connection(gateway).cursor()
     cursor.execute(f"EXECUTE IMMEDIATE U&'{hidden} WHERE custkey = 4'")
     assert cursor.fetchall() == [["Customer#000000004"]]
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id, 30)
     assert rec["sql"] == "SELECT name FROM tpch.tiny.customer WHERE custkey = 4"
     assert rec["cluster"] == "lake"
 
@@ -119,7 +109,7 @@ def test_only_the_executed_prepared_statement_reaches_trino(gateway):
         page = requests.get(page["nextUri"], headers=headers, timeout=30).json()
         rows += page.get("data") or []
     assert rows == [["Customer#000000005"]]
-    rec = record(gateway, page["id"])
+    rec = closed_record(gateway, page["id"], 30)
     assert (rec["sql"], rec["client_sql"]) == (CUSTOMERS, "EXECUTE q USING 5")
 
 

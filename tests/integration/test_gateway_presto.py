@@ -24,11 +24,11 @@ from traitlets.config import Config
 from trino.exceptions import TrinoQueryError, TrinoUserError
 from trino.transaction import IsolationLevel
 
-from datahub.audit import records
 from datahub.stack.tls import write_self_signed_certificate
 from datahub.stack.trino import ensure_trino_cli, find_java
 from datahub.testing import (
     BackgroundGateway,
+    closed_record,
     free_port,
     gateway_connection,
     resolver_for,
@@ -91,17 +91,6 @@ def connect(gateway: BackgroundGateway, token: str = "alice-token", **kwargs: An
     )
 
 
-def record(gateway: BackgroundGateway, query_id: str) -> dict[str, Any]:
-    """The query's audit record, once it is closed."""
-
-    def get():
-        with gateway.service.store.session() as session:
-            rec = records.get_query(session, query_id)
-        return rec if rec and rec["finished_at"] else None
-
-    return wait_for(get)
-
-
 def presto_state(presto, query_id: str) -> str | None:
     r = presto.http_session().get(
         f"{presto.url}/v1/query/{query_id}",
@@ -119,7 +108,7 @@ def test_alice_queries_presto_as_herself_and_the_audit_has_it(gateway):
     cursor.execute("SELECT current_user AS me, name FROM nation WHERE nationkey = 7")
     assert cursor.fetchall() == [["alice", "GERMANY"]]
     assert [d[0] for d in cursor.description] == ["me", "name"]
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id)
     assert (rec["user"], rec["cluster"], rec["state"]) == ("alice", "presto", "FINISHED")
     assert rec["routing_group"] == "lake"
     # Final statistics from Presto's query info, read as Trino's.
@@ -135,7 +124,7 @@ def test_bob_is_denied_by_prestos_rules_in_one_sentence(gateway):
     assert e.value.message == "Access Denied: Cannot access catalog tpch"
     assert not e.value.error_exception.startswith("io.trino")
     assert "at com.facebook" not in str(e.value)  # no stack frames
-    rec = record(gateway, e.value.query_id)
+    rec = closed_record(gateway, e.value.query_id)
     assert (rec["user"], rec["state"], rec["error_name"]) == ("bob", "FAILED", "PERMISSION_DENIED")
 
 
@@ -148,7 +137,7 @@ def test_a_failing_query_gives_prestos_error_with_its_location(gateway):
     assert e.value.error_name == "SYNTAX_ERROR"
     assert e.value.message == "line 1:8: Column 'nope' cannot be resolved"
     assert e.value.error_location == (1, 8)
-    assert record(gateway, e.value.query_id)["error_name"] == "SYNTAX_ERROR"
+    assert closed_record(gateway, e.value.query_id)["error_name"] == "SYNTAX_ERROR"
 
 
 def test_session_properties_set_by_sql_reach_the_next_query(gateway):
@@ -184,7 +173,7 @@ def test_prepared_statements_with_parameters(gateway, legacy):
     cursor = connect(gateway, legacy_prepared_statements=legacy).cursor()
     cursor.execute("SELECT name FROM nation WHERE nationkey = ? AND regionkey = ?", (7, 3))
     assert cursor.fetchall() == [["GERMANY"]]
-    rec = record(gateway, cursor.query_id)
+    rec = closed_record(gateway, cursor.query_id)
     # The audit records the statement that ran (PREPARE: as Presto formats it back).
     expected = "SELECT name FROM nation WHERE nationkey = ? AND regionkey = ?"
     if legacy:
@@ -235,7 +224,7 @@ def test_a_cancelled_query_stops_on_presto_and_is_audited_cancelled(gateway, pre
     r = requests.delete(page["nextUri"], headers=headers, timeout=30)
     assert r.status_code == 204
     assert wait_for(lambda: presto_state(presto, query_id) == "FAILED")
-    assert record(gateway, query_id)["state"] == "CANCELED"
+    assert closed_record(gateway, query_id)["state"] == "CANCELED"
 
 
 def test_the_health_check_sees_prestos_load(gateway, presto):
@@ -295,7 +284,7 @@ def test_a_busy_quota_refuses_a_second_query_in_its_sentence(limited_gateway, pr
         assert "1 of 1 concurrent queries running and no queueing allowed" in e.value.message
     finally:
         requests.delete(held["nextUri"], headers=headers, timeout=30)
-    assert record(gateway, held["id"])["state"] == "CANCELED"
+    assert closed_record(gateway, held["id"])["state"] == "CANCELED"
     cursor = connect(gateway).cursor()  # the slot is free again
     cursor.execute("SELECT 1")
     assert cursor.fetchall() == [[1]]
@@ -309,7 +298,7 @@ def test_presto_stops_a_query_at_the_quotas_cpu_limit_in_the_quotas_words(limite
         cursor.fetchall()
     assert e.value.error_name == "EXCEEDED_CPU_LIMIT"
     assert "this query went over your limit of 1 s of CPU per query" in e.value.message
-    rec = record(gateway, e.value.query_id)
+    rec = closed_record(gateway, e.value.query_id)
     assert (rec["state"], rec["error_name"]) == ("FAILED", "EXCEEDED_CPU_LIMIT")
 
 

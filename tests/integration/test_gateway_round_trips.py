@@ -13,17 +13,14 @@ last query's close, on its way, frees the slot).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 import requests
 import trino
 from traitlets.config import Config
-from trino.auth import JWTAuthentication
 
-from datahub.audit import records
-from datahub.testing import BackgroundGateway, resolver_for
+from datahub.testing import BackgroundGateway, closed_record, gateway_connection, resolver_for
 
 SECRET = b"round-trips-test-secret-0123456789abcd"
 SCOPE = "access:services!service=datahub"
@@ -73,16 +70,7 @@ def counting_connection(gateway, encoding: Any) -> tuple[trino.dbapi.Connection,
             f"{response.request.method} {response.request.path_url.split('?')[0]}"
         )
     )
-    connection = trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user="alice",
-        auth=JWTAuthentication("alice-token"),
-        allow_insecure_auth=True,
-        http_session=session,
-        encoding=encoding,
-    )
+    connection = gateway_connection(gateway, http_session=session, encoding=encoding)
     return connection, seen
 
 
@@ -90,17 +78,6 @@ def query_info_requests(gateway) -> list[str]:
     """The gateway's own requests for a query's info (health checks list queries by
     state on ``/v1/query?state=``; those are not about one query)."""
     return [p for p in gateway.own_requests if p.startswith("/v1/query/")]
-
-
-def closed_record(gateway, query_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with gateway.service.store.session() as session:
-            rec = records.get_query(session, query_id)
-        if rec and rec["finished_at"]:
-            return rec
-        time.sleep(0.1)
-    raise AssertionError(f"query {query_id} was not closed")
 
 
 def test_select_1_over_the_direct_protocol_costs_the_client_two_requests(gateway):

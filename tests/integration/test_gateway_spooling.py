@@ -18,14 +18,11 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 import requests
-import trino
 from IPython.utils.capture import capture_output
-from trino.auth import JWTAuthentication
 
-from datahub.audit import records
 from datahub.extensions.query import run_query
 from datahub.gateway.signing import FollowupSigner
-from datahub.testing import BackgroundGateway, resolver_for
+from datahub.testing import BackgroundGateway, closed_record, gateway_connection, resolver_for
 
 SECRET = b"spooling-test-secret-0123456789abcdef"
 SCOPE = "access:services!service=datahub"
@@ -49,18 +46,6 @@ def gateway(stack, tmp_path_factory):
     )
     yield running
     running.close()
-
-
-def connect(gateway, token="alice-token", **kwargs):
-    return trino.dbapi.connect(
-        host="127.0.0.1",
-        port=gateway.port,
-        http_scheme="http",
-        user=TOKENS[token]["name"],
-        auth=JWTAuthentication(token),
-        allow_insecure_auth=True,
-        **kwargs,
-    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -107,8 +92,10 @@ def test_segment_uris_lead_to_the_gateway_and_name_the_cluster_and_user(gateway)
 
 
 def test_spooled_rows_and_types_are_the_direct_protocols(gateway):
-    direct = run_query(connect(gateway), SQL + " ORDER BY orderkey, linenumber", spooling=False)
-    spooled = run_query(connect(gateway), SQL + " ORDER BY orderkey, linenumber")
+    direct = run_query(
+        gateway_connection(gateway), SQL + " ORDER BY orderkey, linenumber", spooling=False
+    )
+    spooled = run_query(gateway_connection(gateway), SQL + " ORDER BY orderkey, linenumber")
     assert len(direct.frame) > 300_000
     pd.testing.assert_frame_equal(spooled.frame, direct.frame)
     assert list(spooled.frame.dtypes) == list(direct.frame.dtypes)
@@ -117,10 +104,10 @@ def test_spooled_rows_and_types_are_the_direct_protocols(gateway):
 def test_the_trino_client_asking_for_json_zstd_works_unchanged(gateway):
     sql = "SELECT orderkey, totalprice, orderdate, comment FROM tpch.sf1.orders "
     sql += "WHERE orderkey <= 300000 ORDER BY orderkey"
-    cursor = connect(gateway, encoding="json+zstd").cursor()
+    cursor = gateway_connection(gateway, encoding="json+zstd").cursor()
     cursor.execute(sql)
     spooled = cursor.fetchall()
-    cursor = connect(gateway).cursor()
+    cursor = gateway_connection(gateway).cursor()
     cursor.execute(sql)
     assert spooled == cursor.fetchall()
     assert len(spooled) > 50_000
@@ -205,20 +192,10 @@ def test_the_heartbeat_on_a_next_uri_is_relayed(gateway):
 
 
 def test_the_audit_records_a_spooled_query_as_a_direct_one(gateway):
-    spooled = run_query(connect(gateway), SQL)
-    direct = run_query(connect(gateway), SQL, spooling=False)
+    spooled = run_query(gateway_connection(gateway), SQL)
+    direct = run_query(gateway_connection(gateway), SQL, spooling=False)
 
-    def closed(query_id):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with gateway.service.store.session() as session:
-                rec = records.get_query(session, query_id)
-            if rec and rec["finished_at"]:
-                return rec
-            time.sleep(0.2)
-        raise AssertionError(f"query {query_id} was not closed")
-
-    a, b = closed(spooled.query_id), closed(direct.query_id)
+    a, b = closed_record(gateway, spooled.query_id), closed_record(gateway, direct.query_id)
     fields = ("user", "cluster", "state", "error", "output_rows", "processed_rows")
     assert {k: a[k] for k in fields} == {k: b[k] for k in fields}
     assert (a["state"], a["output_rows"]) == ("FINISHED", len(spooled.frame))
