@@ -274,6 +274,57 @@ def test_a_selection_copies_to_the_clipboard_with_rows_fetched_from_the_kernel(
     assert copied == "\n".join(f"{n}\trow {n}" for n in range(1, 5001))
 
 
+def drag_by(page, grip, dx: float) -> None:
+    """Drag *grip* sideways by *dx* pixels with the mouse, as a person would."""
+    box = grip.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=10)
+    page.mouse.up()
+
+
+def test_dragging_a_headers_edge_resizes_its_column_down_to_a_minimum(
+    page, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_lab(page, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    cell = new_cell_with(
+        page,
+        notebook,
+        "%%sql --chart none\n"
+        "SELECT n, 'row ' || CAST(n AS varchar) AS label FROM UNNEST(sequence(1, 30)) AS t(n)\n"
+        "ORDER BY n",
+    )
+    run_cell(page, cell)
+    grid = cell.locator(".jp-DataHub-grid")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("30 rows", timeout=180_000)
+    heads = grid.locator(".jp-DataHub-gridHeadCell")
+    first, second = heads.nth(0), heads.nth(1)
+    before = first.bounding_box()
+    label_x = second.bounding_box()["x"]
+
+    # Wider by the drag: the header, the column's cells (the rows share the header's
+    # column template) and the next column, pushed along.
+    drag_by(page, first.locator(".jp-DataHub-gridResize"), 120)
+    wider = first.bounding_box()["width"]
+    assert wider == pytest.approx(before["width"] + 120, abs=1)
+    for row in (0, 5):
+        assert cell_at(grid, row, 0).bounding_box()["width"] == pytest.approx(wider, abs=0.5)
+    assert second.bounding_box()["x"] == pytest.approx(label_x + 120, abs=1)
+    assert cell_at(grid, 0, 1).bounding_box()["x"] == pytest.approx(label_x + 120, abs=1)
+    # Dragging the edge is not a click on the header: the rows stay unsorted.
+    expect(first).to_have_attribute("aria-sort", "none")
+    assert first_column(grid)[:3] == ["1", "2", "3"]
+
+    # Far to the left: the column stops at the grid's 48 px, and its cells with it.
+    drag_by(page, first.locator(".jp-DataHub-gridResize"), -400)
+    assert first.bounding_box()["width"] == pytest.approx(48, abs=0.5)
+    assert cell_at(grid, 0, 0).bounding_box()["width"] == pytest.approx(48, abs=0.5)
+    assert second.bounding_box()["x"] == pytest.approx(before["x"] + 48, abs=1)
+    expect(first).to_have_attribute("aria-sort", "none")
+
+
 def test_parquet_download_equals_the_kernels_dataframe_as_shown(
     page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
 ):
