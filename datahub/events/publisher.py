@@ -106,6 +106,8 @@ class EventPublisher:
         self._make_producer = make_producer or self._aiokafka_producer
         self._producer: Producer | None = None
         self._wakeup = asyncio.Event()
+        #: Set by `stop`: the task ends after the batch in hand (sent *and* marked).
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Events sent since start (acknowledged by Kafka and marked).
@@ -134,6 +136,7 @@ class EventPublisher:
         """Start the publishing task on the running loop (once)."""
         if self._task is None or self._task.done():
             self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
             self._task = self._loop.create_task(self._run(), name="datahub-event-publisher")
 
     def wake(self) -> None:
@@ -153,13 +156,22 @@ class EventPublisher:
                 loop.call_soon_threadsafe(self._wakeup.set)
 
     async def stop(self) -> None:
-        """Stop the task and the producer (waiting at most ``close_timeout`` seconds for
-        Kafka to take what the producer holds), then give the lease up so another
-        process takes over at once; unsent events stay in the outbox."""
+        """Stop the task once the batch in hand is sent and marked sent (waiting at most
+        ``close_timeout`` seconds: a batch cut off between Kafka's acknowledgement and
+        the mark would be sent again by the process taking over), then the producer,
+        then give the lease up so another process takes over at once; unsent events stay
+        in the outbox."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.close_timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            except asyncio.CancelledError:
+                if not self._task.done():
+                    raise  # stop itself was cancelled
             self._task = None
         await self._close_producer()
         if self.holds_lease:
@@ -175,14 +187,21 @@ class EventPublisher:
 
     # ------------------------------------------------------------------ work
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait *seconds*, or less if `stop` is called meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 if not await self.take_lease():
                     # Another process sends: look again well before its lease could run
                     # out (new events here do not matter: that process finds them).
-                    await asyncio.sleep(self.lease_seconds / 3)
+                    await self._pause(self.lease_seconds / 3)
                     continue
+                # News from here on wakes the wait below (none is lost during the pass).
+                self._wakeup.clear()
                 sent = await self.publish_pending()
                 await self.prune_if_due()
             except asyncio.CancelledError:
@@ -199,19 +218,27 @@ class EventPublisher:
                     self.backoff,
                 )
                 await self._close_producer()
-                await asyncio.sleep(self.backoff)
+                await self._pause(self.backoff)
                 continue
             if self.backoff:
                 self.log.info("Kafka at %s takes query events again", self.bootstrap_servers)
                 self.backoff = 0.0
-            if sent < self.batch_size:  # caught up: wait for news, renewing in time
-                self._wakeup.clear()
+            if sent < self.batch_size and not self._stopping.is_set():
+                # Caught up: wait for news (or the stop), renewing in time.
                 wait = min(self.poll_interval, self.lease_seconds / 3)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                news = asyncio.ensure_future(self._wakeup.wait())
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                try:
+                    await asyncio.wait(
+                        {news, stopping}, timeout=wait, return_when="FIRST_COMPLETED"
+                    )
+                finally:
+                    news.cancel()
+                    stopping.cancel()
+                if self._wakeup.is_set() and not self._stopping.is_set():
                     # Woken by news: let the events that follow at once (a quick
                     # query's finished after its submitted) join the same batch.
-                    await asyncio.sleep(self.linger)
+                    await self._pause(self.linger)
 
     async def take_lease(self) -> bool:
         """Take or renew the store's lease; True if this publisher holds it (and may

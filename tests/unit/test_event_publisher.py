@@ -207,3 +207,45 @@ def test_events_written_close_together_after_a_wake_go_out_in_one_batch(store):
     asyncio.run(scenario())
     assert taken == ["q1", "q2"]
     assert counting.calls.count("mark_sent") == 1, counting.calls
+
+
+class HeldProducer(Producer):
+    """A producer whose acknowledgements wait until ``release`` is set."""
+
+    def __init__(self, taken: list) -> None:
+        super().__init__(taken)
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, *, value: bytes, key: bytes) -> asyncio.Future:
+        self.taken.append(key.decode())
+        delivery = asyncio.get_running_loop().create_future()
+
+        async def acknowledge() -> None:
+            await self.release.wait()
+            delivery.set_result(None)
+
+        asyncio.get_running_loop().create_task(acknowledge())
+        return delivery
+
+
+def test_a_stop_during_a_batch_lets_it_be_marked_sent_so_nobody_sends_it_again(store):
+    # The attack: a publisher stopped between Kafka's acknowledgement and the mark left
+    # the batch unmarked, and the process taking over sent it a second time.
+    taken: list = []
+    producer = HeldProducer(taken)
+    events = publisher(store, producer, poll_interval=60)
+
+    async def scenario() -> None:
+        events.start()
+        await until(lambda: events.holds_lease, "the publisher took the lease")
+        await record(store, events, "q1")
+        await until(lambda: len(taken) == 1, "the batch went to Kafka")
+        stopping = asyncio.ensure_future(events.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # it waits for the batch in hand
+        producer.release.set()
+        await stopping
+
+    asyncio.run(scenario())
+    assert taken == ["q1"] and events.sent == 1
+    assert store.transaction(lambda c: outbox.unsent(c, 10)) == []
