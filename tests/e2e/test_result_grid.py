@@ -39,6 +39,29 @@ def open_lab(page, sign_in_form, user: str) -> None:
     page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=180_000)
 
 
+def sql_grid(page, notebook, new_cell_with, run_cell, sql: str, count, timeout=180_000):
+    """Run *sql* in a new cell of *notebook*; the cell and its result grid, once the grid
+    counts *count* (a text or a pattern)."""
+    cell = new_cell_with(page, notebook, sql)
+    run_cell(page, cell)
+    grid = cell.locator(".jp-DataHub-grid")
+    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(count, timeout=timeout)
+    return cell, grid
+
+
+@pytest.fixture
+def alice_grid(page, sign_in_form, run_cell, new_notebook, new_cell_with):
+    """``alice_grid(sql, count)``: alice's JupyterLab, a new notebook, *sql* run in a cell
+    of it; the notebook, the cell and its result grid once the grid counts *count*."""
+
+    def open_grid(sql: str, count):
+        open_lab(page, sign_in_form, "alice")
+        notebook = new_notebook(page, "alice")
+        return (notebook, *sql_grid(page, notebook, new_cell_with, run_cell, sql, count))
+
+    return open_grid
+
+
 def heap_used(cdp) -> int:
     """The page's JavaScript heap in use after a full garbage collection, in bytes."""
     cdp.send("HeapProfiler.collectGarbage")
@@ -83,10 +106,9 @@ def test_the_grid_pages_through_a_million_rows_kept_in_the_kernel_with_sort_filt
     cdp = page.context.new_cdp_session(page)
     before = heap_used(cdp)
 
-    cell = new_cell_with(page, notebook, MILLION)
-    run_cell(page, cell)
-    grid = cell.locator(".jp-DataHub-grid")
-    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("1,000,000 rows", timeout=300_000)
+    cell, grid = sql_grid(
+        page, notebook, new_cell_with, run_cell, MILLION, "1,000,000 rows", timeout=300_000
+    )
     assert first_column(grid)[:3] == ["1", "2", "3"]
     # Page through it: every twentieth of the way, then the very end.
     for step in range(1, 21):
@@ -239,21 +261,15 @@ def cell_at(grid, row: int, column: int):
 
 
 def test_a_selection_copies_to_the_clipboard_with_rows_fetched_from_the_kernel(
-    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+    page, stack, alice_grid
 ):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.hub_url)
-    open_lab(page, sign_in_form, "alice")
-    notebook = new_notebook(page, "alice")
-    cell = new_cell_with(
-        page,
-        notebook,
+    _, _, grid = alice_grid(
         "%%sql --chart none\n"
         "SELECT n, 'row ' || CAST(n AS varchar) AS label, n % 7 AS week_day\n"
         "FROM UNNEST(sequence(1, 5000)) AS t(n) ORDER BY n",
+        "5,000 rows",
     )
-    run_cell(page, cell)
-    grid = cell.locator(".jp-DataHub-grid")
-    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("5,000 rows", timeout=180_000)
     # Two cells of one row.
     cell_at(grid, 1, 0).click()
     cell_at(grid, 1, 1).click(modifiers=["Shift"])
@@ -284,21 +300,13 @@ def drag_by(page, grip, dx: float) -> None:
     page.mouse.up()
 
 
-def test_dragging_a_headers_edge_resizes_its_column_down_to_a_minimum(
-    page, sign_in_form, run_cell, new_notebook, new_cell_with
-):
-    open_lab(page, sign_in_form, "alice")
-    notebook = new_notebook(page, "alice")
-    cell = new_cell_with(
-        page,
-        notebook,
+def test_dragging_a_headers_edge_resizes_its_column_down_to_a_minimum(page, alice_grid):
+    _, _, grid = alice_grid(
         "%%sql --chart none\n"
         "SELECT n, 'row ' || CAST(n AS varchar) AS label FROM UNNEST(sequence(1, 30)) AS t(n)\n"
         "ORDER BY n",
+        "30 rows",
     )
-    run_cell(page, cell)
-    grid = cell.locator(".jp-DataHub-grid")
-    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text("30 rows", timeout=180_000)
     heads = grid.locator(".jp-DataHub-gridHeadCell")
     first, second = heads.nth(0), heads.nth(1)
     before = first.bounding_box()
@@ -326,21 +334,13 @@ def test_dragging_a_headers_edge_resizes_its_column_down_to_a_minimum(
 
 
 def test_parquet_download_equals_the_kernels_dataframe_as_shown(
-    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+    page, run_cell, new_cell_with, alice_grid
 ):
-    open_lab(page, sign_in_form, "alice")
-    notebook = new_notebook(page, "alice")
-    cell = new_cell_with(
-        page,
-        notebook,
+    notebook, _, grid = alice_grid(
         "%%sql -o orders --chart none\n"
         "SELECT orderkey, custkey, totalprice, orderdate, orderstatus, comment\n"
         "FROM tpch.tiny.orders WHERE orderkey < 2000",
-    )
-    run_cell(page, cell)
-    grid = cell.locator(".jp-DataHub-grid")
-    expect(grid.locator(".jp-DataHub-gridCount")).to_have_text(
-        re.compile(r"^\d+ rows$"), timeout=180_000
+        re.compile(r"^\d+ rows$"),
     )
     # Sorted by price, highest first, and only the finished orders: as the grid shows it.
     price = grid.locator(".jp-DataHub-gridHeadCell").nth(2)
