@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import ctypes.util
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
@@ -630,8 +629,10 @@ class ResultBuilder:
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
+    # The process's own symbols (libc's among them): no `ctypes.util.find_library`, which
+    # runs ldconfig in a subprocess at every import.
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc
         return None
 
