@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .maven import COMPLETE, cache_lock, copy_dependencies
-from .process import ManagedProcess, ProcessError, Progress, free_port
+from .process import ManagedProcess, ManagedServer, ProcessError, Progress, free_port
 from .trino import find_java, render_properties
 
 #: The one place the Kafka version lives (4.x: KRaft only, no ZooKeeper).
@@ -144,12 +144,15 @@ def _receive(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-class KafkaServer:
+class KafkaServer(ManagedServer):
     """One Kafka node (broker and controller) with its own state directory and ports.
 
     Clients use :attr:`bootstrap_servers`. The storage is formatted on the first start
     only, so topics and records survive a stop and start.
     """
+
+    #: A stop is a controlled shutdown (SIGTERM), given a minute before SIGKILL.
+    stop_timeout = 60
 
     def __init__(
         self,
@@ -175,11 +178,6 @@ class KafkaServer:
         self.log4j_file = self.state_dir / "log4j2.properties"
         self.data_dir = self.state_dir / "data"
         self.log_file = self.state_dir / "server.log"
-        self._process: ManagedProcess | None = None
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -256,43 +254,23 @@ class KafkaServer:
         self._write_config()
         self._format(java, libs)
         self.progress.step(f"Starting Kafka {KAFKA_VERSION} on {self.bootstrap_servers}")
-        self._process = ManagedProcess(
+        process = ManagedProcess(
             "kafka",
             self._run_java(java, libs, "kafka.Kafka", self.config_file),
             log_file=self.log_file,
             cwd=self.state_dir,
         )
-        self._process.start()
-        try:
-            self._process.wait_ready(
+        self._launch(
+            process,
+            (
                 lambda: answers_api_versions(self.host, self.port),
                 timeout,
                 f"Kafka to answer on {self.bootstrap_servers}",
-                interval=0.3,
-            )
-        except BaseException:
-            self.stop()
-            raise
+            ),
+            interval=0.3,
+        )
         return self
-
-    def stop(self, timeout: float = 60) -> None:
-        """Stop the node cleanly (SIGTERM: a controlled shutdown), SIGKILL after
-        ``timeout`` seconds."""
-        if self._process is not None:
-            self._process.stop(timeout)
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        """True while the node's process runs."""
-        return self._process is not None and self._process.running
 
     def settings(self) -> Mapping[str, object]:
         """What a client needs, for the local stack's settings file."""
         return {"bootstrap_servers": self.bootstrap_servers}
-
-    def __enter__(self) -> KafkaServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

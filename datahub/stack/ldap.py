@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import demo
-from .process import ManagedProcess, ProcessError, free_port, write_private
+from .process import ManagedProcess, ManagedServer, ProcessError, free_port, write_private
 from .tls import LocalCA
 
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -54,7 +54,26 @@ def _find(tool: str) -> str:
     return path
 
 
-class Slapd:
+def _run_with_private_file(
+    command: list[str],
+    path: Path,
+    content: str,
+    failure: str,
+    input: str | None = None,  # noqa: A002 - subprocess.run's name
+) -> None:
+    """Run ``command`` (a tool that reads ``path``) while ``path`` holds ``content``,
+    readable by its owner only and removed afterwards; raise ProcessError with
+    ``failure`` and the end of the tool's stderr when it fails."""
+    write_private(path, content)
+    try:
+        result = subprocess.run(command, input=input, capture_output=True, text=True, check=False)
+    finally:
+        path.unlink()
+    if result.returncode != 0:
+        raise ProcessError(f"{failure}: {result.stderr.strip()[-2000:]}")
+
+
+class Slapd(ManagedServer):
     """A slapd listening on ``ldap://127.0.0.1:<port>`` with the demo directory.
 
     ``secrets`` maps service account uids to their passwords (see
@@ -91,7 +110,6 @@ class Slapd:
         self.pid_file = self.state_dir / "slapd.pid"
         self.log_file = self.state_dir / "slapd.log"
         self.tls_dir = self.state_dir / "tls"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -99,12 +117,12 @@ class Slapd:
 
         Without the trailing ``/``: ldap3's ``Server`` rejects ``host:port/``.
         """
-        return f"ldap://127.0.0.1:{self.port}"
+        return f"ldap://{self.host}:{self.port}"
 
     @property
     def ldaps_url(self) -> str | None:
         """The LDAPS URL (TLS from the first byte), when slapd has a certificate."""
-        return f"ldaps://127.0.0.1:{self.ldaps_port}" if self.ldaps_port else None
+        return f"ldaps://{self.host}:{self.ldaps_port}" if self.ldaps_port else None
 
     @property
     def ca_file(self) -> Path | None:
@@ -161,31 +179,23 @@ ppolicy_default "{demo.PASSWORD_POLICY_DN}"
 
     def _load_data(self) -> None:
         ldif = self.state_dir / "directory.ldif"
-        write_private(
-            ldif,
-            demo.render_ldif(
-                self.secrets, self.people, self.groups, memberof=True, password_policy=True
-            ),
-        )
         try:
-            result = subprocess.run(
+            _run_with_private_file(
                 [_find("slapadd"), "-q", "-f", str(self.config_file), "-l", str(ldif)],
-                capture_output=True,
-                text=True,
-                check=False,
+                ldif,
+                demo.render_ldif(
+                    self.secrets, self.people, self.groups, memberof=True, password_policy=True
+                ),
+                "slapadd could not load the demo directory",
             )
-        finally:
-            ldif.unlink()
-        if result.returncode != 0:
+        except ProcessError:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-            raise ProcessError(
-                f"slapadd could not load the demo directory: {result.stderr.strip()[-2000:]}"
-            )
+            raise
 
     def _accepts_connections(self) -> bool:
         for port in (self.port, self.ldaps_port):
             if port:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                with socket.create_connection((self.host, port), timeout=1):
                     pass
         return True
 
@@ -197,25 +207,19 @@ ppolicy_default "{demo.PASSWORD_POLICY_DN}"
         password reaches ``ldapmodify`` through a private file, not its command line.
         """
         password_file = self.state_dir / "root.pw"
-        write_private(password_file, self.root_password)
-        try:
-            result = subprocess.run(
-                [_find("ldapmodify"), "-x", "-H", self.url, "-D", self.root_dn]
-                + ["-y", str(password_file)],
-                input=ldif,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            password_file.unlink()
-        if result.returncode != 0:
-            raise ProcessError(f"ldapmodify failed: {result.stderr.strip()[-2000:]}")
+        _run_with_private_file(
+            [_find("ldapmodify"), "-x", "-H", self.url, "-D", self.root_dn]
+            + ["-y", str(password_file)],
+            password_file,
+            self.root_password,
+            "ldapmodify failed",
+            input=ldif,
+        )
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30) -> Slapd:
         """Write the config, load the directory on first use, start slapd and wait for it."""
-        if self._process and self._process.running:
-            return
+        if self.running:
+            return self
         slapd = _find("slapd")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -227,34 +231,22 @@ ppolicy_default "{demo.PASSWORD_POLICY_DN}"
             self.pid_file.unlink()
         # -d 0 keeps slapd in the foreground (so we own its process) without debug output.
         listeners = " ".join(f"{url}/" for url in (self.url, self.ldaps_url) if url)
-        self._process = ManagedProcess(
+        process = ManagedProcess(
             "slapd",
             [slapd, "-f", self.config_file, "-h", listeners, "-d", "0"],
             log_file=self.log_file,
         )
-        self._process.start()
-        self._process.wait_ready(
-            self._accepts_connections, timeout, f"slapd to listen on {self.url}"
+        self._launch(
+            process, (self._accepts_connections, timeout, f"slapd to listen on {self.url}")
         )
+        return self
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop slapd and wait until it removed its pidfile (it flushes the database first)."""
         if self._process is None:
             return
-        self._process.stop(timeout)
+        timeout = self.stop_timeout if timeout is None else timeout
+        super().stop(timeout)
         deadline = time.monotonic() + timeout
         while self.pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        self._process = None
-
-    @property
-    def running(self) -> bool:
-        """True while slapd runs."""
-        return self._process is not None and self._process.running
-
-    def __enter__(self) -> Slapd:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

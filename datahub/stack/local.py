@@ -232,15 +232,7 @@ class LocalStack:
                 "admin_groups": [demo.group_dn(demo.ADMIN_GROUP)],
             },
             "clusters": [
-                {
-                    "name": server.name,
-                    "url": server.url,
-                    "ca_file": str(server.ca_file),
-                    "user": demo.TRINO_SERVICE_ACCOUNT,
-                    "password": self.secrets["services"][demo.TRINO_SERVICE_ACCOUNT],
-                    "routing_group": group,
-                    "engine": "trino",
-                }
+                server.cluster_entry(routing_group=group)
                 for server, group in zip(self.trinos, self.trino_routing_groups, strict=True)
             ]
             + ([self.presto.cluster_entry(routing_group="presto")] if self.presto else []),

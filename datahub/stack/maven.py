@@ -1,4 +1,4 @@
-"""Downloads from Maven Central for the local stack (Trino, Kafka), cached per user.
+"""Downloads from Maven Central for the local stack (Trino, PrestoDB, Kafka, S3Proxy), cached per user.
 
 Everything goes through ``mvn`` with one pinned version of the dependency plugin, into a
 cache directory guarded by :func:`cache_lock`; an install counts only once it is complete
@@ -11,7 +11,8 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -75,6 +76,21 @@ def copy_artifact(artifact: str, output_dir: Path) -> Path:
     path = output_dir / f"{name}-{version}{suffix}.{kind}"
     if not path.exists():
         raise ProcessError(f"Maven reported success but {path.name} is missing.")
+    return path
+
+
+def cached_artifact(artifact: str, path: Path, step: Callable[[str], object], message: str) -> Path:
+    """``path``, a cache directory's copy of ``artifact`` (one file, made executable),
+    downloaded with :func:`copy_artifact` the first time, after ``step(message)``."""
+    if path.exists():
+        return path
+    with cache_lock(path.parent):
+        if not path.exists():
+            step(message)
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
+                downloaded = copy_artifact(artifact, Path(tmp))
+                downloaded.chmod(0o755)
+                downloaded.rename(path)
     return path
 
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .process import ManagedProcess, free_port
+from .process import ManagedProcess, ManagedServer, free_port
 
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 OS_USER = "postgres"
@@ -31,7 +31,7 @@ def find_pg_bin() -> Path:
     )
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """``PostgresServer().start()`` → a database ``datahub`` at :attr:`url`."""
 
     def __init__(self, port: int | None = None, database: str = "datahub") -> None:
@@ -43,14 +43,13 @@ class PostgresServer:
         # Outside any root-only directory: the postgres account must reach it.
         self.base = Path(tempfile.mkdtemp(prefix="datahub-pg-"))
         self.data = self.base / "data"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
         """SQLAlchemy URL (psycopg 3 driver)."""
         return (
             f"postgresql+psycopg://{self.user}:{self.password}"
-            f"@127.0.0.1:{self.port}/{self.database}"
+            f"@{self.host}:{self.port}/{self.database}"
         )
 
     def _as_postgres(self, *args: str | os.PathLike[str], **kwargs) -> subprocess.CompletedProcess:
@@ -71,6 +70,10 @@ class PostgresServer:
         )
 
     def start(self, timeout: float = 60) -> PostgresServer:
+        """Create the cluster, start PostgreSQL, wait until it accepts connections and
+        create the database."""
+        if self.running:
+            return self
         account = pwd.getpwnam(OS_USER)
         os.chown(self.base, account.pw_uid, account.pw_gid)
         os.chmod(self.base, 0o700)
@@ -91,7 +94,7 @@ class PostgresServer:
             "--no-sync",
         )
         password_file.unlink()
-        self._process = ManagedProcess(
+        process = ManagedProcess(
             "postgres",
             [
                 "runuser",
@@ -104,7 +107,7 @@ class PostgresServer:
                 "-p",
                 str(self.port),
                 "-h",
-                "127.0.0.1",
+                self.host,
                 "-k",
                 self.base,
                 "-c",
@@ -114,12 +117,11 @@ class PostgresServer:
             ],
             log_file=self.base / "postgres.log",
         )
-        self._process.start()
-        self._process.wait_ready(self._ready, timeout, "PostgreSQL to accept connections")
+        self._launch(process, (self._ready, timeout, "PostgreSQL to accept connections"))
         self._as_postgres(
             self.bin / "createdb",
             "-h",
-            "127.0.0.1",
+            self.host,
             "-p",
             str(self.port),
             "-U",
@@ -131,13 +133,12 @@ class PostgresServer:
 
     def _ready(self) -> bool:
         result = subprocess.run(
-            [self.bin / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port)],
+            [self.bin / "pg_isready", "-h", self.host, "-p", str(self.port)],
             capture_output=True,
         )
         return result.returncode == 0
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop PostgreSQL and remove its cluster."""
+        super().stop(timeout)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -28,7 +28,6 @@ the cluster's own certificate. Identity and rules, as PrestoDB 0.296 expresses t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets as _secrets
@@ -42,13 +41,13 @@ from typing import Any
 
 from . import demo
 from .maven import COMPLETE, cache_lock, copy_artifact, copy_dependencies
-from .process import ManagedProcess, ProcessError, Progress, free_port, write_private
-from .tls import write_self_signed_certificate
+from .process import ProcessError, Progress, free_port
 from .trino import (
     SYSTEM_JVM_DIRS,
     Coordinator,
     JavaCandidate,
     choose_java,
+    describe_javas,
     java_candidates,
     render_properties,
 )
@@ -189,14 +188,10 @@ def find_java(system_dirs: Sequence[Path] = SYSTEM_JVM_DIRS) -> Path:
         supported(java_home), [c for c in system if supported(c)], supported(bundled), MIN_JAVA
     )
     if chosen is None:
-        seen = ", ".join(
-            f"Java {c.version} at {c.home}"
-            for c in (java_home, *system, bundled)
-            if c is not None and c.version
-        )
         raise FileNotFoundError(
             f"PrestoDB {PRESTO_VERSION} needs Java {MIN_JAVA} to {MAX_JAVA} and found "
-            f"{seen or 'none'}; install Debian's openjdk-17-jre-headless or set JAVA_HOME."
+            f"{describe_javas(java_home, *system, bundled)}; install Debian's "
+            "openjdk-17-jre-headless or set JAVA_HOME."
         )
     return chosen.home
 
@@ -277,6 +272,11 @@ class PrestoServer(Coordinator):
     :attr:`url` (HTTPS, verify with :attr:`ca_file`).
     """
 
+    product = "PrestoDB"
+    engine = "presto"
+    #: About a minute on a quiet machine.
+    start_timeout = 240
+
     def __init__(
         self,
         state_dir: Path,
@@ -290,54 +290,22 @@ class PrestoServer(Coordinator):
         rules: Mapping[str, Any] | None = None,
         progress: Progress | None = None,
     ) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise ValueError(f"Cluster name {name!r} must be lowercase letters, digits, - or _.")
-        self.state_dir = Path(state_dir)
-        self.name = name
-        self.secrets = dict(secrets)
-        self.https_port = https_port or free_port()
+        super().__init__(
+            state_dir, name=name, secrets=secrets, https_port=https_port, progress=progress
+        )
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
         self.presto_home = presto_home
         self.java_home = java_home
         self.rules = dict(rules) if rules is not None else access_rules()
-        self.progress = progress or Progress()
-        self.etc_dir = self.state_dir / "etc"
-        self.data_dir = self.state_dir / "data"
-        self.log_file = self.state_dir / "server.log"
-        self.ca_file = self.state_dir / "ca.pem"
-        self._keystore = self.etc_dir / "https.pem"
         self._jmx_port = free_port()
-        self._process: ManagedProcess | None = None
-
-    def cluster_entry(self, routing_group: str = "default") -> dict[str, Any]:
-        """This cluster as an entry of ``c.DataHubService.clusters``."""
-        return {
-            "name": self.name,
-            "engine": "presto",
-            "url": self.url,
-            "ca_file": str(self.ca_file),
-            "user": self.service_user,
-            "password": self.service_password,
-            "routing_group": routing_group,
-        }
 
     def _write_etc(self, home: Path) -> None:
         etc = self.etc_dir
         (etc / "catalog").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
-        if not (self._keystore.exists() and self.ca_file.exists()):
-            # Kept across restarts so clients holding the CA file keep working. The nodes
-            # present it to each other as clients too (CERTIFICATE authentication).
-            write_self_signed_certificate(
-                self._keystore, self.ca_file, f"presto-{self.name}", client_auth=True
-            )
-
-        def write(name: str, text: str, private: bool = False) -> None:
-            if private:
-                write_private(etc / name, text)
-            else:
-                (etc / name).write_text(text)
-
+        # The nodes present it to each other as clients too (CERTIFICATE authentication).
+        self._write_certificate(client_auth=True)
+        write = self._write_etc_file
         write(
             "config.properties",
             render_properties(
@@ -417,17 +385,7 @@ class PrestoServer(Coordinator):
                 }
             ),
         )
-        write("rules.json", json.dumps(self.rules, indent=2) + "\n")
-        write(
-            "access-control.properties",
-            render_properties(
-                {
-                    "access-control.name": "file",
-                    "security.config-file": etc / "rules.json",
-                    "security.refresh-period": "5s",
-                }
-            ),
-        )
+        self._write_access_control()
         # Airlift starts an unauthenticated JMX agent unless one runs already: start the
         # JVM's own, on loopback, behind a password nobody is told.
         write("jmx.password", f"monitorRole {_secrets.token_urlsafe(24)}\n", private=True)
@@ -458,48 +416,11 @@ class PrestoServer(Coordinator):
             "com.facebook.presto.server.PrestoServer",
         ]
 
-    def start(self, timeout: float = 240) -> PrestoServer:
-        """Install PrestoDB if needed, write etc/, start the server and wait until it runs
-        queries (about a minute)."""
-        if self.running:
-            return self
+    def _prepare(self) -> tuple[list[str | os.PathLike[str]], dict[str, str]]:
         java_home = self.java_home or find_java()
         home = self.presto_home or ensure_presto(self.cache_dir, self.progress.step, java_home)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_etc(home)
-        self.progress.step(f"Starting PrestoDB cluster {self.name} on {self.url}")
-        self._process = ManagedProcess(
-            f"presto-{self.name}",
-            self._command(java_home, home),
-            log_file=self.log_file,
-            env={**os.environ, "JAVA_HOME": str(java_home)},
-            cwd=self.state_dir,
-        )
-        self._process.start()
-        try:
-            self._process.wait_ready(
-                self._started, timeout, f"PrestoDB {self.name} to finish starting", interval=0.5
-            )
-            self._process.wait_ready(
-                self._runs_queries, 60, f"PrestoDB {self.name} to run a query", interval=0.5
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _started(self) -> bool:
-        with self.http_session() as session:
-            response = session.get(
-                f"{self.url}/v1/info",
-                auth=(self.service_user, self.service_password),
-                timeout=5,
-            )
-        return response.ok and response.json().get("starting") is False
-
-    def _runs_queries(self) -> bool:
-        # A connector table: system tables answer before the node has the catalogs.
-        return self.query("SELECT count(*) FROM tpch.tiny.region") == [[5]]
+        return self._command(java_home, home), {**os.environ, "JAVA_HOME": str(java_home)}
 
     def query(
         self,

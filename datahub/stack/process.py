@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Self, TextIO
 
 
 def free_port() -> int:
@@ -174,3 +175,58 @@ class ManagedProcess:
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} pid={self.pid}>"
+
+
+#: One readiness wait of :meth:`ManagedServer._launch`: the check, its timeout in seconds,
+#: and what is awaited (for the error message).
+Wait = tuple[Callable[[], bool], float, str]
+
+
+class ManagedServer(abc.ABC):
+    """A server of the local stack: one :class:`ManagedProcess` on 127.0.0.1.
+
+    Subclasses define :meth:`start`, which prepares what the server needs and hands its
+    process to :meth:`_launch`; this class owns the rest: waiting until the server is
+    ready (stopping it when it is not), :meth:`stop`, :attr:`running`, and ``with``.
+    """
+
+    #: The address the server listens on and clients connect to (loopback only).
+    host = "127.0.0.1"
+    #: Seconds :meth:`stop` gives the server to exit after SIGTERM, by default.
+    stop_timeout: float = 15
+    _process: ManagedProcess | None = None
+
+    @abc.abstractmethod
+    def start(self) -> Self:
+        """Start the server (nothing if it runs) and wait until it is ready; subclasses
+        take the seconds to wait as ``timeout``."""
+
+    def _launch(self, process: ManagedProcess, *waits: Wait, interval: float = 0.2) -> None:
+        """Start ``process`` as this server's and wait for each of ``waits`` in turn
+        (:meth:`ManagedProcess.wait_ready`); if one fails, stop the server and raise."""
+        self._process = process
+        process.start()
+        try:
+            for check, timeout, what in waits:
+                process.wait_ready(check, timeout, what, interval=interval)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``timeout`` seconds
+        (:attr:`stop_timeout` by default). Safe to call more than once."""
+        if self._process is not None:
+            self._process.stop(self.stop_timeout if timeout is None else timeout)
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        """True while the server's process runs."""
+        return self._process is not None and self._process.running
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -10,14 +10,12 @@ directory of its state: an S3 endpoint on 127.0.0.1 whose buckets are folders.
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .maven import cache_lock, copy_artifact
-from .process import ManagedProcess, Progress, free_port, write_private
+from .maven import cached_artifact
+from .process import ManagedProcess, ManagedServer, Progress, free_port, write_private
 from .trino import find_java, render_properties
 
 #: The one place S3Proxy's version lives.
@@ -31,20 +29,15 @@ BUCKET = "spooling"
 
 def ensure_s3proxy(cache_dir: Path = DEFAULT_CACHE_DIR, step=print) -> Path:
     """The S3Proxy jar (with its dependencies) under ``cache_dir``, downloaded once (41 MB)."""
-    cache_dir = Path(cache_dir).expanduser()
-    jar = cache_dir / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
-    if jar.exists():
-        return jar
-    with cache_lock(cache_dir):
-        if not jar.exists():
-            step(f"Downloading S3Proxy {S3PROXY_VERSION} with Maven (about 40 MB, once)")
-            with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
-                artifact = f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies"
-                shutil.move(copy_artifact(artifact, Path(tmp)), jar)
-    return jar
+    return cached_artifact(
+        f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies",
+        Path(cache_dir).expanduser() / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar",
+        step,
+        f"Downloading S3Proxy {S3PROXY_VERSION} with Maven (about 40 MB, once)",
+    )
 
 
-class S3Storage:
+class S3Storage(ManagedServer):
     """One S3Proxy on 127.0.0.1 storing objects under ``state_dir/objects``.
 
     Its credentials are made on first start and kept in ``state_dir``; the ``spooling``
@@ -67,11 +60,10 @@ class S3Storage:
         self.objects = self.state_dir / "objects"
         self.access_key = "datahub-spooling"
         self._secret_file = self.state_dir / "secret-key"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def secret_key(self) -> str:
@@ -97,10 +89,10 @@ class S3Storage:
             "s3.aws-secret-key": self.secret_key,
         }
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60) -> S3Storage:
         """Start S3Proxy (downloading it if needed) and wait until it answers."""
-        if self._process and self._process.running:
-            return
+        if self.running:
+            return self
         jar = ensure_s3proxy(self.cache_dir, self.progress.step)
         java = find_java(minimum=MIN_JAVA, needed_by="S3Proxy") / "bin" / "java"
         (self.objects / BUCKET).mkdir(parents=True, exist_ok=True)
@@ -119,18 +111,14 @@ class S3Storage:
             ),
         )
         self.progress.step(f"Starting the spooling storage (S3Proxy) on {self.url}")
-        self._process = ManagedProcess(
+        process = ManagedProcess(
             "s3proxy",
             [java, "-Xmx256m", "-jar", jar, "--properties", config],
             log_file=self.state_dir / "s3proxy.log",
             cwd=self.state_dir,
         )
-        self._process.start()
-        try:
-            self._process.wait_ready(self._answers, timeout, "S3Proxy to answer", interval=0.3)
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(process, (self._answers, timeout, "S3Proxy to answer"), interval=0.3)
+        return self
 
     def _answers(self) -> bool:
         try:
@@ -138,12 +126,3 @@ class S3Storage:
         except urllib.error.HTTPError:
             return True  # 403 to an unsigned request: it is up
         return True
-
-    def stop(self, timeout: float = 15) -> None:
-        if self._process is not None:
-            self._process.stop(timeout)
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running

