@@ -1,4 +1,5 @@
-"""Downloads from Maven Central for the local stack (Trino, PrestoDB, Kafka, S3Proxy), cached per user.
+"""Downloads from Maven Central for the local stack (Trino, PrestoDB, Kafka, S3Proxy),
+cached per user.
 
 Everything goes through ``mvn`` with one pinned version of the dependency plugin, into a
 cache directory guarded by :func:`cache_lock`; an install counts only once it is complete
