@@ -34,6 +34,7 @@ from traitlets import (
     Bool,
     Bytes,
     Callable,
+    CaselessStrEnum,
     Dict,
     Float,
     Instance,
@@ -80,7 +81,7 @@ from ..sharing.context import SharingContext
 from ..sharing.handlers import default_handlers as sharing_handlers
 from ..spawners.local import limits_notice
 from ..store import Store
-from ..store.core import DEFAULT_THREADS
+from ..store.core import DEFAULT_SQLITE_SYNCHRONOUS, DEFAULT_THREADS, SQLITE_SYNCHRONOUS
 from ..web.base import oauth_handlers, template_environment
 from ..web.pages import default_handlers as page_handlers
 
@@ -589,6 +590,22 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    store_sqlite_synchronous = CaselessStrEnum(
+        list(SQLITE_SYNCHRONOUS),
+        DEFAULT_SQLITE_SYNCHRONOUS,
+        help="""How durable a SQLite store's commits are (SQLite's PRAGMA synchronous, on
+        every connection; the store runs in WAL mode). NORMAL: a commit waits for no
+        fsync; the database stays consistent and a crash of the DataHub process loses
+        nothing, but a power loss or an OS crash may lose the last commits (queries'
+        audit records, quota usage). FULL: every commit waits for an fsync (milliseconds
+        on each query's path, as the quota's admission commits before the query goes to
+        Trino) and survives power loss too. Not used with PostgreSQL, whose durability is
+        the server's synchronous_commit, the operator's choice.
+
+        Example: c.DataHubService.store_sqlite_synchronous = "FULL"
+        """,
+    ).tag(config=True)
+
     allow_admin_act_as = Bool(
         False,
         help="""Let hub admins run queries as another user, for support ("your query
@@ -666,7 +683,11 @@ class DataHubService(Application):
         self.started_at = time.monotonic()
         # httpx logs every request URL at INFO; follow-up URLs carry Trino's tokens.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        self.store = Store(self.store_url, threads=self.store_threads)
+        self.store = Store(
+            self.store_url,
+            threads=self.store_threads,
+            sqlite_synchronous=self.store_sqlite_synchronous,
+        )
         self.store.migrate()
         self.cluster_map = load_clusters(self.clusters)
         if not self.cluster_map:

@@ -28,6 +28,13 @@ T = TypeVar("T")
 #: Store calls that may run at once from the event loop (`Store.run`), by default.
 DEFAULT_THREADS = 8
 
+#: SQLite's durability settings a store may run with (``PRAGMA synchronous``), and the
+#: default: in WAL mode NORMAL keeps the database consistent and loses no commit when a
+#: process crashes, only the last ones on power loss or an OS crash, and its commits
+#: wait for no fsync (FULL's do: milliseconds on each query's path).
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
+DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
+
 # Stable constraint names, so migrations can refer to them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,14 +55,22 @@ class StoreError(RuntimeError):
     """The store cannot be used (unreachable database, schema from a newer DataHub, …)."""
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the gateway read while another process writes; foreign keys are off by
-    # default in SQLite; a busy timeout turns lock contention into waiting, not errors.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[..., None]:
+    """The settings of each SQLite connection the store opens, *synchronous* one of
+    `SQLITE_SYNCHRONOUS`."""
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the gateway read while another process writes; foreign keys are off
+        # by default in SQLite; a busy timeout turns lock contention into waiting, not
+        # errors.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return on_connect
 
 
 class Store:
@@ -63,6 +78,10 @@ class Store:
 
     ``Store("sqlite:////var/lib/datahub/datahub.sqlite")`` or
     ``Store("postgresql+psycopg://datahub:…@db:5432/datahub")``.
+
+    On SQLite, *sqlite_synchronous* is every connection's ``PRAGMA synchronous``
+    (`SQLITE_SYNCHRONOUS`); PostgreSQL's durability is its server's
+    ``synchronous_commit``, the operator's choice.
 
     Store calls block (the database driver is synchronous), so code on the event loop
     never makes them itself: ``await store.run(fn, *args)`` runs one in the store's own
@@ -80,9 +99,16 @@ class Store:
         echo: bool = False,
         pool_size: int = 10,
         threads: int = DEFAULT_THREADS,
+        sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS,
     ) -> None:
         if threads < 1:
             raise ValueError(f"A store needs at least one thread, not {threads}.")
+        synchronous = sqlite_synchronous.upper()
+        if synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(
+                f"SQLite's synchronous setting is one of {', '.join(SQLITE_SYNCHRONOUS)}, "
+                f"not {sqlite_synchronous!r}."
+            )
         self.url = url
         self.threads = threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="datahub-store")
@@ -93,7 +119,7 @@ class Store:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2)
         self.engine: Engine = sa.create_engine(url, **kwargs)
         if self.is_sqlite:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(synchronous))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_turn = threading.RLock()
 
