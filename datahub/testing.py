@@ -9,16 +9,20 @@ real Trino clusters.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from traitlets import Dict
 
 from . import scopes
+from .audit import records
 from .identity import IdentityResolver
+from .query import QueryRecord
 from .wire import ROUTING_HEADER
 
 T = TypeVar("T")
@@ -164,7 +168,6 @@ def gateway_connection(
 def closed_record(gateway: BackgroundGateway, query_id: str, timeout: float = 60) -> dict[str, Any]:
     """The audit record of query *query_id* in *gateway*'s store, once it is closed (has
     ``finished_at``); an AssertionError if it is not closed within *timeout* seconds."""
-    from .audit import records
 
     def closed() -> dict[str, Any] | None:
         with gateway.service.store.session() as session:
@@ -172,3 +175,162 @@ def closed_record(gateway: BackgroundGateway, query_id: str, timeout: float = 60
         return rec if rec and rec["finished_at"] else None
 
     return wait_for(closed, timeout, what=f"query {query_id} closed in the audit")
+
+
+def cluster_api(server: Any) -> Any:
+    """A ``requests`` session to the REST API of a local stack's coordinator (a
+    `datahub.stack.trino.Coordinator`: Trino or PrestoDB) as its service account, which
+    may see every query."""
+    session = server.http_session()
+    session.auth = (server.service_user, server.service_password)
+    return session
+
+
+def running_query_id(server: Any, marker: str, timeout: float = 120) -> str:
+    """The id of the query on coordinator *server* whose SQL holds *marker*, once it runs
+    there; an AssertionError if none does within *timeout* seconds."""
+    api = cluster_api(server)
+
+    def running() -> str | None:
+        for query in api.get(f"{server.url}/v1/query", timeout=30).json():
+            if marker in query["query"] and query["state"] == "RUNNING":
+                return query["queryId"]
+        return None
+
+    return wait_for(running, timeout, 0.2, f"a running query with {marker} on {server.url}")
+
+
+def interrupted(kernel: Any, server: Any, cell: str) -> tuple[dict[str, Any], str]:
+    """Execute the ``%%sql`` *cell* in *kernel* (the tests' Kernel, in a user's server) and
+    interrupt the kernel, as JupyterLab's stop button does, once coordinator *server* runs
+    the cell's query; the kernel's reply and the query's id on *server*."""
+    import requests
+
+    marker = uuid.uuid4().hex
+    seen: list[str] = []
+
+    def interrupt_once_it_runs() -> None:
+        seen.append(running_query_id(server, marker))
+        requests.post(
+            f"{kernel.base}/api/kernels/{kernel.id}/interrupt", headers=kernel.headers, timeout=30
+        ).raise_for_status()
+
+    thread = threading.Thread(target=interrupt_once_it_runs)
+    thread.start()
+    out = kernel.execute(f"{cell} -- {marker}")
+    thread.join()
+    assert seen, f"the query of {cell!r} never ran on {server.url}"
+    return out, seen[0]
+
+
+def assert_cancelled(out: dict[str, Any]) -> None:
+    """*out*, a kernel's reply to an interrupted ``%%sql`` cell, says in one line that
+    the query was cancelled: no traceback, no KeyboardInterrupt."""
+    assert out["status"] == "error", out
+    (error,) = [o for o in out["outputs"] if o["type"] == "error"]
+    assert error["ename"] == "SqlError" and error["traceback"] == ["Query cancelled"], error
+    shown = json.dumps(out["outputs"]) + out["stdout"] + out["stderr"]
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown, shown
+
+
+def assert_value_and_null(column: Any, dtype: str, value: Any, null: Any) -> None:
+    """*column*, of a frame with a row of values and a row of NULLs (the ``%%sql`` type
+    tests), has the pandas *dtype*, *value* first (NaN for NaN; a str only where *value*
+    is one) and then *null*: None, or ``pandas.NA`` or ``NaT`` themselves, else NaN."""
+    import numpy as np
+    import pandas as pd
+
+    assert str(column.dtype) == dtype, column.dtype
+    got, missing = column.iloc[0], column.iloc[1]
+    if isinstance(value, float) and np.isnan(value):
+        assert np.isnan(got), got
+    else:
+        assert got == value, (got, value)
+        assert type(got) is not str or isinstance(value, str), (got, value)
+    if null is None:
+        assert missing is None, missing
+    elif null is pd.NA or null is pd.NaT:
+        assert missing is null, missing
+    else:
+        assert np.isnan(missing), missing
+
+
+class MemoryJournal:
+    """A `datahub.gateway.journal.QueryJournal` in memory, closing each query once as the
+    audit does: the audit rows by query id (:attr:`rows`), the queries queued and ended
+    early in order; a close waits for :attr:`release` (set: clear it to hold closes on
+    their way)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.early: list[QueryRecord] = []
+        self.waiting: list[QueryRecord] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def submitted(self, query: Any) -> None:
+        self.rows[query.query_id] = records.row_of(query)
+
+    def queued(self, query: Any) -> None:
+        self.waiting.append(query)
+
+    def ended_early(self, query: Any) -> None:
+        self.early.append(query)
+
+    def running(self, query: Any) -> None:
+        self.rows[query.query_id]["state"] = str(query.state)
+
+    async def close(self, query: Any) -> bool:
+        await self.release.wait()
+        row = self.rows.get(query.query_id)
+        if row is not None and row["finished_at"] is not None:
+            return False
+        self.rows[query.query_id] = records.row_of(query)
+        return True
+
+    async def find(self, query_id: str) -> Any:
+        row = self.rows.get(query_id)
+        return records.record_of(row) if row else None
+
+    async def open_queries(self, submitted_before: Any, user: str | None = None) -> list[Any]:
+        return [
+            records.record_of(r)
+            for r in self.rows.values()
+            if r["finished_at"] is None and (user is None or r["user"] == user)
+        ]
+
+
+def memory_tracker(
+    *,
+    journal: MemoryJournal | None = None,
+    admission: Any = None,
+    listeners: Sequence[Any] = (),
+    fetch_final_stats: bool = False,
+) -> Any:
+    """A `datahub.gateway.tracker.QueryTracker` for unit tests of a query's life: its
+    journal in memory (*journal*, a new :class:`MemoryJournal` by default), one cluster
+    ``a`` on 127.0.0.1:1 where nothing answers, *admission* (admitting everything by
+    default) and *listeners*."""
+    import logging
+
+    from .gateway.admission import Listeners, QueryAdmission
+    from .gateway.clusters import Cluster
+    from .gateway.health import ClusterMonitor
+    from .gateway.metrics import GatewayMetrics
+    from .gateway.tracker import QueryTracker
+    from .gateway.upstream import Upstream
+
+    log = logging.getLogger("tests")
+    cluster = Cluster("a", "http://127.0.0.1:1", user="svc")
+    upstream = Upstream({"a": cluster}, connect_timeout=1, read_timeout=1, max_connections=1)
+    return QueryTracker(
+        journal=journal or MemoryJournal(),
+        admission=admission or QueryAdmission(),
+        listeners=Listeners(list(listeners), log),
+        metrics=GatewayMetrics(),
+        monitor=ClusterMonitor({"a": cluster}, upstream, interval=60, timeout=1, log=log),
+        upstream=upstream,
+        clusters={"a": cluster},
+        log=log,
+        fetch_final_stats=fetch_final_stats,
+    )

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import time
 
-from datahub.audit import records
 from datahub.gateway.admission import (
     Admitted,
     Listeners,
@@ -18,62 +17,19 @@ from datahub.gateway.admission import (
     QueryQueued,
 )
 from datahub.gateway.closing import pages_tell_all
-from datahub.gateway.clusters import Cluster
-from datahub.gateway.health import ClusterMonitor
-from datahub.gateway.metrics import GatewayMetrics
 from datahub.gateway.tracker import QueryTracker
-from datahub.gateway.upstream import Upstream
 from datahub.identity import Identity
 from datahub.query import QueryRecord, QueryState, QueryStats
+from datahub.testing import MemoryJournal, memory_tracker
 
 LOG = logging.getLogger("tests")
 ALICE = Identity("alice", ())
 
 
-class Journal:
-    """A QueryJournal in memory whose closes wait for ``release`` (a close on its way)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict] = {}
-        self.release = asyncio.Event()
-        self.release.set()
-
-    def submitted(self, query):
-        self.rows[query.query_id] = records.row_of(query)
-
-    def queued(self, query):
-        pass
-
-    def ended_early(self, query):
-        pass
-
-    def running(self, query):
-        pass
-
-    async def close(self, query):
-        await self.release.wait()
-        row = self.rows.get(query.query_id)
-        if row is not None and row["finished_at"] is not None:
-            return False
-        self.rows[query.query_id] = records.row_of(query)
-        return True
-
-    async def find(self, query_id):
-        row = self.rows.get(query_id)
-        return records.record_of(row) if row else None
-
-    async def open_queries(self, submitted_before, user=None):
-        return [
-            records.record_of(r)
-            for r in self.rows.values()
-            if r["finished_at"] is None and (user is None or r["user"] == user)
-        ]
-
-
 class OneSlot(QueryAdmission):
     """One query at a time: a new query waits while another is open in the journal."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: MemoryJournal) -> None:
         self.journal = journal
         self.rechecks = 0
 
@@ -92,20 +48,9 @@ class OneSlot(QueryAdmission):
 def make_tracker(fetch_final_stats: bool = True) -> tuple[QueryTracker, list[str]]:
     """A tracker over an in-memory journal; the query ids it asks its cluster about go
     to the returned list (the cluster answers FINISHED)."""
-    cluster = Cluster("a", "http://127.0.0.1:1", user="svc")
-    upstream = Upstream({"a": cluster}, connect_timeout=1, read_timeout=1, max_connections=1)
-    monitor = ClusterMonitor({"a": cluster}, upstream, interval=60, timeout=1, log=LOG)
-    journal = Journal()
-    t = QueryTracker(
-        journal=journal,
-        admission=OneSlot(journal),
-        listeners=Listeners([], LOG),
-        metrics=GatewayMetrics(),
-        monitor=monitor,
-        upstream=upstream,
-        clusters={"a": cluster},
-        log=LOG,
-        fetch_final_stats=fetch_final_stats,
+    journal = MemoryJournal()
+    t = memory_tracker(
+        journal=journal, admission=OneSlot(journal), fetch_final_stats=fetch_final_stats
     )
     asked: list[str] = []
 

@@ -19,16 +19,12 @@ from datahub.gateway.admission import (
     QueryQueued,
     QueryRefused,
 )
-from datahub.gateway.clusters import Cluster
 from datahub.gateway.engine_limits import EngineLimits
-from datahub.gateway.health import ClusterMonitor
-from datahub.gateway.metrics import GatewayMetrics
-from datahub.gateway.tracker import QueryTracker
-from datahub.gateway.upstream import Upstream
 from datahub.identity import Identity
 from datahub.query import FINAL_STATES, QueryRecord, QueryState, QueryStats
 from datahub.quotas.admission import Ticket
 from datahub.quotas.hooks import ticket_of
+from datahub.testing import memory_tracker
 
 LOG = logging.getLogger("tests")
 ALICE = Identity("alice", ("analysts",), acting_admin="carol")
@@ -195,45 +191,6 @@ def test_a_queued_place_travels_in_a_uri_so_it_is_checked():
 # ------------------------------------------------------------------- the tracker
 
 
-class MemoryJournal:
-    """A QueryJournal in memory: closes each query once, as the audit does."""
-
-    def __init__(self):
-        self.rows: dict[str, dict] = {}
-        self.early: list[QueryRecord] = []
-        self.waiting: list[QueryRecord] = []
-
-    def submitted(self, query):
-        self.rows[query.query_id] = records.row_of(query)
-
-    def queued(self, query):
-        self.waiting.append(query)
-
-    def ended_early(self, query):
-        self.early.append(query)
-
-    def running(self, query):
-        self.rows[query.query_id]["state"] = str(query.state)
-
-    async def close(self, query):
-        row = self.rows.get(query.query_id)
-        if row is not None and row["finished_at"] is not None:
-            return False
-        self.rows[query.query_id] = records.row_of(query)
-        return True
-
-    async def find(self, query_id):
-        row = self.rows.get(query_id)
-        return records.record_of(row) if row else None
-
-    async def open_queries(self, submitted_before, user=None):
-        return [
-            records.record_of(r)
-            for r in self.rows.values()
-            if r["finished_at"] is None and (user is None or r["user"] == user)
-        ]
-
-
 class Queueing(QueryAdmission):
     """Queues every query once, keeping it with its place; admits on recheck."""
 
@@ -249,26 +206,9 @@ class Queueing(QueryAdmission):
         return query, Admitted("waited", {"queue": place}, EngineLimits(cpu_seconds=2))
 
 
-def tracker(admission=None, listeners=()):
-    cluster = Cluster("a", "http://127.0.0.1:1", user="svc")
-    upstream = Upstream({"a": cluster}, connect_timeout=1, read_timeout=1, max_connections=1)
-    monitor = ClusterMonitor({"a": cluster}, upstream, interval=60, timeout=1, log=LOG)
-    return QueryTracker(
-        journal=MemoryJournal(),
-        admission=admission or QueryAdmission(),
-        listeners=Listeners(list(listeners), LOG),
-        metrics=GatewayMetrics(),
-        monitor=monitor,
-        upstream=upstream,
-        clusters={"a": cluster},
-        log=LOG,
-        fetch_final_stats=False,
-    )
-
-
 def test_a_refused_query_is_recorded_closed_and_no_listener_hears_of_it():
     calls = []
-    t = tracker(listeners=[Recorder("a", calls)])
+    t = memory_tracker(listeners=[Recorder("a", calls)])
     query = routed()
     query_id = t.rejected(
         query, message="No.", error=("QUOTA_EXCEEDED", "USER_ERROR", 1), reason="quota"
@@ -281,7 +221,7 @@ def test_a_refused_query_is_recorded_closed_and_no_listener_hears_of_it():
 
 
 def test_a_query_admitted_after_queueing_carries_the_admissions_note_and_data():
-    t = tracker(Queueing())
+    t = memory_tracker(admission=Queueing())
     query = routed()
     with pytest.raises(QueryQueued) as queued:
         run(t.admit(query))
@@ -292,7 +232,7 @@ def test_a_query_admitted_after_queueing_carries_the_admissions_note_and_data():
 
 
 def test_a_queued_query_gets_the_gateways_id_and_is_recorded_waiting():
-    t = tracker(Queueing())
+    t = memory_tracker(admission=Queueing())
     query = routed()
     with pytest.raises(QueryQueued) as queued:
         run(t.admit(query))
@@ -307,7 +247,7 @@ def test_a_queued_query_gets_the_gateways_id_and_is_recorded_waiting():
 
 def test_an_admitted_query_no_cluster_took_is_failed_and_heard_once():
     calls = []
-    t = tracker(listeners=[Recorder("a", calls)])
+    t = memory_tracker(listeners=[Recorder("a", calls)])
     query = routed()
     run(t.admit(query))
     run(t.failed(query, None, "No cluster.", ("NO_CLUSTER_AVAILABLE", "EXTERNAL", 1)))
@@ -318,7 +258,7 @@ def test_an_admitted_query_no_cluster_took_is_failed_and_heard_once():
 
 def test_a_query_is_closed_once_whoever_closes_it():
     calls = []
-    t = tracker(listeners=[Recorder("a", calls)])
+    t = memory_tracker(listeners=[Recorder("a", calls)])
 
     async def scenario():
         query = routed(query_id="q1", cluster="a")
