@@ -25,7 +25,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CHUNK_BYTES", "JsonColumn", "JsonRows", "NotText", "rows_in_chunks", "split_rows"]
+__all__ = [
+    "CHUNK_BYTES",
+    "JsonColumn",
+    "JsonRows",
+    "NotText",
+    "rows_in_chunks",
+    "split_array",
+    "split_rows",
+]
 
 _QUOTE, _BACKSLASH, _COMMA = ord('"'), ord("\\"), ord(",")
 _OPEN, _CLOSE, _OPEN_OBJECT, _CLOSE_OBJECT = ord("["), ord("]"), ord("{"), ord("}")
@@ -47,7 +55,12 @@ class JsonRows:
     offsets, shape ``(rows, width)``, quotes included) into ``plain``."""
 
     def __init__(
-        self, plain: bytes, starts: np.ndarray, ends: np.ndarray, backslashes: np.ndarray
+        self,
+        plain: bytes,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        backslashes: np.ndarray,
+        span: tuple[int, int] | None = None,
     ) -> None:
         self.plain = plain
         self.bytes = np.frombuffer(plain, dtype=np.uint8)
@@ -55,9 +68,21 @@ class JsonRows:
         self.ends = ends
         #: Positions of every backslash (in strings: escapes), sorted; usually none.
         self.backslashes = backslashes
+        #: Where the array lies in *plain* (all of it, for a segment).
+        self.span = span or (0, len(plain))
 
     def __len__(self) -> int:
         return self.starts.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Values per row."""
+        return self.starts.shape[1]
+
+    def python(self) -> list[list[Any]]:
+        """The rows as Python lists (``orjson``), for rows no column list fits."""
+        low, high = self.span
+        return orjson.loads(memoryview(self.plain)[low:high])
 
     def column(self, index: int) -> JsonColumn:
         """The values of one column (0-based)."""
@@ -71,23 +96,41 @@ BLOCK_BYTES = 1 << 20
 
 def split_rows(plain: bytes, width: int, block: int | None = None) -> JsonRows | None:
     """The value positions of *plain*, a JSON array of rows of *width* values each;
-    ``None`` when it is not shaped like that (the caller then parses it with orjson).
+    ``None`` when it is not shaped like that (the caller then parses it with orjson)."""
+    found = split_array(plain, 0, width, block)
+    if found is None or plain[found[1] :].strip(_SPACES):
+        return None  # not one array (or something after it)
+    return found[0]
+
+
+def split_array(
+    plain: bytes, start: int = 0, width: int | None = None, block: int | None = None
+) -> tuple[JsonRows, int] | None:
+    """The value positions of the JSON array of rows that begins at *start* of *plain*
+    (after whitespace; *plain* may go on after it, as a page goes on after its ``data``),
+    and the offset just past the array's closing bracket; ``None`` when the array is not
+    rows of *width* values each (of the first row's width when *width* is None).
 
     The bytes are read *block* bytes (`BLOCK_BYTES`) at a time, carrying over whether
-    the block starts inside a string and at which depth.
+    the block starts inside a string and at which depth, up to the end of the array.
     """
     block = block or BLOCK_BYTES
     buf = np.frombuffer(plain, dtype=np.uint8)
+    first = start + len(plain[start : start + 64]) - len(plain[start : start + 64].lstrip(_SPACES))
+    if first >= len(buf) or buf[first] != _OPEN:
+        return None
     index = np.int64 if len(buf) >= 2**31 else np.int32
-    backslashes = np.flatnonzero(buf == _BACKSLASH) if b"\\" in plain else _NONE
+    backslashes = np.flatnonzero(buf[first:] == _BACKSLASH) + first if b"\\" in plain else _NONE
     # A quote after an odd run of backslashes is part of the string.
     escaped = _escaped_positions(backslashes) if len(backslashes) else _NONE
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
-    rows = outer_commas = opened = 0
+    row_starts: list[np.ndarray] = []
+    outer_commas = 0
     in_string = False
     depth = 0
-    for low in range(0, len(buf), block):
+    end = None
+    for low in range(first, len(buf), block):
         part = buf[low : low + block]
         pos = np.flatnonzero(_SPECIAL[part])
         char = part[pos]
@@ -112,11 +155,15 @@ def split_rows(plain: bytes, width: int, block: int | None = None) -> JsonRows |
         after = np.cumsum(delta, dtype=np.int32) + depth
         if not len(after):
             continue
+        closed = np.flatnonzero(after <= 0)
+        if len(closed):  # the array ends here: what follows is not ours
+            cut = int(closed[0]) + 1
+            pos, char, delta, after = pos[:cut], char[:cut], delta[:cut], after[:cut]
+            end = int(pos[-1]) + 1
         before = after - delta
         if after.min() < 0:
             return None
         depth = int(after[-1])
-        opened += int(np.count_nonzero(before == 0))
         outer = before == 1
         if np.any((char != _OPEN) & (char != _CLOSE) & (char != _COMMA) & outer):
             return None  # an object among the rows
@@ -124,27 +171,39 @@ def split_rows(plain: bytes, width: int, block: int | None = None) -> JsonRows |
         in_row = before == 2
         separator = (char == _COMMA) & in_row
         row_open = (char == _OPEN) & outer
-        rows += int(np.count_nonzero(row_open))
+        row_starts.append(pos[row_open] + 1)
         starts.append(pos[row_open | separator] + 1)
         ends.append(pos[separator | ((char == _CLOSE) & in_row)])
-    first = buf[np.flatnonzero(~_WHITESPACE[buf[:64]])[:1]]
-    if depth != 0 or opened != 1 or not len(first) or first[0] != _OPEN:
-        return None  # not one array (or something before or after it)
+        if end is not None:
+            break
+    if end is None:
+        return None  # never closed
+    row_start = np.concatenate(row_starts)
+    rows = len(row_start)
     if outer_commas != max(rows - 1, 0):
         return None  # a scalar among the rows
     if rows == 0:
-        empty = np.empty((0, width), dtype=index)
-        return JsonRows(plain, empty, empty, backslashes)
+        empty = np.empty((0, width or 0), dtype=index)
+        return JsonRows(plain, empty, empty, backslashes, (first, end)), end
     value_starts, value_ends = np.concatenate(starts), np.concatenate(ends)
-    if len(value_starts) != rows * width or len(value_ends) != rows * width:
+    if len(value_starts) != len(value_ends):
+        return None
+    # Each row's values: from its first value to the next row's.
+    sizes = np.diff(np.searchsorted(value_starts, row_start), append=len(value_starts))
+    width = int(sizes[0]) if width is None else width
+    if width < 1 or np.any(sizes != width):
         return None  # a row of another width (or an empty row)
     value_starts, value_ends = _strip(buf, value_starts, value_ends)
     if np.any(value_starts >= value_ends):
         return None  # an empty value: [1,,2]
     shape = (rows, width)
-    return JsonRows(plain, value_starts.reshape(shape), value_ends.reshape(shape), backslashes)
+    found = JsonRows(
+        plain, value_starts.reshape(shape), value_ends.reshape(shape), backslashes, (first, end)
+    )
+    return found, end
 
 
+_SPACES = b" \t\r\n"
 _NONE = np.empty(0, dtype=np.int64)
 
 

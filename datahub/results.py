@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from datahub.json_rows import JsonColumn, NotText, rows_in_chunks, split_rows
+from datahub.json_rows import JsonColumn, JsonRows, NotText, rows_in_chunks, split_rows
 
 __all__ = [
     "ColumnBuilder",
@@ -560,8 +560,8 @@ class ResultBuilder:
 
     ``columns`` as the protocol sends them (dicts with ``name`` and ``type``); call
     :meth:`add` with each page's rows (decoded JSON lists), or :meth:`decode` with a
-    segment's JSON bytes and :meth:`append` with what it returned, and :meth:`frame` at
-    the end.
+    segment's JSON bytes (:meth:`convert` with rows already split) and :meth:`append`
+    with what it returned, and :meth:`frame` at the end.
     """
 
     def __init__(self, columns: Sequence[dict[str, Any]]):
@@ -584,6 +584,16 @@ class ResultBuilder:
         rows = split_rows(plain, len(self._builders))
         if rows is None:
             return [self._pieces(chunk) for chunk in rows_in_chunks(plain)]
+        return self.convert(rows)
+
+    def convert(self, rows: JsonRows) -> list[Pieces]:
+        """Rows whose value positions are known (a segment's, or a direct-protocol
+        page's `data`: :mod:`datahub.direct_pages`) converted, column by column; as
+        :meth:`decode`, any thread may call it."""
+        if not len(rows):
+            return []
+        if rows.width != len(self._builders):
+            return [self._pieces(rows.python())]  # not this result's width: as Python rows
         columns = [b.json_piece(rows.column(i)) for i, b in enumerate(self._builders)]
         return [Pieces(len(rows), columns)]
 

@@ -7,19 +7,21 @@ ten times the memory of the typed result. Here:
 
 * the connection's own request object (auth, session headers, retries, keep-alive HTTP
   session) sends the statement and follows ``nextUri``;
-* a fetch thread downloads and decodes (``orjson``) the next page while the main thread
-  converts the previous one, so conversion hides behind Trino's production of pages; the
-  queue between them holds a few pages, so a slow consumer slows the download rather than
-  filling memory;
-* every page is turned into typed column pieces at once
-  (:class:`datahub.results.ResultBuilder`) and its Python rows are dropped, so memory is
-  about the size of the typed result;
+* a fetch thread downloads the next page while the previous ones are converted, so
+  conversion hides behind Trino's production of pages; the queue between them holds a few
+  pages, so a slow consumer slows the download rather than filling memory;
+* a direct-protocol page's ``data`` is not parsed into Python objects: the fetch thread
+  finds it in the page's bytes and where each value lies (:mod:`datahub.direct_pages`,
+  :mod:`datahub.json_rows`), parses only the rest of the page, and the segment threads
+  below turn the rows into typed column pieces (numpy and Arrow,
+  :meth:`datahub.results.ResultBuilder.convert`), so memory is about the size of the
+  typed result (small pages are parsed with ``orjson`` and converted on the main thread);
 * the statement asks for Trino's spooling protocol (``json+zstd``, see
   :mod:`datahub.extensions.segments`): where the gateway and the cluster offer it, the
   rows come in compressed segments, downloaded, decompressed and converted into typed
   column pieces a few at a time on their own threads (numpy and Arrow, no Python object
   per value: :mod:`datahub.json_rows`), and the main thread only appends them; elsewhere
-  Trino answers with the direct protocol and nothing changes.
+  Trino answers with the direct protocol, converted the same way.
 
 Session changes a statement makes (``USE``, ``SET SESSION``, roles, …) are applied with the
 client's own code, so they carry over to the next cell like with the dbapi. A
@@ -39,16 +41,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pandas as pd
 import requests
 import trino
 import trino.client
 import trino.constants
 
+from datahub.direct_pages import split_page
 from datahub.extensions import trino_compat
 from datahub.extensions.segments import PendingSegment, SegmentReader, accepted_encodings
-from datahub.json_rows import rows_in_chunks
+from datahub.json_rows import JsonRows, rows_in_chunks
 from datahub.results import Pieces, ResultBuilder
 from datahub.wire import CLUSTER_NAME_PATTERN, FOLLOWUP_PREFIX, QUERY_DATA_ENCODING_HEADER
 
@@ -86,6 +88,11 @@ def _converter(builder: ResultBuilder | None) -> Callable[[bytes], Any]:
     if builder is None:
         return bytes
     return lambda plain: Converted(builder.decode(plain))
+
+
+def _rows_converter(builder: ResultBuilder) -> Callable[[JsonRows], Converted]:
+    """What a segment thread makes of a direct-protocol page's rows: typed pieces."""
+    return lambda rows: Converted(builder.convert(rows))
 
 
 def cluster_from_uri(uri: str | None) -> str | None:
@@ -207,7 +214,7 @@ def read_page(request: trino.client.TrinoRequest, response: requests.Response) -
         raise trino.exceptions.TrinoConnectionError(
             "received empty response from server (status 200)"
         )
-    page = orjson.loads(body)
+    page = split_page(body)  # a large page's rows stay JSON (JsonRows)
     error = page.get("error")
     if error:
         trino_compat.raise_page_error(error, page.get("id"))
@@ -217,7 +224,8 @@ def read_page(request: trino.client.TrinoRequest, response: requests.Response) -
 
 
 class Converted:
-    """A spooled segment's rows, converted on a segment thread (`ResultBuilder.decode`)."""
+    """A spooled segment's or a direct page's rows, converted on a segment thread
+    (`ResultBuilder.decode`, `ResultBuilder.convert`)."""
 
     __slots__ = ("pieces",)
 
@@ -289,9 +297,16 @@ class _PageStream:
                 if self.builder is None and page.get("columns") and not self._untyped:
                     self.builder = ResultBuilder(page["columns"])
                 self._untyped = self._untyped or (self.builder is None and bool(page.get("data")))
-                if isinstance(page.get("data"), dict):  # spooled: start on the segments now
+                data = page.get("data")
+                if isinstance(data, dict):  # spooled: start on the segments now
                     convert = _converter(self.builder)
-                    page["data"] = self._segments.submit(page["data"], convert)
+                    page["data"] = self._segments.submit(data, convert)
+                elif isinstance(data, JsonRows):  # a large direct page: convert it there too
+                    if self.builder is None:  # rows before any column list: untyped
+                        page["data"] = data.python()
+                    else:
+                        convert_rows = _rows_converter(self.builder)
+                        page["data"] = [self._segments.submit_rows(data, convert_rows)]
                 if self._stop.is_set() or not self._put(page):
                     # Interrupted while this request was in flight: cancel what it started.
                     self._delete(self.next_uri)
@@ -308,9 +323,9 @@ class _PageStream:
         self._put(_END)
 
     def parts(self, data: list[Any] | list[PendingSegment] | None) -> Iterator[Any]:
-        """A page's rows: the direct protocol's list of rows, or each spooled segment,
-        in order, as it is downloaded and converted (`Converted`, or Python rows when
-        no column list came before it)."""
+        """A page's rows: a small direct page's list of rows, or each spooled segment (a
+        large direct page's rows), in order, as it is downloaded and converted
+        (`Converted`, or Python rows when no column list came before it)."""
         if not data:
             return
         if not isinstance(data[0], PendingSegment):

@@ -99,16 +99,22 @@ _READ.cancel()
 
 class PendingSegment:
     """A segment of a page, in the order the query's segments came: its download starts
-    when there is room (see :class:`SegmentReader`)."""
+    when there is room (see :class:`SegmentReader`). A direct-protocol page's rows are
+    one too, with nothing to download (*rows*: what ``convert`` is called with)."""
 
-    __slots__ = ("convert", "encoding", "future", "segment")
+    __slots__ = ("convert", "encoding", "future", "rows", "segment")
 
     def __init__(
-        self, encoding: str, segment: dict[str, Any], convert: Callable[[bytes], Any]
+        self,
+        encoding: str,
+        segment: dict[str, Any],
+        convert: Callable[[Any], Any],
+        rows: Any = None,
     ) -> None:
         self.encoding = encoding
         self.segment = segment
         self.convert = convert
+        self.rows = rows
         self.future: Future[Any] | None = None
 
 
@@ -151,7 +157,7 @@ class SegmentReader:
         self._started = 0  # started and not yet read
 
     def submit(
-        self, data: dict[str, Any], convert: Callable[[bytes], Any] = bytes
+        self, data: dict[str, Any], convert: Callable[[Any], Any] = bytes
     ) -> list[PendingSegment]:
         """A spooled page's segments, in order; as many start downloading as there is
         room for, the others as earlier ones are read. Each is converted on the pool's
@@ -161,10 +167,20 @@ class SegmentReader:
         pending = [
             PendingSegment(encoding, segment, convert) for segment in data.get("segments") or ()
         ]
+        self._submit(pending)
+        return pending
+
+    def submit_rows(self, rows: Any, convert: Callable[[Any], Any]) -> PendingSegment:
+        """Rows in hand (a direct-protocol page's, still JSON) to be converted with
+        ``convert(rows)`` on the pool's threads, in order with the segments."""
+        pending = PendingSegment("", {}, convert, rows)
+        self._submit([pending])
+        return pending
+
+    def _submit(self, pending: list[PendingSegment]) -> None:
         with self._lock:
             self._waiting.extend(pending)
             self._start(lambda: self._started < self._max_pending)
-        return pending
 
     def _start(self, more: Callable[[], bool]) -> None:
         """Start waiting segments, in order, while ``more()`` (under the lock)."""
@@ -192,11 +208,16 @@ class SegmentReader:
         return result
 
     def _read(self, pending: PendingSegment) -> Any:
-        raw, metadata = self._download(pending.segment)
+        rows = pending.rows
+        pending.rows = None  # the page's bytes go with the converted rows' last reference
+        if rows is None:
+            raw, metadata = self._download(pending.segment)
         with self._converting:
             if self._stopped.is_set():
                 return None  # cancelled meanwhile: nobody reads it
-            return pending.convert(plain_json(pending.encoding, raw, metadata))
+            if rows is None:
+                rows = plain_json(pending.encoding, raw, metadata)
+            return pending.convert(rows)
 
     def _download(self, segment: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         metadata = segment.get("metadata") or {}

@@ -1,8 +1,11 @@
-"""A segment's JSON rows straight into typed columns (datahub.json_rows and
-ResultBuilder.decode): the same DataFrame as parsing the rows into Python objects first,
-for every Trino type, nulls, nested values, escapes and awkward strings, at any block size."""
+"""A segment's or a direct-protocol page's JSON rows straight into typed columns
+(datahub.json_rows, datahub.direct_pages, ResultBuilder.decode/convert): the same DataFrame
+(and the same rest of the page) as parsing the rows into Python objects first, for every
+Trino type, nulls, nested values, escapes and awkward strings, at any block size and in
+any key order."""
 
 import json
+import random
 from decimal import Decimal
 
 import numpy as np
@@ -11,8 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from datahub import json_rows
-from datahub.json_rows import NotText, split_rows
+from datahub import direct_pages, json_rows
+from datahub.direct_pages import split_page
+from datahub.json_rows import JsonRows, NotText, split_array, split_rows
 from datahub.results import ResultBuilder
 
 #: One column per Trino type the DataFrame conversion handles, with values as Trino's
@@ -188,3 +192,170 @@ def test_many_rows_and_segments_join_in_order():
     assert frame["s"].isna().sum() == 3000
     assert np.allclose(frame["x"].to_numpy(), np.arange(15000) / 4)
     assert frame["d"].iloc[27] == pd.Timestamp("2024-01-28")
+
+
+# --------------------------------------------------------------------------- direct pages
+# A direct-protocol page's ``data`` found in the page's bytes (datahub.direct_pages) and
+# converted like a segment: the same page dict and the same frame as orjson + add().
+
+#: Strings that look like the page's structure: a key, brackets, escapes, quotes.
+TRICKY = [
+    '"data":[[1]]',
+    '{"data":',
+    "],[",
+    '\\"data\\":',
+    "\\",
+    '"',
+    "}]}",
+    "\u00e9\U0001f600",
+    "\n\t\u0000",
+    "data",
+]
+
+
+def page_bytes(page: dict, *, order=None, indent=False) -> bytes:
+    """The page as JSON, its keys in *order* (e.g. as a proxy re-encoding it might)."""
+    if order is not None:
+        page = {key: page[key] for key in order if key in page}
+    return json.dumps(page, indent=1).encode() if indent else orjson.dumps(page)
+
+
+def split_frames(columns, body: bytes):
+    """The frame as today (orjson, then ``add``) and from the split page (``convert``)."""
+    reference = ResultBuilder(columns)
+    reference.add(orjson.loads(body).get("data") or [])
+    page = split_page(body)
+    split = ResultBuilder(columns)
+    data = page.get("data") or []
+    if isinstance(data, JsonRows):
+        split.append(split.convert(data))
+    else:
+        split.add(data)
+    return page, reference.frame(), split.frame()
+
+
+def big_page(columns, rows, **extra) -> dict:
+    """A Trino page whose rows fill more than `SMALL_PAGE` (rows repeated)."""
+    single = len(orjson.dumps(rows))
+    rows = rows * (direct_pages.SMALL_PAGE // max(single, 1) + 2)
+    return {
+        "id": "q1",
+        "infoUri": "http://trino/ui/q1",
+        "nextUri": "http://trino/v1/statement/executing/q1/x/2",
+        "columns": columns,
+        "data": rows,
+        "stats": {"state": "RUNNING", "processedRows": len(rows), "rootStage": {"data": []}},
+        "warnings": [{"message": '"data":[[1]]'}],
+        **extra,
+    }
+
+
+def test_every_type_in_a_direct_page_gives_the_same_frame_as_orjson():
+    columns = [{"name": t, "type": t} for t in TYPES]
+    rows = [list(values) for values in zip(*TYPES.values(), strict=True)]
+    page = big_page(columns, rows)
+    split, reference, converted = split_frames(columns, page_bytes(page))
+    assert isinstance(split["data"], JsonRows) and len(split["data"]) == len(page["data"])
+    assert_same(reference, converted)
+    assert {k: v for k, v in split.items() if k != "data"} == {
+        k: v for k, v in page.items() if k != "data"
+    }
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["data", "id", "infoUri", "nextUri", "columns", "stats", "warnings"],
+        ["id", "stats", "warnings", "columns", "nextUri", "infoUri", "data"],
+        ["warnings", "columns", "data", "stats", "nextUri", "id"],
+    ],
+)
+def test_a_page_in_another_key_order_is_split_the_same(order):
+    columns = [{"name": "s", "type": "varchar"}, {"name": "n", "type": "bigint"}]
+    rows = [[s, i] for i, s in enumerate(TRICKY)]
+    page = big_page(columns, rows)
+    for indent in (False, True):
+        body = page_bytes(page, order=order, indent=indent)
+        split, reference, converted = split_frames(columns, body)
+        assert isinstance(split["data"], JsonRows)
+        assert_same(reference, converted)
+        assert converted["s"].tolist()[: len(TRICKY)] == TRICKY
+        assert split["nextUri"] == page["nextUri"] and split["stats"] == page["stats"]
+
+
+def test_fuzzed_pages_give_the_same_frames_and_pages_as_orjson():
+    rng = random.Random(18)
+    text = [*TRICKY, "a", " ", "x,y", "\\\\"]
+    kinds = {
+        "bigint": lambda: rng.randint(-(2**63), 2**63 - 1),
+        "integer": lambda: rng.randint(-(2**31), 2**31 - 1),
+        "double": lambda: rng.choice([rng.gauss(0, 1e6), "NaN", "Infinity", 0.0, 1e-300]),
+        "varchar": lambda: "".join(rng.choices(text, k=rng.randint(0, 4))),
+        "boolean": lambda: rng.random() < 0.5,
+        "date": lambda: f"{rng.randint(1, 9999):04d}-0{rng.randint(1, 9)}-1{rng.randint(0, 8)}",
+        "timestamp(6)": lambda: (
+            f"20{rng.randint(10, 40)}-01-02 03:04:05.{rng.randint(0, 999999):06d}"
+        ),
+        "decimal(10,2)": lambda: f"{rng.randint(-(10**7), 10**7)}.{rng.randint(0, 99):02d}",
+        "array(varchar)": lambda: [rng.choice(text) for _ in range(rng.randint(0, 3))],
+        "map(varchar, integer)": lambda: {rng.choice(text): rng.randint(0, 9)},
+        "row(a varchar, b double)": lambda: [rng.choice(text), rng.gauss(0, 1)],
+    }
+    keys = ["id", "infoUri", "nextUri", "columns", "data", "stats", "warnings"]
+    for _ in range(30):
+        names = rng.choices(list(kinds), k=rng.randint(1, 6))
+        columns = [{"name": f"c{i}", "type": t} for i, t in enumerate(names)]
+        rows = [
+            [None if rng.random() < 0.1 else kinds[t]() for t in names]
+            for _ in range(rng.randint(1, 40))
+        ]
+        page = big_page(columns, rows)
+        order = rng.sample(keys, len(keys))
+        body = page_bytes(page, order=order, indent=rng.random() < 0.2)
+        split, reference, converted = split_frames(columns, body)
+        assert isinstance(split["data"], JsonRows)
+        assert_same(reference, converted)
+        assert list(split) == order
+
+
+def test_pages_without_rows_are_parsed_whole():
+    columns = [{"name": "n", "type": "bigint"}]
+    padding = {"stats": {"state": "RUNNING", "pad": "x" * direct_pages.SMALL_PAGE}}
+    for extra in ({"data": []}, {}, {"data": None}, {"data": {"encoding": "json", "segments": []}}):
+        page = {"id": "q", "columns": columns, **padding, **extra}
+        assert split_page(orjson.dumps(page)) == page
+
+
+def test_only_the_top_level_data_key_is_taken_for_the_rows():
+    rows = [[1]] * 10_000
+    columns = [{"name": "n", "type": "bigint"}]
+    decoy = {"x": "data", "y": {"data": [[2]]}, "z": ['"data":[[3]]', {"data": [[4]]}]}
+    for body in (
+        orjson.dumps({**decoy, "columns": columns, "data": rows}),
+        b'{"d\\u0061ta":' + orjson.dumps(rows) + b',"columns":' + orjson.dumps(columns) + b"}",
+    ):
+        page = split_page(body)
+        assert isinstance(page["data"], JsonRows) and page["data"].python() == rows
+        assert {k: v for k, v in page.items() if k != "data"} == {
+            k: v for k, v in orjson.loads(body).items() if k != "data"
+        }
+
+
+def test_a_page_with_data_twice_or_broken_json_is_left_to_orjson():
+    rows = orjson.dumps([[1]] * 10_000)
+    twice = b'{"data":' + rows + b',"data":[[2]]}'
+    assert split_page(twice) == {"data": [[2]]}  # orjson keeps the last, as before
+    with pytest.raises(orjson.JSONDecodeError):
+        split_page(b'{"id":x,"data":' + rows + b"}")
+    with pytest.raises(orjson.JSONDecodeError):
+        split_page(b'{"data":' + rows + b",}")
+    assert split_page(b'{"data":' + rows + b"}")["data"].python() == [[1]] * 10_000
+
+
+def test_rows_of_uneven_width_are_refused():
+    assert split_rows(b"[[1,2,3],[4]]", 2) is None
+    assert split_array(b"[[1,2],[3]]") is None
+    found = split_array(b'{"data":[[1,"]"],[2,"x"]],"n":1}', 8)
+    assert found is not None
+    rows, end = found
+    assert rows.width == 2 and end == 25 and rows.python() == [[1, "]"], [2, "x"]]

@@ -18,6 +18,7 @@ import trino
 
 from datahub.extensions import trino_compat
 from datahub.extensions.query import QueryCancelled, cluster_from_uri, run_query
+from datahub.results import ResultBuilder
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
 
@@ -73,6 +74,10 @@ class _Trino(BaseHTTPRequestHandler):
                 SLOW_ROWS_TAKEN.set()
             time.sleep(0.05)
             return self._send(self._page(query, token, columns=COLUMNS, data=[[token, "x"]]))
+        if query == "select_big":  # a page large enough to be split, its data first
+            rows = [[i, f'"data":[{i}],\\'] for i in range(5000)]
+            pages = {1: {"data": rows, "columns": COLUMNS}, 2: {"data": [[5000, None]]}}
+            return self._send(self._page(query, token, last=token == 2, **pages[token]))
         pages = {
             1: {"columns": COLUMNS, "data": [[1, "a"], [2, None]]},
             2: {"data": [[3, "c"]]},
@@ -197,3 +202,19 @@ def test_spooled_protocol_pages_are_decoded_by_the_client(conn):
         ],
     }
     assert trino_compat.spooled_rows(trino_compat.new_request(conn), data) == rows
+
+
+def test_a_large_direct_page_is_converted_on_a_segment_thread(conn, monkeypatch):
+    threads = []
+    convert = ResultBuilder.convert
+
+    def recorded(self, rows):
+        threads.append(threading.current_thread().name)
+        return convert(self, rows)
+
+    monkeypatch.setattr(ResultBuilder, "convert", recorded)
+    result = run_query(conn, "SELECT big", spooling=False)
+    assert result.frame["n"].tolist() == list(range(5001))
+    assert result.frame["s"][7] == '"data":[7],\\' and result.frame["s"].isna().sum() == 1
+    assert str(result.frame["n"].dtype) == "Int64" and str(result.frame["s"].dtype) == "string"
+    assert threads and all(name.startswith("datahub-sql-segments") for name in threads)
