@@ -9,7 +9,8 @@ decompress (``zstandard``/``lz4``) its segment and convert it into typed column 
 no Python object per value), so downloads and conversion overlap and use every core; the
 kernel's main thread only appends the pieces, in order. At most `MAX_PENDING` segments are
 started and not yet read, so memory stays bounded (a converted segment is about the size
-of its rows in the DataFrame).
+of its rows in the DataFrame). A large direct-protocol page's rows, in hand already, are
+converted on the same threads, in order with the rest (:meth:`SegmentReader.submit_rows`).
 """
 
 from __future__ import annotations
