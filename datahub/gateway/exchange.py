@@ -20,7 +20,7 @@ from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
 from . import protocol, rewrite, spooled
 from .clusters import Cluster
-from .collapse import carries_nothing, may_follow_for_submit
+from .collapse import carries_nothing
 from .core import Gateway
 from .tracker import stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
@@ -79,6 +79,9 @@ class Relayed:
     #: Set instead of answering: the page carried nothing for the client, follow this
     #: (the cluster's own nextUri) on its behalf.
     follow: str | None = None
+    #: The client got the page before this one instead (see `Exchange.relay`): this
+    #: page's facts are the latest, but the page is the client's to ask for again.
+    held_back: bool = False
 
 
 def lost_message(cluster: Cluster) -> str:
@@ -110,6 +113,9 @@ class Exchange:
         self.identity = identity
         self.client_headers = client_headers
         self.base_url = base_url
+        #: Answering a POST: the last page followed on the client's behalf, as it would
+        #: have been sent (status, headers, body).
+        self._followed: tuple[int, list[tuple[str, str]], bytes] | None = None
 
     @property
     def log(self) -> logging.Logger:
@@ -148,10 +154,15 @@ class Exchange:
         *before_finish* is called with the page's facts just before the client can
         have the whole page (so the query is known before the client can follow it).
         With *collapse*, a page that carries nothing for the client (see
-        `collapse.carries_nothing`) is not sent: the result says which URI to follow
-        (answering a POST, not past a spooled query's queued pages:
-        `collapse.may_follow_for_submit`).
+        `collapse.carries_nothing`) is not sent: the result says which URI to follow.
         A failed query's error gets the message of *limit_messages* for its error name.
+
+        Answering a POST, a spooled page's small inline rows go as direct-protocol rows
+        (`spooled.inline_rows`): the ``trino`` client reads the POST's answer as the
+        direct protocol. A spooled page that cannot (spooled segments, large or
+        compressed rows) is held back and the client gets the page followed before it,
+        whose nextUri is this page's URI: Trino answers a repeated request for its last
+        page with that page again.
         """
         client = self.client
         status = response.status_code
@@ -194,30 +205,33 @@ class Exchange:
                 return self._broken_off(cluster, e, started=False)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
-            rows = None
+            rows, spooled_rows = None, False
             if spooling:
                 rewrite_segment = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
                 page, rows = spooled.rewrite_segments(page, rewrite_segment)
+                if client.method == "POST" and spooled.is_spooled(page):
+                    direct = spooled.inline_rows(page)
+                    page, spooled_rows = direct or page, direct is None
             out = rewriter.feed(page) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(cluster, response, body)
             facts = rewriter.facts()
             facts.spooled_rows = rows
             headers = response.header_items()
-            if (
-                collapse
-                and carries_nothing(body, headers)
-                and (
-                    client.method != "POST"
-                    or may_follow_for_submit(facts.next_uri, headers, self.client_headers)
-                )
-            ):
-                if before_finish is not None:
-                    before_finish(facts)
-                return Relayed(facts=facts, follow=facts.next_uri)
             if before_finish is not None:
                 before_finish(facts)
-            client.begin(status, protocol.client_response_headers(headers))
+            if spooled_rows and self._followed is not None and facts.has_next:
+                status, client_headers, out = self._followed
+                client.begin(status, client_headers)
+                client.set_length(len(out))
+                client.end(out)
+                return Relayed(facts=facts, held_back=True)
+            client_headers = protocol.client_response_headers(headers)
+            if collapse and carries_nothing(body, headers):
+                if client.method == "POST":
+                    self._followed = (status, client_headers, out)
+                return Relayed(facts=facts, follow=facts.next_uri)
+            client.begin(status, client_headers)
             client.set_length(len(out))
             client.end(out)
             return Relayed(facts=facts)
@@ -309,7 +323,8 @@ class Exchange:
                 tracker.lost(active, relayed.failure or "")
                 return
             if relayed.facts is not None:
-                await tracker.page(active, relayed.facts, delivered=relayed.follow is None)
+                delivered = relayed.follow is None and not relayed.held_back
+                await tracker.page(active, relayed.facts, delivered=delivered)
             if relayed.follow is None:
                 return
             if active.stop_reason:

@@ -101,6 +101,21 @@ def test_spooled_rows_and_types_are_the_direct_protocols(gateway):
     assert list(spooled.frame.dtypes) == list(direct.frame.dtypes)
 
 
+def test_a_small_spooled_results_rows_and_types_are_the_direct_protocols(gateway):
+    # Inline rows: the answer to the POST may carry them as direct-protocol rows.
+    sql = (
+        "SELECT n, 'x' || CAST(n AS varchar) AS s, DATE '2020-01-02' + n * INTERVAL '1' DAY AS d, "
+        "CAST(n AS DECIMAL(10,2)) / 3 AS m, n / 7e0 AS f, ARRAY[n] AS a, "
+        "TIMESTAMP '2020-01-02 03:04:05.123' AS t, CAST(NULL AS BIGINT) AS z "
+        "FROM UNNEST(sequence(1, 20)) AS u(n) ORDER BY n"
+    )
+    direct = run_query(gateway_connection(gateway), sql, spooling=False)
+    spooled = run_query(gateway_connection(gateway), sql)
+    assert len(direct.frame) == 20
+    pd.testing.assert_frame_equal(spooled.frame, direct.frame)
+    assert list(spooled.frame.dtypes) == list(direct.frame.dtypes)
+
+
 def test_the_trino_client_asking_for_json_zstd_works_unchanged(gateway):
     sql = "SELECT orderkey, totalprice, orderdate, comment FROM tpch.sf1.orders "
     sql += "WHERE orderkey <= 300000 ORDER BY orderkey"

@@ -5,6 +5,7 @@ a cluster's non-Trino answer and a cluster that breaks off."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -111,6 +112,7 @@ class FakeGateway:
     monitor: Any = field(default_factory=FakeMonitor)
     log: Any = logging.getLogger("test")
     allow_spooling: bool = False
+    segment_uri_seconds: int = 60
 
 
 def relay(response: FakeResponse, method: str = "GET", **kwargs: Any):
@@ -163,25 +165,97 @@ def test_a_page_that_carries_nothing_is_followed_instead_of_sent_when_collapsing
     assert relayed.follow is None and client.finished
 
 
-def test_a_spooled_querys_answer_to_its_post_stops_before_the_page_that_may_carry_rows():
-    # The trino client cannot read spooled rows in the answer to its POST: a page leading
-    # to Trino's executing resource is sent; through the queued pages the gateway follows.
-    spooled = {"X-Trino-Query-Data-Encoding": "json+zstd"}
-    body = page(nextUri=NEXT, stats={"state": "QUEUED"})
-    client, relayed, _ = relay(
-        FakeResponse(200, [body], headers=spooled), method="POST", collapse=True
+def spooled_page(*segments: dict[str, Any], **fields: Any) -> bytes:
+    return page(
+        nextUri=NEXT,
+        columns=[{"name": "x", "type": "integer"}],
+        stats={"state": "RUNNING"},
+        data={"encoding": "json+zstd", "segments": list(segments)},
+        **fields,
     )
-    assert relayed.follow is None and client.finished
-    queued = page(nextUri="https://trino:8443/v1/statement/queued/Q1/s/2", stats={})
-    _, relayed, _ = relay(
-        FakeResponse(200, [queued], headers=spooled), method="POST", collapse=True
-    )
-    assert relayed.follow is not None
-    # A follow-up GET (or a direct-protocol POST) is followed to the rows.
-    _, relayed, _ = relay(FakeResponse(200, [body], headers=spooled), collapse=True)
-    assert relayed.follow == NEXT
-    _, relayed, _ = relay(FakeResponse(200, [body]), method="POST", collapse=True)
-    assert relayed.follow == NEXT
+
+
+def inline(rows: Any, offset: int = 0, **metadata: Any) -> dict[str, Any]:
+    encoded = base64.b64encode(json.dumps(rows).encode()).decode()
+    size = len(json.dumps(rows))
+    return {
+        "type": "inline",
+        "data": encoded,
+        "metadata": {"segmentSize": size, "rowOffset": offset, "rowsCount": len(rows), **metadata},
+    }
+
+
+def spooled_segment(offset: int, count: int) -> dict[str, Any]:
+    return {
+        "type": "spooled",
+        "uri": "https://trino:8443/v1/spooled/download/abc=",
+        "ackUri": "https://trino:8443/v1/spooled/ack/abc=",
+        "metadata": {"segmentSize": 100, "rowOffset": offset, "rowsCount": count},
+    }
+
+
+SPOOLED = {"X-Trino-Query-Data-Encoding": "json+zstd"}
+SIGNED_NEXT = SIGNER.gateway_uri(BASE, "main", "alice", NEXT)
+
+
+def post_relays(*bodies: bytes) -> tuple[FakeClient, list[exchange.Relayed]]:
+    """Relay *bodies* one after another for one client POST, collapsing, as
+    `Exchange.pages` does (the last one answers it)."""
+    client = FakeClient(method="POST")
+    ex = exchange.Exchange(FakeGateway(allow_spooling=True), client, Identity("alice"), (), BASE)
+    relayed = [
+        asyncio.run(ex.relay(CLUSTER, FakeResponse(200, [b], headers=SPOOLED), collapse=True))
+        for b in bodies
+    ]
+    return client, relayed
+
+
+def test_a_posts_answer_has_a_spooled_pages_small_inline_rows_as_direct_protocol_rows():
+    queued = page(nextUri="https://trino:8443/v1/statement/queued/Q1/s/1", stats={})
+    rows = [[1, "x", None, [1, 2], {"k": 2.5}], [2, "é", "NaN", [], {}]]
+    client, relayed = post_relays(queued, spooled_page(inline(rows[:1]), inline(rows[1:], 1)))
+    assert relayed[0].follow is not None
+    sent = json.loads(client.body)
+    assert sent["data"] == rows
+    assert sent["nextUri"] == SIGNED_NEXT
+    assert sent["columns"] == [{"name": "x", "type": "integer"}]
+    assert client.length == len(client.body)
+    # The rows are counted from the segments, as for any spooled page.
+    assert relayed[1].facts.spooled_rows == 2 and not relayed[1].held_back
+
+
+def test_a_posts_answer_stops_before_a_spooled_page_it_cannot_give_as_rows():
+    queued = page(nextUri="https://trino:8443/v1/statement/queued/Q1/s/1", stats={})
+    executing = page(nextUri=NEXT, stats={"state": "RUNNING"})
+    unreadable = [
+        spooled_page(spooled_segment(0, 10)),
+        spooled_page(inline([[1]]), spooled_segment(1, 10)),
+        spooled_page(inline([[1]], uncompressedSize=9)),  # compressed
+        spooled_page(inline([["x" * 1000]] * 70)),  # larger than INLINE_AS_ROWS
+        page(nextUri=NEXT, stats={}, data={"encoding": "arrow+zstd", "segments": [inline([])]}),
+    ]
+    for body in unreadable:
+        client, relayed = post_relays(queued, executing, body)
+        # The client gets the page before, leading to the one held back (Trino answers
+        # a repeated request for its last page with that page again).
+        sent = json.loads(client.body)
+        assert (sent["nextUri"], sent["stats"], "data" in sent) == (
+            SIGNED_NEXT,
+            {"state": "RUNNING"},
+            False,
+        )
+        assert relayed[-1].held_back and relayed[-1].facts.next_uri == NEXT
+    # With no page before it, such a page is the answer as it is.
+    client, relayed = post_relays(spooled_page(spooled_segment(0, 10)))
+    assert isinstance(json.loads(client.body)["data"], dict) and not relayed[0].held_back
+
+
+def test_a_follow_up_gets_spooled_pages_as_they_are():
+    body = spooled_page(inline([[1]]))
+    client = FakeClient(method="GET")
+    ex = exchange.Exchange(FakeGateway(allow_spooling=True), client, Identity("alice"), (), BASE)
+    asyncio.run(ex.relay(CLUSTER, FakeResponse(200, [body], headers=SPOOLED), collapse=True))
+    assert json.loads(client.body)["data"]["segments"][0]["type"] == "inline"
 
 
 def test_a_clusters_stack_trace_becomes_one_sentence_and_a_failed_query():

@@ -485,25 +485,3 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
     assert rewrite.with_error_message(body, None) == body
     plain = b'{"id":"q1","stats":{"state":"RUNNING"}}'
     assert rewrite.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain
-
-
-def test_answering_a_post_a_spooled_query_is_followed_only_through_its_queued_pages():
-    spooled = [("X-Trino-Query-Data-Encoding", "json+zstd")]
-    queued = "https://t/v1/statement/queued/q1/x/2"
-    executing = "https://t/v1/statement/executing/q1/x/0"
-    assert collapse.may_follow_for_submit(queued, spooled)
-    # The next page may carry rows, which the trino client cannot take in the POST's answer.
-    assert not collapse.may_follow_for_submit(executing, spooled)
-    # Direct-protocol rows are read from the POST's answer like from any page.
-    assert collapse.may_follow_for_submit(executing, [("Content-Type", "application/json")])
-
-
-def test_answering_a_post_a_query_whose_client_asked_for_spooling_stops_before_its_rows():
-    # The page before the first rows need not name the encoding yet: the client's request
-    # decides (the trino client once got 'e', a letter of "encoding", for SELECT 1).
-    asked = [("X-Trino-Query-Data-Encoding", "json+zstd,json")]
-    page = [("Content-Type", "application/json")]
-    executing = "https://t/v1/statement/executing/q1/x/0"
-    assert not collapse.may_follow_for_submit(executing, page, asked)
-    assert collapse.may_follow_for_submit("https://t/v1/statement/queued/q1/x/2", page, asked)
-    assert collapse.may_follow_for_submit(executing, page, [("X-Trino-User", "alice")])
