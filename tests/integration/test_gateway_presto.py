@@ -28,6 +28,7 @@ from datahub.stack.tls import write_self_signed_certificate
 from datahub.stack.trino import ensure_trino_cli, find_java
 from datahub.testing import (
     BackgroundGateway,
+    assert_value_and_null,
     closed_record,
     free_port,
     gateway_connection,
@@ -487,20 +488,7 @@ def test_a_presto_type_has_trinos_name_dtype_value_and_null(
 ):
     frame, types = frame_and_types
     assert types[name] == trino_type
-    column = frame[name]
-    assert str(column.dtype) == dtype
-    got, missing = column.iloc[0], column.iloc[1]
-    if isinstance(value, float) and np.isnan(value):
-        assert np.isnan(got)
-    else:
-        assert got == value
-        assert type(got) is not str or isinstance(value, str)
-    if null is None:
-        assert missing is None
-    elif null is NA or null is NAT:
-        assert missing is null
-    else:
-        assert np.isnan(missing)
+    assert_value_and_null(frame[name], dtype, value, null)
 
 
 # ------------------------------------------------------------------------ errors

@@ -9,7 +9,7 @@ import contextlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from datahub.events import outbox
 from datahub.events.event import FINISHED, SUBMITTED
@@ -39,8 +39,10 @@ def fields(query_id: str, user: str = "alice") -> dict:
     return {"query_id": query_id, "user": user, "cluster": "trino", "state": "RUNNING"}
 
 
-def has_events(event_ids: set[str], at_least: int = 0) -> Callable[[list], bool]:
-    """Whether the records read hold every one of ``event_ids`` and at least ``at_least``."""
+def has_events(recorded: list[dict], at_least: int = 0) -> Callable[[list], bool]:
+    """Whether the records read hold every one of the ``recorded`` events and at least
+    ``at_least`` records."""
+    event_ids = {e["event_id"] for e in recorded}
 
     def enough(records: list) -> bool:
         seen = {json.loads(r.value)["event_id"] for r in records}
@@ -57,8 +59,40 @@ def by_key(records) -> dict[str, list[str]]:
     return dict(keys)
 
 
-def first_occurrences(ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
+def first_arrivals(records) -> dict[str, list[str]]:
+    """:func:`by_key` without the repeats of a resent event: each key's event ids in the
+    order they first arrived."""
+    return {key: list(dict.fromkeys(ids)) for key, ids in by_key(records).items()}
+
+
+def recorded_by_key(recorded: list[dict]) -> dict[str, list[str]]:
+    """Each query's event ids in the order they were recorded."""
+    expected: dict[str, list[str]] = defaultdict(list)
+    for event in recorded:
+        expected[event["query_id"]].append(event["event_id"])
+    return dict(expected)
+
+
+@contextlib.asynccontextmanager
+async def publishing(store, kafka, topic: str) -> AsyncIterator[QueryEvents]:
+    """Query events recorded in ``store`` and sent to ``topic`` by a started publisher
+    (:func:`publisher_for`), which stops when the block ends."""
+    publisher = publisher_for(store, kafka, topic)
+    publisher.start()
+    try:
+        yield QueryEvents(store, publisher)
+    finally:
+        await publisher.stop()
+
+
+@contextlib.asynccontextmanager
+async def kafka_down(kafka) -> AsyncIterator[None]:
+    """Kafka stopped for the block and started again (same ports, same data) after it."""
+    await asyncio.to_thread(kafka.stop)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(kafka.start)
 
 
 async def wait_until_sent(store) -> None:
@@ -76,10 +110,7 @@ def test_the_publisher_sends_each_querys_events_in_order_keyed_by_query_id(
     topic = new_topic()
 
     async def scenario():
-        publisher = publisher_for(store, kafka, topic)
-        events = QueryEvents(store, publisher)
-        publisher.start()
-        try:
+        async with publishing(store, kafka, topic) as events:
             recorded = [
                 await events.record(SUBMITTED, fields("q1")),
                 await events.record(SUBMITTED, fields("q2", "bob")),
@@ -89,16 +120,10 @@ def test_the_publisher_sends_each_querys_events_in_order_keyed_by_query_id(
                 await events.record(FINISHED, {**fields("q3"), "state": "CANCELED"}),
             ]
             await wait_until_sent(store)
-        finally:
-            await publisher.stop()
-        records = await read_topic(topic, has_events({e["event_id"] for e in recorded}))
-        return recorded, records
+        return recorded, await read_topic(topic, has_events(recorded))
 
     recorded, records = asyncio.run(scenario())
-    expected: dict[str, list[str]] = defaultdict(list)
-    for event in recorded:
-        expected[event["query_id"]].append(event["event_id"])
-    assert by_key(records) == expected
+    assert by_key(records) == recorded_by_key(recorded)
     values = [json.loads(r.value) for r in records]
     assert sorted(v["event_id"] for v in values) == sorted(e["event_id"] for e in recorded)
     assert {(v["query_id"], v["event"], v["user"]) for v in values} == {
@@ -112,33 +137,21 @@ def test_events_recorded_while_kafka_is_down_all_arrive_in_order_once_it_is_back
     topic = new_topic()
 
     async def scenario():
-        publisher = publisher_for(store, kafka, topic)
-        events = QueryEvents(store, publisher)
-        publisher.start()
-        try:
+        async with publishing(store, kafka, topic) as events:
             recorded = [await events.record(SUBMITTED, fields("before"))]
             await wait_until_sent(store)
-            await asyncio.to_thread(kafka.stop)
-            try:
+            async with kafka_down(kafka):
                 # The query path goes on: each record returns with Kafka down.
                 for i in range(20):
                     recorded.append(await events.record(SUBMITTED, fields(f"q{i % 4}")))
                     recorded.append(await events.record(FINISHED, fields(f"q{i % 4}")))
                 assert await store.run_in_transaction(outbox.backlog) == 40
-            finally:
-                await asyncio.to_thread(kafka.start)
             await wait_until_sent(store)
-        finally:
-            await publisher.stop()
-        records = await read_topic(topic, has_events({e["event_id"] for e in recorded}))
-        return recorded, records
+        return recorded, await read_topic(topic, has_events(recorded))
 
     recorded, records = asyncio.run(scenario())
-    expected: dict[str, list[str]] = defaultdict(list)
-    for event in recorded:
-        expected[event["query_id"]].append(event["event_id"])
     # Every event arrived; a resent one may repeat, but the first arrivals keep the order.
-    assert {key: first_occurrences(ids) for key, ids in by_key(records).items()} == expected
+    assert first_arrivals(records) == recorded_by_key(recorded)
 
 
 def test_a_gateway_restarted_while_kafka_is_down_loses_nothing(store, kafka, read_topic):
@@ -150,8 +163,7 @@ def test_a_gateway_restarted_while_kafka_is_down_loses_nothing(store, kafka, rea
         first.start()
         recorded = [await events.record(SUBMITTED, fields("before"))]
         await wait_until_sent(store)
-        await asyncio.to_thread(kafka.stop)
-        try:
+        async with kafka_down(kafka):
             for i in range(6):
                 recorded.append(await events.record(SUBMITTED, fields(f"q{i % 3}")))
             # The gateway stops while its producer holds events Kafka never took.
@@ -161,20 +173,14 @@ def test_a_gateway_restarted_while_kafka_is_down_loses_nothing(store, kafka, rea
             second.start()
             while not second.backoff:  # it cannot reach Kafka and waits
                 await asyncio.sleep(0.1)
-        finally:
-            await asyncio.to_thread(kafka.start)
         try:
             await wait_until_sent(store)
         finally:
             await second.stop()
-        records = await read_topic(topic, has_events({e["event_id"] for e in recorded}))
-        return recorded, records
+        return recorded, await read_topic(topic, has_events(recorded))
 
     recorded, records = asyncio.run(scenario())
-    expected: dict[str, list[str]] = defaultdict(list)
-    for event in recorded:
-        expected[event["query_id"]].append(event["event_id"])
-    assert {key: first_occurrences(ids) for key, ids in by_key(records).items()} == expected
+    assert first_arrivals(records) == recorded_by_key(recorded)
 
 
 def test_a_new_publisher_sends_what_the_last_one_left_and_repeats_keep_their_event_id(
@@ -189,23 +195,14 @@ def test_a_new_publisher_sends_what_the_last_one_left_and_repeats_keep_their_eve
             for i in range(3)
             for kind in (SUBMITTED, FINISHED)
         ]
-        first = publisher_for(store, kafka, topic)
-        first.start()
-        try:
+        async with publishing(store, kafka, topic):
             await wait_until_sent(store)
-        finally:
-            await first.stop()
         # A crash between Kafka's acknowledgement and marking them sent: they are unsent.
         with store.engine.begin() as connection:
             connection.execute(outbox.OutboxEvent.__table__.update().values(sent_at=None))
-        second = publisher_for(store, kafka, topic)
-        second.start()
-        try:
+        async with publishing(store, kafka, topic):
             await wait_until_sent(store)
-        finally:
-            await second.stop()
-        ids = {e["event_id"] for e in recorded}
-        return recorded, await read_topic(topic, has_events(ids, at_least=2 * len(recorded)))
+        return recorded, await read_topic(topic, has_events(recorded, at_least=2 * len(recorded)))
 
     recorded, records = asyncio.run(scenario())
     expected = [e["event_id"] for e in recorded]

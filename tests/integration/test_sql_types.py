@@ -12,6 +12,8 @@ import pytest
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
+from datahub.testing import assert_value_and_null
+
 NA, NAT = pd.NA, pd.NaT
 
 #: (column, Trino type, literal, pandas dtype, value, NULL)
@@ -159,17 +161,5 @@ def frame(stack, users):
 )
 def test_type_has_its_dtype_value_and_null(frame, name, dtype, value, null):
     column = frame[name]
-    assert str(column.dtype) == dtype
-    got, missing = column.iloc[0], column.iloc[1]
-    if isinstance(value, float) and np.isnan(value):
-        assert np.isnan(got)
-    else:
-        assert got == value
-        assert type(got) is not str or isinstance(value, str)
-    if null is None:
-        assert missing is None
-    elif null is NA or null is NAT:
-        assert missing is null
-    else:
-        assert np.isnan(missing)
+    assert_value_and_null(column, dtype, value, null)
     assert column.isna().tolist()[1]
