@@ -123,10 +123,11 @@ class QueryCloser:
             return False
         self.metrics.query_ended(query.cluster or None, state, stats.elapsed_ms)
         self.log.info(
-            "Query %s ended user=%s cluster=%s state=%s rows=%s cpu_ms=%s elapsed_ms=%s%s",
+            "Query %s ended user=%s cluster=%s group=%s state=%s rows=%s cpu_ms=%s elapsed_ms=%s%s",
             query.query_id,
             query.user,
             query.cluster or "",
+            query.routing_group or "",
             state,
             stats.output_rows,
             stats.cpu_ms,

@@ -284,7 +284,8 @@ async def submit(exchange: Exchange, query: QueryRecord, admitted: Admitted, bod
         await tracker.failed(query, cluster, message, relayed.error or protocol.GENERIC_USER_ERROR)
         return
     active = followed[0]
-    gateway.log.info(
+    # One INFO line per query, at its end (`QueryCloser.close`); the audit has the rest.
+    gateway.log.debug(
         "Query %s submitted user=%s via=%s cluster=%s group=%s reason=%s source=%s",
         active.query_id,
         identity.name,

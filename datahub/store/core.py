@@ -112,11 +112,13 @@ class Store:
         self.url = url
         self.threads = threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="datahub-store")
-        kwargs: dict = {"echo": echo, "pool_pre_ping": True}
+        kwargs: dict = {"echo": echo}
         if url.startswith("sqlite"):
+            # A SQLite connection never goes stale: no ping before each use (a query's
+            # path checks out a connection several times).
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(url, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(synchronous))
