@@ -121,28 +121,37 @@ class AuditLog:
             if len(batch) == 1:
                 self._fail(batch[0], e)
                 return
+            done = []
             for item in batch:
                 try:
                     with store.writing(), store.engine.begin() as connection:
-                        result = item.op(connection)
+                        done.append((item, item.op(connection)))
                 except Exception as e:
                     self._fail(item, e)
-                    continue
-                self._done(item, result)
+            self._done(done)
             return
-        for item, result in zip(batch, results, strict=True):
-            self._done(item, result)
+        self._done(list(zip(batch, results, strict=True)))
 
-    def _done(self, item: _Item, result: Any) -> None:
-        if item.events is not None and self.event_log is not None:
+    def _done(self, done: list[tuple[_Item, Any]]) -> None:
+        """Log the events of applied operations (one write for them all), then answer
+        their waiters."""
+        if self.event_log is not None:
+            events: list[Mapping[str, Any]] = []
+            for item, result in done:
+                if item.events is not None:
+                    try:
+                        events.extend(item.events(result))
+                    except Exception:
+                        self.log.exception("Could not make the events of an audit operation")
             try:
-                self.event_log.write(item.events(result))
+                self.event_log.write(events)
             except Exception:
                 self.log.exception("Could not write to the event log %s", self.event_log.path)
-        # The operation is applied either way; its waiter may have been cancelled (a
+        # The operations are applied either way; a waiter may have been cancelled (a
         # request that ended, a service stopping), and then nobody wants the answer.
-        with contextlib.suppress(InvalidStateError):
-            item.future.set_result(result)
+        for item, result in done:
+            with contextlib.suppress(InvalidStateError):
+                item.future.set_result(result)
 
     def _fail(self, item: _Item, error: Exception) -> None:
         op = getattr(item.op, "func", item.op)  # functools.partial
