@@ -1,4 +1,5 @@
-"""Fixtures for the integration tests: the %%sql magic's shell, reading a Kafka topic."""
+"""Fixtures for the integration tests: the %%sql magic's shell, a second Trino cluster,
+reading a Kafka topic."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaConsumer
 from IPython.testing import globalipapp
+
+from datahub.stack import demo
+from datahub.stack.trino import TrinoServer
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +25,30 @@ def ip(stack, users):
     shell.run_line_magic("config", f"SqlMagic.token = {users.token('alice')!r}")
     shell.run_line_magic("config", "SqlMagic.user = 'alice'")
     return shell
+
+
+@pytest.fixture(scope="session")
+def second_trino(stack):
+    """A second Trino cluster beside the stack's (its LDAP directory, service accounts and
+    groups), for the tests of two clusters; not started here (see `trino_b`)."""
+    server = TrinoServer(
+        stack.state_dir / "trino-b",
+        name="b",
+        ldap_url=stack.slapd.url,
+        secrets=stack.secrets["services"],
+        groups=demo.group_members(),
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def trino_b(second_trino):
+    """The session's second Trino, running: started once (each start takes ~20 s and
+    ~1.5 GB) and shared by the modules that need two clusters; started again here when
+    a module before stopped or killed it."""
+    second_trino.start()
+    return second_trino
 
 
 #: How long a test waits for what must happen before its assertions say what is missing:

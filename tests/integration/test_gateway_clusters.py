@@ -1,8 +1,9 @@
 """The gateway in front of TWO real Trino clusters: routing rules, load, drain, failover,
 a cluster killed mid-query, and a gateway restarted mid-query.
 
-Cluster ``a`` is the test stack's Trino; cluster ``b`` a second Trino started here against
-the stack's LDAP directory (started once for the module: each takes ~20 s and ~1.5 GB).
+Cluster ``a`` is the test stack's Trino; cluster ``b`` the session's second Trino
+(`trino_b`, against the stack's LDAP directory), which these tests leave running for the
+crash watch's (test_gateway_crash_watch.py), which kill it.
 Gateways run in-process (`BackgroundGateway`) with tokens from a static map, so each test
 configures the routing it needs. The tests that stop or kill ``b`` come last, in order.
 """
@@ -23,7 +24,6 @@ from IPython.utils.capture import capture_output
 
 from datahub.audit import records
 from datahub.extensions.sql import SqlError
-from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
 from datahub.testing import (
     BackgroundGateway,
@@ -49,20 +49,6 @@ LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 
 
 # ------------------------------------------------------------------------- clusters
-
-
-@pytest.fixture(scope="module")
-def trino_b(stack):
-    server = TrinoServer(
-        stack.state_dir / "trino-b",
-        name="b",
-        ldap_url=stack.slapd.url,
-        secrets=stack.secrets["services"],
-        groups=demo.group_members(),
-    )
-    server.start()
-    yield server
-    server.stop()
 
 
 def entry(server: TrinoServer, name: str, group: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Crash detection's state machine (datahub.events.crashes): open queries per cluster, the
 three rules that mark a query lost, how lost queries group into incidents and when an
 incident ends, the clock, and duplicates. The real broker and a killed Trino:
-tests/integration/test_crash_watch.py."""
+tests/integration/test_gateway_crash_watch.py."""
 
 from __future__ import annotations
 

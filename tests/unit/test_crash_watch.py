@@ -1,7 +1,7 @@
 """The crash watcher around the detector, without a broker: incidents saved in the store
 and a restarted watcher resuming from them, records merged in order, one owner of every
 partition, the metrics, and the page's counts and charts. The real broker:
-tests/integration/test_crash_watch.py."""
+tests/integration/test_gateway_crash_watch.py."""
 
 from __future__ import annotations
 

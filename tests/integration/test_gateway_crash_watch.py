@@ -5,9 +5,10 @@ the API and in /metrics; never to a non-admin; and ``datahub events watch`` find
 incident from the same topic.
 
 The gateway runs in-process (`BackgroundGateway`, the real DataHubService) with
-c.KafkaEvents pointing at the session's broker, in front of the stack's Trino (``a``) and a
-Trino started here (``b``, the one killed). Tokens are real hub tokens of the stack's hub,
-which the gateway and the pages ask, as in production.
+c.KafkaEvents pointing at the session's broker, in front of the stack's Trino (``a``) and the
+session's second Trino (``b``, `trino_b`, the one killed; the cluster tests before these
+leave it running). Tokens are real hub tokens of the stack's hub, which the gateway and
+the pages ask, as in production.
 """
 
 from __future__ import annotations
@@ -39,20 +40,6 @@ SECRET = b"crash-watch-test-secret-0123456789"
 LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 #: A bound against hanging, not a measure of speed.
 GIVE_UP_AFTER = 180
-
-
-@pytest.fixture(scope="module")
-def trino_b(stack):
-    server = TrinoServer(
-        stack.state_dir / "trino-crash",
-        name="b",
-        ldap_url=stack.slapd.url,
-        secrets=stack.secrets["services"],
-        groups=demo.group_members(),
-    )
-    server.start()
-    yield server
-    server.stop()
 
 
 def entry(server: TrinoServer, name: str, group: str) -> dict[str, Any]:
