@@ -99,8 +99,9 @@ def test_two_publishers_send_each_event_once_in_order_and_the_second_takes_over(
     later_ids = [f"q{i:03d}" for i in range(40, 80)]
 
     async def scenario():
-        store_a, a = process(store.url, "a", taken)
-        store_b, b = process(store.url, "b", taken)
+        # A standby looks every lease_seconds / 3 whether the lease is free: 2 s here.
+        store_a, a = process(store.url, "a", taken, lease_seconds=6.0)
+        store_b, b = process(store.url, "b", taken, lease_seconds=6.0)
         a.start()
         await until(lambda: a.holds_lease, "the first publisher did not take the lease")
         b.start()
