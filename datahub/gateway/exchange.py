@@ -116,6 +116,9 @@ class Exchange:
         #: Answering a POST: the last page followed on the client's behalf, as it would
         #: have been sent (status, headers, body).
         self._followed: tuple[int, list[tuple[str, str]], bytes] | None = None
+        #: The headers of this client's requests to each cluster (by name), built once
+        #: for the pages followed on its behalf.
+        self._upstream_headers: dict[str, tuple[tuple[str, str], ...]] = {}
 
     @property
     def log(self) -> logging.Logger:
@@ -132,12 +135,18 @@ class Exchange:
         """Send the client's request (or a queued query's stored *client_headers*) on to
         *cluster* as the service account, impersonating the hub user. Raises
         ClusterUnreachable."""
-        headers = protocol.upstream_request_headers(
-            self.client_headers if client_headers is None else client_headers,
-            self.identity.name,
-            cluster.authorization,
-            allow_spooling=self.gateway.allow_spooling,
-        )
+        headers = self._upstream_headers.get(cluster.name) if client_headers is None else None
+        if headers is None:
+            headers = tuple(
+                protocol.upstream_request_headers(
+                    self.client_headers if client_headers is None else client_headers,
+                    self.identity.name,
+                    cluster.authorization,
+                    allow_spooling=self.gateway.allow_spooling,
+                )
+            )
+            if client_headers is None:
+                self._upstream_headers[cluster.name] = headers
         return await self.gateway.upstream.send(cluster, method, path, headers, body)
 
     async def relay(

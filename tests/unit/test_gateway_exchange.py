@@ -308,3 +308,31 @@ def test_the_handler_as_client_ends_a_taken_delete_with_no_body():
             server.stop()
 
     assert asyncio.run(scenario()) == (204, "x")
+
+
+def test_the_headers_to_a_cluster_are_built_once_per_client_request(monkeypatch):
+    built, sent = [], []
+
+    class Upstream:
+        async def send(self, cluster, method, path, headers, body=None):
+            sent.append(list(headers))
+
+    def build(*args, **kwargs):
+        built.append(args)
+        return [("X-Trino-User", "alice"), ("Authorization", "Basic c3Zj")]
+
+    monkeypatch.setattr(exchange.protocol, "upstream_request_headers", build)
+    gateway = FakeGateway()
+    gateway.upstream = Upstream()
+    ex = exchange.Exchange(
+        gateway, FakeClient(), Identity("alice"), (("X-Trino-Catalog", "c"),), BASE
+    )
+    for path in ("/v1/statement/queued/Q1/s/1", "/v1/statement/executing/Q1/s/0"):
+        asyncio.run(ex.send(CLUSTER, "GET", path))
+    assert len(built) == 1 and sent[0] == sent[1] == [
+        ("X-Trino-User", "alice"),
+        ("Authorization", "Basic c3Zj"),
+    ]
+    # A queued query's stored headers are its own.
+    asyncio.run(ex.send(CLUSTER, "POST", "/v1/statement", b"SELECT 1", (("X-Trino-Schema", "s"),)))
+    assert len(built) == 2 and built[1][0] == (("X-Trino-Schema", "s"),)
