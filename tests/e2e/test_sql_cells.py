@@ -4,16 +4,12 @@ welcome notebook running top to bottom."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import time
-import uuid
 
 import nbformat
-import requests
 
 from datahub.spawners.mixin import WELCOME_NOTEBOOK
+from datahub.testing import assert_cancelled, interrupted
 
 
 def _displays(out: dict) -> list[dict]:
@@ -45,41 +41,13 @@ def test_progress_updates_in_place_and_becomes_the_summary(users):
     assert "<progress" not in last["data"]["text/html"]
 
 
-def running_query_id(stack, marker: str, timeout: float = 120) -> str:
-    """The id of the query containing ``marker`` once Trino runs it (read as the service
-    account, which may see every query)."""
-    session = stack.trino.http_session()
-    session.auth = (stack.trino.service_user, stack.trino.service_password)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for query in session.get(f"{stack.trino.url}/v1/query", timeout=30).json():
-            if marker in query["query"] and query["state"] == "RUNNING":
-                return query["queryId"]
-        time.sleep(0.2)
-    raise AssertionError(f"no running query with {marker}")
-
-
 def test_interrupting_the_kernel_cancels_the_query_on_trino(stack, users, trino_query_info):
     kernel = users.kernel("alice")
-    marker = uuid.uuid4().hex
-    seen: list[str] = []
-
-    def interrupt_once_it_runs():
-        seen.append(running_query_id(stack, marker))
-        requests.post(
-            f"{kernel.base}/api/kernels/{kernel.id}/interrupt", headers=kernel.headers, timeout=30
-        ).raise_for_status()
-
-    thread = threading.Thread(target=interrupt_once_it_runs)
-    thread.start()
-    out = kernel.execute(f"%%sql\nSELECT count(*) FROM tpch.sf1000.lineitem -- {marker}")
-    thread.join()
-    assert out["status"] == "error"
-    (error,) = [o for o in out["outputs"] if o["type"] == "error"]
-    assert error["ename"] == "SqlError" and error["traceback"] == ["Query cancelled"]
-    shown = json.dumps(out["outputs"]) + out["stdout"] + out["stderr"]
-    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
-    info = trino_query_info(seen[0])
+    out, query_id = interrupted(
+        kernel, stack.trino, "%%sql\nSELECT count(*) FROM tpch.sf1000.lineitem"
+    )
+    assert_cancelled(out)
+    info = trino_query_info(query_id)
     assert info["session"]["user"] == "alice"
     assert info["state"] == "FAILED" and info["errorCode"]["name"] == "USER_CANCELED"
     # The kernel is fine afterwards.
