@@ -214,13 +214,14 @@ class Exchange:
                 return self._broken_off(cluster, e, started=False)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
-            rows, spooled_rows = None, False
+            rows, hold_back = None, False
             if spooling:
                 rewrite_segment = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
                 page, rows = spooled.rewrite_segments(page, rewrite_segment)
                 if client.method == "POST" and spooled.is_spooled(page):
                     direct = spooled.inline_rows(page)
-                    page, spooled_rows = direct or page, direct is None
+                    # Not rows the client can read here: the page before instead.
+                    page, hold_back = direct or page, direct is None
             out = rewriter.feed(page) + rewriter.finish()
             if rewriter.not_json:
                 return self._upstream_failed(cluster, response, body)
@@ -229,7 +230,7 @@ class Exchange:
             headers = response.header_items()
             if before_finish is not None:
                 before_finish(facts)
-            if spooled_rows and self._followed is not None and facts.has_next:
+            if hold_back and self._followed is not None and facts.has_next:
                 status, client_headers, out = self._followed
                 client.begin(status, client_headers)
                 client.set_length(len(out))
