@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,20 @@ def python_handles_interrupts():
     signal.signal(signal.SIGINT, previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stop_at_the_end():
+    """``stop_at_the_end(stop)``: call a session service's *stop* (and its checks) when the
+    session ends, at the same time as the other services' (each mostly waits for its
+    process to exit) instead of one after another; set up first, this fixture is torn
+    down last, waiting for every stop and failing with the first that failed."""
+    pool = ThreadPoolExecutor(8, thread_name_prefix="stop")
+    stops: list = []
+    yield lambda stop: stops.append(pool.submit(stop))
+    pool.shutdown(wait=True)
+    for stop in stops:
+        stop.result()
+
+
 def stack_needs_presto(session: pytest.Session) -> bool:
     """Whether a test of this run uses `stack_presto`: then the stack's gateway knows the
     session's PrestoDB as cluster ``presto`` (routing group ``presto``). Other runs do
@@ -107,7 +122,7 @@ def stack_needs_presto(session: pytest.Session) -> bool:
 
 
 @pytest.fixture(scope="session")
-def stack(request, tmp_path_factory):
+def stack(request, tmp_path_factory, stop_at_the_end):
     """The whole DataHub, started once for the session (with the session's PrestoDB as a
     cluster when a test of the run uses `stack_presto`)."""
     reset_demo_workspaces()
@@ -116,7 +131,7 @@ def stack(request, tmp_path_factory):
     local = LocalStack(state, REPO / "jupyterhub_config.py", hub_port=0, presto=presto)
     local.start()
     yield local
-    local.stop()
+    stop_at_the_end(local.stop)
 
 
 # Debian's Chromium, driven by Playwright. One browser per test module: Playwright's sync
@@ -149,7 +164,7 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory):
+def kafka(tmp_path_factory, stop_at_the_end):
     """A Kafka broker (one KRaft node), started on first use and once for the session.
 
     A test that stops it starts it again before it ends (same ports, same data).
@@ -157,11 +172,11 @@ def kafka(tmp_path_factory):
     server = KafkaServer(tmp_path_factory.mktemp("kafka"))
     server.start()
     yield server
-    server.stop()
+    stop_at_the_end(server.stop)
 
 
 @pytest.fixture(scope="session")
-def presto(tmp_path_factory):
+def presto(tmp_path_factory, stop_at_the_end):
     """A PrestoDB coordinator (cluster ``presto``: HTTPS, the service account's password,
     the demo's access rules), started on first use and once for the session; its
     ``cluster_entry()`` is what the gateway's configuration takes."""
@@ -169,13 +184,17 @@ def presto(tmp_path_factory):
     server.start()
     yield server
     pid, port = server._process.pid, server.https_port
-    server.stop()
-    # It stops cleanly (an error at teardown otherwise): its JVM gone, its port closed.
-    assert not server.running
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0, "PrestoDB still listens after stop"
+
+    def stop() -> None:
+        server.stop()
+        # It stops cleanly (an error at teardown otherwise): its JVM gone, its port closed.
+        assert not server.running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, "PrestoDB still listens after stop"
+
+    stop_at_the_end(stop)
 
 
 @pytest.fixture(scope="session")
@@ -187,11 +206,11 @@ def stack_presto(stack, presto):
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def postgres(stop_at_the_end):
     """A private PostgreSQL server, started once for the session."""
     server = PostgresServer().start()
     yield server
-    server.stop()
+    stop_at_the_end(server.stop)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -28,7 +28,7 @@ def ip(stack, users):
 
 
 @pytest.fixture(scope="session")
-def second_trino(stack):
+def second_trino(stack, stop_at_the_end):
     """A second Trino cluster beside the stack's (its LDAP directory, service accounts and
     groups), for the tests of two clusters; not started here (see `trino_b`)."""
     server = TrinoServer(
@@ -39,7 +39,7 @@ def second_trino(stack):
         groups=demo.group_members(),
     )
     yield server
-    server.stop()
+    stop_at_the_end(server.stop)
 
 
 @pytest.fixture(scope="module")
