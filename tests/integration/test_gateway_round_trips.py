@@ -13,6 +13,7 @@ last query's close, on its way, frees the slot).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -190,3 +191,26 @@ def test_queries_one_after_another_at_the_limit_are_never_queued_nor_asked_about
     assert not any("/v1/dh-queued/" in request for request in seen)
     assert query_info_requests(gateway)[before:] == []
     assert [closed_record(gateway, i)["state"] for i in ids] == ["FINISHED"] * 8
+
+
+def test_sqlalchemy_reads_a_small_spooled_result(gateway):
+    # SQLAlchemy's trino dialect (what JupySQL connects with) runs on the trino client,
+    # asking for spooling by default, and so gets rows in the answer to its POST.
+    import sqlalchemy as sa
+
+    url = f"trino://alice@127.0.0.1:{gateway.port}/tpch/tiny"
+    args = {
+        "http_scheme": "http",
+        "auth": trino.auth.JWTAuthentication("alice-token"),
+        "allow_insecure_auth": True,
+        "encoding": SPOOLED,
+    }
+    engine = sa.create_engine(url, connect_args=args)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT name FROM nation WHERE nationkey < 3"))
+            assert sorted(r[0] for r in rows) == ["ALGERIA", "ARGENTINA", "BRAZIL"]
+            one = connection.execute(sa.text("SELECT 1 AS one, DATE '2020-01-02' AS d"))
+            assert [tuple(r) for r in one] == [(1, dt.date(2020, 1, 2))]
+    finally:
+        engine.dispose()
