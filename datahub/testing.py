@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from traitlets import Dict
@@ -132,6 +133,26 @@ class BackgroundGateway:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self.service.store.dispose()
+
+    @classmethod
+    def signing_in(
+        cls,
+        tokens: Mapping[str, dict[str, Any]],
+        *,
+        clusters: Sequence[Mapping[str, Any]],
+        state_dir: Path,
+        secret: bytes | str,
+        **traits: Any,
+    ) -> BackgroundGateway:
+        """A gateway on *clusters* whose users sign in with the bearer tokens of *tokens*
+        (`resolver_for`), its SQLite store in *state_dir*."""
+        return cls(
+            clusters=list(clusters),
+            store_url=f"sqlite:///{state_dir / 'datahub.sqlite'}",
+            secret=secret,
+            identity_resolver_class=resolver_for(tokens),
+            **traits,
+        )
 
     def __enter__(self) -> BackgroundGateway:
         return self

@@ -424,10 +424,13 @@ class Coordinator(ManagedServer):
         except KeyError:
             raise ValueError(f"No password given for {principal}.") from None
 
-    def cluster_entry(self, routing_group: str = "default") -> dict[str, Any]:
-        """This cluster as an entry of ``c.DataHubService.clusters``."""
+    def cluster_entry(
+        self, routing_group: str = "default", name: str | None = None
+    ) -> dict[str, Any]:
+        """This cluster as an entry of ``c.DataHubService.clusters``, named *name* (its own
+        name by default)."""
         return {
-            "name": self.name,
+            "name": name or self.name,
             "engine": self.engine,
             "url": self.url,
             "ca_file": str(self.ca_file),

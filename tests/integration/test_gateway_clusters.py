@@ -51,17 +51,6 @@ LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 # ------------------------------------------------------------------------- clusters
 
 
-def entry(server: TrinoServer, name: str, group: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "url": server.url,
-        "ca_file": str(server.ca_file),
-        "user": server.service_user,
-        "password": server.service_password,
-        "routing_group": group,
-    }
-
-
 @pytest.fixture
 def start_gateway(tmp_path):
     """``start_gateway(clusters, **traits)``: a gateway on its own store; stopped after."""
@@ -146,7 +135,7 @@ class HeldQuery:
 
 def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gateway):
     gateway = start_gateway(
-        [entry(stack.trino, "a", "adhoc"), entry(trino_b, "b", "etl")],
+        [stack.trino.cluster_entry("adhoc", name="a"), trino_b.cluster_entry("etl", name="b")],
         default_routing_group="adhoc",
         routing_rules=[
             {"name": "jobs", "source": "airflow", "routing_group": "etl"},
@@ -191,7 +180,9 @@ def test_rules_route_by_source_group_catalog_and_hint(stack, trino_b, start_gate
 
 
 def test_load_picks_the_idle_cluster(stack, trino_b, start_gateway):
-    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    gateway = start_gateway(
+        [stack.trino.cluster_entry("default", name="a"), trino_b.cluster_entry("default", name="b")]
+    )
     held = HeldQuery(gateway, BUSY, hint="a").until_data()
     try:
         monitor = gateway.service.monitor
@@ -218,7 +209,9 @@ def test_load_picks_the_idle_cluster(stack, trino_b, start_gateway):
 def test_a_drained_cluster_takes_no_new_queries_while_its_running_one_finishes(
     stack, trino_b, start_gateway
 ):
-    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    gateway = start_gateway(
+        [stack.trino.cluster_entry("default", name="a"), trino_b.cluster_entry("default", name="b")]
+    )
     held = HeldQuery(gateway, FINITE, hint="a").until_data()
     gateway.call(gateway.service.set_draining("a", True, "carol"))
     try:
@@ -236,7 +229,10 @@ def test_a_drained_cluster_takes_no_new_queries_while_its_running_one_finishes(
 
 
 def test_a_drain_reaches_every_gateway_process_through_the_store(stack, trino_b, start_gateway):
-    clusters = [entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")]
+    clusters = [
+        stack.trino.cluster_entry("default", name="a"),
+        trino_b.cluster_entry("default", name="b"),
+    ]
     first = start_gateway(clusters)
     second = start_gateway(clusters)  # same store, another process's view
     first.call(first.service.set_draining("b", True, "carol"))
@@ -249,7 +245,7 @@ def test_a_drain_reaches_every_gateway_process_through_the_store(stack, trino_b,
 
 
 def test_a_restarted_gateway_lets_a_running_query_finish(stack, trino_b, start_gateway):
-    clusters = [entry(stack.trino, "a", "default")]
+    clusters = [stack.trino.cluster_entry("default", name="a")]
     first = start_gateway(clusters)
     held = HeldQuery(first, FINITE).until_data()
     port = first.port
@@ -292,7 +288,9 @@ def trino_state(server: TrinoServer, query_id: str) -> str | None:
 def test_killing_a_cluster_mid_query_gives_a_clear_error_in_the_cell_and_a_lost_record(
     stack, trino_b, start_gateway
 ):
-    gateway = start_gateway([entry(stack.trino, "a", "default"), entry(trino_b, "b", "default")])
+    gateway = start_gateway(
+        [stack.trino.cluster_entry("default", name="a"), trino_b.cluster_entry("default", name="b")]
+    )
     shell = sql_shell(gateway)
     outcome: dict[str, Any] = {}
 
@@ -342,7 +340,10 @@ def test_a_stopped_cluster_is_taken_out_and_its_queries_fail_over(stack, trino_b
     # b is down since the previous test; this gateway has not noticed yet (no checks).
     trino_b.stop()
     gateway = start_gateway(
-        [entry(trino_b, "b", "default"), entry(stack.trino, "a", "default")],
+        [
+            trino_b.cluster_entry("default", name="b"),
+            stack.trino.cluster_entry("default", name="a"),
+        ],
         health_check_interval=3600,
     )
     gateway.service.monitor.statuses["b"].record_success(0, 0, time.monotonic())

@@ -42,17 +42,6 @@ LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 GIVE_UP_AFTER = 180
 
 
-def entry(server: TrinoServer, name: str, group: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "url": server.url,
-        "ca_file": str(server.ca_file),
-        "user": server.service_user,
-        "password": server.service_password,
-        "routing_group": group,
-    }
-
-
 @pytest.fixture(scope="module")
 def tokens(hub, sign_in) -> dict[str, str]:
     """Hub API tokens of alice and bob (analysts) and carol (a DataHub admin)."""
@@ -82,7 +71,10 @@ def gateway(stack, kafka, trino_b, topic, tokens, tmp_path_factory):
     config.HubAuth.api_url = f"{stack.hub_url}/hub/api"
     config.HubAuth.access_scopes = {"access:services!service=datahub"}
     running = BackgroundGateway(
-        clusters=[entry(stack.trino, "a", "default"), entry(trino_b, "b", "crash")],
+        clusters=[
+            stack.trino.cluster_entry("default", name="a"),
+            trino_b.cluster_entry("crash", name="b"),
+        ],
         store_url=f"sqlite:///{state / 'datahub.sqlite'}",
         secret=SECRET,
         reconcile_interval=0,

@@ -21,7 +21,7 @@ import requests
 import trino
 from traitlets.config import Config
 
-from datahub.testing import BackgroundGateway, closed_record, gateway_connection, resolver_for
+from datahub.testing import BackgroundGateway, closed_record, gateway_connection
 
 SECRET = b"round-trips-test-secret-0123456789abcd"
 SCOPE = "access:services!service=datahub"
@@ -35,11 +35,11 @@ def gateway(stack, tmp_path_factory):
     """The gateway, with ``own_requests``: the paths it asked the cluster for itself."""
     config = Config()
     config.QuotaManager.default_limits = {"concurrent_queries": 1, "queued_queries": 5}
-    running = BackgroundGateway(
+    running = BackgroundGateway.signing_in(
+        TOKENS,
         clusters=[{**stack.settings["clusters"][0], "name": "main"}],
-        store_url=f"sqlite:///{tmp_path_factory.mktemp('round-trips') / 'datahub.sqlite'}",
+        state_dir=tmp_path_factory.mktemp("round-trips"),
         secret=SECRET,
-        identity_resolver_class=resolver_for(TOKENS),
         # Long enough on a busy machine: the count of round trips must not hang on timing.
         page_collapse_seconds=30,
         # The watcher's and the reconciler's rounds are not the path of a query.

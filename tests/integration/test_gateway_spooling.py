@@ -22,7 +22,7 @@ from IPython.utils.capture import capture_output
 
 from datahub.extensions.query import run_query
 from datahub.gateway.signing import FollowupSigner
-from datahub.testing import BackgroundGateway, closed_record, gateway_connection, resolver_for
+from datahub.testing import BackgroundGateway, closed_record, gateway_connection
 
 SECRET = b"spooling-test-secret-0123456789abcdef"
 SCOPE = "access:services!service=datahub"
@@ -44,12 +44,11 @@ ZSTD = {
 
 @pytest.fixture(scope="module")
 def gateway(stack, tmp_path_factory):
-    state = tmp_path_factory.mktemp("spooling-gateway")
-    running = BackgroundGateway(
+    running = BackgroundGateway.signing_in(
+        TOKENS,
         clusters=[{**stack.settings["clusters"][0], "name": "main"}],
-        store_url=f"sqlite:///{state / 'datahub.sqlite'}",
+        state_dir=tmp_path_factory.mktemp("spooling-gateway"),
         secret=SECRET,
-        identity_resolver_class=resolver_for(TOKENS),
     )
     yield running
     running.close()

@@ -44,12 +44,11 @@ def assert_one_sentence_trino_error(response: requests.Response) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def gateway(stack, tmp_path_factory):
-    state = tmp_path_factory.mktemp("upstream-errors")
-    running = BackgroundGateway(
+    running = BackgroundGateway.signing_in(
+        TOKENS,
         clusters=[{**stack.settings["clusters"][0], "name": "main"}],
-        store_url=f"sqlite:///{state / 'datahub.sqlite'}",
+        state_dir=tmp_path_factory.mktemp("upstream-errors"),
         secret=SECRET,
-        identity_resolver_class=resolver_for(TOKENS),
     )
     yield running
     running.close()

@@ -17,7 +17,7 @@ import pytest
 from datahub.extensions import query
 from datahub.extensions.query import run_query
 from datahub.json_rows import JsonRows
-from datahub.testing import BackgroundGateway, gateway_connection, resolver_for
+from datahub.testing import BackgroundGateway, gateway_connection
 
 SECRET = b"direct-pages-test-secret-0123456789abcdef"
 SCOPE = "access:services!service=datahub"
@@ -52,12 +52,11 @@ def all_types_sql(copies: int) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(stack, tmp_path_factory):
-    state = tmp_path_factory.mktemp("direct-pages-gateway")
-    running = BackgroundGateway(
+    running = BackgroundGateway.signing_in(
+        TOKENS,
         clusters=[{**stack.settings["clusters"][0], "name": "main"}],
-        store_url=f"sqlite:///{state / 'datahub.sqlite'}",
+        state_dir=tmp_path_factory.mktemp("direct-pages-gateway"),
         secret=SECRET,
-        identity_resolver_class=resolver_for(TOKENS),
     )
     yield running
     running.close()
