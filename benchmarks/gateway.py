@@ -23,8 +23,9 @@ Kernels reach the gateway on its own port (``DATAHUB_GATEWAY_URL``), not through
 proxy, so the proxy is not on these paths.
 
 1. **Latency.** ``--queries`` rounds; in each, one ``SELECT 1`` (execute, fetch, check the
-   result is ``[[1]]``) per path, the paths taking turns, one connection each, after
-   ``--warmup`` rounds. p50 and p95 per path, the gateway paths minus direct. The client's
+   result is ``[[1]]``) per path, the paths taking turns in an order that rotates each
+   round (a query runs while the one before it is still being closed), one connection
+   each, after ``--warmup`` rounds. p50 and p95 per path, the gateway paths minus direct. The client's
    CPU per query is its thread's CPU time; the gateway processes' CPU per query comes from
    their own CPU time (each serves one path).
 2. **Throughput.** ``--clients`` threads each run ``--each`` queries on one path; the paths
@@ -142,8 +143,8 @@ def one_query(connection) -> float:
 def latency(
     makers: dict, pids: dict[str, int | None], n: int, warmup: int
 ) -> dict[str, dict[str, float]]:
-    """*n* rounds of one query per path, taking turns; wall and client thread CPU per
-    query, and each gateway process's CPU over the phase."""
+    """*n* rounds of one query per path, taking turns in rotating order; wall and
+    client thread CPU per query, and each gateway process's CPU over the phase."""
     connections = {name: make() for name, make in makers.items()}
     for _ in range(warmup):
         for connection in connections.values():
@@ -153,8 +154,13 @@ def latency(
     watch = measure.ProcessWatch(
         {"gateway": pids["gateway"], "service": pids["service"], "hub": pids["hub"]}
     ).start()
-    for _ in range(n):
-        for name, connection in connections.items():
+    names = list(connections)
+    for round_ in range(n):
+        # The order rotates: a query runs while the one before it is still being closed
+        # (its process writes the audit, Trino cleans up), so each path follows each
+        # other path equally often.
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            connection = connections[name]
             cpu = time.thread_time()
             walls[name].append(one_query(connection))
             cpus[name].append(time.thread_time() - cpu)
@@ -240,7 +246,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"{measure.describe_environment(env)}; load average {env['load_average']} before "
         f"the latency phase, {env['load_average_after']} after the throughput phase.",
         "",
-        f"Latency: {args.queries} × `{SQL}` per path, taking turns, one connection each:",
+        f"Latency: {args.queries} × `{SQL}` per path, taking turns in rotating order, one connection each:",
         "",
         "| path | p50 | p95 | added p50 | added p95 | client CPU / query "
         "| gateway CPU / query | client requests / query |",
