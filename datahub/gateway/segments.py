@@ -7,6 +7,14 @@ rewrites those to signed, expiring URIs of its own that name the cluster and the
 (`FollowupSigner.segment_uri`), and relays their ``GET``/``HEAD``/``DELETE`` to that cluster
 as the service account. URIs on other hosts (an object store's pre-signed URIs, Trino's
 ``STORAGE`` retrieval mode) stay as they are: the client reads the storage directly.
+Such a URI is the storage's capability, not the gateway's: whoever holds it reads the
+object until it expires (Trino 476 signs it for ``fs.segment.direct.ttl``, an hour by
+default, or less when the segment's ``fs.segment.ttl`` ends sooner), signed in or not;
+the gateway cannot bind it to the user or shorten it, so it passes it on untouched to
+the user the page is for and logs no page; it never contacts the storage itself, and
+``%%sql`` sends it no credentials. The segment's ``ackUri`` stays on the cluster and so
+comes through the gateway, signed for the user. A deployment that wants every segment
+bound to its user keeps ``COORDINATOR_PROXY`` (the local stack's default).
 
 Clients download segments without credentials (the ``trino`` client strips them; Trino's
 own segment URIs are capabilities), so a segment URI is a capability too: valid for its

@@ -71,16 +71,24 @@ class S3Storage(ManagedServer):
             write_private(self._secret_file, secrets.token_urlsafe(24))
         return self._secret_file.read_text().strip()
 
-    def spooling_properties(self) -> dict[str, object]:
-        """Trino's ``etc/spooling-manager.properties`` for spooling into this storage.
+    def spooling_properties(self, prefix: str = "") -> dict[str, object]:
+        """Trino's ``etc/spooling-manager.properties`` for spooling into this storage,
+        under *prefix* (a folder such as ``"b/"``: clusters sharing the storage each prune
+        only their own expired segments).
 
         Segment encryption (SSE-C) is off: S3Proxy's file store has none, and the
-        segments live in this stack's private state directory.
+        segments live in this stack's private state directory. It matters for Trino's
+        ``STORAGE`` retrieval mode too: an encrypted segment's pre-signed URI is usable
+        only with the key in the segment's ``headers``; a plain one is a bare URI, valid
+        until Trino's ``fs.segment.direct.ttl`` (default one hour) or the segment's
+        ``fs.segment.ttl``, whichever comes first.
         """
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"A spooling prefix is a folder ending in '/', not {prefix!r}.")
         return {
             "spooling-manager.name": "filesystem",
             "fs.s3.enabled": "true",
-            "fs.location": f"s3://{BUCKET}/",
+            "fs.location": f"s3://{BUCKET}/{prefix}",
             "fs.segment.encryption": "false",
             "s3.endpoint": self.url,
             "s3.region": "us-east-1",

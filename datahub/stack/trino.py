@@ -331,22 +331,37 @@ def render_properties(properties: Mapping[str, object]) -> str:
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
-def spooling_config() -> dict[str, object]:
+#: Trino's ways for clients to reach spooled segments (``protocol.spooling.retrieval-mode``).
+RETRIEVAL_MODES = ("STORAGE", "COORDINATOR_STORAGE_REDIRECT", "COORDINATOR_PROXY", "WORKER_PROXY")
+
+
+def spooling_config(retrieval_mode: str = "COORDINATOR_PROXY") -> dict[str, object]:
     """``config.properties`` entries of the spooling protocol (Trino 476).
 
-    Trino answers with it only clients that send ``X-Trino-Query-Data-Encoding``; they
-    download segments through the coordinator (``COORDINATOR_PROXY``: the gateway relays
-    those URIs, and the storage need not be reachable from kernels). The shared secret
-    encrypts the segment handles in the URIs; it is new at every start, as segments
-    outlive no restart of the local stack. Trino reads the spooling manager's properties
-    from ``etc/spooling-manager.properties`` under its working directory (476 has no
-    property to move them), as it does the group provider's.
+    Trino answers with it only clients that send ``X-Trino-Query-Data-Encoding``. By
+    default they download segments through the coordinator (``COORDINATOR_PROXY``: the
+    gateway relays those URIs, and the storage need not be reachable from kernels); with
+    ``STORAGE`` a segment's ``uri`` is the spooling manager's pre-signed URI of the object
+    (clients read the storage directly, without credentials) while its ``ackUri`` stays
+    on the coordinator. The shared secret encrypts the segment handles in the URIs; it is
+    new at every start, as segments outlive no restart of the local stack. Trino reads
+    the spooling manager's properties from ``etc/spooling-manager.properties`` under its
+    working directory (476 has no property to move them), as it does the group
+    provider's.
     """
     return {
         "protocol.spooling.enabled": "true",
         "protocol.spooling.shared-secret-key": base64.b64encode(_secrets.token_bytes(32)).decode(),
-        "protocol.spooling.retrieval-mode": "COORDINATOR_PROXY",
+        "protocol.spooling.retrieval-mode": checked_retrieval_mode(retrieval_mode),
     }
+
+
+def checked_retrieval_mode(mode: str) -> str:
+    """*mode* if it is one of Trino's :data:`RETRIEVAL_MODES`; else a ValueError naming them."""
+    if mode not in RETRIEVAL_MODES:
+        known = ", ".join(RETRIEVAL_MODES)
+        raise ValueError(f"Unknown spooling retrieval mode {mode!r}; Trino knows {known}.")
+    return mode
 
 
 # --------------------------------------------------------------------------- server
@@ -529,7 +544,8 @@ class TrinoServer(Coordinator):
     use :attr:`url` (HTTPS, verify with :attr:`ca_file`); the plain HTTP port only carries
     Trino's internal traffic and refuses authenticated client requests. ``spooling`` (the
     spooling manager's properties) turns the spooling protocol on, for clients that ask
-    for it (:func:`spooling_config`).
+    for it, their segments retrieved as ``spooling_retrieval_mode`` says
+    (:func:`spooling_config`).
     """
 
     product = "Trino"
@@ -552,6 +568,7 @@ class TrinoServer(Coordinator):
         rules: Mapping[str, Any] | None = None,
         progress: Progress | None = None,
         spooling: Mapping[str, object] | None = None,
+        spooling_retrieval_mode: str = "COORDINATOR_PROXY",
     ) -> None:
         super().__init__(
             state_dir, name=name, secrets=secrets, https_port=https_port, progress=progress
@@ -566,6 +583,8 @@ class TrinoServer(Coordinator):
         #: ``etc/spooling-manager.properties`` (e.g. `S3Storage.spooling_properties`) to
         #: offer clients the spooling protocol; None: the direct protocol only.
         self.spooling = dict(spooling) if spooling is not None else None
+        #: How clients reach the segments (:data:`RETRIEVAL_MODES`).
+        self.spooling_retrieval_mode = checked_retrieval_mode(spooling_retrieval_mode)
 
     def _write_etc(self, trino_home: Path) -> None:
         etc = self.etc_dir
@@ -628,7 +647,11 @@ class TrinoServer(Coordinator):
                     "access-control.config-files": etc / "access-control.properties",
                     "password-authenticator.config-files": etc
                     / "password-authenticator.properties",
-                    **(spooling_config() if self.spooling is not None else {}),
+                    **(
+                        spooling_config(self.spooling_retrieval_mode)
+                        if self.spooling is not None
+                        else {}
+                    ),
                 }
             ),
             private=True,

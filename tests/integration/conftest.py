@@ -30,13 +30,17 @@ def ip(stack, users):
 @pytest.fixture(scope="session")
 def second_trino(stack, stop_at_the_end):
     """A second Trino cluster beside the stack's (its LDAP directory, service accounts and
-    groups), for the tests of two clusters; not started here (see `trino_b`)."""
+    groups), for the tests of two clusters; not started here (see `trino_b`). It spools
+    into the stack's S3 storage (under ``b/``) in Trino's ``STORAGE`` retrieval mode:
+    clients read its segments straight from the storage with pre-signed URIs."""
     server = TrinoServer(
         stack.state_dir / "trino-b",
         name="b",
         ldap_url=stack.slapd.url,
         secrets=stack.secrets["services"],
         groups=demo.group_members(),
+        spooling=stack.storage.spooling_properties("b/"),
+        spooling_retrieval_mode="STORAGE",
     )
     yield server
     stop_at_the_end(server.stop)
