@@ -14,7 +14,12 @@ the gateway cannot bind it to the user or shorten it, so it passes it on untouch
 the user the page is for and logs no page; it never contacts the storage itself, and
 ``%%sql`` sends it no credentials. The segment's ``ackUri`` stays on the cluster and so
 comes through the gateway, signed for the user. A deployment that wants every segment
-bound to its user keeps ``COORDINATOR_PROXY`` (the local stack's default).
+bound to its user keeps ``COORDINATOR_PROXY`` (the local stack's default). In Trino's
+``COORDINATOR_STORAGE_REDIRECT`` mode the segment URIs are the cluster's, so the gateway
+signs and checks them as in proxy mode, and passes the cluster's redirect to the
+storage's pre-signed URI on to the client (`spooled.storage_redirect`): the URI then
+reaches only the user the gateway checked, and the client follows it without
+credentials (HTTP clients drop them on a redirect to another host).
 
 Clients download segments without credentials (the ``trino`` client strips them; Trino's
 own segment URIs are capabilities), so a segment URI is a capability too: valid for its
@@ -32,7 +37,8 @@ from collections.abc import Iterable
 
 from ..identity import AuthError, Identity, IdentityUnavailable
 from ..wire import ACT_AS_HEADER, HUB_UNAVAILABLE, PERMISSION_DENIED, SEGMENT_PREFIX
-from . import protocol
+from . import protocol, spooled
+from .clusters import Cluster
 from .core import Gateway
 from .exchange import Client, ClientGone, Exchange
 from .followup import NOT_ISSUED_TO_YOU
@@ -105,26 +111,31 @@ async def download(
         exchange.unreachable(cluster, method, None, e)
         return
     try:
-        await _relay(gateway, client, cluster.name, response)
+        await _relay(gateway, client, cluster, response)
     finally:
         await response.aclose()
 
 
 async def _relay(
-    gateway: Gateway, client: Client, cluster: str, response: UpstreamResponse
+    gateway: Gateway, client: Client, cluster: Cluster, response: UpstreamResponse
 ) -> None:
     status = response.status_code
+    storage = spooled.storage_redirect(status, response.headers.get("location"), cluster.url)
+    if storage is not None:
+        client.begin(status, [("Location", storage)])
+        client.end()
+        return
     if status >= 300:
         body = await response.read()
         gateway.log.warning(
             "Cluster %s answered a segment %s with HTTP %d: %s",
-            cluster,
+            cluster.name,
             client.method,
             status,
             body[:2000].decode("utf-8", "replace"),
         )
         # Trino answers a segment it no longer has with HTTP 500 and a stack trace.
-        client.fail(GONE.format(cluster=cluster), protocol.NOT_FOUND, status=404)
+        client.fail(GONE.format(cluster=cluster.name), protocol.NOT_FOUND, status=404)
         return
     selected = [
         (name, value)
@@ -139,7 +150,7 @@ async def _relay(
         async for chunk in response.chunks():
             await client.send(chunk)
     except ClusterUnreachable as e:
-        gateway.log.warning("Cluster %s broke off a segment: %s", cluster, e.reason)
+        gateway.log.warning("Cluster %s broke off a segment: %s", cluster.name, e.reason)
         client.abort()
         return
     except ClientGone:

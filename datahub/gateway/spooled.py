@@ -24,7 +24,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .core import Gateway
 from .upstream import UpstreamResponse
@@ -40,6 +40,9 @@ _DATA_KEY = b'"data":'
 #: Inline rows go to a client's POST as direct-protocol rows up to this many bytes of
 #: their JSON, all segments of the page together; a larger page stays spooled.
 INLINE_AS_ROWS = 64 * 1024
+
+#: Redirects a client follows to read a segment elsewhere.
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def is_spooled(head: bytes) -> bool:
@@ -125,6 +128,26 @@ def inline_rows(body: bytes) -> bytes | None:
         rows.extend(part)
     page["data"] = rows
     return json.dumps(page, separators=(",", ":")).encode()
+
+
+def storage_redirect(status: int, location: str | None, cluster_url: str) -> str | None:
+    """Where a cluster's answer to a segment download sends the client when it is a
+    redirect to an object store (Trino's ``COORDINATOR_STORAGE_REDIRECT`` mode: the
+    storage's pre-signed URI, passed on as a ``STORAGE`` mode segment URI is); None for
+    any other answer, a redirect back to the cluster included (the gateway alone speaks
+    to clusters)."""
+    if status not in REDIRECTS or not location:
+        return None
+    target = urlsplit(location)
+    if target.scheme not in ("http", "https") or not target.hostname:
+        return None
+    return None if _host_port(target) == _host_port(urlsplit(cluster_url)) else location
+
+
+def _host_port(parts: SplitResult) -> tuple[str, int | None]:
+    return (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(
+        parts.scheme
+    )
 
 
 def _rows_through(metadata: object) -> int | None:

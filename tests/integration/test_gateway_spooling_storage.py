@@ -10,6 +10,12 @@ segments from the storage at once and sending the hub token to the gateway only,
 the storage; an ack goes through the gateway to the cluster (which deletes the object)
 and is refused to another user; the audit counts a spooled query's rows from its
 segments, as for a direct one.
+
+Trino's ``COORDINATOR_STORAGE_REDIRECT`` mode, on a Trino of this module's own (spooling
+under ``redirect/``; ~20 s to start, started only for those tests): its segment URIs
+reach clients as the gateway's signed URIs, checked as in proxy mode (refused to another
+user), and the cluster's redirect to the storage's pre-signed URI is passed on, so the
+kernel's fetch reads the segments from the storage, without the hub token.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from datahub.extensions.query import run_query
+from datahub.stack import demo
+from datahub.stack.trino import TrinoServer
 from datahub.testing import BackgroundGateway, closed_record, gateway_connection
 
 SECRET = b"spooling-storage-test-secret-0123456789"
@@ -240,3 +248,68 @@ def test_the_audit_counts_a_spooled_querys_rows_from_its_segments_as_a_direct_on
     assert (a["cluster"], a["state"], a["output_rows"]) == ("b", "FINISHED", ROWS)
     assert len(spooled.frame) == ROWS
     assert a["processed_bytes"] == b["processed_bytes"]
+
+
+# ------------------------------------------------- COORDINATOR_STORAGE_REDIRECT mode
+
+
+@pytest.fixture(scope="module")
+def redirecting_trino(stack, tmp_path_factory):
+    server = TrinoServer(
+        tmp_path_factory.mktemp("trino-redirect"),
+        name="r",
+        ldap_url=stack.slapd.url,
+        secrets=stack.secrets["services"],
+        groups=demo.group_members(),
+        spooling=stack.storage.spooling_properties("redirect/"),
+        spooling_retrieval_mode="COORDINATOR_STORAGE_REDIRECT",
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redirect_gateway(redirecting_trino, tmp_path_factory):
+    running = BackgroundGateway.signing_in(
+        TOKENS,
+        clusters=[redirecting_trino.cluster_entry("default", name="r")],
+        state_dir=tmp_path_factory.mktemp("spooling-redirect-gateway"),
+        secret=SECRET,
+    )
+    yield running
+    running.close()
+
+
+def test_a_segment_download_is_redirected_to_the_storage_for_its_user_only(redirect_gateway, stack):
+    segments = spooled_segments(redirect_gateway)
+    assert len(segments) >= 3
+    segment = segments[0]
+    assert segment["uri"].startswith(f"{redirect_gateway.url}/v1/dh-segment/r/alice/")
+    refused = requests.get(segment["uri"], headers=bearer("bob-token"), timeout=30)
+    assert refused.status_code == 403
+
+    for method in (requests.head, requests.get):
+        answer = method(segment["uri"], allow_redirects=False, timeout=30)
+        assert answer.status_code == 303
+        assert answer.headers["Location"].startswith(f"{stack.storage.url}/spooling/redirect/")
+        assert "X-Amz-Signature=" in answer.headers["Location"]
+    read = requests.get(segment["uri"], timeout=60)
+    assert read.status_code == 200
+    assert len(read.content) == segment["metadata"]["segmentSize"]
+
+
+def test_the_kernels_fetch_follows_the_redirects_without_the_hub_token(redirect_gateway, recorder):
+    connection = gateway_connection(redirect_gateway, session_properties=SEGMENTS)
+    spooled = run_query(connection, ORDERED)
+    direct = run_query(gateway_connection(redirect_gateway), ORDERED, spooling=False)
+    pd.testing.assert_frame_equal(spooled.frame, direct.frame)
+    assert len(spooled.frame) == ROWS
+    assert closed_record(redirect_gateway, spooled.query_id)["output_rows"] == ROWS
+
+    downloads = recorder.to_storage()
+    assert len(downloads) >= 3
+    assert recorder.most_at_once > 1
+    for _, url, headers in downloads:
+        assert "X-Amz-Signature=" in url
+        assert "Authorization" not in headers
+        assert not any("alice-token" in value for value in headers.values())
