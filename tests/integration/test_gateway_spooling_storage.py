@@ -8,14 +8,14 @@ credentials, and its ack URI as the gateway's signed URI; the ``trino`` client's
 the direct protocol's; ``%%sql`` gets the same typed DataFrame, downloading several
 segments from the storage at once and sending the hub token to the gateway only, never to
 the storage; an ack goes through the gateway to the cluster (which deletes the object)
-and is refused to another user; the audit counts a spooled query's rows from its
-segments, as for a direct one.
+and is refused to another user; the heartbeat is relayed; the audit counts a spooled
+query's rows from its segments, as for a direct one.
 
 Trino's ``COORDINATOR_STORAGE_REDIRECT`` mode, on a Trino of this module's own (spooling
-under ``redirect/``; ~20 s to start, started only for those tests): its segment URIs
-reach clients as the gateway's signed URIs, checked as in proxy mode (refused to another
-user), and the cluster's redirect to the storage's pre-signed URI is passed on, so the
-kernel's fetch reads the segments from the storage, without the hub token.
+under ``redirect/``; about 20 s to start): its segment URIs reach clients as the
+gateway's signed URIs, checked as in proxy mode (refused to another user), and the
+cluster's redirect to the storage's pre-signed URI is passed on, so the kernel's fetch
+reads the segments from the storage, without the hub token.
 """
 
 from __future__ import annotations
@@ -204,6 +204,19 @@ def test_an_ack_goes_through_the_gateway_to_the_cluster_and_is_refused_to_anothe
     assert acked.status_code == 200
     # The cluster deleted the object: the storage no longer has it.
     assert requests.get(segment["uri"], timeout=60).status_code == 404
+
+
+def test_the_heartbeat_is_relayed_to_the_cluster(gateway):
+    headers = {**bearer("alice-token"), **ZSTD}
+    page = requests.post(f"{gateway.url}/v1/statement", data=SQL, headers=headers, timeout=60)
+    # Sent on a nextUri of Trino's executing resource while the client reads segments.
+    page = requests.get(page.json()["nextUri"], headers=headers, timeout=60).json()
+    try:
+        assert requests.head(page["nextUri"], headers=headers, timeout=30).status_code == 200
+        refused = requests.head(page["nextUri"], headers=bearer("bob-token"), timeout=30)
+        assert refused.status_code == 403
+    finally:
+        requests.delete(page["nextUri"], headers=headers, timeout=30)
 
 
 def test_sql_magic_reads_segments_from_the_storage_at_once_without_the_hub_token(
