@@ -227,13 +227,17 @@ class SegmentReader:
         headers = {name: values[0] for name, values in (segment.get("headers") or {}).items()}
         # Segments are compressed already; gzip on top only costs both sides CPU.
         headers["Accept-Encoding"] = "identity"
+        uri = segment["uri"]
+        on_server = self._server is None or _origin(uri) == self._server
         try:
-            response = self._session_for(segment["uri"]).get(
-                segment["uri"], headers=headers, timeout=self._timeout
-            )
+            response = self._session_for(uri).get(uri, headers=headers, timeout=self._timeout)
         except requests.RequestException as e:
+            if not on_server:
+                raise StorageError(storage_unreachable(uri)) from e
             raise trino.exceptions.TrinoConnectionError(f"failed to download: {e}") from e
         if response.status_code != 200:
+            if not on_server:
+                raise StorageError(storage_refused(response.status_code))
             # Worded like the client's own HTTP errors, which %%sql turns into a sentence.
             raise trino.exceptions.HttpError(f"error {response.status_code}: {_refusal(response)}")
         if segment.get("ackUri"):
@@ -262,6 +266,30 @@ class SegmentReader:
         """Let the pool's threads end when their work is done (acknowledgements still
         go out); with *cancel*, downloads not yet started are dropped too."""
         self._pool.shutdown(wait=False, cancel_futures=cancel)
+
+
+class StorageError(Exception):
+    """A segment the cluster's object storage would not give (its pre-signed URI, read
+    directly, not through the gateway); the message is the user's sentence."""
+
+
+def storage_refused(status: int) -> str:
+    """The sentence for a segment download the object storage refused with *status*."""
+    return (
+        f"The cluster's result storage refused part of the result (HTTP {status}); its link "
+        "may have expired: run the query again, and ask your DataHub admin if it keeps "
+        "happening."
+    )
+
+
+def storage_unreachable(uri: str) -> str:
+    """The sentence for a segment download that could not reach the object storage."""
+    scheme, host, port = _origin(uri)
+    return (
+        f"Cannot reach the cluster's result storage at {scheme}://{host}:{port} to download "
+        "part of the result; ask your DataHub admin whether this notebook server may "
+        "reach it."
+    )
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -41,6 +41,7 @@ from datahub.extensions import completer, grid, history, quota, trino_compat
 from datahub.extensions.params import bind
 from datahub.extensions.progress import Progress, format_summary, human_seconds
 from datahub.extensions.query import QueryCancelled, QueryResult, run_query
+from datahub.extensions.segments import StorageError
 from datahub.extensions.service_client import TOKEN_REFUSED, ServiceClient, ServiceError
 from datahub.extensions.statement import (
     SentStatement,
@@ -756,6 +757,9 @@ class SqlMagic(Magics, Configurable):
         except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError) as err:
             progress.clear()
             raise self._error(_gateway_error(err, self.gateway_url)) from None
+        except StorageError as err:
+            progress.clear()
+            raise self._error(str(err)) from None
         what = "EXPLAIN" if args.explain else result.update_type
         summary = format_summary(
             None if args.explain else len(result.frame),

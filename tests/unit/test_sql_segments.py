@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -266,3 +267,36 @@ def test_credentials_go_only_to_the_server_that_answered_the_statement(conn):
     reader.close()
     authorized = {path: "Authorization" in headers for _, path, headers in _SpoolingTrino.seen}
     assert authorized == {"/seg/1": True, "/ack/1": True, "/seg/2": False, "/ack/2": False}
+
+
+def test_the_object_storage_refusing_or_missing_is_named_as_such(conn):
+    # A pre-signed segment URI is read from the cluster's storage, not the gateway: when
+    # the storage refuses it (an expired link) or cannot be reached, the sentence says so
+    # instead of blaming the gateway, and gives no part of the signed URI away.
+    port = conn.port
+    reader = segments.SegmentReader(
+        requests.Session(), threading.Event(), server=f"http://127.0.0.1:{port}/v1/statement"
+    )
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    closed_port = free.getsockname()[1]
+    free.close()  # nothing listens there now
+
+    def spooled(uri: str) -> dict:
+        return {"type": "spooled", "uri": uri, "ackUri": f"http://127.0.0.1:{port}/ack/0"}
+
+    refused = f"http://localhost:{port}/seg/refused?X-Amz-Signature=secret"
+    (pending,) = reader.submit({"encoding": "json+zstd", "segments": [spooled(refused)]}, len)
+    with pytest.raises(segments.StorageError) as error:
+        reader.result(pending)
+    assert str(error.value) == segments.storage_refused(410)
+    assert "result storage refused part of the result (HTTP 410)" in str(error.value)
+
+    missing = f"http://localhost:{closed_port}/spooling/x?X-Amz-Signature=secret"
+    (pending,) = reader.submit({"encoding": "json+zstd", "segments": [spooled(missing)]}, len)
+    with pytest.raises(segments.StorageError) as error:
+        reader.result(pending)
+    assert str(error.value) == segments.storage_unreachable(missing)
+    assert f"result storage at http://localhost:{closed_port} " in str(error.value)
+    assert "secret" not in str(error.value)
+    reader.close()
