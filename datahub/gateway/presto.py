@@ -20,8 +20,11 @@ PrestoDB's, which Trino forked from and which differs in the details:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import orjson
 
 from ..wire import PREPARED_STATEMENT_HEADER
 from .presto_types import trino_type, value_fixer
@@ -259,6 +262,13 @@ def trino_column(column: dict[str, Any]) -> dict[str, Any]:
     return {"name": column.get("name"), "type": type_string, "typeSignature": signature}
 
 
+def _fixers(columns: list[Any]) -> list[Any]:
+    """Each (Trino) column's `value_fixer`."""
+    return [
+        value_fixer(c.get("typeSignature") or {}) if isinstance(c, dict) else None for c in columns
+    ]
+
+
 def _fixed_row(row: Any, fixers: list[Any]) -> Any:
     if not isinstance(row, list) or len(row) != len(fixers):
         return row
@@ -280,10 +290,7 @@ def translate_document(page: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "columns" and isinstance(value, list):
             value = [trino_column(c) if isinstance(c, dict) else c for c in value]
-            fixers = [
-                value_fixer(c.get("typeSignature") or {}) if isinstance(c, dict) else None
-                for c in value
-            ]
+            fixers = _fixers(value)
         elif key == "data" and isinstance(value, list) and any(fixers):
             value = [_fixed_row(row, fixers) for row in value]
         elif key == "stats" and isinstance(value, dict):
@@ -294,13 +301,74 @@ def translate_document(page: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: An integer literal that may not fit 64 bits (or digits in a string: a false alarm).
+_LONG_INTEGER = re.compile(rb"\d{19}")
+#: Where a Presto page's rows start and end: Presto writes ``data`` just before ``stats``
+#: (and such a key, quotes unescaped, cannot be inside a JSON string).
+_DATA_KEY, _STATS_KEY = b'"data":[', b',"stats":{'
+
+
 def translate_page(body: bytes) -> bytes:
     """A Presto answer's body as Trino's: a result page translated (`translate_document`),
-    anything else (not JSON, not an object) unchanged."""
+    anything else (not JSON, not an object) unchanged.
+
+    A page whose values all read the same in Trino (no column has a `value_fixer`) keeps
+    its ``data`` as bytes: only the rest is parsed and rewritten (`_split_rows`), so a
+    1 MB page costs well under a millisecond instead of 20 to 30 parsed and written whole.
+    """
+    split = _split_rows(body)
+    if split is not None:
+        page, rows = split
+        translated = translate_document(page)
+        if not any(_fixers(translated.get("columns") or [])):
+            return _with_rows(translated, rows)
     try:
-        page = json.loads(body)
+        page, dumps = _loads(body)
     except ValueError:
         return body
     if not isinstance(page, dict):
         return body
-    return json.dumps(translate_document(page), separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(translate_document(page))
+
+
+def _loads(body: bytes) -> tuple[Any, Callable[[Any], bytes]]:
+    """*body* parsed, and what writes it back: ``orjson``, unless the body may hold what
+    it reads otherwise (an integer beyond 64 bits, as a float; 19 digits in a row) or
+    refuses (``NaN``): then the standard library, which keeps them as they are."""
+    try:
+        if _LONG_INTEGER.search(body):
+            raise ValueError("may hold an integer beyond 64 bits")
+        return orjson.loads(body), orjson.dumps
+    except ValueError:
+        return json.loads(body), _stdlib_dumps
+
+
+def _stdlib_dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _split_rows(body: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The page without its rows (``data`` null) and the rows' JSON array as it is; None
+    when the page is not laid out as Presto writes one with rows."""
+    start, end = body.find(_DATA_KEY), body.rfind(_STATS_KEY)
+    if start < 0 or end < start or body[end - 1 : end] != b"]":
+        return None
+    start += len(_DATA_KEY) - 1
+    try:
+        page, _ = _loads(body[:start] + b"null" + body[end:])
+    except ValueError:
+        return None
+    if not isinstance(page, dict) or page.get("data", ...) is not None:
+        return None
+    return page, body[start:end]
+
+
+def _with_rows(page: dict[str, Any], rows: bytes) -> bytes:
+    """*page* written with *rows* (JSON) as its ``data``, in its place among the keys."""
+    keys = list(page)
+    at = keys.index("data")
+    before = _stdlib_dumps({k: page[k] for k in keys[:at]})[:-1]
+    after = _stdlib_dumps({k: page[k] for k in keys[at + 1 :]})[1:]
+    return b"".join(
+        (before, b"," if at else b"", b'"data":', rows, b"," if len(after) > 1 else b"", after)
+    )
