@@ -27,6 +27,11 @@ from .upstream import ClusterUnreachable, UpstreamResponse
 
 Error = tuple[str, str, int]
 
+#: A streamed page goes to the client in writes of at least this many bytes (its last
+#: one excepted), whatever the sizes of the cluster's reads: one 1 MB page of Trino's
+#: came as dozens of small reads, each a flush of its own and a chunk the client parses.
+RELAY_WRITE = 256 * 1024
+
 
 class ClientGone(Exception):
     """The client closed its connection while a page was on its way."""
@@ -247,6 +252,8 @@ class Exchange:
             return Relayed(facts=facts)
         client.begin(status, protocol.client_response_headers(response.header_items()))
         started = False
+        held: list[bytes] = []
+        held_size = 0
 
         async def rest() -> AsyncIterator[bytes]:
             if body:
@@ -257,12 +264,22 @@ class Exchange:
         try:
             async for chunk in rest():
                 out = rewriter.feed(chunk)
-                if out:
-                    if not started and upstream_length and rewriter.size_delta is not None:
-                        client.set_length(int(upstream_length) + rewriter.size_delta)
-                    started = True
-                    await client.send(out)
-            out = rewriter.finish()
+                if not out:
+                    continue
+                held.append(out)
+                held_size += len(out)
+                # The rewritten head goes at once; the rest in writes of RELAY_WRITE
+                # bytes, not in the cluster's small reads: each write is a chunk of the
+                # client's chunked body and a flush here.
+                if started and held_size < RELAY_WRITE:
+                    continue
+                if not started and upstream_length and rewriter.size_delta is not None:
+                    client.set_length(int(upstream_length) + rewriter.size_delta)
+                started = True
+                await client.send(b"".join(held))
+                held, held_size = [], 0
+            held.append(rewriter.finish())
+            out = b"".join(held)
         except ClusterUnreachable as e:
             return self._broken_off(cluster, e, started=started)
         except ClientGone:
