@@ -199,6 +199,9 @@ class Wire:
             wire.requests += 1
             if "gzip" in response.headers.get("Content-Encoding", ""):
                 wire.gzip += 1
+            if kwargs.get("stream"):  # read by its caller (%sql's pages): counted then
+                wire.count_when_read(response)
+                return response
             # A spooled page's data is {"encoding", "segments"}; Trino writes the columns
             # and then the data near the start of a page.
             if b'"segments"' in response.content[:16384]:
@@ -209,6 +212,18 @@ class Wire:
             return response
 
         requests.Session.send = send
+
+    def count_when_read(self, response) -> None:
+        read = response.raw.read
+
+        def counted(*args, **kwargs):
+            data = read(*args, **kwargs)
+            if b'"segments"' in data[:16384]:
+                self.spooled_pages += 1
+            self.payload_bytes += len(data)
+            return data
+
+        response.raw.read = counted
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -46,6 +46,7 @@ import requests
 import trino
 import trino.client
 import trino.constants
+import urllib3.exceptions
 
 from datahub.direct_pages import split_page
 from datahub.extensions import trino_compat
@@ -205,11 +206,43 @@ def run_query(
     )
 
 
-def read_page(request: trino.client.TrinoRequest, response: requests.Response) -> dict[str, Any]:
-    """One protocol page as a dict; raises the client's exceptions for errors."""
+def fetch_page(request: trino.client.TrinoRequest, url: str) -> dict[str, Any]:
+    """The page at *url* (a ``nextUri``) as a dict, its body read in one call
+    (`read_body`); an empty answer is asked for again, like the client does, up to its
+    ``max_attempts``. Raises the client's exceptions."""
+    for _ in range(max(1, request.max_attempts)):
+        try:
+            response = trino_compat.get_unread(request, url)
+            body = read_body(response) if response.status_code == 200 else None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
+            raise trino.exceptions.TrinoConnectionError(f"failed to fetch: {e}") from e
+        if body is None or body.strip():
+            break
+    return read_page(request, response, body)
+
+
+def read_body(response: requests.Response) -> bytes:
+    """The body of *response* (asked for with ``stream=True``) in one read: ``urllib3``
+    reads a body of known length straight into one buffer of its size and a chunked one
+    chunk by chunk, decompressed as ``Content-Encoding`` says. ``response.content``
+    would read it in 10 KB pieces, a few Python calls each: a third of a second per
+    million rows. An answer that changes the session is read as ``content``, which the
+    client's own processing of it reads, and so is one read already (by a hook of the
+    session's)."""
+    if response.raw.closed or not _SESSION_HEADERS.isdisjoint(h.lower() for h in response.headers):
+        return response.content
+    return response.raw.read(decode_content=True)
+
+
+def read_page(
+    request: trino.client.TrinoRequest, response: requests.Response, body: bytes | None = None
+) -> dict[str, Any]:
+    """One protocol page as a dict (*body*: the response's, when read already); raises
+    the client's exceptions for errors."""
     if response.status_code != 200:
         request.raise_response_error(response)
-    body = response.content
+    if body is None:
+        body = response.content
     if not body.strip():
         raise trino.exceptions.TrinoConnectionError(
             "received empty response from server (status 200)"
@@ -313,11 +346,7 @@ class _PageStream:
                     return
                 if self.next_uri is None:
                     break
-                try:
-                    response = self._request.get(self.next_uri)
-                except requests.exceptions.RequestException as e:
-                    raise trino.exceptions.TrinoConnectionError(f"failed to fetch: {e}") from e
-                page = read_page(self._request, response)
+                page = fetch_page(self._request, self.next_uri)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
             self._put(_Failure(e))
         self._put(_END)

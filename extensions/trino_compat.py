@@ -18,6 +18,7 @@ import functools
 import re
 from typing import Any, NoReturn
 
+import requests
 import trino
 import trino.client
 import trino.dbapi
@@ -28,6 +29,7 @@ __all__ = [
     "UnsupportedTrinoClient",
     "check_supported",
     "format_parameter",
+    "get_unread",
     "http_session",
     "new_request",
     "raise_page_error",
@@ -100,6 +102,23 @@ def new_request(connection: trino.dbapi.Connection) -> trino.client.TrinoRequest
     (``Connection._create_request``)."""
     check_supported()
     return connection._create_request()
+
+
+def get_unread(request: trino.client.TrinoRequest, url: str) -> requests.Response:
+    """``GET`` *url* (a ``nextUri``) as the client follows it (its headers, timeout and
+    retries of connection errors and HTTP 429/502/503/504: ``TrinoRequest._get``) with
+    the body left unread (``stream=True``), for the caller to read in one call.
+
+    The client's own ``get`` reads every body through ``requests``' 10 KB pieces to retry
+    an empty one; the caller does that retry itself."""
+    check_supported()
+    return request._get(
+        url,
+        headers=request.http_headers,
+        timeout=request._request_timeout,
+        proxies=trino.client.PROXIES,
+        stream=True,
+    )
 
 
 def format_parameter(connection: trino.dbapi.Connection) -> Any:
