@@ -225,8 +225,9 @@ def read_body(response: requests.Response) -> bytes:
     """The body of *response* (asked for with ``stream=True``) in one read: ``urllib3``
     reads a body of known length straight into one buffer of its size and a chunked one
     chunk by chunk, decompressed as ``Content-Encoding`` says. ``response.content``
-    would read it in 10 KB pieces, a few Python calls each: a third of a second per
-    million rows. An answer that changes the session is read as ``content``, which the
+    would read it in 10 KB pieces, a few Python calls each (the page thread's reads of a
+    million rows took 0.14 s of CPU that way, 0.07 s so, with the gateway's large
+    chunks). An answer that changes the session is read as ``content``, which the
     client's own processing of it reads, and so is one read already (by a hook of the
     session's)."""
     if response.raw.closed or not _SESSION_HEADERS.isdisjoint(h.lower() for h in response.headers):
