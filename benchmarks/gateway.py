@@ -25,9 +25,9 @@ proxy, so the proxy is not on these paths.
 1. **Latency.** ``--queries`` rounds; in each, one ``SELECT 1`` (execute, fetch, check the
    result is ``[[1]]``) per path, the paths taking turns in an order that rotates each
    round (a query runs while the one before it is still being closed), one connection
-   each, after ``--warmup`` rounds. p50 and p95 per path, the gateway paths minus direct. The client's
-   CPU per query is its thread's CPU time; the gateway processes' CPU per query comes from
-   their own CPU time (each serves one path).
+   each, after ``--warmup`` rounds. p50 and p95 per path, the gateway paths minus
+   direct. The client's CPU per query is its thread's CPU time; the gateway processes'
+   CPU per query comes from their own CPU time (each serves one path).
 2. **Throughput.** ``--clients`` threads each run ``--each`` queries on one path; the paths
    take turns, ``--rounds`` times in rotating order; median queries per second. CPU and
    peak resident memory of every process on the path (client, gateway process, hub, Trino)
@@ -246,7 +246,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"{measure.describe_environment(env)}; load average {env['load_average']} before "
         f"the latency phase, {env['load_average_after']} after the throughput phase.",
         "",
-        f"Latency: {args.queries} × `{SQL}` per path, taking turns in rotating order, one connection each:",
+        f"Latency: {args.queries} × `{SQL}` per path, taking turns in rotating order, "
+        "one connection each:",
         "",
         "| path | p50 | p95 | added p50 | added p95 | client CPU / query "
         "| gateway CPU / query | client requests / query |",
