@@ -4,13 +4,13 @@ sends through the service client, and a refusal as the service's one sentence.""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from datahub.extensions.publish import DataHubMagics, parse_publish_args
 from datahub.extensions.service_client import ServiceError
+from datahub.testing import serving
 
 TOKEN = "server-token"
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
@@ -41,10 +41,8 @@ class _Gallery(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def gallery():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gallery)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(_Gallery) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

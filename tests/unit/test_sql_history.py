@@ -4,8 +4,7 @@ in the gateway API's contract, served by a small local HTTP server."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
@@ -14,6 +13,7 @@ from IPython.testing import globalipapp
 
 from datahub.extensions import history
 from datahub.extensions.sql import SqlError, SqlMagic, result_mimebundle
+from datahub.testing import serving
 
 QUERIES = {
     "queries": [
@@ -106,11 +106,8 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def api():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(_Api) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

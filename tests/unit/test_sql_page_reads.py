@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 import trino
 
 from datahub.extensions.query import run_query
+from datahub.testing import serving
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
 #: Two- to four-byte characters, so that cuts every few bytes split some.
@@ -84,11 +84,8 @@ class _Trino(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trino)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    with serving(_Trino) as port:
+        yield port
 
 
 @pytest.fixture

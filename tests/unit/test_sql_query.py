@@ -11,7 +11,7 @@ import json
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import trino
@@ -19,6 +19,7 @@ import trino
 from datahub.extensions import trino_compat
 from datahub.extensions.query import QueryCancelled, cluster_from_uri, run_query
 from datahub.results import ResultBuilder
+from datahub.testing import serving
 
 COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
 
@@ -108,11 +109,8 @@ class _Trino(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trino)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    with serving(_Trino) as port:
+        yield port
 
 
 @pytest.fixture

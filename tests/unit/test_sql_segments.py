@@ -7,10 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import lz4.block
 import pytest
@@ -20,6 +19,7 @@ import zstandard
 
 from datahub.extensions import segments
 from datahub.extensions.query import QueryCancelled, run_query
+from datahub.testing import free_port, serving
 
 #: A bound on waiting for a thread, not a measure of its speed.
 GIVE_UP_AFTER = 30
@@ -118,13 +118,8 @@ class _SpoolingTrino(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def conn():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SpoolingTrino)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield trino.dbapi.connect(
-        host="127.0.0.1", port=httpd.server_address[1], user="u", http_scheme="http"
-    )
-    httpd.shutdown()
+    with serving(_SpoolingTrino) as port:
+        yield trino.dbapi.connect(host="127.0.0.1", port=port, user="u", http_scheme="http")
 
 
 def test_the_statement_asks_for_the_best_encoding_first():
@@ -277,10 +272,7 @@ def test_the_object_storage_refusing_or_missing_is_named_as_such(conn):
     reader = segments.SegmentReader(
         requests.Session(), threading.Event(), server=f"http://127.0.0.1:{port}/v1/statement"
     )
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    closed_port = free.getsockname()[1]
-    free.close()  # nothing listens there now
+    closed_port = free_port()  # nothing listens there
 
     def spooled(uri: str) -> dict:
         return {"type": "spooled", "uri": uri, "ackUri": f"http://127.0.0.1:{port}/ack/0"}
