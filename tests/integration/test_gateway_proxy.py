@@ -24,6 +24,7 @@ from trino.auth import BasicAuthentication, JWTAuthentication
 from datahub.gateway.signing import FollowupSigner
 from datahub.identity import IdentityResolver
 from datahub.service.app import DataHubService
+from datahub.testing import bearer
 
 SECRET = b"integration-test-secret-0123456789"
 SCOPE = "access:services!service=datahub"
@@ -121,10 +122,6 @@ def gateway(trino_cluster: dict[str, Any]) -> Iterator[RunningGateway]:
     running = RunningGateway([trino_cluster])
     yield running
     running.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def submit(gateway: RunningGateway, sql: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -22,24 +22,20 @@ from IPython.utils.capture import capture_output
 
 from datahub.extensions.query import run_query
 from datahub.gateway.signing import FollowupSigner
-from datahub.testing import BackgroundGateway, closed_record, gateway_connection
+from datahub.testing import (
+    SMALL_SEGMENTS,
+    ZSTD_SMALL_SEGMENTS,
+    BackgroundGateway,
+    bearer,
+    closed_record,
+    gateway_connection,
+    user_token,
+)
 
 SECRET = b"spooling-test-secret-0123456789abcdef"
-SCOPE = "access:services!service=datahub"
-TOKENS = {
-    "alice-token": {"kind": "user", "name": "alice", "scopes": [SCOPE], "groups": ["analysts"]},
-    "bob-token": {"kind": "user", "name": "bob", "scopes": [SCOPE], "groups": []},
-}
-#: Segments of 1 MB (about 6,000 rows of lineitem) instead of Trino's 8 to 16 MB, so that
-#: tpch.tiny's tables span several segments (Trino makes them up in a fraction of the
-#: time it takes to make up sf1's, which it scans whole whatever the WHERE clause).
-SEGMENTS = {"spooling_initial_segment_size": "1MB", "spooling_max_segment_size": "1MB"}
+TOKENS = {"alice-token": user_token("alice", "analysts"), "bob-token": user_token("bob")}
 #: 60,175 rows, about ten segments.
 SQL = "SELECT * FROM tpch.tiny.lineitem"
-ZSTD = {
-    "X-Trino-Query-Data-Encoding": "json+zstd",
-    "X-Trino-Session": ",".join(f"{k}={v}" for k, v in SEGMENTS.items()),
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +50,9 @@ def gateway(stack, tmp_path_factory):
     running.close()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def spooled_pages(gateway, sql: str, token: str = "alice-token") -> list[dict[str, Any]]:
     """Every page of *sql* asked for with json+zstd (1 MB segments), followed by hand."""
-    headers = {**bearer(token), **ZSTD}
+    headers = {**bearer(token), **ZSTD_SMALL_SEGMENTS}
     response = requests.post(f"{gateway.url}/v1/statement", data=sql, headers=headers, timeout=60)
     pages = [response.json()]
     while pages[-1].get("nextUri"):
@@ -98,7 +90,7 @@ def test_segment_uris_lead_to_the_gateway_and_name_the_cluster_and_user(gateway)
 
 
 def test_spooled_rows_and_types_are_the_direct_protocols(gateway):
-    connection = gateway_connection(gateway, session_properties=SEGMENTS)
+    connection = gateway_connection(gateway, session_properties=SMALL_SEGMENTS)
     direct = run_query(connection, SQL + " ORDER BY orderkey, linenumber", spooling=False)
     spooled = run_query(connection, SQL + " ORDER BY orderkey, linenumber")
     assert len(direct.frame) > 50_000
@@ -124,7 +116,9 @@ def test_a_small_spooled_results_rows_and_types_are_the_direct_protocols(gateway
 def test_the_trino_client_asking_for_json_zstd_works_unchanged(gateway):
     sql = "SELECT orderkey, extendedprice, shipdate, comment FROM tpch.tiny.lineitem "
     sql += "ORDER BY orderkey, linenumber"
-    connection = gateway_connection(gateway, encoding="json+zstd", session_properties=SEGMENTS)
+    connection = gateway_connection(
+        gateway, encoding="json+zstd", session_properties=SMALL_SEGMENTS
+    )
     cursor = connection.cursor()
     cursor.execute(sql)
     spooled = cursor.fetchall()
@@ -197,7 +191,7 @@ def test_a_segment_downloads_acks_and_is_then_gone_in_one_sentence(gateway):
 
 
 def test_the_heartbeat_on_a_next_uri_is_relayed(gateway):
-    headers = {**bearer("alice-token"), **ZSTD}
+    headers = {**bearer("alice-token"), **ZSTD_SMALL_SEGMENTS}
     response = requests.post(
         f"{gateway.url}/v1/statement", data=SQL, headers=headers, timeout=60
     ).json()
@@ -213,7 +207,7 @@ def test_the_heartbeat_on_a_next_uri_is_relayed(gateway):
 
 
 def test_the_audit_records_a_spooled_query_as_a_direct_one(gateway):
-    connection = gateway_connection(gateway, session_properties=SEGMENTS)
+    connection = gateway_connection(gateway, session_properties=SMALL_SEGMENTS)
     spooled = run_query(connection, SQL)
     direct = run_query(connection, SQL, spooling=False)
 

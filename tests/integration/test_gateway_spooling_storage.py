@@ -33,24 +33,22 @@ from IPython.utils.capture import capture_output
 from datahub.extensions.query import run_query
 from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
-from datahub.testing import BackgroundGateway, closed_record, gateway_connection
+from datahub.testing import (
+    SMALL_SEGMENTS,
+    ZSTD_SMALL_SEGMENTS,
+    BackgroundGateway,
+    bearer,
+    closed_record,
+    gateway_connection,
+    user_token,
+)
 
 SECRET = b"spooling-storage-test-secret-0123456789"
-SCOPE = "access:services!service=datahub"
-TOKENS = {
-    "alice-token": {"kind": "user", "name": "alice", "scopes": [SCOPE], "groups": ["analysts"]},
-    "bob-token": {"kind": "user", "name": "bob", "scopes": [SCOPE], "groups": []},
-}
-#: Segments of 1 MB instead of Trino's 8 to 16 MB: tpch.tiny.lineitem spans several.
-SEGMENTS = {"spooling_initial_segment_size": "1MB", "spooling_max_segment_size": "1MB"}
+TOKENS = {"alice-token": user_token("alice", "analysts"), "bob-token": user_token("bob")}
 #: 60,175 rows.
 SQL = "SELECT * FROM tpch.tiny.lineitem"
 ORDERED = SQL + " ORDER BY orderkey, linenumber"
 ROWS = 60_175
-ZSTD = {
-    "X-Trino-Query-Data-Encoding": "json+zstd",
-    "X-Trino-Session": ",".join(f"{k}={v}" for k, v in SEGMENTS.items()),
-}
 #: How long a download from the storage waits for another to be under way (see Recorder).
 GIVE_UP_AFTER = 20
 
@@ -68,10 +66,6 @@ def gateway(trino_b, tmp_path_factory):
     running.close()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname or "", parts.port
@@ -80,7 +74,7 @@ def origin(url: str) -> tuple[str, str, int | None]:
 def spooled_segments(gateway, sql: str = SQL) -> list[dict[str, Any]]:
     """The spooled segments of *sql* asked for with json+zstd (1 MB segments) as alice,
     its pages followed by hand (nothing downloaded or acknowledged)."""
-    headers = {**bearer("alice-token"), **ZSTD}
+    headers = {**bearer("alice-token"), **ZSTD_SMALL_SEGMENTS}
     response = requests.post(f"{gateway.url}/v1/statement", data=sql, headers=headers, timeout=60)
     pages = [response.json()]
     while pages[-1].get("nextUri"):
@@ -178,7 +172,9 @@ def test_segment_uris_lead_to_the_storage_untouched_and_ack_uris_to_the_gateway(
 
 
 def test_the_trino_client_asking_for_json_zstd_gets_the_direct_protocols_rows(gateway, trino_b):
-    connection = gateway_connection(gateway, encoding="json+zstd", session_properties=SEGMENTS)
+    connection = gateway_connection(
+        gateway, encoding="json+zstd", session_properties=SMALL_SEGMENTS
+    )
     cursor = connection.cursor()
     cursor.execute(ORDERED)
     spooled = cursor.fetchall()
@@ -207,7 +203,7 @@ def test_an_ack_goes_through_the_gateway_to_the_cluster_and_is_refused_to_anothe
 
 
 def test_the_heartbeat_is_relayed_to_the_cluster(gateway):
-    headers = {**bearer("alice-token"), **ZSTD}
+    headers = {**bearer("alice-token"), **ZSTD_SMALL_SEGMENTS}
     page = requests.post(f"{gateway.url}/v1/statement", data=SQL, headers=headers, timeout=60)
     # Sent on a nextUri of Trino's executing resource while the client reads segments.
     page = requests.get(page.json()["nextUri"], headers=headers, timeout=60).json()
@@ -223,7 +219,7 @@ def test_sql_magic_reads_segments_from_the_storage_at_once_without_the_hub_token
     gateway, shell, recorder
 ):
     with capture_output():
-        for name, value in SEGMENTS.items():
+        for name, value in SMALL_SEGMENTS.items():
             assert shell.run_cell(f"%sql SET SESSION {name} = '{value}'").error_in_exec is None
         result = shell.run_cell(f"%sql {ORDERED}")
     assert result.error_in_exec is None
@@ -251,7 +247,7 @@ def test_sql_magic_reads_segments_from_the_storage_at_once_without_the_hub_token
 
 
 def test_the_audit_counts_a_spooled_querys_rows_from_its_segments_as_a_direct_ones(gateway):
-    connection = gateway_connection(gateway, session_properties=SEGMENTS)
+    connection = gateway_connection(gateway, session_properties=SMALL_SEGMENTS)
     spooled = run_query(connection, SQL)
     direct = run_query(connection, SQL, spooling=False)
 
@@ -312,7 +308,7 @@ def test_a_segment_download_is_redirected_to_the_storage_for_its_user_only(redir
 
 
 def test_the_kernels_fetch_follows_the_redirects_without_the_hub_token(redirect_gateway, recorder):
-    connection = gateway_connection(redirect_gateway, session_properties=SEGMENTS)
+    connection = gateway_connection(redirect_gateway, session_properties=SMALL_SEGMENTS)
     spooled = run_query(connection, ORDERED)
     direct = run_query(gateway_connection(redirect_gateway), ORDERED, spooling=False)
     pd.testing.assert_frame_equal(spooled.frame, direct.frame)
