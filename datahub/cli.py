@@ -1,9 +1,10 @@
 """The `datahub` command.
 
-datahub up [--kafka] [--presto]
+datahub up [--kafka] [--presto] [--spooling MODE]
                                start slapd, Trino and JupyterHub (with the gateway) here,
                                and Kafka for the query events with --kafka, and a PrestoDB
-                               cluster (routing group presto) with --presto
+                               cluster (routing group presto) with --presto; --spooling
+                               says how clients reach Trino's spooled results
 datahub quota show|set|reset   quota policies and usage, through the REST API (an admin's
                                hub token); see datahub.quotas.cli
 datahub events watch           crash detection from the query events on Kafka, in the
@@ -19,25 +20,40 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .events import cli as events_cli
 from .quotas import cli as quota_cli
 from .stack import demo
 from .stack.process import Progress
 
+#: ``datahub up --spooling``: how clients reach the local Trino's spooled result segments
+#: (Trino's ``protocol.spooling.retrieval-mode``), or ``off`` (direct protocol only).
+SPOOLING = {
+    "proxy": "COORDINATOR_PROXY",
+    "storage": "STORAGE",
+    "redirect": "COORDINATOR_STORAGE_REDIRECT",
+    "off": None,
+}
+
+
+def stack_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`LocalStack`'s options from ``datahub up``'s arguments."""
+    mode = SPOOLING[args.spooling]
+    return {
+        "hub_port": args.port or None,
+        "kafka": args.kafka,
+        "presto": args.presto,
+        "spooling": mode is not None,
+        "spooling_retrieval_mode": mode or "COORDINATOR_PROXY",
+    }
+
 
 def _up(args: argparse.Namespace) -> int:
     from .stack.local import LocalStack
 
     progress = Progress()
-    stack = LocalStack(
-        args.state_dir,
-        args.config,
-        progress=progress,
-        hub_port=args.port or None,
-        kafka=args.kafka,
-        presto=args.presto,
-    )
+    stack = LocalStack(args.state_dir, args.config, progress=progress, **stack_options(args))
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -92,7 +108,8 @@ def _config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``datahub`` command's arguments, with its subcommands'."""
     parser = argparse.ArgumentParser(
         prog="datahub", description="DataHub: a Jupyter-centric self-service data hub."
     )
@@ -127,6 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also start a PrestoDB cluster, named presto in routing group presto (first run "
         "downloads it from Maven Central; it runs on Java 17)",
     )
+    up.add_argument(
+        "--spooling",
+        choices=tuple(SPOOLING),
+        default="proxy",
+        help="how clients that ask for Trino's spooling protocol (%%%%sql does) reach the "
+        "result segments Trino writes to the local S3 storage: proxy = through Trino's "
+        "coordinator, which the gateway relays as the user (COORDINATOR_PROXY); storage = "
+        "straight from the storage with pre-signed URIs, valid for an hour and bound to no "
+        "user (STORAGE); redirect = through the coordinator, which redirects to the storage "
+        "(COORDINATOR_STORAGE_REDIRECT); off = no spooling, every query on the direct "
+        "protocol (default: proxy)",
+    )
     quota_cli.add_parser(sub)
     events_cli.add_parser(sub)
     reference = sub.add_parser(
@@ -141,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="write it to this file instead (the repository's copy: docs/configuration.md)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "up":
         return _up(args)

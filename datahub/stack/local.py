@@ -27,7 +27,7 @@ from .presto import PrestoServer
 from .process import ManagedProcess, Progress, free_port
 from .s3 import S3Storage
 from .tls import write_self_signed_certificate
-from .trino import TrinoServer
+from .trino import TrinoServer, checked_retrieval_mode
 
 STACK_FILE_ENV = "DATAHUB_STACK_FILE"
 
@@ -79,6 +79,7 @@ class LocalStack:
         kafka: bool = False,
         presto: bool | PrestoServer = False,
         spooling: bool = True,
+        spooling_retrieval_mode: str = "COORDINATOR_PROXY",
     ) -> None:
         """``trino_routing_groups`` starts one Trino cluster per entry, in that routing
         group: ``("default",)`` (the default) one cluster named ``trino``;
@@ -90,7 +91,9 @@ class LocalStack:
         `PrestoServer` instead (the test session's) joins the stack as that cluster, and
         the stack neither starts nor stops it.
         ``spooling`` offers Trino's spooling protocol, its segments in a local S3Proxy
-        (about 150 MB more memory)."""
+        (about 150 MB more memory), which clients reach as ``spooling_retrieval_mode``
+        says (`datahub.stack.trino.spooling_config`: through the coordinator by
+        default)."""
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.config_file = Path(config_file).resolve()
         self.progress = progress or Progress()
@@ -105,6 +108,7 @@ class LocalStack:
         #: Whether this stack started its PrestoDB (and so stops it).
         self._owns_presto = presto is True
         self.spooling = spooling
+        self.spooling_retrieval_mode = checked_retrieval_mode(spooling_retrieval_mode)
         self.storage: S3Storage | None = None
         self.secrets = _load_or_create_json(
             self.state_dir / "secrets.json",
@@ -166,6 +170,7 @@ class LocalStack:
                     cache_dir=self.trino_cache,
                     progress=self.progress,
                     spooling=self.storage.spooling_properties() if self.storage else None,
+                    spooling_retrieval_mode=self.spooling_retrieval_mode,
                 )
             )
         return servers
