@@ -636,6 +636,20 @@ class DataHubService(Application):
     def _default_log_level(self) -> int:
         return logging.INFO
 
+    def get_default_logging_config(self) -> dict[str, Any]:
+        """traitlets' logging configuration, with the service's logger at ``log_level``.
+
+        traitlets keeps the logger at DEBUG and filters in its handler, so every debug
+        call on a query's path (the request log, the submit line) would build a record
+        only to drop it. A ``logging_config`` that wants debug records for a handler of
+        its own sets the logger's level too.
+        """
+        config = super().get_default_logging_config()
+        level = logging.getLevelName(self.log_level)
+        for logger in config.get("loggers", {}).values():
+            logger["level"] = level
+        return config
+
     @default("log_format")
     def _default_log_format(self) -> str:
         # JupyterHub's layout, so hub and gateway logs read alike.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 
 import pytest
@@ -137,3 +138,42 @@ def test_query_hooks_is_a_deprecated_name_of_query_listeners(tmp_path, monkeypat
     service.init()
     assert service.tracker.listeners.listeners[0] is listener
     assert "query_hooks is deprecated" in capfd.readouterr().err
+
+
+def recording(log: logging.Logger) -> list[logging.LogRecord]:
+    """The records *log* makes from now on (until its handlers are configured again)."""
+    made: list[logging.LogRecord] = []
+    recorder = logging.Handler()
+    recorder.emit = made.append
+    log.addHandler(recorder)
+    return made
+
+
+def test_debug_records_are_made_only_when_the_log_level_asks_for_them(tmp_path):
+    # traitlets filters in its handler and leaves the logger at DEBUG: each debug call on
+    # a query's path would build a record only to drop it.
+    try:
+        service = DataHubService()
+        made = recording(service.log)
+        service.log.debug("not at INFO")
+        service.log.info("at INFO")
+        assert [r.getMessage() for r in made] == ["at INFO"]
+        service.log_level = "DEBUG"
+        made = recording(service.log)
+        service.log.debug("asked for")
+        assert [r.getMessage() for r in made] == ["asked for"]
+
+        # A logging_config that wants debug records for a handler of its own says so.
+        config = tmp_path / "jupyterhub_config.py"
+        config.write_text(
+            "c = get_config()\n"
+            "c.DataHubService.logging_config = {'loggers': {'DataHubService': {'level': 'DEBUG'}}}\n"
+        )
+        configured = DataHubService()
+        configured.initialize(["-f", str(config)])
+        assert configured.log_level == logging.INFO
+        made = recording(configured.log)
+        configured.log.debug("to its handler")
+        assert [r.getMessage() for r in made] == ["to its handler"]
+    finally:
+        DataHubService(log_level="INFO")
