@@ -167,7 +167,8 @@ def test_debug_records_are_made_only_when_the_log_level_asks_for_them(tmp_path):
         config = tmp_path / "jupyterhub_config.py"
         config.write_text(
             "c = get_config()\n"
-            "c.DataHubService.logging_config = {'loggers': {'DataHubService': {'level': 'DEBUG'}}}\n"
+            "c.DataHubService.logging_config = "
+            "{'loggers': {'DataHubService': {'level': 'DEBUG'}}}\n"
         )
         configured = DataHubService()
         configured.initialize(["-f", str(config)])
