@@ -208,15 +208,19 @@ class Exchange:
         rewriter = rewrite.ResultRewriter(rewrite_uri)
         upstream_length = response.headers.get("content-length")
         # A small page (queued, planning, an error) is read whole: skipped if it carries
-        # nothing for the client, and Trino's stack frames kept to ourselves. (Trino sends
-        # error pages chunked, without a length.) So is a spooled page, for its segments.
-        body, whole = b"", False
+        # nothing for the client, and Trino's stack frames kept to ourselves. So is any
+        # page without rows (a failed query's, its message as long as the user made it),
+        # and a spooled page, for its segments (`spooled.read_page`).
         spooling = self.gateway.allow_spooling
-        if spooling or not upstream_length or int(upstream_length) <= rewrite.WHOLE_PAGE:
-            try:
-                body, whole = await spooled.read_page(response, rewrite.WHOLE_PAGE)
-            except ClusterUnreachable as e:
-                return self._broken_off(cluster, e, started=False)
+        try:
+            body, whole = await spooled.read_page(response, rewrite.WHOLE_PAGE)
+        except ClusterUnreachable as e:
+            return self._broken_off(cluster, e, started=False)
+        if not whole and body and not spooled.has_rows(body):
+            # Larger than is read whole: its frames or cluster URIs must not go out as
+            # they are. (A Presto page, translated without frames, comes whole or not
+            # at all.)
+            return self._upstream_failed(cluster, response, body)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
             rows, hold_back = None, False

@@ -52,10 +52,20 @@ def is_spooled(head: bytes) -> bool:
     and the URIs) hold no such key, and those bytes cannot occur inside a JSON string
     (its quotes would be escaped).
     """
+    return _data_starts(head) == b"{"
+
+
+def has_rows(head: bytes) -> bool:
+    """Whether a page whose first bytes are *head* carries direct-protocol rows (a list);
+    a page without (a failed query's: its error follows the stats) has none."""
+    return _data_starts(head) == b"["
+
+
+def _data_starts(head: bytes) -> bytes:
     at = head.find(_DATA_KEY)
     if at < 0:
-        return False
-    return head[at + len(_DATA_KEY) : at + len(_DATA_KEY) + 16].lstrip()[:1] == b"{"
+        return b""
+    return head[at + len(_DATA_KEY) : at + len(_DATA_KEY) + 16].lstrip()[:1]
 
 
 def rewrite_segments(body: bytes, rewrite_uri: Callable[[str], str]) -> tuple[bytes, int | None]:
@@ -172,10 +182,12 @@ def uri_rewriter(gateway: Gateway, base_url: str, cluster: str, user: str) -> Ca
 
 
 async def read_page(response: UpstreamResponse, whole_page: int) -> tuple[bytes, bool]:
-    """The start of a page, read whole if it is up to *whole_page* bytes or spooled (up to
-    `SPOOLED_PAGE`); the flag says whether it was read whole. Raises ClusterUnreachable."""
+    """The start of a page, read whole if it is up to *whole_page* bytes, or up to
+    `SPOOLED_PAGE` when its first bytes hold no direct-protocol rows (a spooled page, for
+    its segments; a failed query's, however long the user made its message, for its
+    stack frames); the flag says whether it was read whole. Raises ClusterUnreachable."""
     body, whole = await response.read_up_to(whole_page)
-    if not whole and is_spooled(body):
+    if not whole and not has_rows(body):
         rest, whole = await response.read_up_to(SPOOLED_PAGE)
         body += rest
     return body, whole

@@ -1,0 +1,120 @@
+"""Attacks on the pages larger than the gateway reads whole (`rewrite.WHOLE_PAGE`).
+
+A user makes their query fail with a long message (``SELECT fail(lpad('', 100000, 'x'))``),
+so Trino's failed page, which carries Trino's Java stack frames, is larger than that. Such
+a page has no rows: it is read whole too and reaches the client without the frames,
+whatever its size, its length header or the spooling setting. A page beyond what is read
+whole that has no rows (or a spooled one, its cluster segment URIs unsigned) is refused
+in one sentence instead of streamed as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from datahub.gateway import exchange, rewrite, spooled
+from datahub.identity import Identity
+
+from .test_gateway_exchange import CLUSTER, NEXT, FakeClient, FakeGateway, FakeResponse, page
+
+FRAMES = [f"io.trino.execution.SqlTaskExecution.run(SqlTaskExecution.java:{n})" for n in range(60)]
+
+
+def failed_page(message: str, **fields: Any) -> bytes:
+    failure = {
+        "type": "io.trino.spi.TrinoException",
+        "message": message,
+        "suppressed": [],
+        "stack": FRAMES,
+        "errorInfo": {"code": 0, "name": "GENERIC_USER_ERROR", "type": "USER_ERROR"},
+    }
+    error = {
+        "message": message,
+        "errorCode": 0,
+        "errorName": "GENERIC_USER_ERROR",
+        "errorType": "USER_ERROR",
+        "failureInfo": failure,
+    }
+    return page(stats={"state": "FAILED"}, error=error, warnings=[], **fields)
+
+
+def relay(body: bytes, *, length: bool, spooling: bool, method: str = "GET") -> FakeClient:
+    client = FakeClient(method=method)
+    gateway = FakeGateway(allow_spooling=spooling)
+    ex = exchange.Exchange(gateway, client, Identity("alice"), (), "http://gw:8765")
+    chunks = [body[i : i + 8192] for i in range(0, len(body), 8192)]
+    asyncio.run(ex.relay(CLUSTER, FakeResponse(200, chunks, length=length)))
+    return client
+
+
+@pytest.mark.parametrize("length", [True, False])
+@pytest.mark.parametrize("spooling", [True, False])
+@pytest.mark.parametrize("columns", [None, [{"name": "_col0", "type": "varchar"}]])
+def test_a_large_failed_page_reaches_the_client_without_stack_frames(length, spooling, columns):
+    extra = {"columns": columns} if columns else {}
+    body = failed_page("x" * 100_000, **extra)
+    assert len(body) > rewrite.WHOLE_PAGE
+    client = relay(body, length=length, spooling=spooling)
+    assert client.finished and client.failed is None
+    sent = json.loads(client.body)
+    assert ".java:" not in client.body.decode()
+    assert sent["error"]["failureInfo"]["stack"] == []
+    assert sent["error"]["message"] == "x" * 100_000
+    assert client.length in (None, len(client.body))
+
+
+def test_a_failed_page_beyond_what_is_read_whole_is_one_sentence_not_its_frames():
+    body = failed_page("x" * 2 * spooled.SPOOLED_PAGE)
+    client = relay(body, length=False, spooling=False)
+    assert b".java:" not in client.body
+    assert client.failed is not None and "x" * 100 not in client.failed[0]
+
+
+def test_a_large_page_of_rows_still_streams():
+    rows = [[i, "x" * 100] for i in range(2000)]
+    body = page(nextUri=NEXT, columns=[], data=rows, stats={"state": "RUNNING"})
+    client = relay(body, length=True, spooling=True)
+    assert json.loads(client.body)["data"] == rows and client.length == len(client.body)
+
+
+def test_a_spooled_page_beyond_what_is_read_whole_never_shows_the_clusters_segment_uris():
+    segment = {
+        "type": "spooled",
+        "uri": "https://trino:8443/v1/spooled/download/abc=",
+        "ackUri": "https://trino:8443/v1/spooled/ack/abc=",
+        "metadata": {"segmentSize": 100, "rowOffset": 0, "rowsCount": 1},
+    }
+    filler = {"type": "inline", "data": "", "metadata": {"pad": "x" * 2 * spooled.SPOOLED_PAGE}}
+    body = page(
+        nextUri=NEXT,
+        columns=[{"name": "x", "type": "integer"}],
+        data={"encoding": "json", "segments": [segment, filler]},
+        stats={"state": "RUNNING"},
+    )
+    client = relay(body, length=True, spooling=True)
+    assert b"https://trino:8443/v1/spooled" not in client.body
+    assert client.failed is not None
+
+
+def test_a_spooled_page_whose_segments_start_late_still_gets_them_signed():
+    """A column named with 70,000 characters puts the page's ``data`` beyond the first
+    bytes the gateway looks at; the cluster's segment URIs must still be rewritten."""
+    segment = {
+        "type": "spooled",
+        "uri": "https://trino:8443/v1/spooled/download/abc=",
+        "ackUri": "https://trino:8443/v1/spooled/ack/abc=",
+        "metadata": {"segmentSize": 100, "rowOffset": 0, "rowsCount": 1},
+    }
+    body = page(
+        nextUri=NEXT,
+        columns=[{"name": "c" * 70_000, "type": "integer"}],
+        data={"encoding": "json", "segments": [segment]},
+        stats={"state": "RUNNING"},
+    )
+    client = relay(body, length=True, spooling=True)
+    assert b"https://trino:8443/v1/spooled" not in client.body
+    uri = json.loads(client.body)["data"]["segments"][0]["uri"]
+    assert uri.startswith("http://gw:8765/v1/dh-segment/main/alice/")
