@@ -228,15 +228,17 @@ class SegmentReader:
         # Segments are compressed already; gzip on top only costs both sides CPU.
         headers["Accept-Encoding"] = "identity"
         uri = segment["uri"]
-        on_server = self._server is None or _origin(uri) == self._server
+        # The storage's, not the server's: a URI elsewhere, or the server's redirected
+        # there (Trino's COORDINATOR_STORAGE_REDIRECT mode, through the gateway).
         try:
             response = self._session_for(uri).get(uri, headers=headers, timeout=self._timeout)
         except requests.RequestException as e:
-            if not on_server:
-                raise StorageError(storage_unreachable(uri)) from e
+            where = e.request.url if e.request is not None and e.request.url else uri
+            if not self._on_server(where):
+                raise StorageError(storage_unreachable(where)) from e
             raise trino.exceptions.TrinoConnectionError(f"failed to download: {e}") from e
         if response.status_code != 200:
-            if not on_server:
+            if not self._on_server(response.url or uri):
                 raise StorageError(storage_refused(response.status_code))
             # Worded like the client's own HTTP errors, which %%sql turns into a sentence.
             raise trino.exceptions.HttpError(f"error {response.status_code}: {_refusal(response)}")
@@ -252,6 +254,9 @@ class SegmentReader:
             self._session_for(uri).get(uri, headers={"Accept-Encoding": "identity"}, timeout=10)
         except requests.RequestException as e:
             log.info("Acknowledging a result segment failed: %r", e)
+
+    def _on_server(self, url: str) -> bool:
+        return self._server is None or _origin(url) == self._server
 
     def _session_for(self, uri: str) -> requests.Session:
         """The connection's session for the server's own URIs, a bare one elsewhere."""
