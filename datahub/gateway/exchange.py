@@ -218,8 +218,7 @@ class Exchange:
             return self._broken_off(cluster, e, started=False)
         if not whole and body and not spooled.has_rows(body):
             # Larger than is read whole: its frames or cluster URIs must not go out as
-            # they are. (A Presto page, translated without frames, comes whole or not
-            # at all.)
+            # they are.
             return self._upstream_failed(cluster, response, body)
         if whole:
             page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)

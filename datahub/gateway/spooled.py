@@ -187,7 +187,8 @@ async def read_page(response: UpstreamResponse, whole_page: int) -> tuple[bytes,
     its segments; a failed query's, however long the user made its message, for its
     stack frames); the flag says whether it was read whole. Raises ClusterUnreachable."""
     body, whole = await response.read_up_to(whole_page)
-    if not whole and not has_rows(body):
+    # (A Presto page, translated without frames, comes whole or not at all: streamed.)
+    if not whole and body and not has_rows(body):
         rest, whole = await response.read_up_to(SPOOLED_PAGE)
         body += rest
     return body, whole

@@ -118,3 +118,25 @@ def test_a_spooled_page_whose_segments_start_late_still_gets_them_signed():
     assert b"https://trino:8443/v1/spooled" not in client.body
     uri = json.loads(client.body)["data"]["segments"][0]["uri"]
     assert uri.startswith("http://gw:8765/v1/dh-segment/main/alice/")
+
+
+class _PrestoLike(FakeResponse):
+    """A Presto cluster's answer (`upstream.PrestoResponse`): translated whole, then read
+    whole when small, else streamed from its start."""
+
+    async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
+        body = b"".join(self._chunks)
+        return (body, True) if len(body) <= limit else (b"", False)
+
+
+def test_a_large_presto_page_streams_as_before_without_being_parsed_on_the_loop(monkeypatch):
+    def parsed(*args):
+        raise AssertionError("a large page was parsed on the event loop")
+
+    monkeypatch.setattr(exchange, "carries_nothing", parsed)
+    rows = [[i, "x" * 100] for i in range(20_000)]
+    body = page(nextUri=NEXT, columns=[], data=rows, stats={"state": "RUNNING"})
+    client = FakeClient(method="GET")
+    ex = exchange.Exchange(FakeGateway(allow_spooling=True), client, Identity("alice"), (), "")
+    asyncio.run(ex.relay(CLUSTER, _PrestoLike(200, [body]), collapse=True))
+    assert json.loads(client.body)["data"] == rows
