@@ -182,13 +182,15 @@ def uri_rewriter(gateway: Gateway, base_url: str, cluster: str, user: str) -> Ca
 
 
 async def read_page(response: UpstreamResponse, whole_page: int) -> tuple[bytes, bool]:
-    """The start of a page, read whole if it is up to *whole_page* bytes, or up to
-    `SPOOLED_PAGE` when its first bytes hold no direct-protocol rows (a spooled page, for
-    its segments; a failed query's, however long the user made its message, for its
-    stack frames); the flag says whether it was read whole. Raises ClusterUnreachable."""
+    """The start of a page, read whole if it is up to *whole_page* bytes, and read on (up
+    to `SPOOLED_PAGE`) while no direct-protocol rows have started in it: a spooled page
+    is read whole, for its segments, and so is a failed query's, however long the user
+    made its message, for its stack frames; a page's rows after large ``columns`` still
+    stream. The flag says whether it was read whole. Raises ClusterUnreachable."""
     body, whole = await response.read_up_to(whole_page)
     # (A Presto page, translated without frames, comes whole or not at all: streamed.)
-    if not whole and body and not has_rows(body):
-        rest, whole = await response.read_up_to(SPOOLED_PAGE)
+    while not whole and body and not has_rows(body) and len(body) < SPOOLED_PAGE:
+        # Twice as much each time: the page's bytes are copied and searched a few times.
+        rest, whole = await response.read_up_to(min(len(body), SPOOLED_PAGE - len(body)))
         body += rest
     return body, whole

@@ -41,12 +41,15 @@ def failed_page(message: str, **fields: Any) -> bytes:
     return page(stats={"state": "FAILED"}, error=error, warnings=[], **fields)
 
 
-def relay(body: bytes, *, length: bool, spooling: bool, method: str = "GET") -> FakeClient:
-    client = FakeClient(method=method)
+def relay(
+    body: bytes, *, length: bool, spooling: bool, read: int = 8192, collapse: bool = False
+) -> FakeClient:
+    """What the client gets of *body*, which the cluster sends in reads of *read* bytes."""
+    client = FakeClient(method="GET")
     gateway = FakeGateway(allow_spooling=spooling)
     ex = exchange.Exchange(gateway, client, Identity("alice"), (), "http://gw:8765")
-    chunks = [body[i : i + 8192] for i in range(0, len(body), 8192)]
-    asyncio.run(ex.relay(CLUSTER, FakeResponse(200, chunks, length=length)))
+    chunks = [body[i : i + read] for i in range(0, len(body), read)]
+    asyncio.run(ex.relay(CLUSTER, FakeResponse(200, chunks, length=length), collapse=collapse))
     return client
 
 
@@ -68,7 +71,7 @@ def test_a_large_failed_page_reaches_the_client_without_stack_frames(length, spo
 
 def test_a_failed_page_beyond_what_is_read_whole_is_one_sentence_not_its_frames():
     body = failed_page("x" * 2 * spooled.SPOOLED_PAGE)
-    client = relay(body, length=False, spooling=False)
+    client = relay(body, length=False, spooling=False, read=4 * 1024 * 1024)
     assert b".java:" not in client.body
     assert client.failed is not None and "x" * 100 not in client.failed[0]
 
@@ -94,7 +97,7 @@ def test_a_spooled_page_beyond_what_is_read_whole_never_shows_the_clusters_segme
         data={"encoding": "json", "segments": [segment, filler]},
         stats={"state": "RUNNING"},
     )
-    client = relay(body, length=True, spooling=True)
+    client = relay(body, length=True, spooling=True, read=4 * 1024 * 1024)
     assert b"https://trino:8443/v1/spooled" not in client.body
     assert client.failed is not None
 
@@ -140,3 +143,19 @@ def test_a_large_presto_page_streams_as_before_without_being_parsed_on_the_loop(
     ex = exchange.Exchange(FakeGateway(allow_spooling=True), client, Identity("alice"), (), "")
     asyncio.run(ex.relay(CLUSTER, _PrestoLike(200, [body]), collapse=True))
     assert json.loads(client.body)["data"] == rows
+
+
+def test_rows_after_columns_beyond_the_first_bytes_still_stream(monkeypatch):
+    """A wide table's ``columns`` (hundreds of columns) can outgrow the first bytes read;
+    the page is read on only up to its rows, which stream, never parsed on the loop."""
+
+    def parsed(*args):
+        raise AssertionError("a large page was parsed on the event loop")
+
+    monkeypatch.setattr(exchange, "carries_nothing", parsed)
+    columns = [{"name": f"column_{i:04}", "type": "varchar"} for i in range(2000)]
+    rows = [[f"v{i}"] * 2000 for i in range(100)]
+    body = page(nextUri=NEXT, columns=columns, data=rows, stats={"state": "RUNNING"})
+    assert body.find(b'"data":') > rewrite.WHOLE_PAGE
+    client = relay(body, length=True, spooling=True, collapse=True)
+    assert json.loads(client.body)["data"] == rows and client.length == len(client.body)
