@@ -9,6 +9,8 @@ words, a cluster's non-Trino answer as one sentence (`protocol.upstream_failure`
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,10 +22,10 @@ from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
 from . import protocol, rewrite, spooled
 from .clusters import Cluster
-from .collapse import carries_nothing
 from .core import Gateway
 from .tracker import stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
+from .whole import LOOP_PAGE, prepare_whole
 
 Error = tuple[str, str, int]
 
@@ -217,35 +219,37 @@ class Exchange:
         except ClusterUnreachable as e:
             return self._broken_off(cluster, e, started=False)
         if not whole and body and not spooled.has_rows(body):
-            # Larger than is read whole: its frames or cluster URIs must not go out as
-            # they are.
+            # Larger than is read whole: its frames or cluster URIs must not go out.
             return self._upstream_failed(cluster, response, body)
         if whole:
-            page = rewrite.with_error_message(rewrite.without_stack_frames(body), limit_messages)
-            rows, hold_back = None, False
-            if spooling:
-                rewrite_segment = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
-                page, rows = spooled.rewrite_segments(page, rewrite_segment)
-                if client.method == "POST" and spooled.is_spooled(page):
-                    direct = spooled.inline_rows(page)
-                    # Not rows the client can read here: the page before instead.
-                    page, hold_back = direct or page, direct is None
-            out = rewriter.feed(page) + rewriter.finish()
+            headers = response.header_items()
+            segments = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
+            work = functools.partial(
+                prepare_whole,
+                body,
+                rewriter,
+                limit_messages=limit_messages,
+                rewrite_segment=segments if spooling else None,
+                post=client.method == "POST",
+                collapse_headers=headers if collapse else None,
+            )
+            # A large page is parsed off the event loop.
+            ready = await asyncio.to_thread(work) if len(body) > LOOP_PAGE else work()
             if rewriter.not_json:
                 return self._upstream_failed(cluster, response, body)
+            out = ready.out
             facts = rewriter.facts()
-            facts.spooled_rows = rows
-            headers = response.header_items()
+            facts.spooled_rows = ready.rows
             if before_finish is not None:
                 before_finish(facts)
-            if hold_back and self._followed is not None and facts.has_next:
+            if ready.hold_back and self._followed is not None and facts.has_next:
                 status, client_headers, out = self._followed
                 client.begin(status, client_headers)
                 client.set_length(len(out))
                 client.end(out)
                 return Relayed(facts=facts, held_back=True)
             client_headers = protocol.client_response_headers(headers)
-            if collapse and carries_nothing(body, headers):
+            if ready.carries_nothing:
                 if client.method == "POST":
                     self._followed = (status, client_headers, out)
                 return Relayed(facts=facts, follow=facts.next_uri)
