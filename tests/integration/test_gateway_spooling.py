@@ -5,7 +5,8 @@ A gateway runs in-process (`BackgroundGateway`) with tokens from a static map. P
 segments' URIs reach clients as the gateway's signed URIs, the rows and types are those of
 the direct protocol (the kernel's fetch and the unmodified ``trino`` client), a segment URI
 is refused to another user, after its time, or altered, a gone segment is one sentence,
-the heartbeat is relayed, and the audit records a spooled query as a direct one.
+the heartbeat is relayed, the audit records a spooled query as a direct one, and a page
+whose segments start late (after a huge column name) still has them signed.
 %%sql through the stack's own gateway runs spooled.
 """
 
@@ -21,6 +22,7 @@ import requests
 from IPython.utils.capture import capture_output
 
 from datahub.extensions.query import run_query
+from datahub.gateway import rewrite
 from datahub.gateway.signing import FollowupSigner
 from datahub.testing import (
     SMALL_SEGMENTS,
@@ -228,3 +230,27 @@ def test_sql_magic_fetches_through_spooling_on_the_stack(ip, stack):
     assert len(df) == count[0] > 50_000
     assert str(df["orderkey"].dtype) == "Int64"
     assert str(df["shipdate"].dtype).startswith("datetime64")
+
+
+def test_segments_after_a_long_column_name_are_the_gateways(stack, gateway):
+    """Attack: a 900,000-character column name puts a spooled page's ``data`` (its
+    segments) beyond the first bytes the gateway looks at; the cluster's segment URIs
+    still reach the user only as the gateway's signed URIs."""
+    long_name = "c" * 900_000  # within Trino's query.max-length (1,000,000)
+    sql = f'SELECT orderkey AS "{long_name}", comment FROM tpch.tiny.lineitem'
+    headers = {**bearer("alice-token"), **ZSTD_SMALL_SEGMENTS}
+    response = requests.post(f"{gateway.url}/v1/statement", data=sql, headers=headers, timeout=60)
+    pages = [response]
+    while response.json().get("nextUri"):
+        response = requests.get(response.json()["nextUri"], headers=headers, timeout=60)
+        pages.append(response)
+    spooled = [p for p in pages if isinstance(p.json().get("data"), dict)]
+    assert spooled, "no spooled page came"
+    assert all(len(p.content) > rewrite.WHOLE_PAGE for p in spooled)
+    trino_url = stack.settings["clusters"][0]["url"]
+    segments = [s for p in spooled for s in p.json()["data"]["segments"] if s["type"] == "spooled"]
+    assert segments and all(trino_url not in p.text for p in spooled)
+    for segment in segments:
+        assert segment["uri"].startswith(f"{gateway.url}/v1/dh-segment/main/alice/")
+        assert segment["ackUri"].startswith(f"{gateway.url}/v1/dh-segment/main/alice/")
+    assert pages[-1].json()["stats"]["state"] == "FINISHED"

@@ -2,6 +2,8 @@
 
 The stack's real Trino answers a refused ``X-Trino-Role`` with HTTP 500 and a Java stack
 trace as plain text; a gateway in front of it must turn that into a Trino-format error.
+Failed queries' pages lose Trino's Java stack frames, however long the user made the
+message, with spooling on or off.
 Follow-up GETs and DELETEs are covered against a small cluster stand-in (a real HTTP
 server) that answers them the way Trino answers its own internal failures.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,7 +20,14 @@ import pytest
 import requests
 import trino
 
-from datahub.testing import BackgroundGateway, gateway_connection, resolver_for, user_token
+from datahub.gateway import rewrite
+from datahub.testing import (
+    BackgroundGateway,
+    cluster_api,
+    gateway_connection,
+    resolver_for,
+    user_token,
+)
 
 SECRET = b"upstream-errors-test-secret-0123456789"
 TOKENS = {"alice-token": user_token("alice", "analysts")}
@@ -93,6 +103,50 @@ def test_a_failed_querys_page_carries_no_java_stack_frames(gateway, sql):
     failure = page["error"]["failureInfo"]
     assert failure["stack"] == [] and failure["message"]
     assert page["error"]["message"] and page["stats"]["state"] == "FAILED"
+
+
+#: A query the user makes fail with a message as long as they like: Trino's failed page,
+#: frames and all, is then larger than the pages the gateway reads whole at first.
+LONG_FAILURE = "SELECT fail(lpad('', 100000, 'x'))"
+
+
+@pytest.fixture(scope="module")
+def direct_gateway(stack, tmp_path_factory):
+    """The module's gateway with the spooling protocol off."""
+    running = BackgroundGateway.signing_in(
+        TOKENS,
+        clusters=[{**stack.settings["clusters"][0], "name": "main"}],
+        state_dir=tmp_path_factory.mktemp("upstream-errors-direct"),
+        secret=SECRET,
+        allow_spooling=False,
+    )
+    yield running
+    running.close()
+
+
+def last_page(post: Callable[..., requests.Response], get, url: str, **kwargs) -> requests.Response:
+    response = post(f"{url}/v1/statement", data=LONG_FAILURE, timeout=60, **kwargs)
+    while "error" not in response.json() and response.json().get("nextUri"):
+        response = get(response.json()["nextUri"], timeout=60, **kwargs)
+    return response
+
+
+def test_trinos_own_page_for_a_long_failure_is_large_and_carries_frames(stack):
+    session = cluster_api(stack.trino)
+    response = last_page(session.post, session.get, stack.trino.url)
+    assert len(response.content) > rewrite.WHOLE_PAGE and ".java:" in response.text
+
+
+@pytest.mark.parametrize("which", ["gateway", "direct_gateway"])
+def test_a_long_failure_message_reaches_the_user_without_trinos_stack_frames(request, which):
+    url = request.getfixturevalue(which).url
+    # Spooled where the gateway allows it (the failed page is the same).
+    headers = {**BEARER, "X-Trino-Query-Data-Encoding": "json"}
+    response = last_page(requests.post, requests.get, url, headers=headers)
+    assert ".java:" not in response.text and "io.trino.operator" not in response.text
+    error = response.json()["error"]
+    assert error["message"] == "x" * 100000 and error["errorName"] == "GENERIC_USER_ERROR"
+    assert error["failureInfo"]["stack"] == []
 
 
 # ------------------------------------------------- follow-ups against a failing cluster
