@@ -27,8 +27,9 @@ each column, values in order; ``measure.frame_digest``); the benchmark stops at 
 difference. Per run it records wall time, the client's CPU (user + system, all threads)
 and peak resident memory over its size just before the query (``ru_maxrss``), and, for
 the other processes on the path, their CPU and peak resident memory over the run
-(sampled every 20 ms): the gateway (the DataHub service), the hub (token checks) and
-Trino's JVM (its CPU shown apart).
+(sampled every 20 ms): the gateway (the DataHub service), the hub (token checks),
+Trino's JVM and the storage Trino spools result segments into (S3Proxy; their CPU shown
+apart). ``--spooling proxy|storage|redirect|off`` picks how clients reach the segments.
 
 Run it::
 
@@ -107,17 +108,24 @@ VIA_GATEWAY = {"datahub-gateway", "datahub-gateway-direct", "trino-gateway", "ju
 @contextmanager
 def local_stack(user: str, spooling: str | None) -> Iterator[dict[str, Any]]:
     """Start a local stack in a temporary directory; yield what the workers need."""
+    from datahub.cli import SPOOLING
     from datahub.stack import demo
     from datahub.stack.local import LocalStack
 
-    options = {}
+    options: dict[str, Any] = {}
     if spooling is not None:
-        if "spooling" not in inspect.signature(LocalStack).parameters:
+        parameters = inspect.signature(LocalStack).parameters
+        mode = SPOOLING[spooling]
+        if "spooling" not in parameters or (
+            mode not in (None, "COORDINATOR_PROXY") and "spooling_retrieval_mode" not in parameters
+        ):
             raise SystemExit(
-                "--spooling: this checkout's local stack cannot configure Trino's spooling "
-                "protocol; point --gateway-url and --trino-url at a stack that has it."
+                f"--spooling {spooling}: this checkout's local stack cannot configure it; "
+                "point --gateway-url and --trino-url at a stack that has it."
             )
-        options["spooling"] = spooling == "on"
+        options["spooling"] = mode is not None
+        if mode is not None and "spooling_retrieval_mode" in parameters:
+            options["spooling_retrieval_mode"] = mode
     with tempfile.TemporaryDirectory(prefix="datahub-bench-fetch-") as state:
         stack = LocalStack(Path(state), measure.REPO / "jupyterhub_config.py", **options)
         stack.start()
@@ -134,6 +142,7 @@ def local_stack(user: str, spooling: str | None) -> Iterator[dict[str, Any]]:
                 "trino_ca": str(stack.trino.ca_file),
                 "user": user,
                 "hub_pid": stack.hub.pid,
+                "storage_url": stack.storage.url if getattr(stack, "storage", None) else None,
             }
         finally:
             stack.stop()
@@ -149,10 +158,12 @@ def path_pids(cfg: dict[str, Any]) -> dict[str, int | None]:
     from urllib.parse import urlparse
 
     gateway, trino = urlparse(cfg["gateway_url"]), urlparse(cfg["trino_url"])
+    storage = urlparse(cfg["storage_url"]) if cfg.get("storage_url") else None
     return {
         "gateway": measure.pid_listening(gateway.port or 80),
         "hub": cfg.get("hub_pid"),
         "trino": measure.pid_listening(trino.port or 443),
+        "storage": measure.pid_listening(storage.port or 80) if storage else None,
     }
 
 
@@ -322,6 +333,7 @@ def _drain(cfg: dict[str, Any], sql: str, encodings: str):
     host, port, scheme = _host_port(cfg["trino_url"])
     session = requests.Session()
     session.auth = (cfg["trino_user"], cfg["trino_password"])
+    storage = requests.Session()
     headers = {
         "X-Trino-User": cfg["user"],
         "X-Trino-Source": "datahub-benchmark-drain",
@@ -345,7 +357,10 @@ def _drain(cfg: dict[str, Any], sql: str, encodings: str):
                     if segment.get("type") != "spooled":
                         continue
                     extra = {k: v[0] for k, v in (segment.get("headers") or {}).items()}
-                    got = session.get(segment["uri"], headers=extra)
+                    # Trino's credentials go to Trino only, not to the storage's
+                    # pre-signed URIs (`--spooling storage`), which refuse them.
+                    on_trino = segment["uri"].startswith(f"{scheme}://{host}:{port}/")
+                    got = (session if on_trino else storage).get(segment["uri"], headers=extra)
                     got.raise_for_status()
                     received += len(got.content)
                     if segment.get("ackUri"):
@@ -476,7 +491,9 @@ def run_worker(
 
         line_starting(READY)
         on_path = {"gateway": pids["gateway"], "hub": pids["hub"]} if name in VIA_GATEWAY else {}
-        watch = measure.ProcessWatch({**on_path, "trino": pids["trino"]}).start()
+        # Trino and the storage it spools into work for every competitor.
+        engine = {"trino": pids["trino"], "storage": pids["storage"]}
+        watch = measure.ProcessWatch({**on_path, **engine}).start()
         proc.stdin.write("go\n")
         proc.stdin.flush()
         result = json.loads(line_starting(RESULT).removeprefix(RESULT))
@@ -517,6 +534,7 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, f
             "gateway_peak_over": other("gateway", "peak_over"),
             "hub_cpu_s": other("hub", "cpu_s"),
             "trino_cpu_s": other("trino", "cpu_s"),
+            "storage_cpu_s": other("storage", "cpu_s"),
             "rows": runs[0]["digest"]["rows"],
             "requests": med(r["requests"] for r in runs),
             "payload_bytes": med(r["payload_bytes"] for r in runs),
@@ -540,8 +558,8 @@ def report(
         "",
         "| competitor | wall | × floor | client CPU | client peak memory "
         "| gateway CPU / peak memory | hub CPU | on-path CPU (no Trino) | Trino CPU "
-        "| protocol, received | runs (wall s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| storage CPU | protocol, received | runs (wall s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, label in COMPETITORS.items():
         if name not in s:
@@ -552,6 +570,7 @@ def report(
         gateway = f"{r['gateway_cpu_s']:.1f} s / {_mib(r['gateway_peak_over'])}" if via else "–"
         hub = f"{r['hub_cpu_s']:.2f} s" if via else "–"
         path_cpu = r["client_cpu_s"] + (r["gateway_cpu_s"] + r["hub_cpu_s"] if via else 0)
+        storage = "–" if r["storage_cpu_s"] != r["storage_cpu_s"] else f"{r['storage_cpu_s']:.1f} s"
         wire = (
             f"{r['protocol']}, {r['payload_bytes'] / 1e6:,.0f} MB"
             f"{', gzip' if r['gzip'] else ''}, {r['requests']:.0f} requests"
@@ -559,7 +578,7 @@ def report(
         lines.append(
             f"| {label} | {r['wall_s']:.2f} s | {r['wall_s'] / floor:.2f}× "
             f"| {r['client_cpu_s']:.1f} s | +{_mib(r['client_peak_over'])} | {gateway} | {hub} "
-            f"| {path_cpu:.1f} s | {r['trino_cpu_s']:.1f} s | {wire} | {walls} |"
+            f"| {path_cpu:.1f} s | {r['trino_cpu_s']:.1f} s | {storage} | {wire} | {walls} |"
         )
     lines.append("")
     lines.append(f"Physical floor (Trino's own scan, aggregate over the same rows): {floor:.2f} s.")
@@ -592,6 +611,8 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from datahub.cli import SPOOLING
+
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Without --gateway-url it starts (and stops) its own local stack.",
@@ -617,9 +638,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--spooling",
-        choices=("on", "off"),
-        help="start the local stack with Trino's spooling protocol on or off (default: "
-        "the stack's default); the report says which protocol each client actually used",
+        choices=tuple(SPOOLING),
+        help="start the local stack with Trino's spooling protocol in this retrieval mode, "
+        "as `datahub up --spooling` does: proxy = segments through Trino's coordinator and "
+        "the gateway; storage = straight from the storage (S3Proxy) with pre-signed URIs; "
+        "redirect = the coordinator redirects to the storage; off = the direct protocol "
+        "only (default: the stack's default, proxy); the report says which protocol each "
+        "client actually used",
     )
     parser.add_argument(
         "--run-timeout",
@@ -673,6 +698,8 @@ def main(argv: list[str] | None = None) -> None:
         stack = local_stack(args.user, args.spooling)
 
     env = measure.environment("trino", "pandas", "pyarrow", "jupysql", "sqlalchemy", "ipython")
+    if not args.gateway_url:
+        env["spooling"] = args.spooling or "proxy (the stack's default)"
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with stack as cfg, tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "config.json"
