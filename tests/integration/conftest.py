@@ -1,10 +1,12 @@
 """Fixtures for the integration tests: the %%sql magic's shell, a second Trino cluster,
-reading a Kafka topic."""
+reading a Kafka topic; and the one rule of this directory's order (modules that stop or
+kill the second Trino run last)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -12,6 +14,37 @@ from IPython.testing import globalipapp
 
 from datahub.stack import demo
 from datahub.stack.trino import TrinoServer
+
+HERE = Path(__file__).parent
+#: The mark of a module some test (or fixture) of which stops or kills `trino_b`.
+STOPS_TRINO_B = "stops_trino_b"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        f"{STOPS_TRINO_B}: the module stops or kills the session's second Trino (`trino_b`); "
+        "it runs after this directory's other modules",
+    )
+
+
+def pytest_collection_modifyitems(items):
+    """The modules marked ``stops_trino_b`` run after this directory's other modules (both
+    groups keep their order), so that the modules which only use the session's second
+    Trino find it running once the first of them started it, instead of each starting it
+    again (~20 s) after a module that stopped or killed it. Only the order changes:
+    `trino_b` still starts it wherever it is not running."""
+    stopping = [item for item in items if _stops_trino_b(item)]
+    if not stopping:
+        return
+    others = [item for item in items if not _stops_trino_b(item)]
+    ends_here = [i + 1 for i, item in enumerate(others) if item.path.parent == HERE]
+    at = ends_here[-1] if ends_here else items.index(stopping[0])
+    items[:] = others[:at] + stopping + others[at:]
+
+
+def _stops_trino_b(item: pytest.Item) -> bool:
+    return item.path.parent == HERE and item.get_closest_marker(STOPS_TRINO_B) is not None
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +83,8 @@ def second_trino(stack, stop_at_the_end):
 def trino_b(second_trino):
     """The session's second Trino, running: started once (each start takes ~20 s and
     ~1.5 GB) and shared by the modules that need two clusters; started again here when
-    a module before stopped or killed it."""
+    a module before stopped or killed it (the modules that do are marked
+    ``stops_trino_b`` and run last, so that happens only between them)."""
     second_trino.start()
     return second_trino
 

@@ -3,7 +3,9 @@ a cluster killed mid-query, and a gateway restarted mid-query.
 
 Cluster ``a`` is the test stack's Trino; cluster ``b`` the session's second Trino
 (`trino_b`, against the stack's LDAP directory), which these tests leave running for the
-crash watch's (test_gateway_crash_watch.py), which kill it.
+crash watch's (test_gateway_crash_watch.py), which kill it. Both modules are marked
+``stops_trino_b``: they run after the other modules using ``b`` (tests/integration/
+conftest.py), which thus find it running.
 Gateways run in-process (`BackgroundGateway`) with tokens from a static map, so each test
 configures the routing it needs. The tests that stop or kill ``b`` come last, in order.
 """
@@ -46,6 +48,8 @@ TOKENS = {
 FINITE = "SELECT * FROM tpch.tiny.orders"
 BUSY = "SELECT * FROM tpch.sf1.orders"
 LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
+
+pytestmark = pytest.mark.stops_trino_b
 
 
 # ------------------------------------------------------------------------- clusters

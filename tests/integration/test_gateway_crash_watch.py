@@ -7,8 +7,9 @@ incident from the same topic.
 The gateway runs in-process (`BackgroundGateway`, the real DataHubService) with
 c.KafkaEvents pointing at the session's broker, in front of the stack's Trino (``a``) and the
 session's second Trino (``b``, `trino_b`, the one killed; the cluster tests before these
-leave it running). Tokens are real hub tokens of the stack's hub, which the gateway and
-the pages ask, as in production.
+leave it running; both modules are marked ``stops_trino_b`` and run after the modules that
+only use it). Tokens are real hub tokens of the stack's hub, which the gateway and the
+pages ask, as in production.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ SECRET = b"crash-watch-test-secret-0123456789"
 LONG = "SELECT count(*) FROM tpch.sf100.lineitem WHERE comment LIKE '%fox%'"
 #: A bound against hanging, not a measure of speed.
 GIVE_UP_AFTER = 180
+
+pytestmark = pytest.mark.stops_trino_b
 
 
 @pytest.fixture(scope="module")
