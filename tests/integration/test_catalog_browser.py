@@ -18,8 +18,9 @@ from datahub.stack import demo
 TPCH_TABLES = {"customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"}
 #: How many tables the "thousands of tables" schema gets.
 MANY = 2000
-#: How many statements at once make (and drop) them: each waits mostly on its round trips
-#: to Trino, so 16 at once take a third of the time 4 do (~6 s for 2,000 here).
+#: How many statements at once make (and drop) them: each mostly waits on its round trips
+#: to Trino, so on a quiet 2-core machine 16 at once take a third of the time 4 do (~6 s
+#: instead of ~18 s for 2,000; under load both are bound by the CPU).
 AT_ONCE = 16
 
 
