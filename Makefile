@@ -30,6 +30,9 @@ help:
 install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@echo "==> Installing DataHub and its Python dependencies into $(VENV)"
 	$(BIN)/pip install --quiet --upgrade pip
+	@# An editable install before linked the extension's build from its checkout (below);
+	@# pip would copy the extension through that link, and fail once that checkout is gone.
+	@if [ -L "$(LABEXTENSION)" ]; then rm -f "$(LABEXTENSION)"; fi
 	$(BIN)/pip install --quiet ".[stack,test,bench,kubernetes]"
 	@# The installed package must be this checkout's code (the tests check it at start).
 	@# Editable when the users' accounts (jupyter-<name>) can read the checkout, so edits
