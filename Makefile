@@ -41,6 +41,9 @@ install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
 	@if runuser -u nobody -- test -r "$(CURDIR)/datahub/__init__.py" 2>/dev/null; then \
 		echo "==> Installing this checkout editable (other accounts can read it)"; \
 		$(BIN)/pip install --quiet --no-deps --force-reinstall --editable . ; \
+		echo "==> Removing any copy of the package an interrupted install left (it would shadow the checkout)"; \
+		site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+			test -d "$$site" && rm -rf "$$site/datahub"; \
 		echo "==> Linking the JupyterLab extension's build (an editable install has no copy)"; \
 		rm -rf "$(LABEXTENSION)" && ln -s "$(CURDIR)/datahub/labextension" "$(LABEXTENSION)"; \
 		echo "==> Copying the extension's setting defaults (setup.py's data_files, as above)"; \
