@@ -67,6 +67,14 @@ class RecordingHooks(QueryAdmission, QueryListener):
         with self.lock:
             return [c for c in self.calls if c[0] == "finished" and c[1].query_id == query_id]
 
+    def heard_finished(self, query_id: str) -> list[tuple]:
+        """The finished calls of *query_id*, once there is one: the listeners hear a
+        query's end just after its record is closed, so a test that saw the closed record
+        may ask a moment before they do."""
+        return wait_for(
+            lambda: self.finished_calls(query_id), 30, what=f"on_finished of {query_id}"
+        )
+
 
 @pytest.fixture(scope="module")
 def cluster(stack) -> dict[str, Any]:
@@ -165,7 +173,7 @@ def test_a_finished_query_has_every_field_and_both_events(gateway, hooks):
         "main",
     )
 
-    (call,) = hooks.finished_calls(cursor.query_id)
+    (call,) = hooks.heard_finished(cursor.query_id)
     _, query, final_state, stats = call
     assert (final_state, stats.output_rows, query.admission["test_slot"]) == ("FINISHED", 25, 7)
     assert (query.user, query.cluster, query.routing_group, query.source) == (
@@ -191,7 +199,7 @@ def test_a_failed_query_records_trinos_error(gateway, hooks):
         "USER_ERROR",
     )
     assert "no_such_table" in rec["error"]
-    assert [c[2] for c in hooks.finished_calls(e.value.query_id)] == ["FAILED"]
+    assert [c[2] for c in hooks.heard_finished(e.value.query_id)] == ["FAILED"]
 
 
 def test_a_cancelled_query_is_canceled_with_its_stats(gateway, hooks, trino_query_info):
@@ -206,7 +214,7 @@ def test_a_cancelled_query_is_canceled_with_its_stats(gateway, hooks, trino_quer
     assert (rec["state"], rec["error_name"]) == ("CANCELED", "USER_CANCELED")
     assert rec["elapsed_ms"], "Trino's elapsed time was not recorded"
     assert trino_query_info(cursor.query_id)["errorCode"]["name"] == "USER_CANCELED"
-    assert [c[2] for c in hooks.finished_calls(cursor.query_id)] == ["CANCELED"]
+    assert [c[2] for c in hooks.heard_finished(cursor.query_id)] == ["CANCELED"]
 
 
 def test_a_refusing_hook_gives_the_client_its_sentence_and_nothing_reaches_trino(gateway, hooks):
@@ -245,7 +253,7 @@ def test_a_stop_reason_cancels_the_query_on_trino_and_names_the_reason(
         "QUOTA_EXCEEDED",
         "it read more rows than your per-query limit allows",
     )
-    assert [c[2] for c in hooks.finished_calls(query_id)] == ["FAILED"]
+    assert [c[2] for c in hooks.heard_finished(query_id)] == ["FAILED"]
     progress = [c for c in hooks.calls if c[0] == "progress" and c[1] == query_id]
     assert progress and all(c[2].state for c in progress)
 
@@ -271,7 +279,7 @@ def test_the_reconciler_closes_a_query_nobody_follows_with_trinos_final_state(
         "ADMINISTRATIVELY_KILLED",
         "Query killed. Message: maintenance",
     )
-    assert [c[2] for c in hooks.finished_calls(query_id)] == ["FAILED"]
+    assert [c[2] for c in hooks.heard_finished(query_id)] == ["FAILED"]
 
 
 def test_the_reconciler_closes_a_query_its_cluster_no_longer_knows_as_lost(gateway, hooks):
@@ -290,7 +298,7 @@ def test_the_reconciler_closes_a_query_its_cluster_no_longer_knows_as_lost(gatew
     rec = closed_record(gateway, query_id, 30)
     assert (rec["state"], rec["error_name"]) == ("LOST", "QUERY_LOST")
     assert "no longer knows the query" in rec["error"]
-    ((_, query, state, _stats),) = hooks.finished_calls(query_id)
+    ((_, query, state, _stats),) = hooks.heard_finished(query_id)
     assert (state, query.user) == ("LOST", "bob")
 
 
@@ -352,7 +360,7 @@ def test_an_admitted_query_no_cluster_takes_fails_clearly_and_finishes_its_hooks
         )
         rec = closed_record(gateway, e.value.query_id, 30)
         assert (rec["state"], rec["cluster"]) == ("FAILED", None)
-        assert [c[2] for c in hooks.finished_calls(e.value.query_id)] == ["FAILED"]
+        assert [c[2] for c in hooks.heard_finished(e.value.query_id)] == ["FAILED"]
         # The next one is refused at once: the cluster is known to be down.
         with pytest.raises(trino.exceptions.TrinoExternalError) as e:
             gateway_connection(gateway).cursor().execute("SELECT 1")
