@@ -109,14 +109,24 @@ def test_the_pandas_example_loads_each_event_once_and_the_console_consumer_reads
     with out.open() as f:
         assert sorted(row["event_id"] for row in csv.DictReader(f)) == sorted(ids)
 
-    # As a module: one row per event id, times parsed, in the order recorded.
+    # As a module: one row per event id, times parsed, in the order of their times, each
+    # query's events in the order recorded (events of different queries recorded in the
+    # same millisecond, the times' precision, come in the order they were read: their
+    # partitions differ).
     example = example_module()
     raw = example.read_events(kafka.bootstrap_servers, topic)
     assert len(raw) == 4  # the repeated record too
     frame = example.to_frame(raw)
-    assert list(frame.event_id) == ids
-    assert list(frame.event) == ["query_submitted", "query_refused", "query_finished"]
+    assert sorted(frame.event_id) == sorted(ids)
     assert isinstance(frame.time.dtype, pd.DatetimeTZDtype)
+    assert frame.time.is_monotonic_increasing
+    by_query = {q: list(rows.event_id) for q, rows in frame.groupby("query_id", sort=False)}
+    assert by_query == {"q1": [ids[0], ids[2]], "q2": [ids[1]]}
+    assert dict(zip(frame.event_id, frame.event, strict=True)) == {
+        ids[0]: "query_submitted",
+        ids[1]: "query_refused",
+        ids[2]: "query_finished",
+    }
     assert frame.loc[frame.event == "query_finished", "cpu_ms"].tolist() == [7]
 
     # A bad address is one sentence.
