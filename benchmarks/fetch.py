@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import os
 import resource
 import subprocess
@@ -570,7 +571,7 @@ def report(
         gateway = f"{r['gateway_cpu_s']:.1f} s / {_mib(r['gateway_peak_over'])}" if via else "–"
         hub = f"{r['hub_cpu_s']:.2f} s" if via else "–"
         path_cpu = r["client_cpu_s"] + (r["gateway_cpu_s"] + r["hub_cpu_s"] if via else 0)
-        storage = "–" if r["storage_cpu_s"] != r["storage_cpu_s"] else f"{r['storage_cpu_s']:.1f} s"
+        storage = "–" if math.isnan(r["storage_cpu_s"]) else f"{r['storage_cpu_s']:.1f} s"
         wire = (
             f"{r['protocol']}, {r['payload_bytes'] / 1e6:,.0f} MB"
             f"{', gzip' if r['gzip'] else ''}, {r['requests']:.0f} requests"

@@ -260,7 +260,7 @@ class SegmentReader:
 
     def _session_for(self, uri: str) -> requests.Session:
         """The connection's session for the server's own URIs, a bare one elsewhere."""
-        if self._server is None or _origin(uri) == self._server:
+        if self._on_server(uri):
             return self._session
         with self._lock:
             if self._anonymous is None:
