@@ -24,7 +24,7 @@ from .hub import proxy_command
 from .kafka import KafkaServer
 from .ldap import Slapd
 from .presto import PrestoServer
-from .process import ManagedProcess, Progress, free_port
+from .process import ManagedProcess, ManagedServer, Progress, free_port, start_together
 from .s3 import S3Storage
 from .tls import write_self_signed_certificate
 from .trino import TrinoServer, checked_retrieval_mode
@@ -56,6 +56,12 @@ def _load_or_create_json(path: Path, create) -> dict[str, Any]:
     path.write_text(json.dumps(value, indent=2))
     os.chmod(path, 0o600)
     return value
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 def _http_ok(url: str) -> bool:
@@ -135,14 +141,12 @@ class LocalStack:
         return self.state_dir / "stack.json"
 
     def start(self) -> LocalStack:
-        """Start every part, in dependency order; on failure stop what was started."""
+        """Start every part: slapd first (Trino signs in its service account there), then
+        the servers that need nothing of one another side by side (`start_together`), then
+        the hub, which reads their settings; on failure or Ctrl-C stop what was started."""
         try:
             self._start_ldap()
-            self._start_trino()
-            if self._owns_presto:
-                self._start_presto()
-            if self.with_kafka:
-                self._start_kafka()
+            self._start_servers()
             self._write_settings()
             self._start_hub()
         except BaseException:
@@ -154,6 +158,36 @@ class LocalStack:
         self.progress.step("Starting the LDAP directory (slapd)")
         self.slapd = Slapd(self.state_dir / "ldap", self.secrets["services"])
         self.slapd.start()
+
+    def _start_servers(self) -> None:
+        """S3Proxy, each Trino, PrestoDB and Kafka, side by side: none needs another
+        running to start. A Trino needs only the storage's address and credentials (its
+        queries spool there later; only its pruner of expired segments, ten seconds or so
+        into its start, logs an error if the storage does not answer yet, and tries again
+        on its next round)."""
+        servers: dict[str, ManagedServer] = {}
+        if self.spooling:
+            self.storage = S3Storage(self.state_dir / "spooling", progress=self.progress)
+            # The Trinos' settings (below) make the storage's secret key in its directory,
+            # before its thread reads the key.
+            self.storage.state_dir.mkdir(parents=True, exist_ok=True)
+            servers["the spooling storage (S3Proxy)"] = self.storage
+        self.trinos = self._make_trinos()
+        self.trino = self.trinos[0]
+        servers.update({f"Trino cluster {server.name}": server for server in self.trinos})
+        if self._owns_presto:
+            self.presto = PrestoServer(
+                self.state_dir / "presto", secrets=self.secrets["services"], progress=self.progress
+            )
+            servers["PrestoDB"] = self.presto
+        if self.with_kafka:
+            self.kafka = KafkaServer(self.state_dir / "kafka", progress=self.progress)
+            servers["Kafka"] = self.kafka
+        together = " side by side" if len(servers) > 1 else ""
+        self.progress.step(
+            f"Starting {_listed(servers)}{together} (the first run downloads from Maven Central)"
+        )
+        start_together(servers, self.progress)
 
     def _make_trinos(self) -> list[TrinoServer]:
         """One TrinoServer per routing group: ``trino``, ``trino-2``, ... (not started)."""
@@ -174,28 +208,6 @@ class LocalStack:
                 )
             )
         return servers
-
-    def _start_trino(self) -> None:
-        if self.spooling:
-            self.storage = S3Storage(self.state_dir / "spooling", progress=self.progress)
-            self.storage.start()
-        self.progress.step("Starting Trino (first run downloads it from Maven Central)")
-        self.trinos = self._make_trinos()
-        self.trino = self.trinos[0]
-        for server in self.trinos:
-            server.start()
-
-    def _start_presto(self) -> None:
-        self.progress.step("Starting PrestoDB (first run downloads it from Maven Central)")
-        self.presto = PrestoServer(
-            self.state_dir / "presto", secrets=self.secrets["services"], progress=self.progress
-        )
-        self.presto.start()
-
-    def _start_kafka(self) -> None:
-        self.progress.step("Starting Kafka (first run downloads it from Maven Central)")
-        self.kafka = KafkaServer(self.state_dir / "kafka", progress=self.progress)
-        self.kafka.start()
 
     def _gateway_certificate(self) -> tuple[Path, Path]:
         """The gateway's HTTPS certificate for external clients (kept across restarts)."""

@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Self, TextIO
 
@@ -35,7 +36,13 @@ def write_private(path: Path, content: str | bytes) -> None:
 
 
 class Progress:
-    """Prints one ``==> message`` line per step, so a long install or start shows where it is."""
+    """Prints one ``==> message`` line per step, so a long install or start shows where it is.
+
+    Servers starting side by side (:func:`start_together`) report from their own threads;
+    each line is printed whole.
+    """
+
+    _lock = threading.Lock()
 
     def __init__(self, stream: TextIO | None = None, prefix: str = "==> ") -> None:
         self.stream = stream
@@ -44,7 +51,8 @@ class Progress:
     def step(self, message: str) -> None:
         """Print ``message`` as the start of a new step."""
         stream = self.stream or sys.stderr
-        print(f"{self.prefix}{message}", file=stream, flush=True)
+        with self._lock:
+            print(f"{self.prefix}{message}", file=stream, flush=True)
 
     __call__ = step
 
@@ -216,9 +224,12 @@ class ManagedServer(abc.ABC):
     def stop(self, timeout: float | None = None) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``timeout`` seconds
         (:attr:`stop_timeout` by default). Safe to call more than once."""
-        if self._process is not None:
-            self._process.stop(self.stop_timeout if timeout is None else timeout)
-            self._process = None
+        # Read once: start_together may stop a server while its starting thread does.
+        process = self._process
+        if process is not None:
+            process.stop(self.stop_timeout if timeout is None else timeout)
+            if self._process is process:
+                self._process = None
 
     @property
     def running(self) -> bool:
@@ -230,3 +241,56 @@ class ManagedServer(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_together(servers: Mapping[str, ManagedServer], progress: Progress | None = None) -> None:
+    """Start ``servers`` (``{what: server}``, e.g. ``{"Trino cluster trino": trino}``) side
+    by side, each :meth:`~ManagedServer.start` in a thread of its own, and wait until all
+    are ready; ``progress`` says when each is.
+
+    Only for servers that need nothing of one another to start. If one fails to start,
+    or the wait is interrupted (Ctrl-C), every one of them is stopped, again until no
+    thread is left that could still launch one, and then the first failure (whose message
+    names its server) or the interruption is raised: none is left running.
+    """
+    progress = progress or Progress()
+    started = time.monotonic()
+    failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def start(what: str, server: ManagedServer) -> None:
+        try:
+            server.start()
+        except BaseException as error:
+            failures.append(error)
+            failed.set()
+        else:
+            progress.step(f"{what} is ready ({time.monotonic() - started:.0f} s)")
+
+    threads = [
+        threading.Thread(target=start, args=item, name=f"start {item[0]}", daemon=True)
+        for item in servers.items()
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not failed.is_set():
+                thread.join(0.1)
+        if failures:
+            raise failures[0]
+    except BaseException:
+        _stop_all(servers.values(), threads)
+        raise
+
+
+def _stop_all(servers: Iterable[ManagedServer], threads: Sequence[threading.Thread]) -> None:
+    """Stop ``servers`` until none of ``threads``, which start them, is left: a thread
+    still preparing its server launches it after a first stop (which the next one ends)."""
+    while True:
+        starting = [thread for thread in threads if thread.is_alive()]
+        for server in servers:
+            server.stop()
+        if not starting:
+            return
+        starting[0].join(0.1)
