@@ -265,7 +265,7 @@ def start_together(servers: Mapping[str, ManagedServer], progress: Progress | No
             failures.append(error)
             failed.set()
         else:
-            progress.step(f"{what} is ready ({time.monotonic() - started:.0f} s)")
+            progress.step(f"Ready: {what}, after {time.monotonic() - started:.0f} s")
 
     threads = [
         threading.Thread(target=start, args=item, name=f"start {item[0]}", daemon=True)

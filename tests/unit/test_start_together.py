@@ -98,9 +98,9 @@ def test_servers_start_side_by_side_and_each_says_when_it_is_ready(tmp_path):
         first.stop()
         second.stop()
     lines = sorted(out.getvalue().splitlines())
-    assert [line.split(" (")[0] for line in lines] == [
-        "==> the first is ready",
-        "==> the second is ready",
+    assert [line.split(", after ")[0] for line in lines] == [
+        "==> Ready: the first",
+        "==> Ready: the second",
     ]
 
 
