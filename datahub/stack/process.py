@@ -212,8 +212,10 @@ class ManagedServer(abc.ABC):
     def _launch(self, process: ManagedProcess, *waits: Wait, interval: float = 0.2) -> None:
         """Start ``process`` as this server's and wait for each of ``waits`` in turn
         (:meth:`ManagedProcess.wait_ready`); if one fails, stop the server and raise."""
-        self._process = process
         process.start()
+        # Published once running: a stop from another thread (`start_together`) in
+        # between would find a process not yet started, drop it, and leave it running.
+        self._process = process
         try:
             for check, timeout, what in waits:
                 process.wait_ready(check, timeout, what, interval=interval)
