@@ -4,7 +4,8 @@ cached per user.
 Everything goes through ``mvn`` with one pinned version of the dependency plugin, into a
 cache directory guarded by :func:`cache_lock`; an install counts only once it is complete
 (a ``.complete`` marker, or a file renamed into place), so a download killed midway is
-redone by the next caller.
+redone by the next caller. The ``mvn`` runs of a user take turns (:func:`maven_lock_file`),
+since they share one local repository.
 """
 
 from __future__ import annotations
@@ -46,17 +47,33 @@ def cache_lock(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def maven_lock_file() -> Path:
+    """The lock every ``mvn`` run of this user holds (:func:`_run_maven`), beside the
+    local repository all of them write into."""
+    return Path.home() / ".m2" / ".datahub-mvn.lock"
+
+
 def _run_maven(goal: str, arguments: Sequence[str], cwd: Path, what: str) -> None:
+    """Run one ``mvn`` goal, one at a time per user: the local stack starts its servers
+    side by side (`process.start_together`) and test workers start theirs at once, and
+    Debian's Maven 3.8 gives no guarantee for runs that write the same artifacts into one
+    local repository (~/.m2) at the same time; on a new machine Trino, PrestoDB, Kafka and
+    S3Proxy would all download at once. Only a first run downloads."""
     mvn = shutil.which("mvn")
     if not mvn:
         raise FileNotFoundError("Maven (mvn) is not installed; install the Debian package maven.")
-    result = subprocess.run(
-        [mvn, "-B", "-q", f"{DEPENDENCY_PLUGIN}:{goal}", *arguments],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    lock_file = maven_lock_file()
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
+        # A lock of the open file: threads of one process wait for each other too.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            [mvn, "-B", "-q", f"{DEPENDENCY_PLUGIN}:{goal}", *arguments],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if result.returncode != 0:
         raise ProcessError(
             f"Maven could not download {what}: {(result.stdout + result.stderr)[-2000:]}"
