@@ -589,7 +589,7 @@ def report(
         def by_round(name: str) -> str:
             # DataHub's run over the competitor's in the same round: how far one run's
             # spread moves the ratio (too few runs for an interval).
-            pairs = zip(results["datahub-gateway"], results[name], strict=False)
+            pairs = zip(results["datahub-gateway"], results[name], strict=True)
             return ", ".join(f"{a['wall_s'] / b['wall_s']:.2f}" for a, b in pairs)
 
         lines.append("")

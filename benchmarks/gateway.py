@@ -29,7 +29,8 @@ proxy, so the proxy is not on these paths.
    direct, each with its 95 % bootstrap interval (rounds resampled whole), and whether
    that interval lies within issue #18's targets. Trino's own ``SELECT 1`` varies by
    tens of milliseconds at p95, so a few hundred rounds cannot tell a few milliseconds
-   added; a thousand rounds narrow the intervals to about a millisecond at p50. The
+   added; a thousand rounds narrow the p50's interval to about ±1 ms (1.4 to 2.6 ms
+   wide in the runs of benchmarks/README.md), the p95's only to about ±7 ms. The
    client's CPU per query is its thread's CPU time; the gateway processes' CPU per
    query comes from their own CPU time (each serves one path).
 2. **Throughput.** ``--clients`` threads each run ``--each`` queries on one path; the paths
