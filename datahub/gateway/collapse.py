@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 #: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
 #: them on every later page, the one with the first rows included.
-_PROGRESS_KEYS = frozenset(
+PROGRESS_KEYS = frozenset(
     {"id", "infoUri", "partialCancelUri", "nextUri", "columns", "stats", "warnings"}
 )
 
@@ -25,17 +25,24 @@ _ENCODING_HEADER = "x-trino-query-data-encoding"
 _REPEATED_HEADERS = frozenset({_ENCODING_HEADER})
 
 
-def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether a page only says "not yet": no data, error, update or warning, no session
-    change in its headers (any ``X-Trino-*`` header but the ones every page repeats), and
-    a nextUri to go on with.
-
-    The client loses nothing by such a page but intermediate progress numbers.
-    """
+def news_in_headers(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether a page's *headers* tell the client something: a session change (any
+    ``X-Trino-*`` header but the ones every page repeats)."""
     for name, _ in headers:
         lname = name.lower()
         if lname.startswith("x-trino-") and lname not in _REPEATED_HEADERS:
-            return False
+            return True
+    return False
+
+
+def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether a page only says "not yet": no data, error, update or warning, no session
+    change in its headers (`news_in_headers`), and a nextUri to go on with.
+
+    The client loses nothing by such a page but intermediate progress numbers.
+    """
+    if news_in_headers(headers):
+        return False
     try:
         page = json.loads(body)
     except ValueError:
@@ -44,5 +51,5 @@ def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
         isinstance(page, dict)
         and isinstance(page.get("nextUri"), str)
         and not page.get("warnings")
-        and _PROGRESS_KEYS.issuperset(page)
+        and PROGRESS_KEYS.issuperset(page)
     )

@@ -55,6 +55,9 @@ class Gateway:
     segment_uri_seconds: int = 3600
     #: How long the gateway follows pages that carry nothing for the client (0: never).
     page_collapse_seconds: float = 0.0
+    #: How long the gateway holds a small page of rows while it follows the pages after
+    #: it, to answer with the rows on the query's last page (0: never).
+    page_carry_seconds: float = 0.0
     #: Scopes of which a token needs one to read /metrics on the HTTPS listener.
     metrics_scopes: frozenset[str] = frozenset()
     #: ``time.monotonic()`` when the service started.

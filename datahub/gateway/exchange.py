@@ -14,89 +14,24 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 from ..identity import Identity
 from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
+from . import carry as carrying
 from . import protocol, rewrite, spooled
+from .carry import Carried
+from .client import Client, ClientGone, Relayed, lost_message
 from .clusters import Cluster
 from .core import Gateway
 from .tracker import stop_message
 from .upstream import ClusterUnreachable, UpstreamResponse
-from .whole import LOOP_PAGE, prepare_whole
-
-Error = tuple[str, str, int]
+from .whole import LOOP_PAGE, WholePage, prepare_whole
 
 #: A streamed page goes to the client in writes of at least this many bytes (its last
 #: one excepted), whatever the sizes of the cluster's reads: one 1 MB page of Trino's
 #: came as dozens of small reads, each a flush of its own and a chunk the client parses.
 RELAY_WRITE = 256 * 1024
-
-
-class ClientGone(Exception):
-    """The client closed its connection while a page was on its way."""
-
-
-class Client(Protocol):
-    """Where the gateway's answer to one request goes (the client's HTTP response)."""
-
-    #: The client's request method (``POST``, ``GET``, ``DELETE``).
-    method: str
-
-    def fail(
-        self,
-        message: str,
-        error: Error,
-        *,
-        status: int = 200,
-        query_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer with a Trino-format error carrying *message*, and finish."""
-
-    def begin(self, status: int, headers: list[tuple[str, str]]) -> None:
-        """Take a cluster's status and the response headers the client may see."""
-
-    def set_length(self, length: int) -> None:
-        """Announce the body's length (before the first byte of it)."""
-
-    async def send(self, chunk: bytes) -> None:
-        """Send part of the body now; raises ClientGone."""
-
-    def end(self, body: bytes = b"") -> None:
-        """Send the rest of the body and finish."""
-
-    def abort(self) -> None:
-        """Close the connection (too late for an error: the client sees a failed read)."""
-
-
-@dataclass
-class Relayed:
-    """What relaying one cluster response to the client came to."""
-
-    #: Facts of the Trino page the client received (None if it was no Trino page).
-    facts: protocol.PageFacts | None = None
-    #: Set when the gateway answered with its own error instead: the message and error.
-    failure: str | None = None
-    error: Error | None = None
-    #: The cluster broke off in the middle of the page (it died, or the network did).
-    broken: bool = False
-    #: Set instead of answering: the page carried nothing for the client, follow this
-    #: (the cluster's own nextUri) on its behalf.
-    follow: str | None = None
-    #: The client got the page before this one instead (see `Exchange.relay`): this
-    #: page's facts are the latest, but the page is the client's to ask for again.
-    held_back: bool = False
-
-
-def lost_message(cluster: Cluster) -> str:
-    """The user's sentence when *cluster* went away under a running query."""
-    return (
-        f"Cluster {cluster.name} became unreachable while your query ran; its outcome is "
-        "unknown. Run it again."
-    )
 
 
 class Exchange:
@@ -126,6 +61,8 @@ class Exchange:
         #: The headers of this client's requests to each cluster (by name), built once
         #: for the pages followed on its behalf.
         self._upstream_headers: dict[str, tuple[tuple[str, str], ...]] = {}
+        #: A page of rows held while the gateway follows the pages after it (`carry`).
+        self._carried: Carried | None = None
 
     @property
     def log(self) -> logging.Logger:
@@ -163,6 +100,7 @@ class Exchange:
         before_finish: Callable[[protocol.PageFacts], None] | None = None,
         *,
         collapse: bool = False,
+        carry: bool = False,
         limit_messages: Mapping[str, str] | None = None,
     ) -> Relayed:
         """Stream *response* to the client with its URIs rewritten.
@@ -178,10 +116,17 @@ class Exchange:
         direct protocol. A spooled page that cannot (spooled segments, large or
         compressed rows) is held back and the client gets the page followed before it,
         whose nextUri is this page's URI: Trino answers a repeated request for its last
-        page with that page again.
+        page with that page again. With *carry*, a small page of rows may be held while
+        the pages after it are followed (``carry.py``).
         """
         client = self.client
         status = response.status_code
+        content_type = response.headers.get("content-type", "")
+        if self._carried is not None and (
+            status != 200 or not content_type.startswith("application/json")
+        ):
+            # The rows go now; the client asks for this answer itself.
+            return self._rows_now(cluster, None)
         if status == 401:
             self.log.error(
                 "Cluster %s refused the service account %r (HTTP 401); check its password.",
@@ -191,7 +136,6 @@ class Exchange:
             message = f"Cluster {cluster.name} refused the DataHub service account; ask an admin."
             client.fail(message, CLUSTER_UNREACHABLE)
             return Relayed(failure=message, error=CLUSTER_UNREACHABLE)
-        content_type = response.headers.get("content-type", "")
         if status != 200 or not content_type.startswith("application/json"):
             body = await response.read()
             if status == 204:  # a DELETE taken
@@ -218,6 +162,8 @@ class Exchange:
             body, whole = await spooled.read_page(response, rewrite.WHOLE_PAGE)
         except ClusterUnreachable as e:
             return self._broken_off(cluster, e, started=False)
+        if self._carried is not None and not whole:
+            return self._rows_now(cluster, None)
         if not whole and body and not spooled.has_rows(body):
             # Larger than is read whole: its frames or cluster URIs must not go out.
             return self._upstream_failed(cluster, response, body)
@@ -242,20 +188,21 @@ class Exchange:
             facts.spooled_rows = ready.rows
             if before_finish is not None:
                 before_finish(facts)
-            if ready.hold_back and self._followed is not None and facts.has_next:
-                status, client_headers, out = self._followed
-                client.begin(status, client_headers)
-                client.set_length(len(out))
-                client.end(out)
-                return Relayed(facts=facts, held_back=True)
             client_headers = protocol.client_response_headers(headers)
+            if self._carried is not None:
+                return self._carry_on(cluster, status, client_headers, out, ready, facts)
+            if ready.hold_back and self._followed is not None and facts.has_next:
+                self._answer(*self._followed)
+                return Relayed(facts=facts, held_back=True)
             if ready.carries_nothing:
                 if client.method == "POST":
                     self._followed = (status, client_headers, out)
                 return Relayed(facts=facts, follow=facts.next_uri)
-            client.begin(status, client_headers)
-            client.set_length(len(out))
-            client.end(out)
+            if carry and (rows := carrying.carriable(out, headers)) is not None:
+                until = time.monotonic() + self.gateway.page_carry_seconds
+                self._carried = Carried(rows, status, client_headers, until)
+                return Relayed(facts=facts, follow=facts.next_uri)
+            self._answer(status, client_headers, out)
             return Relayed(facts=facts)
         client.begin(status, protocol.client_response_headers(response.header_items()))
         started = False
@@ -301,6 +248,42 @@ class Exchange:
             client.set_length(len(out))
         client.end(out)
         return Relayed(facts=facts)
+
+    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.client.begin(status, headers)
+        self.client.set_length(len(body))
+        self.client.end(body)
+
+    def _carry_on(
+        self,
+        cluster: Cluster,
+        status: int,
+        headers: list[tuple[str, str]],
+        out: bytes,
+        ready: WholePage,
+        facts: protocol.PageFacts,
+    ) -> Relayed:
+        """Go on from a page (*out*, client-ready) fetched while rows are held: follow
+        it, answer it with the rows (the query's last page), or send the rows now."""
+        carried = self._carried
+        assert carried is not None
+        if ready.carries_nothing and time.monotonic() < carried.until:
+            return Relayed(facts=facts, follow=facts.next_uri)
+        if (body := carrying.merged(carried.page, out)) is not None:
+            self._carried = None
+            self._answer(status, headers, body)
+            return Relayed(facts=facts)
+        return self._rows_now(cluster, facts)
+
+    def _rows_now(self, cluster: Cluster, facts: protocol.PageFacts | None) -> Relayed:
+        """Send the rows held (`carry.with_next`); the page fetched last (its *facts*)
+        is the client's to ask for again."""
+        carried, self._carried = self._carried, None
+        assert carried is not None
+        user = self.identity.name
+        uri = self.gateway.signer.gateway_uri(self.base_url, cluster.name, user, carried.fetched)
+        self._answer(carried.status, carried.headers, carrying.with_next(carried.page, uri))
+        return Relayed(facts=facts, held_back=True)
 
     def _upstream_failed(
         self, cluster: Cluster, response: UpstreamResponse, body: bytes
@@ -368,8 +351,13 @@ class Exchange:
                     query_id=active.query_id,
                 )
                 return
+            path = protocol.upstream_path(relayed.follow)
+            carried = self._carried
+            if carried is not None:
+                carried.fetched = relayed.follow
+                path = carrying.look_ahead(path, carried.until - time.monotonic())
             try:
-                response = await self.send(cluster, "GET", protocol.upstream_path(relayed.follow))
+                response = await self.send(cluster, "GET", path)
             except ClusterUnreachable as e:
                 self.unreachable(cluster, "GET", active.query_id, e)
                 tracker.lost(active, lost_message(cluster))
@@ -378,7 +366,8 @@ class Exchange:
                 relayed = await self.relay(
                     cluster,
                     response,
-                    collapse=time.monotonic() < deadline,
+                    collapse=carried is not None or time.monotonic() < deadline,
+                    carry=self.gateway.page_carry_seconds > 0,
                     limit_messages=active.limit_messages,
                 )
             finally:

@@ -15,8 +15,9 @@ from ..query import QUEUED_AS, QueryRecord
 from ..wire import PERMISSION_DENIED, QUOTA_EXCEEDED
 from . import protocol
 from .admission import QueryQueued, QueryRefused
+from .client import lost_message
 from .clusters import Cluster
-from .exchange import Exchange, lost_message
+from .exchange import Exchange
 from .signing import (
     Followup,
     FollowupError,
@@ -115,6 +116,7 @@ async def _follow_on(
             cluster,
             response,
             collapse=collapse,
+            carry=following and method == "GET" and gateway.page_carry_seconds > 0,
             limit_messages=active.limit_messages if active is not None else None,
         )
     finally:

@@ -4,7 +4,7 @@ The Trino protocol sits at the root of the gateway's listener (``POST /v1/statem
 signed follow-ups under ``/v1/dh/``, ``GET /v1/info``) so unmodified Trino clients work;
 the health check sits under the service prefix so it is reachable through the hub's
 proxy too. A handler authenticates the caller, turns the request into values and hands
-them, with itself as the `exchange.Client` the answer goes to, to ``submit.py`` or
+them, with itself as the `client.Client` the answer goes to, to ``submit.py`` or
 ``followup.py``. Its collaborators come from the `Gateway` part in the tornado settings.
 """
 
@@ -33,9 +33,10 @@ from ..wire import (
     STATEMENT_PATH,
 )
 from . import followup, protocol, segments, submit
+from .client import ClientGone, Error
 from .clusters import Cluster
 from .core import Gateway
-from .exchange import ClientGone, Error, Exchange
+from .exchange import Exchange
 from .pages import default_handlers as cluster_pages
 
 
@@ -167,7 +168,7 @@ class GatewayHandler(web.RequestHandler):
 
 class TrinoProxyHandler(GatewayHandler):
     """A Trino protocol request served by the steps of a query: this handler is the
-    `exchange.Client` their answer goes to."""
+    `client.Client` their answer goes to."""
 
     #: The ``datahub_gateway_request_duration_seconds`` kind of this handler's requests.
     kind = "submit"

@@ -38,9 +38,10 @@ from collections.abc import Iterable
 from ..identity import AuthError, Identity, IdentityUnavailable
 from ..wire import ACT_AS_HEADER, HUB_UNAVAILABLE, PERMISSION_DENIED, SEGMENT_PREFIX
 from . import protocol, spooled
+from .client import Client, ClientGone
 from .clusters import Cluster
 from .core import Gateway
-from .exchange import Client, ClientGone, Exchange
+from .exchange import Exchange
 from .followup import NOT_ISSUED_TO_YOU
 from .signing import FollowupError, parse_followup, parse_segment
 from .upstream import ClusterUnreachable, UpstreamResponse

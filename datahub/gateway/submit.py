@@ -27,9 +27,10 @@ from ..wire import (
 )
 from . import presto, protocol
 from .admission import Admitted, QueryQueued, QueryRefused
+from .client import Error
 from .clusters import Attempt, Cluster, failover
 from .engine_limits import limit_messages_for, limited_session_headers
-from .exchange import Error, Exchange
+from .exchange import Exchange
 from .routing import Router, RoutingError, RoutingRequest, parse_client_tags
 from .statements import (
     StatementError,
@@ -273,6 +274,7 @@ async def submit(exchange: Exchange, query: QueryRecord, admitted: Admitted, bod
             response,
             before_finish=register,
             collapse=gateway.page_collapse_seconds > 0,
+            carry=gateway.page_carry_seconds > 0,
             limit_messages=messages,
         )
     finally:

@@ -522,6 +522,23 @@ class DataHubService(Application):
         """,
     ).tag(config=True)
 
+    page_carry_seconds = Float(
+        0.1,
+        help="""After the page with a short query's rows, Trino sends two or three pages
+        that only report the query finishing. The gateway holds a small page of rows
+        (up to 64 KB, no warnings or session changes) for up to this many seconds while
+        it follows those pages itself, asking Trino to answer each within the time left,
+        and answers with the rows on the query's last page: SELECT 1 then costs the
+        client one request instead of two. When anything else comes first (more rows, an
+        error, a warning) or the time is up, the client gets the rows at once, and then
+        the page the gateway fetched last, which Trino gives again. A query whose rows
+        trickle gets its first rows up to this much later (Trino takes some 10 to 30 ms
+        to finish a short query after its rows). 0 turns it off.
+
+        Example: c.DataHubService.page_carry_seconds = 0
+        """,
+    ).tag(config=True)
+
     metrics_scopes = Set(
         Unicode(),
         default_value={"read:metrics"},
@@ -851,6 +868,7 @@ class DataHubService(Application):
             allow_spooling=self.allow_spooling,
             segment_uri_seconds=self.segment_uri_seconds,
             page_collapse_seconds=self.page_collapse_seconds,
+            page_carry_seconds=self.page_carry_seconds,
             metrics_scopes=frozenset(self.metrics_scopes),
             started_at=self.started_at,
         )

@@ -1,5 +1,5 @@
 """Relaying a cluster's answer without an HTTP server: what the client receives (through
-the `exchange.Client` interface) for whole pages, streamed pages, pages that carry nothing,
+the `client.Client` interface) for whole pages, streamed pages, pages that carry nothing,
 a cluster's non-Trino answer and a cluster that breaks off."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from multidict import CIMultiDict
 
 from datahub.gateway import exchange
+from datahub.gateway.client import Relayed
 from datahub.gateway.clusters import Cluster
 from datahub.gateway.signing import FollowupSigner
 from datahub.gateway.upstream import ClusterUnreachable
@@ -90,6 +91,9 @@ class FakeResponse:
             return body, True
         first = self._chunks.pop(0)
         return first, False
+
+    async def aclose(self) -> None:
+        pass
 
     async def chunks(self) -> AsyncIterator[bytes]:
         for i, chunk in enumerate(self._chunks):
@@ -198,7 +202,7 @@ SPOOLED = {"X-Trino-Query-Data-Encoding": "json+zstd"}
 SIGNED_NEXT = SIGNER.gateway_uri(BASE, "main", "alice", NEXT)
 
 
-def post_relays(*bodies: bytes) -> tuple[FakeClient, list[exchange.Relayed]]:
+def post_relays(*bodies: bytes) -> tuple[FakeClient, list[Relayed]]:
     """Relay *bodies* one after another for one client POST, collapsing, as
     `Exchange.pages` does (the last one answers it)."""
     client = FakeClient(method="POST")
