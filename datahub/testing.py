@@ -60,6 +60,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+#: A query whose result (tiny.orders' 15,000 keys, over 100 KB of JSON) is larger than
+#: a page of rows the gateway may hold for the query's last page (``carry.py``): the
+#: answer to its POST always has a nextUri, for tests of follow-up URIs.
+FOLLOWED_SQL = "SELECT orderkey FROM tpch.tiny.orders"
 #: Trino session properties that spool ``tpch.tiny.lineitem`` (60,175 rows, which Trino
 #: makes up in a fraction of sf1's time) in about ten segments of 1 MB instead of Trino's
 #: 8 to 16 MB.

@@ -24,7 +24,7 @@ from trino.auth import BasicAuthentication, JWTAuthentication
 from datahub.gateway.signing import FollowupSigner
 from datahub.identity import IdentityResolver
 from datahub.service.app import DataHubService
-from datahub.testing import bearer
+from datahub.testing import FOLLOWED_SQL, bearer
 
 SECRET = b"integration-test-secret-0123456789"
 SCOPE = "access:services!service=datahub"
@@ -210,7 +210,7 @@ def test_a_multi_page_result_arrives_complete_and_equal_to_a_direct_query(
 
 
 def test_follow_up_uris_point_at_the_gateway(gateway):
-    page = submit(gateway, "SELECT 1", bearer("alice-token"))
+    page = submit(gateway, FOLLOWED_SQL, bearer("alice-token"))
     assert page["nextUri"].startswith(f"{gateway.url}/v1/dh/test/")
     assert page["infoUri"].startswith(f"{gateway.url}/v1/dh/test/")
     follow_to_end(page, bearer("alice-token"))
@@ -306,7 +306,7 @@ def test_basic_auth_with_another_users_name_is_refused(gateway):
 
 
 def test_a_follow_up_uri_is_refused_with_another_users_token(gateway):
-    page = submit(gateway, "SELECT * FROM tpch.tiny.nation", bearer("alice-token"))
+    page = submit(gateway, FOLLOWED_SQL, bearer("alice-token"))
     response = requests.get(page["nextUri"], headers=bearer("bob-token"))
     assert response.status_code == 403
     assert "not issued to you" in response.json()["error"]["message"]
@@ -314,7 +314,7 @@ def test_a_follow_up_uri_is_refused_with_another_users_token(gateway):
 
 
 def test_a_tampered_follow_up_uri_is_refused(gateway):
-    page = submit(gateway, "SELECT * FROM tpch.tiny.nation", bearer("alice-token"))
+    page = submit(gateway, FOLLOWED_SQL, bearer("alice-token"))
     tampered = page["nextUri"].replace("/v1/statement/", "/v1/statement/x/")
     response = requests.get(tampered, headers=bearer("alice-token"))
     assert response.status_code == 403
