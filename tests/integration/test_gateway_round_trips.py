@@ -138,11 +138,15 @@ def test_select_1_spooled_costs_the_client_one_request(gateway, encoding):
 
 @pytest.mark.parametrize("encoding", [None, SPOOLED], ids=["direct", "spooled"])
 def test_rows_held_past_their_time_reach_the_client_at_once_and_none_is_lost(hasty, encoding):
-    # The page after the rows (Trino's "still running") comes later than a millisecond:
-    # the rows go on their own, leading to that page, which Trino gives again.
+    # The row comes tens of milliseconds before the query's end (the other branch scans
+    # tiny.lineitem and finds nothing), far more than the millisecond the gateway holds
+    # it: the row goes on its own, leading to the page fetched last, which Trino gives
+    # again.
     connection, seen = counting_connection(hasty, encoding)
     cursor = connection.cursor()
-    cursor.execute("SELECT 1")
+    cursor.execute(
+        "SELECT 1 UNION ALL SELECT 0 FROM tpch.tiny.lineitem WHERE comment = 'never said'"
+    )
     assert cursor.fetchall() == [[1]]
     assert seen[0] == "POST /v1/statement" and len(seen) >= 2, seen
     rec = closed_record(hasty, cursor.query_id)
