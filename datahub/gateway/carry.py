@@ -36,8 +36,8 @@ class Carried:
 
     #: The page as the client would have had it (URIs signed), parsed.
     page: dict[str, Any]
-    #: Its status and the response headers for the client.
-    status: int
+    #: The response headers for the client (its status is 200: only a cluster's 200
+    #: page of JSON is read whole).
     headers: list[tuple[str, str]]
     #: ``time.monotonic()`` after which the rows go to the client as they are.
     until: float

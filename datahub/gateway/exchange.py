@@ -200,7 +200,7 @@ class Exchange:
                 return Relayed(facts=facts, follow=facts.next_uri)
             if carry and (rows := carrying.carriable(out, headers)) is not None:
                 until = time.monotonic() + self.gateway.page_carry_seconds
-                self._carried = Carried(rows, status, client_headers, until)
+                self._carried = Carried(rows, client_headers, until)
                 return Relayed(facts=facts, follow=facts.next_uri)
             self._answer(status, client_headers, out)
             return Relayed(facts=facts)
@@ -282,7 +282,7 @@ class Exchange:
         assert carried is not None
         user = self.identity.name
         uri = self.gateway.signer.gateway_uri(self.base_url, cluster.name, user, carried.fetched)
-        self._answer(carried.status, carried.headers, carrying.with_next(carried.page, uri))
+        self._answer(200, carried.headers, carrying.with_next(carried.page, uri))
         return Relayed(facts=facts, held_back=True)
 
     def _upstream_failed(

@@ -271,6 +271,51 @@ def test_the_trino_cli_runs_on_presto_through_the_gateway(presto, tmp_path):
         gateway.close()
 
 
+@pytest.fixture(scope="module")
+def carrying(presto, tmp_path_factory):
+    """A gateway that holds a short query's rows as long as Presto takes to end it, with
+    ``sent``: its requests to Presto."""
+    running = start_gateway(
+        presto,
+        tmp_path_factory.mktemp("presto-carry"),
+        page_collapse_seconds=30,
+        page_carry_seconds=30,
+    )
+    sent: list[str] = []
+    send = running.service.upstream.send
+
+    async def recorded(cluster, method, path, *args, **kwargs):
+        sent.append(f"{method} {path}")
+        return await send(cluster, method, path, *args, **kwargs)
+
+    running.service.upstream.send = recorded  # type: ignore[method-assign]
+    running.sent = sent  # type: ignore[attr-defined]
+    yield running
+    running.close()
+
+
+def test_rows_are_carried_to_prestos_last_page_and_none_is_lost(carrying):
+    session = requests.Session()
+    seen: list[str] = []
+    session.hooks["response"].append(lambda r, *a, **k: seen.append(r.request.method))
+    cursor = connect(carrying, http_session=session).cursor()
+    cursor.execute("SELECT 1")
+    assert cursor.fetchall() == [[1]]
+    # Presto's row came on its last page: one request.
+    assert seen == ["POST"], seen
+    # More rows than a page held: the rows go on, and the client asks again for the page
+    # the gateway fetched last, which Presto gives again.
+    seen.clear()
+    cursor = connect(carrying, http_session=session).cursor()
+    cursor.execute("SELECT orderkey FROM orders")
+    rows = cursor.fetchall()
+    assert len(rows) == 15000 and len({row[0] for row in rows}) == 15000
+    rec = closed_record(carrying, cursor.query_id)
+    assert (rec["state"], rec["output_rows"]) == ("FINISHED", 15000)
+    mine = [p.split("?")[0] for p in carrying.sent if cursor.query_id in p]
+    assert len(mine) > len(set(mine)), mine
+
+
 # ------------------------------------------------------------------------ quotas
 
 
