@@ -531,9 +531,10 @@ class DataHubService(Application):
         and answers with the rows on the query's last page: SELECT 1 then costs the
         client one request instead of two. When anything else comes first (more rows, an
         error, a warning) or the time is up, the client gets the rows at once, and then
-        the page the gateway fetched last, which Trino gives again. A query whose rows
-        trickle gets its first rows up to this much later (Trino takes some 10 to 30 ms
-        to finish a short query after its rows). 0 turns it off.
+        the page the gateway fetched last, which the cluster (Trino or Presto) gives
+        again. A query whose rows trickle gets its first rows up to this much later
+        (Trino takes some 10 to 30 ms to finish a short query after its rows). 0 turns
+        it off.
 
         Example: c.DataHubService.page_carry_seconds = 0
         """,
