@@ -160,6 +160,7 @@ def run_query(
     update_type = update_count = None
     warnings: list[dict[str, Any]] = []
     try:
+        stream.start()
         for page in stream:
             columns = columns or page.get("columns") or []
             # The page thread made it when the columns came, before their first rows.
@@ -302,6 +303,11 @@ class _PageStream:
         self.builder: ResultBuilder | None = None
         self._untyped = False
         self._thread = threading.Thread(target=self._run, name="datahub-sql-pages", daemon=True)
+
+    def start(self) -> None:
+        """Submit the statement (on the page thread). The caller starts it where it
+        handles an interrupt: ``Thread.start`` waits for the thread, which may have sent
+        the statement by the time a Ctrl-C lands in that wait."""
         self._thread.start()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import trino
 
-from datahub.extensions import trino_compat
+from datahub.extensions import query, trino_compat
 from datahub.extensions.query import QueryCancelled, cluster_from_uri, run_query
 from datahub.results import ResultBuilder
 from datahub.testing import serving
@@ -178,6 +178,28 @@ def test_interrupt_while_the_statement_is_submitted_cancels_it_once_it_exists(co
     assert cancelled.value.rows_fetched == 0
     # The submit was still in flight when the interrupt came; the query it created was
     # cancelled as soon as its id was known.
+    assert "slow_submit" in _Trino.deleted
+
+
+def test_an_interrupt_while_the_page_thread_starts_cancels_the_query(conn, monkeypatch):
+    # Ctrl+C may land while the caller still waits in Thread.start, the page thread having
+    # sent the statement already: the query is cancelled all the same (it once escaped
+    # run_query as a bare KeyboardInterrupt, leaving the query running).
+    start = query._PageStream.start
+
+    def interrupted(stream) -> None:
+        start(stream)
+        assert SUBMIT_HELD.wait(30)
+        INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(query._PageStream, "start", interrupted)
+    SUBMIT_HELD.clear()
+    INTERRUPTED.clear()
+    _Trino.deleted.clear()
+    with pytest.raises(QueryCancelled) as cancelled:
+        run_query(conn, "SLOW SUBMIT")
+    assert cancelled.value.rows_fetched == 0
     assert "slow_submit" in _Trino.deleted
 
 
