@@ -127,7 +127,8 @@ class DataHubSpawnerMixin(LoggingConfigurable):
             jupyter_path.append(env["JUPYTER_PATH"])
         env["JUPYTER_PATH"] = ":".join(jupyter_path)
         # Our jupyter_server_config.d enables the server extension that serves the schema
-        # browser (datahub.extensions.server_proxy).
+        # browser (datahub.extensions.server_proxy); our jupyter_server_config.json names
+        # the contents manager (datahub.extensions.contents).
         config_path = [str(SHARE_CONFIG_DIR)]
         if env.get("JUPYTER_CONFIG_PATH"):
             config_path.append(env["JUPYTER_CONFIG_PATH"])
