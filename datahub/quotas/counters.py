@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..store import Store
+from ..store.prepared import Prepared
 from . import messages
 from .days import UsageDays
 from .models import QuotaPolicy, QuotaRefusal, QuotaSlot, QuotaUsage, QuotaUser
@@ -99,50 +100,79 @@ class Decision:
     waited: float = 0.0
 
 
-# The statements of every admission, built once (with bind parameters) rather than per
-# query: building SQLAlchemy expressions costs more than SQLite takes to run them.
+# The statements on every query's path (admission, release), built once with bind
+# parameters and run on the driver (`Prepared`): SQLAlchemy's own execution of each costs
+# several times what SQLite takes to run it.
 _USAGE_COLUMNS = ("queries", "cpu_ms", "bytes_scanned", "refused", "cancelled")
-_SEEN = sa.select(users_t.c.groups, users_t.c.last_seen).where(
+_SEEN_QUERY = sa.select(users_t.c.groups, users_t.c.last_seen).where(
     users_t.c.name == sa.bindparam("user")
 )
-_SEEN_LOCKED = _SEEN.with_for_update()
-_POLICIES = sa.select(policies_t.c.scope, policies_t.c.name, policies_t.c.limits).where(
-    sa.or_(
-        policies_t.c.scope == "default",
-        sa.and_(policies_t.c.scope == "user", policies_t.c.name == sa.bindparam("user")),
-        sa.and_(
-            policies_t.c.scope == "group",
-            policies_t.c.name.in_(sa.bindparam("groups", expanding=True)),
-        ),
+_SEEN = Prepared(_SEEN_QUERY)
+_SEEN_LOCKED = Prepared(_SEEN_QUERY.with_for_update())
+_TODAY = Prepared(
+    sa.select(usage_t.c.queries, usage_t.c.cpu_ms, usage_t.c.bytes_scanned).where(
+        usage_t.c.user_name == sa.bindparam("user"), usage_t.c.day == sa.bindparam("day")
     )
 )
-_TODAY = sa.select(usage_t.c.queries, usage_t.c.cpu_ms, usage_t.c.bytes_scanned).where(
-    usage_t.c.user_name == sa.bindparam("user"), usage_t.c.day == sa.bindparam("day")
-)
-_SLOTS = (
+_SLOTS = Prepared(
     sa.select(slots_t.c.id, slots_t.c.state, slots_t.c.expires_at)
     .where(slots_t.c.user_name == sa.bindparam("user"))
     .order_by(slots_t.c.id)
 )
-_NEW_SLOT = slots_t.insert().returning(slots_t.c.id)
-_DELETE_SLOT = slots_t.delete().where(slots_t.c.id == sa.bindparam("slot"))
+_SLOT_COLUMNS = (
+    "user_name",
+    "state",
+    "holder",
+    "created_at",
+    "admitted_at",
+    "expires_at",
+    "request",
+    "query_id",
+    "cpu_ms",
+    "bytes_scanned",
+)
+_NEW_SLOT = Prepared(
+    slots_t.insert()
+    .values({name: sa.bindparam(name) for name in _SLOT_COLUMNS})
+    .returning(slots_t.c.id)
+)
+_DELETE_SLOT = Prepared(slots_t.delete().where(slots_t.c.id == sa.bindparam("slot")))
 
 
 @functools.cache
-def _upserts(dialect: str) -> tuple[Any, Any]:
+def _policies(groups: int) -> Prepared:
+    """The stored policies that can apply to a user in *groups* groups (parameters
+    ``user``, ``group0``, ``group1``, …): the default, their groups', theirs."""
+    applies = [
+        policies_t.c.scope == "default",
+        sa.and_(policies_t.c.scope == "user", policies_t.c.name == sa.bindparam("user")),
+    ]
+    if groups:
+        names = [sa.bindparam(f"group{i}") for i in range(groups)]
+        applies.append(sa.and_(policies_t.c.scope == "group", policies_t.c.name.in_(names)))
+    columns = (policies_t.c.scope, policies_t.c.name, policies_t.c.limits)
+    return Prepared(sa.select(*columns).where(sa.or_(*applies)))
+
+
+@functools.cache
+def _upserts(dialect: str) -> tuple[Prepared, Prepared]:
     """(user upsert, usage upsert) for *dialect*: each adds or replaces one row."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    user = insert(users_t)
+    user = insert(users_t).values(
+        {name: sa.bindparam(name) for name in ("name", "groups", "last_seen")}
+    )
     user = user.on_conflict_do_update(
         index_elements=[users_t.c.name],
         set_={"groups": user.excluded.groups, "last_seen": user.excluded.last_seen},
     )
-    usage = insert(usage_t)
+    usage = insert(usage_t).values(
+        {name: sa.bindparam(name) for name in ("user_name", "day", *_USAGE_COLUMNS)}
+    )
     usage = usage.on_conflict_do_update(
         index_elements=[usage_t.c.user_name, usage_t.c.day],
         set_={name: usage_t.c[name] + usage.excluded[name] for name in _USAGE_COLUMNS},
     )
-    return user, usage
+    return Prepared(user), Prepared(usage)
 
 
 @contextmanager
@@ -176,16 +206,18 @@ def user_lock(
     or changes it); SQLite's ``BEGIN IMMEDIATE`` already admits one writer at a time.
     """
     with write_transaction(store) as conn:
-        row = conn.execute(_SEEN if store.is_sqlite else _SEEN_LOCKED, {"user": user}).first()
+        row = (_SEEN if store.is_sqlite else _SEEN_LOCKED).first(conn, {"user": user})
         if row is None or list(row.groups) != list(groups) or now - row.last_seen >= SEEN_EVERY:
             upsert, _ = _upserts(conn.dialect.name)
-            conn.execute(upsert, {"name": user, "groups": list(groups), "last_seen": now})
+            upsert.execute(conn, {"name": user, "groups": list(groups), "last_seen": now})
         yield conn
 
 
 def load_policies(conn: sa.Connection, user: str, groups: Sequence[str]) -> list[Policy]:
     """The stored policies that can apply to *user*: the default, their groups', theirs."""
-    rows = conn.execute(_POLICIES, {"user": user, "groups": list(groups)})
+    names = sorted(set(groups))
+    params = {"user": user, **{f"group{i}": name for i, name in enumerate(names)}}
+    rows = _policies(len(names)).execute(conn, params)
     return [policy_from_row(scope, name, limits) for scope, name, limits in rows]
 
 
@@ -199,17 +231,17 @@ def policy_from_row(scope: str, name: str, limits: Mapping) -> Policy:
 
 
 def today_usage(conn: sa.Connection, user: str, day: dt.date) -> dict[str, int]:
-    row = conn.execute(_TODAY, {"user": user, "day": day}).first()
+    row = _TODAY.first(conn, {"user": user, "day": day})
     if row is None:
         return {"queries": 0, "cpu_ms": 0, "bytes_scanned": 0}
-    return dict(row._mapping)
+    return row._asdict()
 
 
 def add_usage(conn: sa.Connection, user: str, day: dt.date, **amounts: int) -> None:
     """Add *amounts* (queries=1, cpu_ms=…, …) to *user*'s counters of *day*, atomically."""
     row: dict[str, Any] = dict.fromkeys(_USAGE_COLUMNS, 0)
     row.update(amounts, user_name=user, day=day)
-    conn.execute(_upserts(conn.dialect.name)[1], row)
+    _upserts(conn.dialect.name)[1].execute(conn, row)
 
 
 def daily_limit_hit(
@@ -268,7 +300,7 @@ def _record_refusal(
 
 def _live_slots(conn: sa.Connection, user: str, now: dt.datetime) -> list[tuple[int, str]]:
     """(id, state) of the user's unexpired slots, oldest first; deletes expired ones."""
-    rows = conn.execute(_SLOTS, {"user": user}).all()
+    rows = _SLOTS.execute(conn, {"user": user})
     expired = [row.id for row in rows if row.expires_at < now]
     if expired:  # only after a gateway process died, or a queued client went away
         conn.execute(slots_t.delete().where(slots_t.c.id.in_(expired)))
@@ -351,8 +383,10 @@ def _insert_slot(
         "expires_at": now + lease,
         "request": dict(request) if request is not None else None,
         "query_id": None,
+        "cpu_ms": 0,
+        "bytes_scanned": 0,
     }
-    return int(conn.execute(_NEW_SLOT, values).scalar_one())
+    return int(_NEW_SLOT.first(conn, values).id)
 
 
 def poll(
@@ -462,8 +496,8 @@ def renew(store: Store, slot_id: int, query_id: str | None, rules: Rules, now: d
         conn.execute(slots_t.update().where(slots_t.c.id == slot_id).values(**values))
 
 
-_COUNTED = sa.select(slots_t.c.cpu_ms, slots_t.c.bytes_scanned).where(
-    slots_t.c.id == sa.bindparam("slot")
+_COUNTED = Prepared(
+    sa.select(slots_t.c.cpu_ms, slots_t.c.bytes_scanned).where(slots_t.c.id == sa.bindparam("slot"))
 )
 
 
@@ -492,10 +526,10 @@ def count_running(
     total = {"cpu_ms": cpu_ms, "bytes_scanned": bytes_scanned}
     day = rules.days.day_of(now)
     with write_transaction(store) as conn:
-        row = conn.execute(_COUNTED, {"slot": slot_id}).first()
+        row = _COUNTED.first(conn, {"slot": slot_id})
         if row is None:
             return None
-        amounts = uncounted(total, row._mapping)
+        amounts = uncounted(total, row._asdict())
         values: dict[str, Any] = {"expires_at": now + rules.lease}
         if query_id:
             values["query_id"] = query_id
@@ -527,9 +561,9 @@ def release(
     """
     total = {"cpu_ms": cpu_ms, "bytes_scanned": bytes_scanned}
     with write_transaction(store) as conn:
-        row = conn.execute(_COUNTED, {"slot": slot_id}).first()
-        deleted = conn.execute(_DELETE_SLOT, {"slot": slot_id}).rowcount
-        counted = row._mapping if row is not None else {"cpu_ms": 0, "bytes_scanned": 0}
+        row = _COUNTED.first(conn, {"slot": slot_id})
+        deleted = _DELETE_SLOT.rowcount(conn, {"slot": slot_id})
+        counted = row._asdict() if row is not None else {"cpu_ms": 0, "bytes_scanned": 0}
         amounts = uncounted(total, counted)
         if uncount and deleted:
             amounts["queries"] = -1
