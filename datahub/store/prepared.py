@@ -37,7 +37,8 @@ class _Compiled:
     order: tuple[str, ...] | None
     #: Values of the statement's literals, by parameter name.
     literals: Mapping[str, Any]
-    binds: Mapping[str, Processor]
+    #: The bind processors of the parameters that have one (JSON, datetimes, …).
+    binds: Mapping[str, Callable[[Any], Any]]
     row: Any  # a namedtuple class, or None for a statement without rows
     results: tuple[Processor, ...]
 
@@ -60,8 +61,7 @@ class Prepared:
         compiled = self._for(conn.dialect)
         values = {**compiled.literals, **params}
         for name, process in compiled.binds.items():
-            if process is not None:
-                values[name] = process(values[name])
+            values[name] = process(values[name])
         if not conn.in_transaction():
             # As SQLAlchemy's own execute would: its commit then commits this statement.
             conn.begin()
@@ -107,13 +107,18 @@ def _compile(statement: sa.Executable, dialect: Dialect) -> _Compiled:
     else:
         order = None
     literals: dict[str, Any] = {}
-    binds: dict[str, Processor] = {}
+    binds: dict[str, Callable[[Any], Any]] = {}
+    used = set(compiled.bind_names.values())  # compiled.binds also has anonymous keys
     for name, bind in compiled.binds.items():
+        if name not in used:
+            continue
         if getattr(bind, "expanding", False):
             raise ValueError(f"Prepared statements take no expanding parameters ({name}).")
         if not bind.required:
             literals[name] = bind.effective_value
-        binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            binds[name] = process
     columns: Sequence[Any] = list(getattr(statement, "exported_columns", ()))
     if not columns:
         return _Compiled(compiled.string, order, literals, binds, None, ())
