@@ -14,13 +14,13 @@ request for its last page with that page again, so the client loses nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .collapse import PROGRESS_KEYS, news_in_headers
+from .pagejson import Dumps
 
 #: The keys of a page of rows that may be carried: rows, and what a progress page holds.
 _CARRIED_KEYS = PROGRESS_KEYS | {"data"}
@@ -36,6 +36,8 @@ class Carried:
 
     #: The page as the client would have had it (URIs signed), parsed.
     page: dict[str, Any]
+    #: What writes the page back (`pagejson.loads`).
+    dumps: Dumps
     #: The response headers for the client (its status is 200: only a cluster's 200
     #: page of JSON is read whole).
     headers: list[tuple[str, str]]
@@ -45,42 +47,33 @@ class Carried:
     fetched: str = ""
 
 
-def carriable(out: bytes, headers: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
-    """The client-ready page *out* parsed, if it may be held while the gateway looks
+def carriable(page: dict[str, Any], headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether the client-ready *page* (parsed) may be held while the gateway looks
     ahead: direct-protocol rows (a non-empty list), a nextUri, nothing else but progress
     (no warning, update or error), and no session change in its *headers*."""
-    if news_in_headers(headers):
-        return None
-    try:
-        page = json.loads(out)
-    except ValueError:
-        return None
-    if not isinstance(page, dict) or not _CARRIED_KEYS.issuperset(page):
-        return None
+    if news_in_headers(headers) or not _CARRIED_KEYS.issuperset(page):
+        return False
     data = page.get("data")
     if not isinstance(data, list) or not data or page.get("warnings"):
+        return False
+    return isinstance(page.get("nextUri"), str)
+
+
+def merged(carried: dict[str, Any], last: dict[str, Any]) -> dict[str, Any] | None:
+    """*last* (a client-ready page, parsed) with *carried*'s rows and columns, if it is
+    the query's last page and has none of its own: no nextUri, no error, no rows."""
+    if not _LAST_KEYS.issuperset(last) or last.get("data"):
         return None
-    return page if isinstance(page.get("nextUri"), str) else None
+    joined = dict(last)
+    joined["columns"] = last.get("columns") or carried.get("columns")
+    joined["data"] = carried["data"]
+    return joined
 
 
-def merged(carried: dict[str, Any], out: bytes) -> bytes | None:
-    """*out* (a client-ready page) with *carried*'s rows and columns, if it is the
-    query's last page and has none of its own: no nextUri, no error, no rows."""
-    try:
-        last = json.loads(out)
-    except ValueError:
-        return None
-    if not isinstance(last, dict) or not _LAST_KEYS.issuperset(last) or last.get("data"):
-        return None
-    last["columns"] = last.get("columns") or carried.get("columns")
-    last["data"] = carried["data"]
-    return json.dumps(last, separators=(",", ":")).encode()
-
-
-def with_next(carried: dict[str, Any], next_uri: str) -> bytes:
+def with_next(carried: dict[str, Any], next_uri: str) -> dict[str, Any]:
     """*carried* as the client gets it when the rows go on their own: its nextUri
     *next_uri* (the gateway URI of the page fetched last)."""
-    return json.dumps({**carried, "nextUri": next_uri}, separators=(",", ":")).encode()
+    return {**carried, "nextUri": next_uri}
 
 
 def look_ahead(path: str, seconds: float) -> str:

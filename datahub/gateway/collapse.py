@@ -9,8 +9,8 @@ rows: ``spooled.inline_rows``). Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from typing import Any
 
 #: What a page that only reports progress holds. ``columns`` may be there: Trino repeats
 #: them on every later page, the one with the first rows included.
@@ -35,20 +35,14 @@ def news_in_headers(headers: Iterable[tuple[str, str]]) -> bool:
     return False
 
 
-def carries_nothing(body: bytes, headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether a page only says "not yet": no data, error, update or warning, no session
-    change in its headers (`news_in_headers`), and a nextUri to go on with.
+def carries_nothing(page: dict[str, Any], headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether a page (parsed) only says "not yet": no data, error, update or warning, no
+    session change in its headers (`news_in_headers`), and a nextUri to go on with.
 
     The client loses nothing by such a page but intermediate progress numbers.
     """
-    if news_in_headers(headers):
-        return False
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return False
     return (
-        isinstance(page, dict)
+        not news_in_headers(headers)
         and isinstance(page.get("nextUri"), str)
         and not page.get("warnings")
         and PROGRESS_KEYS.issuperset(page)

@@ -19,7 +19,7 @@ from ..identity import Identity
 from ..query import QueryRecord
 from ..wire import CLUSTER_UNREACHABLE, QUERY_LOST, QUOTA_EXCEEDED, STATEMENT_PATH
 from . import carry as carrying
-from . import protocol, rewrite, spooled
+from . import pagejson, protocol, rewrite, spooled
 from .carry import Carried
 from .client import Client, ClientGone, Relayed, lost_message
 from .clusters import Cluster
@@ -56,8 +56,8 @@ class Exchange:
         self.client_headers = client_headers
         self.base_url = base_url
         #: Answering a POST: the last page followed on the client's behalf, as it would
-        #: have been sent (status, headers, body).
-        self._followed: tuple[int, list[tuple[str, str]], bytes] | None = None
+        #: have been sent (status, headers, page).
+        self._followed: tuple[int, list[tuple[str, str]], WholePage] | None = None
         #: The headers of this client's requests to each cluster (by name), built once
         #: for the pages followed on its behalf.
         self._upstream_headers: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -151,8 +151,6 @@ class Exchange:
         def rewrite_uri(uri: str) -> str:
             return signer.gateway_uri(base, cluster.name, user, uri)
 
-        rewriter = rewrite.ResultRewriter(rewrite_uri)
-        upstream_length = response.headers.get("content-length")
         # A small page (queued, planning, an error) is read whole: skipped if it carries
         # nothing for the client, and Trino's stack frames kept to ourselves. So is any
         # page without rows (a failed query's, its message as long as the user made it),
@@ -170,40 +168,42 @@ class Exchange:
         if whole:
             headers = response.header_items()
             segments = spooled.uri_rewriter(self.gateway, base, cluster.name, user)
+            large = len(body) > LOOP_PAGE
             work = functools.partial(
                 prepare_whole,
                 body,
-                rewriter,
+                rewrite_uri,
                 limit_messages=limit_messages,
                 rewrite_segment=segments if spooling else None,
                 post=client.method == "POST",
                 collapse_headers=headers if collapse else None,
+                write=large,
             )
-            # A large page is parsed off the event loop.
-            ready = await asyncio.to_thread(work) if len(body) > LOOP_PAGE else work()
-            if rewriter.not_json:
+            # A large page is parsed, and written, off the event loop.
+            ready = await asyncio.to_thread(work) if large else work()
+            if ready is None:
                 return self._upstream_failed(cluster, response, body)
-            out = ready.out
-            facts = rewriter.facts()
-            facts.spooled_rows = ready.rows
+            facts = ready.facts
             if before_finish is not None:
                 before_finish(facts)
             client_headers = protocol.client_response_headers(headers)
             if self._carried is not None:
-                return self._carry_on(cluster, status, client_headers, out, ready, facts)
+                return self._carry_on(cluster, status, client_headers, ready)
             if ready.hold_back and self._followed is not None and facts.has_next:
                 self._answer(*self._followed)
                 return Relayed(facts=facts, held_back=True)
             if ready.carries_nothing:
                 if client.method == "POST":
-                    self._followed = (status, client_headers, out)
+                    self._followed = (status, client_headers, ready)
                 return Relayed(facts=facts, follow=facts.next_uri)
-            if carry and (rows := carrying.carriable(out, headers)) is not None:
+            if carry and carrying.carriable(ready.client_page(), headers):
                 until = time.monotonic() + self.gateway.page_carry_seconds
-                self._carried = Carried(rows, client_headers, until)
+                self._carried = Carried(ready.client_page(), ready.dumps, client_headers, until)
                 return Relayed(facts=facts, follow=facts.next_uri)
-            self._answer(status, client_headers, out)
+            self._answer(status, client_headers, ready)
             return Relayed(facts=facts)
+        rewriter = rewrite.ResultRewriter(rewrite_uri)
+        upstream_length = response.headers.get("content-length")
         client.begin(status, protocol.client_response_headers(response.header_items()))
         started = False
         held: list[bytes] = []
@@ -249,29 +249,26 @@ class Exchange:
         client.end(out)
         return Relayed(facts=facts)
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes | WholePage) -> None:
+        if isinstance(body, WholePage):
+            body = body.out()
         self.client.begin(status, headers)
         self.client.set_length(len(body))
         self.client.end(body)
 
     def _carry_on(
-        self,
-        cluster: Cluster,
-        status: int,
-        headers: list[tuple[str, str]],
-        out: bytes,
-        ready: WholePage,
-        facts: protocol.PageFacts,
+        self, cluster: Cluster, status: int, headers: list[tuple[str, str]], ready: WholePage
     ) -> Relayed:
-        """Go on from a page (*out*, client-ready) fetched while rows are held: follow
-        it, answer it with the rows (the query's last page), or send the rows now."""
+        """Go on from a page (*ready*) fetched while rows are held: follow it, answer it
+        with the rows (the query's last page), or send the rows now."""
         carried = self._carried
         assert carried is not None
+        facts = ready.facts
         if ready.carries_nothing and time.monotonic() < carried.until:
             return Relayed(facts=facts, follow=facts.next_uri)
-        if (body := carrying.merged(carried.page, out)) is not None:
+        if (page := carrying.merged(carried.page, ready.client_page())) is not None:
             self._carried = None
-            self._answer(status, headers, body)
+            self._answer(status, headers, pagejson.common(carried.dumps, ready.dumps)(page))
             return Relayed(facts=facts)
         return self._rows_now(cluster, facts)
 
@@ -282,7 +279,7 @@ class Exchange:
         assert carried is not None
         user = self.identity.name
         uri = self.gateway.signer.gateway_uri(self.base_url, cluster.name, user, carried.fetched)
-        self._answer(200, carried.headers, carrying.with_next(carried.page, uri))
+        self._answer(200, carried.headers, carried.dumps(carrying.with_next(carried.page, uri)))
         return Relayed(facts=facts, held_back=True)
 
     def _upstream_failed(

@@ -19,14 +19,11 @@ PrestoDB's, which Trino forked from and which differs in the details:
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from ..wire import PREPARED_STATEMENT_HEADER
+from . import pagejson
 from .presto_types import trino_type, value_fixer
 from .statements import prepared_statements_header, split_execute_immediate
 
@@ -226,7 +223,7 @@ def trino_stats(stats: dict[str, Any]) -> dict[str, Any]:
 def _failure(info: Any) -> Any:
     """A ``failureInfo`` with Trino's keys, its Java stack frames (PrestoDB's internals)
     dropped at every level: pages of any size, even those too large for the relay's own
-    check (`rewrite.without_stack_frames`), reach clients without them."""
+    check (`rewrite.clear_stack_frames`), reach clients without them."""
     if not isinstance(info, dict):
         return info
     out = {key: info[key] for key in _FAILURE_KEYS if key in info}
@@ -301,8 +298,6 @@ def translate_document(page: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: An integer literal that may not fit 64 bits (or digits in a string: a false alarm).
-_LONG_INTEGER = re.compile(rb"\d{19}")
 #: Where a Presto page's rows start and end: Presto writes ``data`` just before ``stats``
 #: (and such a key, quotes unescaped, cannot be inside a JSON string).
 _DATA_KEY, _STATS_KEY = b'"data":[', b',"stats":{'
@@ -323,28 +318,12 @@ def translate_page(body: bytes) -> bytes:
         if not any(_fixers(translated.get("columns") or [])):
             return _with_rows(translated, rows)
     try:
-        page, dumps = _loads(body)
+        page, dumps = pagejson.loads(body)
     except ValueError:
         return body
     if not isinstance(page, dict):
         return body
     return dumps(translate_document(page))
-
-
-def _loads(body: bytes) -> tuple[Any, Callable[[Any], bytes]]:
-    """*body* parsed, and what writes it back: ``orjson``, unless the body may hold what
-    it reads otherwise (an integer beyond 64 bits, as a float; 19 digits in a row) or
-    refuses (``NaN``): then the standard library, which keeps them as they are."""
-    try:
-        if _LONG_INTEGER.search(body):
-            raise ValueError("may hold an integer beyond 64 bits")
-        return orjson.loads(body), orjson.dumps
-    except ValueError:
-        return json.loads(body), _stdlib_dumps
-
-
-def _stdlib_dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _split_rows(body: bytes) -> tuple[dict[str, Any], bytes] | None:
@@ -355,7 +334,7 @@ def _split_rows(body: bytes) -> tuple[dict[str, Any], bytes] | None:
         return None
     start += len(_DATA_KEY) - 1
     try:
-        page, _ = _loads(body[:start] + b"null" + body[end:])
+        page, _ = pagejson.loads(body[:start] + b"null" + body[end:])
     except ValueError:
         return None
     if not isinstance(page, dict) or page.get("data", ...) is not None:
@@ -367,8 +346,8 @@ def _with_rows(page: dict[str, Any], rows: bytes) -> bytes:
     """*page* written with *rows* (JSON) as its ``data``, in its place among the keys."""
     keys = list(page)
     at = keys.index("data")
-    before = _stdlib_dumps({k: page[k] for k in keys[:at]})[:-1]
-    after = _stdlib_dumps({k: page[k] for k in keys[at + 1 :]})[1:]
+    before = pagejson.stdlib_dumps({k: page[k] for k in keys[:at]})[:-1]
+    after = pagejson.stdlib_dumps({k: page[k] for k in keys[at + 1 :]})[1:]
     return b"".join(
         (before, b"," if at else b"", b'"data":', rows, b"," if len(after) > 1 else b"", after)
     )

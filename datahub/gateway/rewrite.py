@@ -3,11 +3,10 @@
 Trino writes ``id, infoUri, partialCancelUri, nextUri`` first, all strings, so only that
 head is tokenised; everything from the first non-string value on (``columns``, ``data``,
 ``stats``...) is passed through untouched. Facts for logging and accounting come from the
-head (query id) and from a bounded tail window (``stats``, ``error``). Whole small pages
-(queued, planning, errors) are read as JSON: Trino's stack frames are dropped and a quota
-limit's error gets the quota's sentence (``collapse.py`` spots a page that only says "not
-yet").
-Pure: no I/O.
+head (query id) and from a bounded tail window (``stats``, ``error``). A page read whole
+(queued, planning, errors: ``whole.py``) is parsed once, and the helpers here work on it
+parsed: Trino's stack frames dropped, a quota limit's error in the quota's sentence, its
+facts, its URIs. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -193,8 +192,8 @@ class ResultRewriter:
         self._tail: deque[bytes] = deque()
         self._tail_size = 0
         self._head: Head | None = None
-        self._doc: dict[str, Any] | None = None
-        self._next_uri: str | None = None
+        #: The facts of a page read whole (the general path).
+        self._facts: PageFacts | None = None
         #: Bytes added by the rewrite (new length minus old length), once known.
         self.size_delta: int | None = None
         #: Set by ``finish()`` when the body was not a JSON object (no Trino page at all).
@@ -250,10 +249,8 @@ class ResultRewriter:
             self._keep_tail(body)
             self.size_delta = 0
             return body
-        next_uri = doc.get("nextUri")
-        self._next_uri = next_uri if isinstance(next_uri, str) else None
-        self._doc = rewrite_document(doc, self._rewrite_uri)
-        out = json.dumps(self._doc, separators=(",", ":")).encode()
+        self._facts = page_facts(doc)
+        out = json.dumps(rewrite_document(doc, self._rewrite_uri), separators=(",", ":")).encode()
         self.size_delta = len(out) - len(body)
         return out
 
@@ -269,17 +266,8 @@ class ResultRewriter:
         Call after ``finish()``. Cheap: the head is already parsed and the stats come
         from the tail window.
         """
-        if self._doc is not None:
-            doc = self._doc
-            stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
-            return PageFacts(
-                query_id=doc.get("id"),
-                has_next=bool(doc.get("nextUri")),
-                next_uri=self._next_uri,
-                state=stats.get("state"),
-                stats=stats,
-                error=doc.get("error") if isinstance(doc.get("error"), dict) else None,
-            )
+        if self._facts is not None:
+            return self._facts
         values = self._head.values if self._head else {}
         stats, error = tail_facts(b"".join(self._tail))
         return PageFacts(
@@ -294,7 +282,7 @@ class ResultRewriter:
 
 #: Pages up to this size are read whole (larger data pages stream): queued and planning
 #: pages (a few hundred bytes), to see whether they carry anything, and error pages with
-#: Trino's Java stack frames, which `without_stack_frames` removes.
+#: Trino's Java stack frames, which `clear_stack_frames` removes.
 WHOLE_PAGE = 64 * 1024
 
 
@@ -308,47 +296,45 @@ def _clear_frames(failure: Any) -> None:
         _clear_frames(suppressed)
 
 
-def _page_error(body: bytes) -> tuple[Any, dict[str, Any] | None]:
-    """A whole page parsed, and its ``error`` object (None if it is not JSON or has none)."""
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return None, None
-    error = page.get("error") if isinstance(page, dict) else None
-    return page, error if isinstance(error, dict) else None
+def clear_stack_frames(page: dict[str, Any]) -> None:
+    """Drop the Java stack frames Trino puts in a failed query's ``error.failureInfo``
+    from *page* (a parsed result page): the message, error code, type and location stay,
+    so clients show the same error; the frames (Trino's internals) go."""
+    error = page.get("error")
+    if isinstance(error, dict):
+        _clear_frames(error.get("failureInfo"))
 
 
-def without_stack_frames(body: bytes) -> bytes:
-    """*body* (a whole result page) without the Java stack frames Trino puts in a failed
-    query's ``error.failureInfo``: the message, error code, type and location stay, so
-    clients show the same error; the frames (Trino's internals) go. Other bodies are
-    returned unchanged."""
-    if b'"failureInfo"' not in body:
-        return body
-    page, error = _page_error(body)
-    failure = error.get("failureInfo") if error is not None else None
-    if not isinstance(failure, dict):
-        return body
-    _clear_frames(failure)
-    return json.dumps(page, separators=(",", ":")).encode()
-
-
-def with_error_message(body: bytes, messages: Mapping[str, str] | None) -> bytes:
-    """*body* (a whole result page) with its error's message replaced by
+def put_error_message(page: dict[str, Any], messages: Mapping[str, str] | None) -> None:
+    """Replace the message of *page*'s error (a parsed result page) with
     ``messages[errorName]``, when it has one: Trino's error name, code and type stay, so
     clients still recognise the error (e.g. a per-query limit that came from the user's
-    quota, said in the quota's words). Other bodies are returned unchanged."""
-    if not messages or b'"error"' not in body:
-        return body
-    page, error = _page_error(body)
-    message = messages.get(error.get("errorName")) if error is not None else None
+    quota, said in the quota's words)."""
+    error = page.get("error")
+    if not messages or not isinstance(error, dict):
+        return
+    message = messages.get(error.get("errorName"))  # type: ignore[arg-type]
     if not isinstance(message, str):
-        return body
+        return
     error["message"] = message
     failure = error.get("failureInfo")
     if isinstance(failure, dict):
         failure["message"] = message
-    return json.dumps(page, separators=(",", ":")).encode()
+
+
+def page_facts(page: dict[str, Any]) -> PageFacts:
+    """The facts of a parsed result page, as the cluster wrote it (its own nextUri)."""
+    stats = page.get("stats") if isinstance(page.get("stats"), dict) else {}
+    error = page.get("error")
+    next_uri = page.get("nextUri")
+    return PageFacts(
+        query_id=page.get("id"),
+        has_next=bool(next_uri),
+        next_uri=next_uri if isinstance(next_uri, str) else None,
+        state=stats.get("state"),
+        stats=stats,
+        error=error if isinstance(error, dict) else None,
+    )
 
 
 def rewrite_page(body: bytes, rewrite_uri: Callable[[str], str]) -> bytes:

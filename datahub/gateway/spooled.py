@@ -24,6 +24,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from .core import Gateway
@@ -45,16 +46,6 @@ INLINE_AS_ROWS = 64 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def is_spooled(head: bytes) -> bool:
-    """Whether a page whose first bytes are *head* carries spooled ``data`` (an object).
-
-    The first ``"data":`` in a page is its ``data`` key: the keys before it (``columns``
-    and the URIs) hold no such key, and those bytes cannot occur inside a JSON string
-    (its quotes would be escaped).
-    """
-    return _data_starts(head) == b"{"
-
-
 def has_rows(head: bytes) -> bool:
     """Whether a page whose first bytes are *head* carries direct-protocol rows (a list);
     a page without (a failed query's: its error follows the stats) has none."""
@@ -68,49 +59,44 @@ def _data_starts(head: bytes) -> bytes:
     return head[at + len(_DATA_KEY) : at + len(_DATA_KEY) + 16].lstrip()[:1]
 
 
-def rewrite_segments(body: bytes, rewrite_uri: Callable[[str], str]) -> tuple[bytes, int | None]:
-    """*body* (a whole page) with its spooled segments' ``uri`` and ``ackUri`` rewritten by
-    *rewrite_uri* when they point at the cluster (others are storage URIs, kept), and the
-    number of the result's rows up to the end of its last segment (None for a page
-    without segments, returned unchanged).
+def segments_of(page: dict[str, Any]) -> list | None:
+    """The segments of a parsed page's spooled ``data``; None for a page without."""
+    data = page.get("data")
+    segments = data.get("segments") if isinstance(data, dict) else None
+    return segments if isinstance(segments, list) else None
+
+
+def segment_rows(page: dict[str, Any]) -> int | None:
+    """The number of the result's rows up to the end of a parsed page's last segment
+    (None for a page without segments).
 
     Trino's own count of output rows is the number of segments for a spooled query, so
     the gateway counts the rows from the segments' metadata (``rowOffset``, ``rowsCount``).
     """
-    if b'"segments"' not in body:
-        return body, None
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return body, None
-    data = page.get("data") if isinstance(page, dict) else None
-    segments = data.get("segments") if isinstance(data, dict) else None
-    if not isinstance(segments, list):
-        return body, None
-    changed, rows = False, None
-    for segment in segments:
-        if not isinstance(segment, dict):
-            continue
-        rows = _rows_through(segment.get("metadata")) or rows
-        if segment.get("type") != "spooled":
+    rows = None
+    for segment in segments_of(page) or ():
+        if isinstance(segment, dict):
+            rows = _rows_through(segment.get("metadata")) or rows
+    return rows
+
+
+def rewrite_segment_uris(page: dict[str, Any], rewrite_uri: Callable[[str], str]) -> None:
+    """Rewrite a parsed page's spooled segments' ``uri`` and ``ackUri`` with *rewrite_uri*
+    when they point at the cluster (others are storage URIs, kept)."""
+    for segment in segments_of(page) or ():
+        if not isinstance(segment, dict) or segment.get("type") != "spooled":
             continue
         for key in ("uri", "ackUri"):
             uri = segment.get(key)
             if isinstance(uri, str) and urlsplit(uri).path.startswith(SPOOLED_PATH):
                 segment[key] = rewrite_uri(uri)
-                changed = True
-    return (json.dumps(page, separators=(",", ":")).encode() if changed else body), rows
 
 
-def inline_rows(body: bytes) -> bytes | None:
-    """*body* (a whole spooled page) with its ``data`` as direct-protocol rows, when it
-    holds only inline segments of a ``json`` encoding, none compressed, of up to
-    `INLINE_AS_ROWS` bytes in all; None for any other page."""
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return None
-    data = page.get("data") if isinstance(page, dict) else None
+def inline_rows(page: dict[str, Any]) -> list | None:
+    """A parsed spooled page's rows as direct-protocol rows, when its ``data`` holds only
+    inline segments of a ``json`` encoding, none compressed, of up to `INLINE_AS_ROWS`
+    bytes in all; None for any other page."""
+    data = page.get("data")
     if not isinstance(data, dict) or str(data.get("encoding")).split("+")[0] != "json":
         return None
     segments = data.get("segments")
@@ -136,8 +122,7 @@ def inline_rows(body: bytes) -> bytes | None:
         if not isinstance(part, list):
             return None
         rows.extend(part)
-    page["data"] = rows
-    return json.dumps(page, separators=(",", ":")).encode()
+    return rows
 
 
 def storage_redirect(status: int, location: str | None, cluster_url: str) -> str | None:

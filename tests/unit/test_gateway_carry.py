@@ -217,10 +217,14 @@ def test_the_look_ahead_path_keeps_its_query_and_waits_at_least_a_millisecond():
 
 def test_rows_join_only_a_last_page_without_rows_of_its_own():
     held = json.loads(ROWS)
-    assert carry.merged(held, page(None, stats={}, data=[[9]])) is None
-    assert carry.merged(held, page(4, stats={})) is None
-    assert carry.merged(held, page(None, stats={}, error={"message": "x"})) is None
-    assert carry.merged(held, b"not json") is None
-    joined = json.loads(carry.merged(held, page(None, stats={}, updateType="INSERT")))
+
+    def merged(last: bytes) -> dict[str, Any] | None:
+        return carry.merged(held, json.loads(last))
+
+    assert merged(page(None, stats={}, data=[[9]])) is None
+    assert merged(page(4, stats={})) is None
+    assert merged(page(None, stats={}, error={"message": "x"})) is None
+    joined = merged(page(None, stats={}, updateType="INSERT"))
+    assert joined is not None
     assert joined["data"] == [[1]] and joined["columns"] == COLUMNS
     assert joined["updateType"] == "INSERT"

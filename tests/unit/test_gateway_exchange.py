@@ -169,6 +169,36 @@ def test_a_page_that_carries_nothing_is_followed_instead_of_sent_when_collapsing
     assert relayed.follow is None and client.finished
 
 
+class CountingSigner(FollowupSigner):
+    """The gateway's signer, counting the URIs it signs."""
+
+    def __init__(self) -> None:
+        super().__init__(b"k" * 32)
+        self.signed: list[str] = []
+
+    def gateway_uri(self, base_url: str, cluster: str, user: str, upstream_uri: str) -> str:
+        self.signed.append(upstream_uri)
+        return super().gateway_uri(base_url, cluster, user, upstream_uri)
+
+
+def test_a_page_that_carries_nothing_is_neither_signed_nor_written():
+    # Most pages the gateway reads whole while it follows a short query never reach the
+    # client: signing and writing them would be work for nothing on every query's path.
+    body = page(nextUri=NEXT, partialCancelUri=NEXT + "/0", stats={"state": "QUEUED"})
+    for method in ("GET", "POST"):
+        signer = CountingSigner()
+        client = FakeClient(method=method)
+        ex = exchange.Exchange(FakeGateway(signer=signer), client, Identity("alice"), (), BASE)
+        relayed = asyncio.run(ex.relay(CLUSTER, FakeResponse(200, [body]), collapse=True))
+        assert relayed.follow == NEXT and signer.signed == []
+    # The same page sent: its three URIs signed, once each.
+    client, signer = FakeClient(), CountingSigner()
+    ex = exchange.Exchange(FakeGateway(signer=signer), client, Identity("alice"), (), BASE)
+    asyncio.run(ex.relay(CLUSTER, FakeResponse(200, [body]), collapse=False))
+    assert sorted(signer.signed) == sorted([NEXT, NEXT + "/0", "https://trino:8443/ui/Q1"])
+    assert json.loads(client.body)["nextUri"] == SIGNER.gateway_uri(BASE, "main", "alice", NEXT)
+
+
 def spooled_page(*segments: dict[str, Any], **fields: Any) -> bytes:
     return page(
         nextUri=NEXT,

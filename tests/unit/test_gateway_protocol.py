@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -344,19 +345,17 @@ def test_http_reason_is_a_single_printable_line():
 
 
 def test_a_queued_page_carries_nothing_for_the_client():
-    page = json.dumps(
-        {
-            "id": "q1",
-            "infoUri": "https://t/ui/query.html?q1",
-            "nextUri": "https://t/v1/statement/queued/q1/x/1",
-            "stats": {"state": "QUEUED"},
-            "warnings": [],
-        }
-    ).encode()
+    page = {
+        "id": "q1",
+        "infoUri": "https://t/ui/query.html?q1",
+        "nextUri": "https://t/v1/statement/queued/q1/x/1",
+        "stats": {"state": "QUEUED"},
+        "warnings": [],
+    }
     assert collapse.carries_nothing(page, [("Content-Type", "application/json")])
     # Columns alone come again with the first rows.
-    columns = {**json.loads(page), "columns": [{"name": "x", "type": "integer"}]}
-    assert collapse.carries_nothing(json.dumps(columns).encode(), [])
+    columns = {**page, "columns": [{"name": "x", "type": "integer"}]}
+    assert collapse.carries_nothing(columns, [])
     # A spooled query's pages all name its encoding: that header changes nothing.
     assert collapse.carries_nothing(page, [("X-Trino-Query-Data-Encoding", "json+zstd")])
 
@@ -374,13 +373,12 @@ def test_a_queued_page_carries_nothing_for_the_client():
 )
 def test_pages_with_anything_for_the_client_are_always_delivered(extra, headers):
     page = {"id": "q1", "nextUri": "https://t/v1/statement/executing/q1/x/2", "stats": {}}
-    assert not collapse.carries_nothing(json.dumps({**page, **extra}).encode(), headers)
+    assert not collapse.carries_nothing({**page, **extra}, headers)
 
 
 def test_a_final_page_is_never_skipped():
-    final = json.dumps({"id": "q1", "stats": {"state": "FINISHED"}}).encode()
+    final = {"id": "q1", "stats": {"state": "FINISHED"}}
     assert not collapse.carries_nothing(final, [])
-    assert not collapse.carries_nothing(b"not json", [])
 
 
 # ------------------------------------------------------------------ queued queries
@@ -471,8 +469,8 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
             "failureInfo": {"type": "io.trino.ExceededCpuLimitException", "message": "x"},
         },
     }
-    body = json.dumps(page).encode()
-    out = json.loads(rewrite.with_error_message(body, {"EXCEEDED_CPU_LIMIT": "Your quota."}))
+    out = copy.deepcopy(page)
+    rewrite.put_error_message(out, {"EXCEEDED_CPU_LIMIT": "Your quota."})
     assert out["error"] == {
         **page["error"],
         "message": "Your quota.",
@@ -480,8 +478,10 @@ def test_a_limit_error_gets_the_message_given_for_its_name_and_keeps_its_code():
     }
     assert out["id"] == "q1" and out["stats"] == page["stats"]
     # Other errors, pages without one, and no messages: unchanged.
-    assert rewrite.with_error_message(body, {"EXCEEDED_TIME_LIMIT": "x"}) == body
-    assert rewrite.with_error_message(body, {}) == body
-    assert rewrite.with_error_message(body, None) == body
-    plain = b'{"id":"q1","stats":{"state":"RUNNING"}}'
-    assert rewrite.with_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"}) == plain
+    for messages in ({"EXCEEDED_TIME_LIMIT": "x"}, {}, None):
+        kept = copy.deepcopy(page)
+        rewrite.put_error_message(kept, messages)
+        assert kept == page
+    plain = {"id": "q1", "stats": {"state": "RUNNING"}}
+    rewrite.put_error_message(plain, {"EXCEEDED_CPU_LIMIT": "x"})
+    assert plain == {"id": "q1", "stats": {"state": "RUNNING"}}

@@ -110,16 +110,17 @@ SPOOLED = {
 
 
 def test_a_spooled_page_is_told_from_a_direct_one_by_its_data():
-    assert spooled.is_spooled(page(SPOOLED))
-    assert not spooled.is_spooled(page([["x"]]))
+    assert spooled.segments_of(json.loads(page(SPOOLED))) == SPOOLED["segments"]
+    assert spooled.segments_of(json.loads(page([["x"]]))) is None
     # A map value shaped like spooled data inside direct rows is no spooled page.
-    assert not spooled.is_spooled(page([[{"data": {"encoding": "json"}}]]))
-    assert not spooled.is_spooled(b'{"id":"q1","columns":[{"name":"data","type":"varchar"}]')
+    assert spooled.segments_of(json.loads(page([[{"data": {"segments": []}}]]))) is None
+    assert spooled.segments_of({"id": "q1", "columns": [{"name": "data"}]}) is None
 
 
 def test_segment_uris_on_the_cluster_are_rewritten_and_storage_uris_kept():
-    body, rows = spooled.rewrite_segments(page(SPOOLED), lambda uri: "GW:" + uri)
-    out = json.loads(body)
+    out = json.loads(page(SPOOLED))
+    rows = spooled.segment_rows(out)
+    spooled.rewrite_segment_uris(out, lambda uri: "GW:" + uri)
     inline, on_cluster, on_storage = out["data"]["segments"]
     assert inline == SPOOLED["segments"][0]
     assert (on_cluster["uri"], on_cluster["ackUri"]) == ("GW:" + DOWNLOAD, "GW:" + ACK)
@@ -132,8 +133,10 @@ def test_segment_uris_on_the_cluster_are_rewritten_and_storage_uris_kept():
 
 
 def test_direct_pages_pass_unchanged():
-    body = page([["segments"], ["v1/spooled"]])
-    assert spooled.rewrite_segments(body, lambda uri: "GW:" + uri) == (body, None)
+    doc = json.loads(page([["segments"], ["v1/spooled"]]))
+    spooled.rewrite_segment_uris(doc, lambda uri: "GW:" + uri)
+    assert doc == json.loads(page([["segments"], ["v1/spooled"]]))
+    assert spooled.segment_rows(doc) is None
 
 
 def test_a_spooled_querys_output_rows_are_the_gateways_count_not_trinos():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -80,11 +81,13 @@ def test_a_failed_querys_page_keeps_its_error_but_not_trinos_stack_frames():
         "stats": {"state": "FAILED"},
         "error": {"message": "line 1:1: mismatched input 'SELEC'", "failureInfo": failure},
     }
-    cleaned = json.loads(rewrite.without_stack_frames(json.dumps(page).encode()))
+    cleaned = copy.deepcopy(page)
+    rewrite.clear_stack_frames(cleaned)
     assert ".java:" not in json.dumps(cleaned)
     kept = cleaned["error"]["failureInfo"]
     assert kept["message"] == failure["message"]
     assert kept["errorLocation"] == failure["errorLocation"] and kept["stack"] == []
     assert kept["cause"]["stack"] == [] and kept["suppressed"][0]["stack"] == []
-    data_page = b'{"id":"q1","data":[["failureInfo"]],"stats":{"state":"RUNNING"}}'
-    assert rewrite.without_stack_frames(data_page) == data_page
+    data_page = {"id": "q1", "data": [["failureInfo"]], "stats": {"state": "RUNNING"}}
+    rewrite.clear_stack_frames(data_page)
+    assert data_page == {"id": "q1", "data": [["failureInfo"]], "stats": {"state": "RUNNING"}}

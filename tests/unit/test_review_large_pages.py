@@ -169,8 +169,11 @@ def test_a_large_page_read_whole_is_made_ready_off_the_event_loop(monkeypatch):
     prepare = exchange.prepare_whole
 
     def recorded(body, *args, **kwargs):
+        ready = prepare(body, *args, **kwargs)
+        # A large page is written where it is parsed, not later on the loop.
+        assert (ready._out is not None) == (len(body) > exchange.LOOP_PAGE)
         threads.append((len(body), threading.current_thread().name))
-        return prepare(body, *args, **kwargs)
+        return ready
 
     monkeypatch.setattr(exchange, "prepare_whole", recorded)
     small = relay(failed_page("x" * 100), length=True, spooling=True)
