@@ -190,7 +190,8 @@ class Exchange:
             if self._carried is not None:
                 return self._carry_on(cluster, status, client_headers, ready)
             if ready.hold_back and self._followed is not None and facts.has_next:
-                self._answer(*self._followed)
+                followed_status, followed_headers, followed = self._followed
+                self._answer(followed_status, followed_headers, followed.out())
                 return Relayed(facts=facts, held_back=True)
             if ready.carries_nothing:
                 if client.method == "POST":
@@ -200,7 +201,7 @@ class Exchange:
                 until = time.monotonic() + self.gateway.page_carry_seconds
                 self._carried = Carried(ready.client_page(), ready.dumps, client_headers, until)
                 return Relayed(facts=facts, follow=facts.next_uri)
-            self._answer(status, client_headers, ready)
+            self._answer(status, client_headers, ready.out())
             return Relayed(facts=facts)
         rewriter = rewrite.ResultRewriter(rewrite_uri)
         upstream_length = response.headers.get("content-length")
@@ -249,9 +250,7 @@ class Exchange:
         client.end(out)
         return Relayed(facts=facts)
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes | WholePage) -> None:
-        if isinstance(body, WholePage):
-            body = body.out()
+    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.client.begin(status, headers)
         self.client.set_length(len(body))
         self.client.end(body)

@@ -36,6 +36,16 @@ def loads(body: bytes) -> tuple[Any, Dumps]:
         return json.loads(body), stdlib_dumps
 
 
+def loads_page(body: bytes) -> tuple[dict[str, Any], Dumps] | None:
+    """*body* parsed as a result page (a JSON object) with its writer (`loads`); None for
+    a body that is not JSON or not an object."""
+    try:
+        page, dumps = loads(body)
+    except ValueError:
+        return None
+    return (page, dumps) if isinstance(page, dict) else None
+
+
 def fast_dumps(doc: Any) -> bytes:
     """*doc* (read by ``orjson``) written by ``orjson``; by the standard library when it
     holds what ``orjson`` cannot write (an integer beyond 64 bits put in since)."""

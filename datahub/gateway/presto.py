@@ -317,12 +317,10 @@ def translate_page(body: bytes) -> bytes:
         translated = translate_document(page)
         if not any(_fixers(translated.get("columns") or [])):
             return _with_rows(translated, rows)
-    try:
-        page, dumps = pagejson.loads(body)
-    except ValueError:
+    parsed = pagejson.loads_page(body)
+    if parsed is None:
         return body
-    if not isinstance(page, dict):
-        return body
+    page, dumps = parsed
     return dumps(translate_document(page))
 
 
@@ -333,13 +331,10 @@ def _split_rows(body: bytes) -> tuple[dict[str, Any], bytes] | None:
     if start < 0 or end < start or body[end - 1 : end] != b"]":
         return None
     start += len(_DATA_KEY) - 1
-    try:
-        page, _ = pagejson.loads(body[:start] + b"null" + body[end:])
-    except ValueError:
+    parsed = pagejson.loads_page(body[:start] + b"null" + body[end:])
+    if parsed is None or parsed[0].get("data", ...) is not None:
         return None
-    if not isinstance(page, dict) or page.get("data", ...) is not None:
-        return None
-    return page, body[start:end]
+    return parsed[0], body[start:end]
 
 
 def _with_rows(page: dict[str, Any], rows: bytes) -> bytes:

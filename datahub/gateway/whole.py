@@ -79,12 +79,10 @@ def prepare_whole(
     page, prepared off the event loop). *collapse_headers*: the page's headers, when a
     page that carries nothing may be skipped. None for a body that is not a JSON object.
     """
-    try:
-        page, dumps = pagejson.loads(body)
-    except ValueError:
+    parsed = pagejson.loads_page(body)
+    if parsed is None:
         return None
-    if not isinstance(page, dict):
-        return None
+    page, dumps = parsed
     nothing = collapse_headers is not None and carries_nothing(page, collapse_headers)
     rewrite.clear_stack_frames(page)
     rewrite.put_error_message(page, limit_messages)

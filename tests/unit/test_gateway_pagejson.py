@@ -48,6 +48,11 @@ def test_any_other_page_reads_and_writes_back_the_same(body):
 def test_a_page_not_json_is_refused():
     with pytest.raises(ValueError):
         pagejson.loads(b"<html>Bad Gateway</html>")
+    # Read as a result page: only a JSON object is one.
+    assert pagejson.loads_page(b"<html>Bad Gateway</html>") is None
+    assert pagejson.loads_page(b"[1, 2]") is None
+    page, dumps = pagejson.loads_page(b'{"id":"q1"}')
+    assert page == {"id": "q1"} and dumps(page) == b'{"id":"q1"}'
 
 
 def test_the_fast_writer_writes_a_long_integer_put_in_later():
