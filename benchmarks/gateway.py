@@ -42,6 +42,7 @@ proxy, so the proxy is not on these paths.
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
@@ -241,13 +242,19 @@ def throughput(make, clients: int, each: int, pids: dict[str, int | None], path:
     }
 
 
-def gateway_requests(port: int) -> float:
-    """How many protocol requests a gateway has answered (its own /metrics)."""
+#: The gateway's kinds of protocol requests (its handlers).
+KINDS = ("submit", "followup", "queued")
+
+
+def gateway_requests(port: int) -> collections.Counter[str]:
+    """How many protocol requests a gateway has answered, by kind (``submit``,
+    ``followup``, ``queued``: its own /metrics)."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    return sum(
-        float(m.group(1))
-        for m in re.finditer(r"datahub_gateway_request_duration_seconds_count\{[^}]*\} (\S+)", text)
-    )
+    counts: collections.Counter[str] = collections.Counter()
+    pattern = r'datahub_gateway_request_duration_seconds_count\{kind="([^"]*)"\} (\S+)'
+    for m in re.finditer(pattern, text):
+        counts[m.group(1)] += float(m.group(2))
+    return counts
 
 
 # --------------------------------------------------------------------------- report
@@ -306,8 +313,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         "resident memory over the phase's start:",
         "",
         "| path | queries/s | × direct | p50 | p95 | errors | client CPU | gateway CPU "
-        "| hub CPU | Trino CPU | gateway peak memory | queries/s per round |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| hub CPU | Trino CPU | gateway peak memory | client requests / query "
+        "(of them to a quota queue) | queries/s per round |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     tp = results["throughput"]
     direct_qps = measure.median(r["qps"] for r in tp["direct"])
@@ -328,12 +336,19 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         ]
         peak = f"+{measure.median(peaks) / measure.MiB:.0f} MiB" if peaks else "–"
         each_round = ", ".join(f"{r['qps']:.1f}" for r in runs)
+        made = [r["requests_per_query"] for r in runs if "requests_per_query" in r]
+        reqs = (
+            f"{measure.median(sum(m.values()) for m in made):.2f} "
+            f"({measure.median(m['queued'] for m in made):.2f})"
+            if made
+            else "–"
+        )
         lines.append(
             f"| {name} | {qps:.1f} | {qps / direct_qps:.2f}× "
             f"| {measure.median(r['p50_ms'] for r in runs):.0f} ms "
             f"| {measure.median(r['p95_ms'] for r in runs):.0f} ms "
             f"| {sum(r['errors'] for r in runs)} | {per_query('client')} | {per_query('gateway')} "
-            f"| {per_query('hub')} | {per_query('trino')} | {peak} "
+            f"| {per_query('hub')} | {per_query('trino')} | {peak} | {reqs} "
             f"| {each_round} |"
         )
     return "\n".join(lines)
@@ -412,7 +427,7 @@ def main() -> None:
         lat = latency(makers, pids, args.queries, args.warmup)
         for name, port in ports.items():
             made = gateway_requests(port) - before[name]
-            lat[name]["requests_per_query"] = made / (args.queries + args.warmup)
+            lat[name]["requests_per_query"] = made.total() / (args.queries + args.warmup)
 
         tp: dict[str, list[dict]] = {name: [] for name in PATHS}
         for round_ in range(args.rounds):
@@ -423,7 +438,14 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
+                port = ports.get(name)
+                before_round = gateway_requests(port) if port else None
                 result = throughput(makers[name], args.clients, args.each, pids, name)
+                if port:
+                    made = gateway_requests(port) - before_round
+                    # Each connection's first query, before the clock, is counted too.
+                    ran = result["queries"] + args.clients
+                    result["requests_per_query"] = {kind: made[kind] / ran for kind in KINDS}
                 print(f"  {result['qps']:.1f} q/s", file=sys.stderr, flush=True)
                 tp[name].append(result)
         env["load_average_after"] = [round(x, 1) for x in os.getloadavg()]

@@ -3,12 +3,16 @@
 **The admission** (at most one, ``c.DataHubService.admission``; the quotas' by default)
 decides before a query reaches a cluster, after routing:
 
-``admit(query) -> Admitted``
+``admit(query, ending) -> Admitted``
     Answers at once: runs (an `Admitted`, with a note for the audit, data that travels
     with the query in ``QueryRecord.admission`` to every gateway process, and per-query
     `EngineLimits` the gateway sets as Trino session limits on the forwarded query), or
     raises `QueryRefused` (the client receives a Trino query error with its message and
-    error name) or `QueryQueued` (the query waits its turn).
+    error name) or `QueryQueued` (the query waits its turn). *ending* are the same
+    user's queries that have ended on their cluster and whose close is on its way in
+    this process (a client that runs one query after another submits the next while the
+    last one's close is recorded): they no longer run, though ``on_finished`` has not
+    been heard for them yet.
 
 ``recheck(identity, place) -> (QueryRecord, Admitted)`` and ``withdraw(identity, place)``
     Only for an admission that queues. Raising ``QueryQueued(reason, place)``, it keeps
@@ -118,7 +122,7 @@ class QueryAdmission:
     """The admission interface (see the module docstring). This base admits every query
     and never queues."""
 
-    async def admit(self, query: QueryRecord) -> Admitted:
+    async def admit(self, query: QueryRecord, ending: Sequence[QueryRecord] = ()) -> Admitted:
         return Admitted()
 
     async def recheck(self, identity: Identity, place: str) -> tuple[QueryRecord, Admitted]:

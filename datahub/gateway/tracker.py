@@ -110,12 +110,14 @@ class QueryTracker:
     # ------------------------------------------------------------------- admission
 
     async def admit(self, query: QueryRecord) -> Admitted:
-        """Admit *query* (the admission's note and data go into it). If the admission
-        would queue it, first close the user's queries that have ended on their cluster
-        (`QueryWatcher.settle`) and, if any did, ask again: a query whose client stopped
-        reading never holds a slot. Raises `QueryQueued` or `QueryRefused`."""
+        """Admit *query* (its note and data go into it), naming the user's queries whose
+        close is in flight here. If it would be queued, first close the user's queries
+        that ended on their cluster (`QueryWatcher.settle`) and, if any did, ask again:
+        a query whose client stopped reading never holds a slot. Raises `QueryQueued` or
+        `QueryRefused`."""
+        ending = [q for q, _ in self.closing(query.user).values()]
         try:
-            admitted = await self.admission.admit(query)
+            admitted = await self.admission.admit(query, ending)
         except QueryQueued as queued:
             if not await self.watcher.settle(query.user):
                 raise
@@ -331,9 +333,9 @@ class QueryTracker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def closing(self, user: str) -> dict[str, asyncio.Future[bool]]:
-        """The closes in flight here of *user*'s queries by id (True: it closed the query)."""
-        return {i: done for i, (query, done) in self._closing.items() if query.user == user}
+    def closing(self, user: str) -> dict[str, tuple[QueryRecord, asyncio.Future[bool]]]:
+        """*user*'s closes in flight here by query id: the query, the outcome (closed it)."""
+        return {i: closing for i, closing in self._closing.items() if closing[0].user == user}
 
     async def close(
         self,

@@ -152,7 +152,8 @@ class QueryWatcher:
         tracker = self.tracker
         closing = tracker.closing(user)
         if closing:
-            done, _ = await asyncio.wait(closing.values(), timeout=SETTLE_WAIT)
+            outcomes = [done for _, done in closing.values()]
+            done, _ = await asyncio.wait(outcomes, timeout=SETTLE_WAIT)
             closed = sum(1 for outcome in done if outcome.result())
             if closed:
                 return closed

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,8 +143,10 @@ class AdmissionController:
         self.clock = clock
         self.poll_interval = poll_interval
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        # Per slot: when this process last renewed its lease, and why it was stopped.
+        # Per slot: when this process last renewed its lease, what it last counted of
+        # its usage (CPU ms, bytes), and why it was stopped.
         self._renewed: dict[int, dt.datetime] = {}
+        self._counted: dict[int, tuple[int, int]] = {}
         self._cancelled: dict[int, str] = {}
         self._tasks: set[asyncio.Future] = set()
 
@@ -186,8 +188,11 @@ class AdmissionController:
         *,
         routing_group: str | None = None,
         request: Mapping[str, Any] | None = None,
+        ended: Collection[int] = (),
     ) -> Ticket:
-        """Admit a new query of *user* now; return its Ticket.
+        """Admit a new query of *user* now; return its Ticket. *ended* are slots of the
+        user's queries that have ended on their cluster, whose release is on its way:
+        they no longer count as running.
 
         Raises QuotaQueued (it must wait: *request* is kept with its place, for
         `recheck`), QuotaRefused (a limit says no: daily limit used up, queue full,
@@ -202,6 +207,7 @@ class AdmissionController:
             self.clock(),
             routing_group=routing_group,
             request=request,
+            ended=frozenset(ended),
         )
         return self._outcome(user, decision)
 
@@ -304,10 +310,22 @@ class AdmissionController:
     ) -> str | None:
         """Count what a running query used so far in its user's usage today (server-side,
         whether or not its client polls; this renews its slot's lease too); return the
-        reason to cancel it if that took the user past a daily limit, else None."""
+        reason to cancel it if that took the user past a daily limit, else None.
+
+        A query that used nothing since this process last counted it (one waiting in its
+        cluster's queue, most often) takes its user past no limit: the store is not asked
+        until it uses more or its lease is due for renewal (every quarter lease).
+        """
         if ticket.slot_id in self._cancelled:
             return self._cancelled[ticket.slot_id]
         now = self.clock()
+        used = (int(cpu_ms), int(bytes_scanned))
+        renewed = self._renewed.get(ticket.slot_id, ticket.admitted_at)
+        if (
+            self._counted.get(ticket.slot_id, (0, 0)) == used
+            and now - renewed < self.rules.lease / 4
+        ):
+            return None
         usage = await self._run(
             counters.count_running,
             self.store,
@@ -322,6 +340,7 @@ class AdmissionController:
         if usage is None:
             return None
         self._renewed[ticket.slot_id] = now
+        self._counted[ticket.slot_id] = used
         daily = {k: v for k, v in ticket.limits.items() if k in RUNNING_DAILY_LIMITS}
         hit = counters.daily_limit_hit(daily, usage, passed=True)
         if hit is None:
@@ -355,6 +374,7 @@ class AdmissionController:
         rejected after admission and never reached a cluster) also takes back its count
         in today's queries."""
         self._renewed.pop(ticket.slot_id, None)
+        self._counted.pop(ticket.slot_id, None)
         self._cancelled.pop(ticket.slot_id, None)
         try:
             await self._run(

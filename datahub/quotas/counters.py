@@ -24,7 +24,7 @@ import datetime as dt
 import functools
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -316,12 +316,15 @@ def enqueue(
     *,
     routing_group: str | None = None,
     request: Mapping[str, Any] | None = None,
+    ended: Collection[int] = (),
 ) -> Decision:
     """Admit a new query of *user*: run it now, queue it, or refuse it (with the reason).
 
     A query runs at once only if nobody is queued ahead of it, so queued queries keep
     their order. *request* (JSON-able) is kept with a queued slot and handed back by
-    `poll` when the query leaves the queue.
+    `poll` when the query leaves the queue. *ended* are running slots of the user whose
+    queries have ended on their cluster (their `release` is on its way): they do not
+    count against the concurrency limit.
     """
     day = rules.days.day_of(now)
     with user_lock(store, user, groups, now) as conn:
@@ -344,6 +347,7 @@ def enqueue(
         slots = _live_slots(conn, user, now)
         running = sum(1 for _, state in slots if state == "running")
         queued = len(slots) - running
+        running -= sum(1 for slot, state in slots if state == "running" and slot in ended)
         concurrent = policy["concurrent_queries"]
         max_queued = policy["queued_queries"]
         if (concurrent is None or running < concurrent) and queued == 0:

@@ -11,6 +11,8 @@ place is the slot id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..gateway.admission import (
     Admitted,
     QueryAdmission,
@@ -71,14 +73,18 @@ class QuotaAdmission(QueryAdmission):
     def __init__(self, manager: QuotaManager) -> None:
         self.manager = manager
 
-    async def admit(self, query: QueryRecord) -> Admitted:
+    async def admit(self, query: QueryRecord, ending: Sequence[QueryRecord] = ()) -> Admitted:
         identity = query.identity
+        user = normalize_username(identity.name)
+        # The slots of the user's queries that have ended, whose release is on its way.
+        ended = [t.slot_id for t in map(ticket_of, ending) if t is not None and t.user == user]
         try:
             ticket = await self.manager.controller.admit(
-                normalize_username(identity.name),
+                user,
                 identity.groups,
                 routing_group=query.routing_group,
                 request=query.queued_data(),
+                ended=ended,
             )
         except QuotaQueued as queued:
             raise QueryQueued(queued.message, str(queued.slot_id), queued.waited) from None

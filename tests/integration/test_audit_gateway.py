@@ -48,7 +48,7 @@ class RecordingHooks(QueryAdmission, QueryListener):
         with self.lock:
             self.calls.append(call)
 
-    async def admit(self, query):
+    async def admit(self, query, ending=()):
         self.add("admit", query)
         if "refuse me" in query.sql:
             raise QueryRefused("You have used 50 of 50 queries today; resets 00:00 UTC.")

@@ -15,6 +15,7 @@ slot).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -260,6 +261,34 @@ def test_queries_one_after_another_at_the_limit_are_never_queued_nor_asked_about
     assert not any("/v1/dh-queued/" in request for request in seen)
     assert query_info_requests(gateway)[before:] == []
     assert [closed_record(gateway, i)["state"] for i in ids] == ["FINISHED"] * 8
+
+
+def test_a_query_after_one_whose_release_is_slow_is_admitted_at_once(gateway):
+    # The client's next query comes while the last one's close is still on its way (the
+    # quota's release of its slot held back for a second here): the gateway tells the
+    # quota that query has ended, so the next is neither queued in the store nor made to
+    # wait for that close.
+    store = gateway.service.quotas.controller.store
+    calls: list[str] = []
+    run = store.run
+
+    async def slow_release(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        if fn.__name__ == "release":
+            await asyncio.sleep(1.0)
+        return await run(fn, *args, **kwargs)
+
+    store.run = slow_release
+    try:
+        connection, seen = counting_connection(gateway, SPOOLED)
+        for n in range(3):
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT {n}")
+            assert cursor.fetchall() == [[n]]
+    finally:
+        del store.run
+    assert seen == ["POST /v1/statement"] * 3, seen
+    assert [c for c in calls if c in ("enqueue", "poll")] == ["enqueue"] * 3
 
 
 def test_sqlalchemy_reads_a_small_spooled_result(gateway):

@@ -156,6 +156,28 @@ def test_a_full_queue_refuses_with_the_counts(store):
     assert storage.user_usage(store, "busy", T0.date(), T0)["refused"] == 1
 
 
+def test_a_slot_whose_query_ended_does_not_count_while_its_release_is_on_its_way(store):
+    set_user(store, "serial", concurrent_queries=2, queued_queries=5)
+    set_user(store, "other", concurrent_queries=1)
+    r = rules()
+    first, second = (counters.enqueue(store, "serial", [], r, T0) for _ in range(2))
+    theirs = counters.enqueue(store, "other", [], r, T0)
+    # At the limit, a slot of someone else's named as ended frees nothing.
+    blocked = counters.enqueue(store, "serial", [], r, T0, ended={theirs.slot_id})
+    assert blocked.status == "queued"
+    counters.withdraw(store, "serial", blocked.slot_id)
+    # The first query ended (its last page seen) and its release has not come yet.
+    after = counters.enqueue(store, "serial", [], r, T0, ended={first.slot_id})
+    assert after.status == "running"
+    # Still two that run: the second, the new one; the ended one frees no second place.
+    again = counters.enqueue(store, "serial", [], r, T0, ended={first.slot_id})
+    assert (again.status, again.running) == ("queued", 2)
+    counters.release(store, "serial", first.slot_id, r, T0)
+    usage = storage.user_usage(store, "serial", T0.date(), T0)
+    assert (usage["running"], usage["queries"]) == (2, 3)
+    assert second.status == "running"
+
+
 async def run_when_admitted(controller: AdmissionController, user: str, groups=()) -> Ticket:
     """Admit a query the way the gateway does: a queued one asks again until its turn."""
     try:
@@ -374,6 +396,56 @@ def test_a_running_querys_usage_counts_while_it_runs_and_its_end_adds_only_the_r
         counters.count_running(store, "busy", d.slot_id, r, later, cpu_ms=1, bytes_scanned=1)
         is None
     )
+
+
+def test_a_running_query_that_used_nothing_more_costs_the_store_nothing_until_its_lease_is_due(
+    store,
+):
+    """The watcher counts every running query every few seconds; one that waits in its
+    cluster's queue (nothing used) must not cost a write transaction each time."""
+    clock = Clock()
+    r = rules()
+    controller = AdmissionController(store, r, clock=clock)
+    calls: list[str] = []
+    run = store.run
+
+    async def counting_run(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        return await run(fn, *args, **kwargs)
+
+    store.run = counting_run
+
+    def expires(slot: int) -> dt.datetime:
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(counters.slots_t.c.expires_at).where(counters.slots_t.c.id == slot)
+            ).one()
+        return row.expires_at.replace(tzinfo=dt.UTC)
+
+    async def count(ticket: Ticket, cpu_ms: int) -> str | None:
+        return await controller.count_running(
+            ticket, cpu_ms=cpu_ms, bytes_scanned=0, query_id="q-idle"
+        )
+
+    async def scenario() -> None:
+        ticket = await controller.admit("idle", [])
+        calls.clear()
+        clock.advance(seconds=10)
+        assert await count(ticket, 0) is None  # queued in Trino: nothing used
+        assert calls == [] and expires(ticket.slot_id) == T0 + r.lease
+        assert await count(ticket, 700) is None  # it runs: counted, lease renewed
+        assert calls == ["count_running"] and expires(ticket.slot_id) == clock.now + r.lease
+        counted_at = clock.now
+        clock.advance(seconds=10)
+        assert await count(ticket, 700) is None  # nothing more
+        assert calls == ["count_running"] and expires(ticket.slot_id) == counted_at + r.lease
+        clock.advance(seconds=r.lease.total_seconds() / 4)
+        assert await count(ticket, 700) is None  # its lease is due: renewed all the same
+        assert calls == ["count_running"] * 2 and expires(ticket.slot_id) == clock.now + r.lease
+        usage = storage.user_usage(store, "idle", T0.date(), clock.now)
+        assert (usage["cpu_ms"], usage["running"]) == (700, 1)
+
+    asyncio.run(scenario())
 
 
 def test_a_running_query_past_a_daily_limit_is_stopped_with_the_reason(store):

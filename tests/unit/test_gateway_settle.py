@@ -33,7 +33,7 @@ class OneSlot(QueryAdmission):
         self.journal = journal
         self.rechecks = 0
 
-    async def admit(self, query):
+    async def admit(self, query, ending=()):
         if await self.journal.open_queries(None, query.user):
             raise QueryQueued("Queued: one ahead of you.", "1")
         return Admitted()

@@ -197,7 +197,7 @@ class Queueing(QueryAdmission):
     def __init__(self):
         self.kept = {}
 
-    async def admit(self, query):
+    async def admit(self, query, ending=()):
         self.kept["7"] = query.queued_data()
         raise QueryQueued("Queued: one ahead of you.", "7", waited=0.5)
 
