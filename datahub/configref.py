@@ -71,6 +71,7 @@ _ROUTING = frozenset(
         "routing_hook",
         "health_check_interval",
         "health_check_timeout",
+        "health_check_failures",
         "connect_timeout",
         "read_timeout",
         "max_connections",

@@ -159,6 +159,8 @@ class ClusterStatus:
     checked_at: float | None = None
     #: Monotonic time the cluster was last found unhealthy, while it still is.
     unhealthy_since: float | None = None
+    #: Failed checks and requests in a row since the last passing check.
+    failures: int = 0
 
     def record_success(self, running: int, queued: int, now: float) -> bool:
         """A health check passed; returns True if the cluster was unhealthy until now."""
@@ -168,14 +170,25 @@ class ClusterStatus:
         self.last_error = None
         self.checked_at = now
         self.unhealthy_since = None
+        self.failures = 0
         return recovered
 
-    def record_failure(self, error: str, now: float) -> bool:
-        """A check (or a request) failed; returns True if the cluster was not unhealthy."""
-        changed = self.healthy is not False
-        self.healthy = False
+    def record_failure(self, error: str, now: float, *, in_a_row: int = 1) -> bool:
+        """A check (or a request) failed; returns True if this took the cluster out of
+        routing.
+
+        A cluster that passed its last check stays in routing until *in_a_row* failures
+        follow one another (one slow answer under load, or a pause of the JVM, is not an
+        outage); one not seen healthy yet goes out at the first. Callers pass 1 when the
+        failure says the cluster is down (it refused the connection, or said so).
+        """
+        self.failures += 1
         self.last_error = error
         self.checked_at = now
+        if self.healthy is True and self.failures < in_a_row:
+            return False
+        changed = self.healthy is not False
+        self.healthy = False
         if self.unhealthy_since is None:
             self.unhealthy_since = now
         return changed

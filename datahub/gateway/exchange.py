@@ -314,7 +314,9 @@ class Exchange:
             self.identity.name,
             error.reason,
         )
-        self.gateway.monitor.mark_unreachable(cluster.name, f"broke off a page: {error.reason}")
+        self.gateway.monitor.mark_unreachable(
+            cluster.name, f"broke off a page: {error.reason}", down=error.refused
+        )
         message = lost_message(cluster)
         if started:
             # Too late for an error body: close so the client sees a failed read
@@ -381,5 +383,5 @@ class Exchange:
             self.identity.name,
             error.reason,
         )
-        self.gateway.monitor.mark_unreachable(cluster.name, error.reason)
+        self.gateway.monitor.mark_unreachable(cluster.name, error.reason, down=error.refused)
         self.client.fail(lost_message(cluster), QUERY_LOST, query_id=query_id)

@@ -2,8 +2,11 @@
 
 Every ``interval`` seconds each cluster is asked for ``GET /v1/info`` (up, and not
 ``starting``) and, as the service account, ``GET /v1/query?state=…`` (how many queries
-run and wait). A failed check, or a request that cannot reach the cluster, makes it unhealthy
-at once: it gets no new queries until a check passes again. The admins' drain flags are
+run and wait). A cluster that refuses the connection, or says it cannot serve, is unhealthy
+at once; one that is merely slow (a check or a request timed out, or broke off) after
+``failures`` such failures in a row, so that one slow answer under load does not turn
+every new query away. An unhealthy cluster gets no new queries until a check passes
+again. The admins' drain flags are
 re-read from the store at the same pace, so every gateway process follows them.
 PrestoDB clusters answer the same two requests (their headers translated by
 ``upstream.py``).
@@ -43,12 +46,14 @@ class ClusterMonitor:
         interval: float,
         timeout: float,
         log: logging.Logger,
+        failures: int = 1,
         load_draining: Callable[[], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.clusters = clusters
         self.upstream = upstream
         self.interval = interval
         self.timeout = timeout
+        self.failures = failures
         self.log = log
         self.load_draining = load_draining
         self.statuses: dict[str, ClusterStatus] = {
@@ -71,10 +76,26 @@ class ClusterMonitor:
         """Count a query this process just sent, until the next check counts it."""
         self.statuses[name].submitted += 1
 
-    def mark_unreachable(self, name: str, error: str) -> None:
-        """A request could not reach the cluster: unhealthy until a check passes."""
-        if self.statuses[name].record_failure(error, time.monotonic()):
+    def mark_unreachable(self, name: str, error: str, *, down: bool = False) -> None:
+        """A request to the cluster failed: unhealthy until a check passes, at once if it
+        is *down* (refused the connection, or said it cannot serve), else after
+        ``failures`` in a row."""
+        self._failed(name, error, down=down)
+
+    def _failed(self, name: str, error: str, *, down: bool) -> None:
+        status = self.statuses[name]
+        in_a_row = 1 if down else self.failures
+        if status.record_failure(error, time.monotonic(), in_a_row=in_a_row):
             self.log.warning("Cluster %s is unhealthy: %s", name, error)
+        elif status.healthy:
+            self.log.info(
+                "Cluster %s failed %d of the %d checks or requests in a row that take it "
+                "out of routing: %s",
+                name,
+                status.failures,
+                in_a_row,
+                error,
+            )
 
     def set_draining(self, name: str, draining: bool) -> None:
         self.statuses[name].draining = draining
@@ -93,15 +114,12 @@ class ClusterMonitor:
                 raise _CheckFailed(f"{cluster.engine.capitalize()} is starting")
             running, queued = await self._load(cluster)
         except ClusterUnreachable as e:
-            failed = e.reason
+            self._failed(name, e.reason, down=e.refused)
         except _CheckFailed as e:
-            failed = str(e)
+            self._failed(name, str(e), down=True)
         else:
             if status.record_success(running, queued, time.monotonic()):
                 self.log.info("Cluster %s is healthy again", name)
-            return
-        if status.record_failure(failed, time.monotonic()):
-            self.log.warning("Cluster %s is unhealthy: %s", name, failed)
 
     async def _load(self, cluster: Cluster) -> tuple[int, int]:
         # One small list per state: the unfiltered list holds every query Trino still

@@ -208,7 +208,7 @@ async def forward(
         try:
             response = await exchange.send(cluster, "POST", STATEMENT_PATH, body, headers)
         except ClusterUnreachable as e:
-            monitor.mark_unreachable(cluster.name, e.reason)
+            monitor.mark_unreachable(cluster.name, e.reason, down=e.refused)
             if failover(None, not_sent=e.not_sent) is Attempt.STOP:
                 message = (
                     f"Cluster {cluster.name} stopped answering while taking the query; "
@@ -221,7 +221,7 @@ async def forward(
             if failover(response.status_code) is Attempt.TAKEN:
                 return cluster, response
             await response.aclose()
-            monitor.mark_unreachable(cluster.name, f"HTTP {response.status_code}")
+            monitor.mark_unreachable(cluster.name, f"HTTP {response.status_code}", down=True)
             tried.append(f"{cluster.name} answered HTTP {response.status_code}")
         gateway.log.warning(
             "Query of %s not taken by cluster %s (%s); trying the next one",

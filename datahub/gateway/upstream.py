@@ -33,13 +33,17 @@ NOT_SENT = (
     aiohttp.ServerDisconnectedError,
     ConnectionRefusedError,
 )
+#: Errors that mean nothing took the connection (refused, no route, name or TLS failure):
+#: the cluster is down or misconfigured, not merely slow.
+REFUSED = (aiohttp.ClientConnectorError, ConnectionRefusedError)
 
 
 class ClusterUnreachable(Exception):
     """A cluster did not accept a connection or did not answer in time.
 
     ``not_sent`` is True when the request surely never reached the cluster (no
-    connection), so a new query may fail over to another cluster.
+    connection), so a new query may fail over to another cluster; ``refused`` when the
+    cluster did not take the connection at all (down, not slow: see `ClusterStatus`).
     """
 
     def __init__(self, cluster: Cluster, cause: BaseException) -> None:
@@ -47,6 +51,7 @@ class ClusterUnreachable(Exception):
         self.cluster = cluster
         self.cause = cause
         self.not_sent = isinstance(cause, NOT_SENT)
+        self.refused = isinstance(cause, REFUSED)
 
     @property
     def reason(self) -> str:

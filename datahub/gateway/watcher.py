@@ -116,7 +116,7 @@ class QueryWatcher:
             since = status.unhealthy_since if status else None
             if since is None or time.monotonic() - since < self.lost_after:
                 if status is not None and since is None:
-                    self.monitor.mark_unreachable(cluster.name, e.reason)
+                    self.monitor.mark_unreachable(cluster.name, e.reason, down=e.refused)
                 return False, None
             message = (
                 f"Cluster {cluster.name} has been unreachable for {self.lost_after:.0f} s; the "

@@ -251,11 +251,25 @@ class DataHubService(Application):
     health_check_interval = Float(
         5.0,
         help="""Seconds between health checks of each cluster (GET /v1/info and the
-        running and queued queries of GET /v1/query?state=...). A failed check (or a request that
-        cannot reach the cluster) takes it out of routing at once; a passing one brings it
-        back. Also how often each process re-reads the drain flags.
+        running and queued queries of GET /v1/query?state=...). A failed check (or a request
+        to the cluster that fails) takes it out of routing (see health_check_failures); a
+        passing one brings it back. Also how often each process re-reads the drain flags.
 
         Example: c.DataHubService.health_check_interval = 10
+        """,
+    ).tag(config=True)
+
+    health_check_failures = Integer(
+        2,
+        min=1,
+        help="""Failures in a row (health checks, and the gateway's requests to the
+        cluster, that timed out or broke off) that take a cluster out of routing; a
+        passing check starts the count again. One slow answer of a busy cluster then
+        does not turn every new query away. A cluster that refuses the connection, or
+        answers that it cannot serve (starting, HTTP errors), is taken out at once, and
+        so is one that has not passed a check since the gateway started.
+
+        Example: c.DataHubService.health_check_failures = 3
         """,
     ).tag(config=True)
 
@@ -805,6 +819,7 @@ class DataHubService(Application):
             self.upstream,
             interval=self.health_check_interval,
             timeout=self.health_check_timeout,
+            failures=self.health_check_failures,
             log=self.log,
             load_draining=self._load_draining,
         )

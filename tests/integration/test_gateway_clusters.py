@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -134,6 +135,46 @@ class HeldQuery:
             requests.delete(self.page["nextUri"], headers=self.headers, timeout=30)
 
 
+class StallingRelay:
+    """A TCP relay in front of a real cluster that can stop passing bytes on, like a
+    cluster too busy to answer: connections stay open, nothing comes back."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.server = socket.create_server((host, 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                self.flowing.wait()
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            sock.close()
+
+    def close(self) -> None:
+        self.flowing.set()
+        for sock in self.sockets:
+            sock.close()
+
+
 # ---------------------------------------------------------------------------- tests
 
 
@@ -246,6 +287,48 @@ def test_a_drain_reaches_every_gateway_process_through_the_store(stack, trino_b,
     finally:
         first.call(first.service.set_draining("b", False, "carol"))
     wait_for(lambda: not second.service.monitor.statuses["b"].draining, 30)
+
+
+def test_one_slow_answer_does_not_take_the_only_cluster_out_but_a_stall_does(stack, start_gateway):
+    relay = StallingRelay(stack.trino.host, stack.trino.https_port)
+    try:
+        entry = {**stack.trino.cluster_entry("default", name="a")}
+        entry["url"] = f"https://{stack.trino.host}:{relay.port}"
+        gateway = start_gateway(
+            [entry], health_check_interval=3600, health_check_timeout=1, health_check_failures=2
+        )
+        status = gateway.service.monitor.statuses["a"]
+        assert status.healthy is True
+
+        # One check finds the cluster too busy to answer: it stays in routing, so the
+        # next query runs instead of being told no cluster is available.
+        relay.flowing.clear()
+        gateway.call(gateway.service.monitor.check_all())
+        assert (status.healthy, status.failures) == (True, 1)
+        assert "Timeout" in status.last_error
+        relay.flowing.set()
+        assert run(gateway, "SELECT 1")[0] == [[1]]
+        gateway.call(gateway.service.monitor.check_all())  # passes: the count starts over
+        assert (status.healthy, status.failures) == (True, 0)
+
+        # Two in a row: out of routing, with one sentence for the user, until a check passes.
+        relay.flowing.clear()
+        gateway.call(gateway.service.monitor.check_all())
+        assert status.healthy is True
+        gateway.call(gateway.service.monitor.check_all())
+        assert status.healthy is False
+        relay.flowing.set()
+        with pytest.raises(trino.exceptions.TrinoQueryError) as refused:
+            run(gateway, "SELECT 1")
+        assert refused.value.message == (
+            "No cluster of routing group 'default' is available right now (a unhealthy); "
+            "try again shortly or ask an admin."
+        )
+        gateway.call(gateway.service.monitor.check_all())
+        assert status.healthy is True
+        assert run(gateway, "SELECT 1")[0] == [[1]]
+    finally:
+        relay.close()
 
 
 def test_a_restarted_gateway_lets_a_running_query_finish(stack, trino_b, start_gateway):

@@ -100,6 +100,29 @@ def test_a_cluster_turns_unhealthy_at_once_and_comes_back_with_a_passing_check()
     assert (s.healthy, s.unhealthy_since, s.running, s.queued) == (True, None, 1, 2)
 
 
+def test_a_healthy_cluster_stays_in_routing_through_slow_answers_short_of_the_count():
+    s = status("a", healthy=True)
+    assert s.record_failure("TimeoutError", now=10.0, in_a_row=3) is False
+    assert s.record_failure("TimeoutError", now=11.0, in_a_row=3) is False
+    assert (s.healthy, s.available, s.last_error, s.failures) == (True, True, "TimeoutError", 2)
+    assert s.record_failure("TimeoutError", now=12.0, in_a_row=3) is True
+    assert (s.healthy, s.unhealthy_since) == (False, 12.0)
+
+
+def test_a_passing_check_starts_the_count_of_failures_again():
+    s = status("a", healthy=True)
+    s.record_failure("TimeoutError", now=10.0, in_a_row=2)
+    s.record_success(running=0, queued=0, now=11.0)
+    assert s.record_failure("TimeoutError", now=12.0, in_a_row=2) is False
+    assert s.healthy is True
+
+
+def test_a_cluster_not_yet_seen_healthy_goes_out_at_its_first_failure():
+    s = status("a")
+    assert s.record_failure("TimeoutError", now=10.0, in_a_row=3) is True
+    assert s.available is False
+
+
 def test_why_no_cluster_is_available_is_one_sentence_per_case():
     statuses = [status("a", healthy=False), status("b", index=1, healthy=True, draining=True)]
     assert unavailable_message(statuses, "default") == (
