@@ -50,6 +50,7 @@ from datahub.extensions.statement import (
     strip_sql,
     wrap_limit,
 )
+from datahub.results import arrow_on_the_c_heap
 from datahub.tls import pinned_session
 from datahub.wire import ACT_AS_HEADER, ROUTING_HEADER
 
@@ -904,6 +905,7 @@ def _option_names(parser: Any) -> tuple[set[str], set[str]]:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register the magic and the compact display of its results (``%load_ext``)."""
+    arrow_on_the_c_heap()  # results convert with less system CPU (see there)
     magic = SqlMagic(ip)
     ip.register_magics(magic)
     grid.register(ip, magic.grid_service)  # the result grid's comm (JupyterLab)

@@ -1,6 +1,9 @@
 """Trino types → pandas dtypes, with the raw JSON values Trino sends (datahub.results)."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import numpy as np
@@ -270,3 +273,29 @@ def test_empty_result_of_every_kind_keeps_its_dtype():
         ("array(integer)", "object"),
     ]:
         assert str(pd.Series(ColumnBuilder(type_).finish()).dtype) == dtype, type_
+
+
+def test_a_kernel_with_the_sql_extension_converts_results_on_the_c_heap():
+    # A fresh interpreter, as a kernel is: pyarrow's own allocator until %load_ext, then
+    # the C heap, where a converted segment's Arrow arrays are allocated.
+    code = """
+import orjson, pyarrow as pa
+from IPython.testing import globalipapp
+from datahub.results import ResultBuilder
+print(pa.default_memory_pool().backend_name)
+globalipapp.start_ipython()
+globalipapp.get_ipython().run_line_magic("load_ext", "datahub.extensions.sql")
+print(pa.default_memory_pool().backend_name)
+before = pa.system_memory_pool().bytes_allocated()
+builder = ResultBuilder([{"name": "s", "type": "varchar"}])
+pieces = builder.decode(orjson.dumps([["x" * 50] for _ in range(10_000)]))
+print(pa.system_memory_pool().bytes_allocated() - before > 500_000)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    before, after, allocated = done.stdout.split()
+    assert before != "system"
+    assert (after, allocated) == ("system", "True")
