@@ -6,8 +6,8 @@ run and wait). A cluster that refuses the connection, or says it cannot serve, i
 at once; one that is merely slow (a check or a request timed out, or broke off) after
 ``failures`` such failures in a row, so that one slow answer under load does not turn
 every new query away. An unhealthy cluster gets no new queries until a check passes
-again. The admins' drain flags are
-re-read from the store at the same pace, so every gateway process follows them.
+again. The admins' drain flags are re-read from the store at the same pace, so every
+gateway process follows them.
 PrestoDB clusters answer the same two requests (their headers translated by
 ``upstream.py``).
 """
