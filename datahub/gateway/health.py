@@ -5,9 +5,10 @@ Every ``interval`` seconds each cluster is asked for ``GET /v1/info`` (up, and n
 run and wait). A cluster that refuses the connection, or says it cannot serve, is unhealthy
 at once; one that is merely slow (a check or a request timed out, or broke off) after
 ``failures`` such failures in a row, so that one slow answer under load does not turn
-every new query away. An unhealthy cluster gets no new queries until a check passes
-again. The admins' drain flags are re-read from the store at the same pace, so every
-gateway process follows them.
+every new query away. A request that breaks off or times out has its cluster checked at
+once, so a crash mid-query takes the cluster out in the time the refused check takes.
+An unhealthy cluster gets no new queries until a check passes again. The admins' drain
+flags are re-read from the store at the same pace, so every gateway process follows them.
 PrestoDB clusters answer the same two requests (their headers translated by
 ``upstream.py``).
 """
@@ -61,6 +62,8 @@ class ClusterMonitor:
             for i, (name, cluster) in enumerate(clusters.items())
         }
         self._task: asyncio.Task | None = None
+        #: The checks `mark_unreachable` started, by cluster (one at a time each).
+        self._probes: dict[str, asyncio.Future] = {}
         self._load_warned: set[str] = set()
 
     # ------------------------------------------------------------- the routing side
@@ -79,8 +82,18 @@ class ClusterMonitor:
     def mark_unreachable(self, name: str, error: str, *, down: bool = False) -> None:
         """A request to the cluster failed: unhealthy until a check passes, at once if it
         is *down* (refused the connection, or said it cannot serve), else after
-        ``failures`` in a row."""
+        ``failures`` in a row.
+
+        A failure that does not say which (a reset or dropped connection, a timeout) has
+        the cluster checked at once, in the background: a cluster that crashed mid-query
+        refuses that check and leaves routing now rather than at the next round, and one
+        that is only slow is judged by the usual count.
+        """
         self._failed(name, error, down=down)
+        if not down and self.statuses[name].healthy and name not in self._probes:
+            probe = asyncio.ensure_future(self.check(name))
+            self._probes[name] = probe
+            probe.add_done_callback(lambda _: self._probes.pop(name, None))
 
     def _failed(self, name: str, error: str, *, down: bool) -> None:
         status = self.statuses[name]
@@ -172,11 +185,12 @@ class ClusterMonitor:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in [self._task, *self._probes.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
 
 
 class _CheckFailed(Exception):

@@ -267,7 +267,9 @@ class DataHubService(Application):
         passing check starts the count again. One slow answer of a busy cluster then
         does not turn every new query away. A cluster that refuses the connection, or
         answers that it cannot serve (starting, HTTP errors), is taken out at once, and
-        so is one that has not passed a check since the gateway started.
+        so is one that has not passed a check since the gateway started. A request that
+        breaks off or times out has the cluster checked at once, so a cluster that
+        crashed mid-query leaves routing without waiting for the next check.
 
         Example: c.DataHubService.health_check_failures = 3
         """,
