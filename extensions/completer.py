@@ -286,7 +286,9 @@ def inspect_sql_functions(kernel: Any, magic: Any) -> None:
 
     def do_inspect(code, cursor_pos, detail_level=0, omit_sections=()):
         try:
-            bundle = magic.completer.inspect(code, cursor_pos)
+            # JupyterLab's kernel completion provider, documenting the item it selected,
+            # sends the code up to that item's end with the cursor past it: at the end.
+            bundle = magic.completer.inspect(code, min(cursor_pos, len(code)))
         except Exception:  # inspection must never break the kernel's answer
             log.exception("SQL function documentation failed")
             bundle = None

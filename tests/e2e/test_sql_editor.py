@@ -215,14 +215,11 @@ def test_sql_in_a_python_string_completes_like_a_sql_cell(
     )
 
 
-def test_the_completion_list_documents_trino_functions(
-    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
-):
-    open_welcome_notebook(page, stack, sign_in_form, "alice")
-    notebook = new_notebook(page, "alice")
-    patient_completion(page, notebook, run_cell, new_cell_with)
+def complete_cos(page, notebook, new_cell_with) -> list[str]:
+    """Type ``SELECT cos`` in a new SQL cell and press Tab until the list offers ``cos``
+    first; the list."""
     new_cell_with(page, notebook, "%%sql\nSELECT cos")
-    for attempt in range(24):
+    for _ in range(24):
         # The kernel fetches Trino's function list in the background the first time (it
         # takes seconds): until then it offers nothing here (no list shows), and a person
         # presses Tab again a few seconds later.
@@ -234,16 +231,75 @@ def test_the_completion_list_documents_trino_functions(
         else:
             offered = shown(page)
             if offered[:1] == ["cos"]:
-                break
+                return offered
             page.keyboard.press("Escape")
-        assert attempt < 23, offered
-    assert {"cos", "cosh", "cosine_similarity"} <= set(offered)
-    assert set(shown_types(page)) == {"function"}
-    # The documentation panel beside the list: the selected function's signature and
-    # description, from Trino.
+    raise AssertionError(f"cos never came first; last offered: {offered}")
+
+
+def assert_cos_documented(page) -> None:
+    """The documentation panel beside the list: the selected function's signature and
+    description, from Trino."""
     panel = page.locator(f"{COMPLETER} .jp-Completer-docpanel")
     expect(panel).to_contain_text("cos(double) → double", timeout=60_000)
     expect(panel).to_contain_text("Cosine")
+
+
+def test_the_completion_list_documents_trino_functions(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    patient_completion(page, notebook, run_cell, new_cell_with)
+    offered = complete_cos(page, notebook, new_cell_with)
+    assert {"cos", "cosh", "cosine_similarity"} <= set(offered)
+    assert set(shown_types(page)) == {"function"}
+    assert_cos_documented(page)
+
+
+#: JupyterLab's setting of which completion providers answer, and in what order.
+PROVIDERS_SETTING = "@jupyterlab/completer-extension:manager"
+
+
+def put_lab_setting(page, user: str, plugin: str, raw: str) -> int:
+    """Save *user*'s JupyterLab setting of *plugin* as JupyterLab does (its REST API, the
+    page's XSRF token); the HTTP status."""
+    return page.evaluate(
+        """async ([url, raw]) => {
+            const xsrf = document.cookie.split('; ').find(c => c.startsWith('_xsrf='));
+            const response = await fetch(url, {
+                method: 'PUT',
+                headers: {
+                    'Content-Type': 'application/json',
+                    'X-XSRFToken': decodeURIComponent(xsrf.slice('_xsrf='.length))
+                },
+                body: JSON.stringify({ raw })
+            });
+            return response.status;
+        }""",
+        [f"/user/{user}/api/settings/{plugin}", raw],
+    )
+
+
+def test_jupyterlabs_own_kernel_completion_documents_trino_functions_too(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    # DataHub's provider asks the kernel first and JupyterLab's own kernel provider right
+    # after; when Trino's function list arrives between the two requests, the list shown
+    # is JupyterLab's, whose items it documents with a request of its own (the cursor
+    # past the end of the code it sends). With DataHub's provider switched off, the list
+    # is always JupyterLab's. (bob: alice's tests keep DataHub's provider.)
+    open_welcome_notebook(page, stack, sign_in_form, "bob")
+    providers = {"jupyter-datahub:sql-completion": -1, "CompletionProvider:kernel": 550}
+    raw = json.dumps({"availableProviders": providers})
+    assert put_lab_setting(page, "bob", PROVIDERS_SETTING, raw) == 204
+    try:
+        notebook = new_notebook(page, "bob")  # JupyterLab reloaded: the setting applies
+        patient_completion(page, notebook, run_cell, new_cell_with)
+        offered = complete_cos(page, notebook, new_cell_with)
+        assert {"cos", "cosh"} <= set(offered)
+        assert_cos_documented(page)
+    finally:
+        assert put_lab_setting(page, "bob", PROVIDERS_SETTING, "{}") == 204
 
 
 def test_shift_tab_on_a_trino_function_shows_its_documentation(

@@ -188,3 +188,17 @@ def test_inspecting_a_trino_function_in_sql_shows_its_documentation(shell):
     # Not a function, or not SQL: IPython's own inspection answers.
     assert kernel.do_inspect(text, text.index("tiny"))["python"] == text
     assert kernel.do_inspect("abs(-1)", 2)["python"] == "abs(-1)"
+
+
+def test_a_function_is_documented_when_asked_with_the_cursor_past_the_end_of_the_code(shell):
+    # JupyterLab's own kernel completion provider (whose list shows when the kernel had
+    # SQL candidates only by its request) documents the selected item by sending the cell
+    # up to the item's start plus the item, with the cursor moved on by the item's length
+    # from where it was: past the end of that code.
+    magic = shell.magics_manager.registry["SqlMagic"]
+    kernel = Kernel()
+    inspect_sql_functions(kernel, magic)
+    cell = "%%sql\nSELECT ab"
+    code = cell[: -len("ab")] + "abs"
+    reply = kernel.do_inspect(code, len(cell) + len("abs"))
+    assert reply["data"] == {"text/plain": "abs(bigint) → bigint\n\nAbsolute value"}
