@@ -276,7 +276,7 @@ def put_lab_setting(page, user: str, plugin: str, raw: str) -> int:
             });
             return response.status;
         }""",
-        [f"/user/{user}/api/settings/{plugin}", raw],
+        [f"/user/{user}/lab/api/settings/{plugin}", raw],
     )
 
 
