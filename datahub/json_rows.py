@@ -37,7 +37,7 @@ __all__ = [
 
 _QUOTE, _BACKSLASH, _COMMA = ord('"'), ord("\\"), ord(",")
 _OPEN, _CLOSE, _OPEN_OBJECT, _CLOSE_OBJECT = ord("["), ord("]"), ord("{"), ord("}")
-_NULL, _TRUE = ord("n"), ord("t")
+_NULL, _TRUE, _SPACE = ord("n"), ord("t"), ord(" ")
 
 #: 1 for the characters that decide the structure, 0 for all others: a `bytes.translate`
 #: table (three times faster than looking each byte up with numpy).
@@ -52,7 +52,8 @@ class NotText(ValueError):
 
 class JsonRows:
     """Where each value of a JSON array of rows lies: ``starts`` and ``ends`` (byte
-    offsets, shape ``(rows, width)``, quotes included) into ``plain``."""
+    offsets, shape ``(rows, width)``, quotes included) into ``plain``, and ``firsts``,
+    each value's first byte (``"``, ``n`` for null, a digit …)."""
 
     def __init__(
         self,
@@ -61,11 +62,13 @@ class JsonRows:
         ends: np.ndarray,
         backslashes: np.ndarray,
         span: tuple[int, int] | None = None,
+        firsts: np.ndarray | None = None,
     ) -> None:
         self.plain = plain
         self.bytes = np.frombuffer(plain, dtype=np.uint8)
         self.starts = starts
         self.ends = ends
+        self.firsts = self.bytes[starts] if firsts is None else firsts
         #: Positions of every backslash (in strings: escapes), sorted; usually none.
         self.backslashes = backslashes
         #: Where the array lies in *plain* (all of it, for a segment).
@@ -86,7 +89,7 @@ class JsonRows:
 
     def column(self, index: int) -> JsonColumn:
         """The values of one column (0-based)."""
-        return JsonColumn(self, self.starts[:, index], self.ends[:, index])
+        return JsonColumn(self, self.starts[:, index], self.ends[:, index], self.firsts[:, index])
 
 
 #: Bytes tokenised at a time: the positions of a block's characters take some eight times
@@ -193,12 +196,17 @@ def split_array(
     width = int(sizes[0]) if width is None else width
     if width < 1 or np.any(sizes != width):
         return None  # a row of another width (or an empty row)
-    value_starts, value_ends = _strip(buf, value_starts, value_ends)
+    value_starts, value_ends, firsts = _strip(buf, value_starts, value_ends)
     if np.any(value_starts >= value_ends):
         return None  # an empty value: [1,,2]
     shape = (rows, width)
     found = JsonRows(
-        plain, value_starts.reshape(shape), value_ends.reshape(shape), backslashes, (first, end)
+        plain,
+        value_starts.reshape(shape),
+        value_ends.reshape(shape),
+        backslashes,
+        (first, end),
+        firsts.reshape(shape),
     )
     return found, end
 
@@ -217,30 +225,40 @@ def _escaped_positions(backslashes: np.ndarray) -> np.ndarray:
 
 
 def _strip(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Values without the whitespace around them (Trino sends none; hand-made JSON may)."""
+    """Values without the whitespace around them (Trino sends none; hand-made JSON may),
+    and their first bytes. A byte up to the space is whitespace at a value's edge: no
+    other is valid JSON outside strings."""
     while True:
-        lead = _WHITESPACE[buf[starts]] & (starts < ends)
+        firsts = buf[starts]
+        if not np.any(firsts <= _SPACE):
+            break
+        lead = _WHITESPACE[firsts] & (starts < ends)
         if not lead.any():
             break
         starts = starts + lead
     while True:
-        trail = _WHITESPACE[buf[ends - 1]] & (starts < ends)
+        lasts = buf[ends - 1]
+        if not np.any(lasts <= _SPACE):
+            break
+        trail = _WHITESPACE[lasts] & (starts < ends)
         if not trail.any():
             break
         ends = ends - trail
-    return starts, ends
+    return starts, ends, firsts
 
 
 class JsonColumn:
     """One column's values in a :class:`JsonRows`, converted in bulk on request."""
 
-    def __init__(self, rows: JsonRows, starts: np.ndarray, ends: np.ndarray) -> None:
+    def __init__(
+        self, rows: JsonRows, starts: np.ndarray, ends: np.ndarray, firsts: np.ndarray
+    ) -> None:
         self._rows = rows
         self._starts = starts
         self._ends = ends
-        first = rows.bytes[starts]
-        self.null = first == _NULL
-        self.quoted = first == _QUOTE
+        self._firsts = firsts
+        self.null = firsts == _NULL
+        self.quoted = firsts == _QUOTE
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -286,7 +304,7 @@ class JsonColumn:
 
     def booleans(self) -> pa.Array:
         """``true``/``false``/``null`` as an Arrow boolean array (`NotText` for others)."""
-        first = self._rows.bytes[self._starts]
+        first = self._firsts
         if not np.all(self.null | (first == _TRUE) | (first == ord("f"))) or self.quoted.any():
             raise NotText("not every value is a boolean")
         return pa.array(first == _TRUE, mask=self.null, type=pa.bool_())

@@ -119,6 +119,13 @@ def test_whitespace_around_values_is_allowed():
     assert rows.column(3).booleans().to_pylist() == [True, False]
 
 
+def test_whitespace_after_values_only_is_allowed_too():
+    rows = split_rows(b'[[1 ,"a b" ],[2\t,null\r\n]]', 2)
+    assert rows is not None
+    assert rows.column(0).parse(pa.int64()).to_pylist() == [1, 2]
+    assert rows.column(1).strings().to_pylist() == ["a b", None]
+
+
 def test_an_empty_segment_has_no_rows_and_keeps_the_dtypes():
     columns = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "varchar"}]
     rows = split_rows(b"[]", 2)
