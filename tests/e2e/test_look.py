@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 import trino
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from trino.auth import JWTAuthentication
 
@@ -97,7 +98,13 @@ def open_as(browser, stack, sign_in_form):
 def visit(page, stack, path: str) -> None:
     """Open a service page and wait until it is drawn (OAuth redirects done)."""
     page.goto(f"{stack.hub_url}{SERVICE}{path}")
-    page.wait_for_url(f"{stack.hub_url}{SERVICE}{path}")
+    try:
+        page.wait_for_url(f"{stack.hub_url}{SERVICE}{path}")
+    except PlaywrightTimeoutError:
+        # Where the redirects stopped, and what that page says.
+        body = page.locator("body").inner_text(timeout=5_000)[:1000]
+        message = f"{path} never opened: the browser is at {page.url}: {body!r}"
+        raise AssertionError(message) from None
     expect(page.locator("main h1")).to_have_count(1)
 
 
