@@ -725,9 +725,9 @@ def main(argv: list[str] | None = None) -> None:
         # Warm Trino up (JIT, tpch generators) and the gateway's pools before measuring,
         # then run the measured query itself once, unmeasured, with the client that does
         # the least (the drain), and once through the gateway: Trino's first sort and
-        # spooling of the full size, and the gateway's first relay of it, are each
-        # benchmark's slowest by a second or more, and would otherwise land on the first
-        # competitor of round 1.
+        # spooling of the full size is each benchmark's slowest by seconds, and the
+        # gateway's first relay of it slower than the rest too (by about 0.4 s at 1M rows);
+        # both would otherwise land on the first competitor of round 1.
         warm = FETCH_SQL.format(scale=scale_for(min(args.rows, 100_000)))
         for name in ("trino-direct", "datahub-gateway"):
             run_worker(name, cfg_file, warm, pids, True, args.run_timeout)
