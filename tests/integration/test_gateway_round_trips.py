@@ -139,19 +139,25 @@ def test_select_1_spooled_costs_the_client_one_request(gateway, encoding):
 
 @pytest.mark.parametrize("encoding", [None, SPOOLED], ids=["direct", "spooled"])
 def test_rows_held_past_their_time_reach_the_client_at_once_and_none_is_lost(hasty, encoding):
-    # The row comes tens of milliseconds before the query's end (the other branch scans
-    # tiny.lineitem and finds nothing), far more than the millisecond the gateway holds
-    # it: the row goes on its own, leading to the page fetched last, which Trino gives
-    # again.
-    connection, seen = counting_connection(hasty, encoding)
-    cursor = connection.cursor()
-    cursor.execute(
-        "SELECT 1 UNION ALL SELECT 0 FROM tpch.tiny.lineitem WHERE comment = 'never said'"
-    )
-    assert cursor.fetchall() == [[1]]
-    assert seen[0] == "POST /v1/statement" and len(seen) >= 2, seen
-    rec = closed_record(hasty, cursor.query_id)
-    assert (rec["state"], rec["output_rows"]) == ("FINISHED", 1)
+    # The row usually comes tens of milliseconds before the query's end (the other branch
+    # scans tiny.lineitem and finds nothing), far more than the millisecond the gateway
+    # holds it: the row goes on its own, leading to the page fetched last, which Trino
+    # gives again. Whether Trino sends the row before its last page is its timing (once in
+    # a few hundred runs, on a busy machine, the row and the end come together), so the
+    # query runs until one run has sent the row on its own; every run reads its row.
+    for _ in range(5):
+        connection, seen = counting_connection(hasty, encoding)
+        cursor = connection.cursor()
+        cursor.execute(
+            "SELECT 1 UNION ALL SELECT 0 FROM tpch.tiny.lineitem WHERE comment = 'never said'"
+        )
+        assert cursor.fetchall() == [[1]]
+        assert seen[0] == "POST /v1/statement", seen
+        rec = closed_record(hasty, cursor.query_id)
+        assert (rec["state"], rec["output_rows"]) == ("FINISHED", 1)
+        if len(seen) >= 2:
+            return
+    raise AssertionError(f"the row never went on its own in 5 runs; the last run: {seen}")
 
 
 def all_orders(gateway, encoding: Any) -> tuple[list[str], str]:
