@@ -608,7 +608,10 @@ class TrinoServer(Coordinator):
             "\n".join(
                 [
                     "-server",
-                    "-Xmx1G",
+                    # Room beside the 384 MB a query may hold: with 1 GB, a sorted
+                    # million-row result cost Trino full collections and 7.1-7.2 s of
+                    # CPU; with 2 GB, 5.9-6.1 s (benchmarks/fetch.py, side by side).
+                    "-Xmx2G",
                     "-XX:+UseG1GC",
                     "-XX:+ExitOnOutOfMemoryError",
                     "-Djdk.attach.allowAttachSelf=true",
