@@ -662,6 +662,14 @@ def main(argv: list[str] | None = None) -> None:
         "client actually used",
     )
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="unmeasured rounds of the full query first, with the clients that do least "
+        "(the drain, then %%sql on each protocol): Trino's JIT keeps speeding it up for "
+        "several runs (default 3)",
+    )
+    parser.add_argument(
         "--run-timeout",
         type=float,
         default=1800,
@@ -723,17 +731,19 @@ def main(argv: list[str] | None = None) -> None:
         pids = path_pids(cfg)
         print(f"Processes on the path: {pids}", file=sys.stderr, flush=True)
         # Warm Trino up (JIT, tpch generators) and the gateway's pools before measuring,
-        # then run the measured query itself once, unmeasured, with the client that does
-        # the least (the drain), and once through the gateway: Trino's first sort and
-        # spooling of the full size is each benchmark's slowest by seconds, and the
-        # gateway's first relay of it slower than the rest too (by about 0.4 s at 1M rows);
-        # both would otherwise land on the first competitor of round 1.
+        # then run the measured query itself, unmeasured, for --warmup rounds with the
+        # clients that do least, on both protocols and through the gateway: Trino gets
+        # faster at the full query over several runs (with one such round, the first two
+        # competitors of round 1 took 1.16-1.29x their later runs, the others 0.97-1.08x),
+        # and that would land on whoever comes first.
         warm = FETCH_SQL.format(scale=scale_for(min(args.rows, 100_000)))
         for name in ("trino-direct", "datahub-gateway"):
             run_worker(name, cfg_file, warm, pids, True, args.run_timeout)
-        for name in ("drain", "datahub-gateway"):
-            run_worker(name, cfg_file, sql, pids, args.unordered, args.run_timeout)
+        for _ in range(args.warmup):
+            for name in ("drain", "datahub-gateway-direct", "datahub-gateway"):
+                run_worker(name, cfg_file, sql, pids, args.unordered, args.run_timeout)
         run_worker("floor", cfg_file, floor_sql, pids, False, args.run_timeout)
+        env["warmup_rounds"] = args.warmup
         env["load_average"] = [round(x, 1) for x in os.getloadavg()]
         reference: dict[str, Any] | None = None
         for round_ in range(args.runs):
