@@ -451,6 +451,13 @@ def worker(name: str, cfg: dict[str, Any], sql: str, unordered: bool) -> None:
     print(DIGEST + json.dumps(digest), flush=True)
 
 
+def kernel_env() -> dict[str, str]:
+    """The environment DataHub's kernelspec gives a kernel (``MALLOC_ARENA_MAX``): every
+    competitor runs as it would in a user's DataHub kernel."""
+    spec = measure.REPO / "datahub" / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    return json.loads(spec.read_text()).get("env", {})
+
+
 def run_worker(
     name: str,
     cfg_file: Path,
@@ -464,7 +471,8 @@ def run_worker(
     fails the benchmark (a hung client must not hang the suite)."""
     cfg = json.loads(cfg_file.read_text())
     # Trino's self-signed certificate for the direct clients (requests reads this).
-    env = {**os.environ, "REQUESTS_CA_BUNDLE": cfg["trino_ca"], "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **kernel_env()}
+    env.update({"REQUESTS_CA_BUNDLE": cfg["trino_ca"], "PYTHONUNBUFFERED": "1"})
     command = [sys.executable, __file__, "--worker", name, "--config", str(cfg_file)]
     command += ["--sql", sql] + (["--unordered-rows"] if unordered else [])
     with tempfile.TemporaryFile("w+") as stderr:
