@@ -43,6 +43,7 @@ given an existing one with ``--gateway-url`` and the rest.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import math
@@ -451,6 +452,7 @@ def worker(name: str, cfg: dict[str, Any], sql: str, unordered: bool) -> None:
     print(DIGEST + json.dumps(digest), flush=True)
 
 
+@functools.cache
 def kernel_env() -> dict[str, str]:
     """The environment DataHub's kernelspec gives a kernel (``MALLOC_ARENA_MAX``): every
     competitor runs as it would in a user's DataHub kernel."""

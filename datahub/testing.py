@@ -391,3 +391,34 @@ def memory_tracker(
         log=log,
         fetch_final_stats=fetch_final_stats,
     )
+
+
+#: Eight threads each take memory from malloc and hold it; then the process counts the
+#: malloc arenas (glibc's ``malloc_info``: one ``<heap nr=…>`` per arena) and prints how
+#: many. Python code: for ``python -c`` or a kernel.
+MALLOC_ARENAS_PROBE = """
+import ctypes, os, tempfile, threading
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+both = threading.Barrier(9)
+held = []
+def work():
+    held.append(bytearray(64 * 1024))  # above pymalloc's sizes, below mmap's
+    both.wait()
+    both.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+both.wait()
+path = os.path.join(tempfile.mkdtemp(), "malloc.xml")
+f = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, f)
+libc.fclose(f)
+both.wait()
+for t in threads:
+    t.join()
+print(open(path).read().count("<heap nr="))
+"""

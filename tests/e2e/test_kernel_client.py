@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import websocket
 
+from datahub.testing import MALLOC_ARENAS_PROBE
+
 
 @pytest.fixture
 def kernel(users):
@@ -50,3 +52,12 @@ def test_kernel_client_runs_code_after_the_server_closed_its_idle_websocket(kern
     close_from_the_server(kernel)
     assert not kernel.connected
     assert kernel.value("x + 1") == 42  # same kernel, same variables, a new websocket
+
+
+def test_a_spawned_kernels_threads_share_two_malloc_arenas(users):
+    # The kernelspec the spawner installs sets MALLOC_ARENA_MAX=2: %%sql's segment
+    # threads share an arena instead of each keeping its freed memory (see
+    # tests/unit/test_spawner.py, which also shows glibc's default of one per thread).
+    out = users.kernel("alice").execute(MALLOC_ARENAS_PROBE)
+    assert out["status"] == "ok", out
+    assert int(out["stdout"].strip()) <= 2, out["stdout"]

@@ -12,6 +12,7 @@ import pytest
 from datahub.spawners import homes
 from datahub.spawners.local import DataHubLocalSpawner, system_username
 from datahub.spawners.mixin import SHARE_DIR, WELCOME_NOTEBOOK
+from datahub.testing import MALLOC_ARENAS_PROBE
 
 
 @pytest.mark.parametrize(
@@ -35,36 +36,6 @@ def test_the_default_kernel_loads_the_sql_extension():
     assert spec["argv"][0] == "python"
 
 
-#: Eight threads each take memory from malloc and hold it; then the process counts the
-#: malloc arenas (glibc's ``malloc_info``: one ``<heap nr=…>`` per arena).
-ARENAS = """
-import ctypes, os, tempfile, threading
-libc = ctypes.CDLL(None)
-libc.fopen.restype = ctypes.c_void_p
-libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
-libc.fclose.argtypes = [ctypes.c_void_p]
-both = threading.Barrier(9)
-held = []
-def work():
-    held.append(bytearray(64 * 1024))  # above pymalloc's sizes, below mmap's
-    both.wait()
-    both.wait()
-threads = [threading.Thread(target=work) for _ in range(8)]
-for t in threads:
-    t.start()
-both.wait()
-path = os.path.join(tempfile.mkdtemp(), "malloc.xml")
-f = libc.fopen(path.encode(), b"w")
-libc.malloc_info(0, f)
-libc.fclose(f)
-both.wait()
-for t in threads:
-    t.join()
-print(open(path).read().count("<heap nr="))
-"""
-
-
 def test_the_default_kernels_threads_share_two_malloc_arenas():
     # %%sql converts segments on several threads; with an arena each, every thread kept
     # its conversions' freed memory until the frame was joined (a 1M-row fetch peaked
@@ -74,7 +45,11 @@ def test_the_default_kernels_threads_share_two_malloc_arenas():
 
     def arenas(env):
         out = subprocess.run(
-            [sys.executable, "-c", ARENAS], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", MALLOC_ARENAS_PROBE],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return int(out.stdout)
 
