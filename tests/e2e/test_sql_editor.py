@@ -215,6 +215,73 @@ def test_sql_in_a_python_string_completes_like_a_sql_cell(
     )
 
 
+#: A cell that counts the kernel's completion requests in ``asked`` (their code).
+COUNT_REQUESTS = (
+    "kernel = get_ipython().kernel\n"
+    "asked = []\n"
+    "complete = kernel.do_complete\n"
+    "def counted(code, cursor_pos):\n"
+    "    asked.append(code)\n"
+    "    return complete(code, cursor_pos)\n"
+    "kernel.do_complete = counted"
+)
+
+
+def printed(page, notebook, run_cell, new_cell_with, expression: str):
+    """What the kernel prints for *expression* (JSON)."""
+    cell = new_cell_with(page, notebook, f"import json\nprint(json.dumps({expression}))")
+    run_cell(page, cell)
+    output = cell.locator(".jp-OutputArea-output")
+    expect(output).to_be_visible(timeout=120_000)
+    return json.loads(output.inner_text())
+
+
+def tab_until_listed(page, presses: int = 4) -> tuple[list[str], int]:
+    """Press Tab until the completion list shows; the list and the presses it took."""
+    for press in range(1, presses + 1):
+        page.keyboard.press("Tab")
+        try:
+            expect(page.locator(COMPLETER)).to_be_visible(timeout=30_000)
+        except AssertionError:
+            if press == presses:
+                raise
+        else:
+            return shown(page), press
+    raise AssertionError("unreachable")
+
+
+def test_in_sql_only_datahub_asks_the_kernel_and_pythons_completions_stay_out(
+    page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
+):
+    # The attack on the list: JupyterLab's own kernel provider also asks the kernel, for
+    # the whole cell. In a SQL string in Python that brings IPython's completions for
+    # Python (magics such as %load, file names) into the SQL list, and in a SQL cell it
+    # doubles every request. Where DataHub's provider answers, the kernel's stands aside.
+    open_welcome_notebook(page, stack, sign_in_form, "alice")
+    notebook = new_notebook(page, "alice")
+    patient_completion(page, notebook, run_cell, new_cell_with)
+    run_cell(page, new_cell_with(page, notebook, COUNT_REQUESTS))
+    cells = {
+        "python": 'df = spark.sql("SELECT * FROM tpch.tiny.orders WHERE c',
+        "sql": "%%sql\nSELECT * FROM tpch.tiny.orders o WHERE o.",
+    }
+    for kind, source in cells.items():
+        run_cell(page, new_cell_with(page, notebook, "asked.clear()"))
+        new_cell_with(page, notebook, source)
+        offered, presses = tab_until_listed(page)
+        page.keyboard.press("Escape")
+        asked = printed(page, notebook, run_cell, new_cell_with, "asked")
+        assert offered, kind
+        assert not [o for o in offered if o.startswith("%")], (kind, offered)
+        if kind == "python":
+            assert {"custkey", "clerk"} <= set(offered), offered
+        else:
+            assert {"orderkey", "totalprice"} <= set(offered), offered
+        # One request per Tab, each DataHub's: SQL (a Python string's as a %%sql cell).
+        assert len(asked) == presses, (kind, presses, asked)
+        assert all(code.startswith("%%sql") for code in asked), asked
+
+
 def complete_cos(page, notebook, new_cell_with) -> list[str]:
     """Type ``SELECT cos`` in a new SQL cell and press Tab until the list offers ``cos``
     first; the list."""
@@ -283,11 +350,10 @@ def put_lab_setting(page, user: str, plugin: str, raw: str) -> int:
 def test_jupyterlabs_own_kernel_completion_documents_trino_functions_too(
     page, stack, sign_in_form, run_cell, new_notebook, new_cell_with
 ):
-    # DataHub's provider asks the kernel first and JupyterLab's own kernel provider right
-    # after; when Trino's function list arrives between the two requests, the list shown
-    # is JupyterLab's, whose items it documents with a request of its own (the cursor
-    # past the end of the code it sends). With DataHub's provider switched off, the list
-    # is always JupyterLab's. (bob: alice's tests keep DataHub's provider.)
+    # With DataHub's provider switched off, JupyterLab's own kernel provider answers in
+    # SQL (it stands aside only for DataHub's), and documents its items with a request of
+    # its own (the cursor past the end of the code it sends). (bob: alice's tests keep
+    # DataHub's provider.)
     open_welcome_notebook(page, stack, sign_in_form, "bob")
     providers = {"jupyter-datahub:sql-completion": -1, "CompletionProvider:kernel": 550}
     raw = json.dumps({"availableProviders": providers})

@@ -4,14 +4,17 @@
  * kernel's ranking, shows a column's Trino type as its type and documents Trino functions
  * in the completer's documentation panel. Elsewhere it stands aside and JupyterLab's own
  * providers answer as before (its list model and renderer, the first provider's, change
- * nothing for their items).
+ * nothing for their items). Where it answers, JupyterLab's kernel provider stands aside
+ * (`standAside`).
  */
 import {
   Completer,
   CompleterModel,
   CompletionHandler,
   ICompletionContext,
-  ICompletionProvider
+  ICompletionProvider,
+  ICompletionProviderManager,
+  KERNEL_PROVIDER_ID
 } from '@jupyterlab/completer';
 
 import { CompleteReply, SqlCompletionItem, completionItems, rankOrder, sqlRequest } from './completion';
@@ -26,6 +29,8 @@ export class SqlCompletionProvider implements ICompletionProvider<
   readonly identifier = 'jupyter-datahub:sql-completion';
   readonly rank = RANK;
   readonly renderer = new SqlCompletionRenderer();
+  /** The context of the request this provider has just said it answers (see `claims`). */
+  private _claimed: ICompletionContext | null = null;
 
   async isApplicable(context: ICompletionContext): Promise<boolean> {
     const editor = context.editor;
@@ -34,7 +39,24 @@ export class SqlCompletionProvider implements ICompletionProvider<
     }
     const text = editor.model.sharedModel.getSource();
     const at = editor.getOffsetAt(editor.getCursorPosition());
-    return sqlRequest(text, [...text.slice(0, at)].length) !== null;
+    const applies = sqlRequest(text, [...text.slice(0, at)].length) !== null;
+    if (applies) {
+      // JupyterLab asks every provider in one go, in rank order: the claim lasts until
+      // the providers after this one have been asked.
+      this._claimed = context;
+      queueMicrotask(() => {
+        if (this._claimed === context) {
+          this._claimed = null;
+        }
+      });
+    }
+    return applies;
+  }
+
+  /** Whether this provider has just said it answers the request in *context*: true only
+   * while JupyterLab asks the providers ranked after it. */
+  claims(context: ICompletionContext): boolean {
+    return this._claimed === context;
   }
 
   async fetch(
@@ -82,6 +104,31 @@ export class SqlCompletionProvider implements ICompletionProvider<
     return new RankedCompleterModel();
   }
 }
+
+/**
+ * Where DataHub's provider answers (SQL at the cursor), JupyterLab's kernel provider would
+ * ask the kernel too, for the whole cell: in a SQL cell the same request a second time,
+ * and in a SQL string in Python IPython's Python completions (magics, file names), mixed
+ * into the SQL list. So the kernel provider stands aside for the requests DataHub's claims
+ * (which it can when DataHub's comes first, as it does unless a user ranks the kernel's
+ * higher); everywhere else it answers as before.
+ */
+export function standAside(manager: ICompletionProviderManager, ours: SqlCompletionProvider): void {
+  // The map of providers is the manager's, not its token's (JupyterLab 4.6).
+  const providers = (manager as Partial<{ getProviders(): Map<string, ICompletionProvider> }>)
+    .getProviders?.();
+  const kernel = providers?.get(KERNEL_PROVIDER_ID);
+  if (!kernel || STOOD_ASIDE.has(kernel)) {
+    return;
+  }
+  STOOD_ASIDE.add(kernel);
+  const isApplicable = kernel.isApplicable.bind(kernel);
+  kernel.isApplicable = async (context: ICompletionContext): Promise<boolean> =>
+    !ours.claims(context) && isApplicable(context);
+}
+
+/** The kernel providers `standAside` has wrapped. */
+const STOOD_ASIDE = new WeakSet<ICompletionProvider>();
 
 /**
  * JupyterLab's completer model, except that once the user types after the list opened,

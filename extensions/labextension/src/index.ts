@@ -25,7 +25,7 @@ import { SchemaBrowser, serverFetch } from './browser';
 import { CHART_MIMETYPE, ChartRenderer, autoChart } from './chartbuilder';
 import { GRID_MIMETYPE, GridRenderer, IGridContext } from './grid';
 import { GridConnections } from './gridcomm';
-import { SqlCompletionProvider } from './completer';
+import { SqlCompletionProvider, standAside } from './completer';
 import { formatExpression, isSqlCell, readFormatted } from './format';
 import { sqlHighlighting } from './highlight';
 import { SchemaNode, insertText, previewCell } from './schema';
@@ -50,8 +50,12 @@ const completion: JupyterFrontEndPlugin<void> = {
   description: 'Completion of SQL in the kernel\'s ranking, with Trino types and function docs.',
   autoStart: true,
   requires: [ICompletionProviderManager],
-  activate: (_app: JupyterFrontEnd, manager: ICompletionProviderManager): void => {
-    manager.registerProvider(new SqlCompletionProvider());
+  activate: (app: JupyterFrontEnd, manager: ICompletionProviderManager): void => {
+    const provider = new SqlCompletionProvider();
+    manager.registerProvider(provider);
+    // JupyterLab's kernel provider is registered by a plugin of its own: by the time the
+    // application is restored, every plugin has started.
+    void app.restored.then(() => standAside(manager, provider));
   }
 };
 
