@@ -30,6 +30,8 @@ the other processes on the path, their CPU and peak resident memory over the run
 (sampled every 20 ms): the gateway (the DataHub service), the hub (token checks),
 Trino's JVM and the storage Trino spools result segments into (S3Proxy; their CPU shown
 apart). ``--spooling proxy|storage|redirect|off`` picks how clients reach the segments.
+``--profile-trino FILE.jfr`` also records Trino with Java Flight Recorder during the
+measured rounds and reports where its CPU went for each competitor (``trino_profile.py``).
 
 Run it::
 
@@ -60,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import measure
+import trino_profile
 
 RESULT = "RESULT "
 DIGEST = "DIGEST "
@@ -694,6 +697,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trino-ca", help="PEM of Trino's certificate")
     parser.add_argument("--hub-pid", type=int, help="the hub's process id (existing stack)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument(
+        "--profile-trino",
+        type=Path,
+        metavar="FILE.jfr",
+        help="record Trino's JVM with Java Flight Recorder during the measured rounds into "
+        "FILE.jfr and report, for each competitor, the share of Trino's CPU samples in each "
+        "part of the work (scan, sort, JSON encoding, compression, HTTP, ...); Trino must "
+        "run on this machine",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sql", help=argparse.SUPPRESS)
@@ -756,10 +768,18 @@ def main(argv: list[str] | None = None) -> None:
         env["warmup_rounds"] = args.warmup
         env["load_average"] = [round(x, 1) for x in os.getloadavg()]
         reference: dict[str, Any] | None = None
+        windows: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+        recording = None
+        if args.profile_trino:
+            if not pids.get("trino"):
+                parser.error("--profile-trino needs Trino running on this machine")
+            recording = trino_profile.Recording(pids["trino"], args.profile_trino)
+            recording.start()
         for round_ in range(args.runs):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for name in order:
                 is_floor = name == "floor"
+                started = time.time()
                 result = run_worker(
                     name,
                     cfg_file,
@@ -768,6 +788,7 @@ def main(argv: list[str] | None = None) -> None:
                     unordered=args.unordered,
                     timeout=args.run_timeout,
                 )
+                windows[name].append((started, time.time()))
                 results[name].append(result)
                 digest = result["digest"]
                 if reference is None and name not in NOT_FRAMES:
@@ -790,11 +811,19 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
         env["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
+        if recording is not None:
+            recording.stop()
+    profile = {}
     print(report(results, sql, args.runs, env))
+    if recording is not None:
+        profile = trino_profile.split(recording.samples(), windows)
+        print()
+        print(trino_profile.report(profile, COMPETITORS))
     if args.json:
-        args.json.write_text(
-            json.dumps({"sql": sql, "environment": env, "runs": results}, indent=2)
-        )
+        measured = {"sql": sql, "environment": env, "runs": results}
+        if profile:
+            measured["trino_profile"] = {n: dict(c) for n, c in profile.items()}
+        args.json.write_text(json.dumps(measured, indent=2))
 
 
 if __name__ == "__main__":
