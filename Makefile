@@ -14,6 +14,8 @@ PYTEST_ARGS ?=
 LABEXTENSION := $(VENV)/share/jupyter/labextensions/jupyter-datahub
 # JupyterLab's settings for this venv: the site's overrides.json and packages' overrides.d.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+# DataHub's JupyterLab extension: its sources, build tools and own tests (jest, eslint).
+EXTENSION := extensions/labextension
 # The browser tests that take the README's pictures (docs/screenshots/*.png).
 SCREENSHOT_TESTS := tests/e2e/test_browser.py tests/e2e/test_browser_flows.py tests/e2e/test_look.py \
 	tests/e2e/test_sql_editor.py tests/e2e/test_schema_browser.py tests/e2e/test_result_grid.py
@@ -27,7 +29,7 @@ help:
 	@echo "                  copy them into docs/screenshots/ (make test never writes there)"
 	@echo "make lint         ruff check and format check"
 
-install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy
+install: .make/apt $(BIN)/python node_modules/.bin/configurable-http-proxy $(EXTENSION)/node_modules/.package-lock.json
 	@echo "==> Installing DataHub and its Python dependencies into $(VENV)"
 	$(BIN)/pip install --quiet --upgrade pip
 	@# An editable install before linked the extension's build from its checkout (below);
@@ -78,6 +80,11 @@ $(BIN)/python:
 node_modules/.bin/configurable-http-proxy: package.json package-lock.json
 	@echo "==> Installing configurable-http-proxy (npm, pinned by package-lock.json)"
 	npm ci --no-audit --no-fund
+	@touch $@
+
+$(EXTENSION)/node_modules/.package-lock.json: .make/apt $(EXTENSION)/package.json $(EXTENSION)/package-lock.json
+	@echo "==> Installing the JupyterLab extension's build and test tools (npm, pinned by its package-lock.json)"
+	cd $(EXTENSION) && npm ci --no-audit --no-fund
 	@touch $@
 
 demo: install

@@ -52,6 +52,14 @@ def needs_build(source: Path, output: Path) -> bool:
     return not built.exists() or built.stat().st_mtime < newest_source(source)
 
 
+def needs_packages(source: Path) -> bool:
+    """Whether the extension in *source* lacks its npm packages as its package-lock.json
+    pins them (``make install`` may have installed them already)."""
+    installed = source / "node_modules" / ".package-lock.json"
+    lock = source / "package-lock.json"
+    return not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
+
+
 def build_labextension() -> None:
     """Run ``npm ci && npm run build`` in extensions/labextension if not built, or built
     before its sources last changed."""
@@ -69,7 +77,8 @@ def build_labextension() -> None:
             "Building jupyter-datahub's JupyterLab extension needs npm (Node 18 or newer): "
             "install nodejs and npm, or install from a wheel, which carries it prebuilt."
         )
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SOURCE, check=True)
+    if needs_packages(SOURCE):
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SOURCE, check=True)
     subprocess.run([npm, "run", "build"], cwd=SOURCE, check=True)
 
 

@@ -69,3 +69,12 @@ def test_a_tree_without_the_extensions_sources_keeps_the_build_it_came_with(setu
     output = tmp_path / "out"
     touch(output / "package.json", 2000)
     assert not setup_py.needs_build(tmp_path / "labextension", output)
+
+
+def test_the_build_installs_the_npm_packages_only_when_the_lock_is_newer(setup_py, tree):
+    source, _ = tree
+    assert setup_py.needs_packages(source)  # none yet
+    touch(source / "node_modules" / ".package-lock.json", 2000)
+    assert not setup_py.needs_packages(source)  # `make install` put them there
+    touch(source / "package-lock.json", 3000)
+    assert setup_py.needs_packages(source)  # the lock changed since
