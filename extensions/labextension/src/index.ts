@@ -53,8 +53,9 @@ const completion: JupyterFrontEndPlugin<void> = {
   activate: (app: JupyterFrontEnd, manager: ICompletionProviderManager): void => {
     const provider = new SqlCompletionProvider();
     manager.registerProvider(provider);
-    // JupyterLab's kernel provider is registered by a plugin of its own: by the time the
-    // application is restored, every plugin has started.
+    // JupyterLab's kernel provider is registered by a plugin of its own, which may start
+    // before or after this one: by the time the application is restored, every plugin has.
+    standAside(manager, provider);
     void app.restored.then(() => standAside(manager, provider));
   }
 };
