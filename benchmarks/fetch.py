@@ -459,8 +459,9 @@ def worker(name: str, cfg: dict[str, Any], sql: str, unordered: bool) -> None:
 def kernel_env() -> dict[str, str]:
     """The environment DataHub's kernelspec gives a kernel (``MALLOC_ARENA_MAX``): every
     competitor runs as it would in a user's DataHub kernel."""
-    spec = measure.REPO / "datahub" / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
-    return json.loads(spec.read_text()).get("env", {})
+    from datahub.spawners.mixin import KERNEL_SPEC
+
+    return json.loads(KERNEL_SPEC.read_text()).get("env", {})
 
 
 def run_worker(

@@ -27,6 +27,8 @@ from datahub.quotas.policy import EffectivePolicy, effective_policy
 from datahub.store import Store
 
 SHARE_DIR = Path(datahub.__file__).parent / "share" / "jupyter"
+#: DataHub's kernelspec (it shadows ipykernel's python3, so every new notebook has %%sql).
+KERNEL_SPEC = SHARE_DIR / "kernels" / "python3" / "kernel.json"
 SHARE_CONFIG_DIR = Path(datahub.__file__).parent / "share" / "jupyter_config"
 WELCOME_NOTEBOOK = Path(__file__).parent / "welcome.ipynb"
 

@@ -11,7 +11,7 @@ import pytest
 
 from datahub.spawners import homes
 from datahub.spawners.local import DataHubLocalSpawner, system_username
-from datahub.spawners.mixin import SHARE_DIR, WELCOME_NOTEBOOK
+from datahub.spawners.mixin import KERNEL_SPEC, WELCOME_NOTEBOOK
 from datahub.testing import MALLOC_ARENAS_PROBE
 
 
@@ -30,7 +30,7 @@ def test_names_that_are_not_safe_account_names_are_refused(hub_name):
 
 
 def test_the_default_kernel_loads_the_sql_extension():
-    spec = json.loads((SHARE_DIR / "kernels" / "python3" / "kernel.json").read_text())
+    spec = json.loads(KERNEL_SPEC.read_text())
     assert "--ext=datahub.extensions.sql" in spec["argv"]
     # jupyter_client swaps a bare "python" for the server's own interpreter.
     assert spec["argv"][0] == "python"
@@ -40,7 +40,7 @@ def test_the_default_kernels_threads_share_two_malloc_arenas():
     # %%sql converts segments on several threads; with an arena each, every thread kept
     # its conversions' freed memory until the frame was joined (a 1M-row fetch peaked
     # at +335-396 MiB against +274-313 MiB with two arenas, side by side).
-    spec = json.loads((SHARE_DIR / "kernels" / "python3" / "kernel.json").read_text())
+    spec = json.loads(KERNEL_SPEC.read_text())
     clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
 
     def arenas(env):
