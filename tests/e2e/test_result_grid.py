@@ -358,12 +358,15 @@ def test_parquet_download_equals_the_kernels_dataframe_as_shown(
         page,
         notebook,
         "import base64, io\nbuffer = io.BytesIO()\norders.to_parquet(buffer, index=False)\n"
-        "print(base64.b64encode(buffer.getvalue()).decode())",
+        "print(base64.b64encode(buffer.getvalue()).decode(), '~end~')",
     )
     run_cell(page, frame)
-    expect(frame.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"), timeout=120_000)
+    # The printed text may show after the cell's prompt number, and in pieces: wait for
+    # its end (a run on a busy machine read an empty output).
     output = frame.locator(".jp-OutputArea-output")
-    kernel = pd.read_parquet(io.BytesIO(base64.b64decode(output.inner_text().strip())))
+    expect(output).to_contain_text("~end~", timeout=120_000)
+    printed = output.inner_text().strip().removesuffix("~end~")
+    kernel = pd.read_parquet(io.BytesIO(base64.b64decode(printed.strip())))
     expected = (
         kernel[kernel["orderstatus"] == "F"]
         .sort_values("totalprice", ascending=False, kind="stable")
